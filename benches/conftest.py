@@ -1,0 +1,1 @@
+"""Benchmarks run with `scripts/bench` (pytest-benchmark enabled); the test suite skips them."""

@@ -1,0 +1,246 @@
+"""Command line: ``market-maker <command>`` (also ``python -m market_maker``).
+
+Commands: ``limits`` (derive the position limits from a config and account figures),
+``check-config FILE`` and ``init-config``. A bad config prints one line naming the file, the field
+and the reason, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from market_maker import __version__
+from market_maker.config import AppConfig, default_config_text, load_config
+from market_maker.errors import ConfigError, MarketMakerError
+from market_maker.risk.limits import (
+    BindingLimit,
+    PositionLimits,
+    confidence_from_samples,
+    horizon_s,
+    position_limits,
+)
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE = 2
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0.0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number: {text!r}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite: {text!r}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    value = _finite(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="market-maker",
+        description="Market-making quoting engine with first-principles position limits.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lim = sub.add_parser(
+        "limits",
+        help="show the position limits a config derives for an account",
+        description="Derive every position limit (leverage, volatility, budget), the binding "
+        "one and the resulting contracts at a mid price.",
+    )
+    lim.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
+    lim.add_argument(
+        "--account-value", type=_finite, default=10_000.0, help="account equity, USD [10000]"
+    )
+    lim.add_argument("--balance", type=_finite, help="balance for the budget limit [account value]")
+    lim.add_argument(
+        "--sigma",
+        type=_finite,
+        help="measured volatility, fraction per sqrt second [the config's sigma_prior]",
+    )
+    lim.add_argument(
+        "--samples",
+        type=int,
+        help="volatility samples behind --sigma; sets the confidence [fully trusted if --sigma]",
+    )
+    lim.add_argument(
+        "--confidence", type=_unit_interval, help="confidence in --sigma, 0..1 [from --samples]"
+    )
+    lim.add_argument(
+        "--trade-rate",
+        type=_finite,
+        help="trades per second, sets T = min(1/rate, max_horizon_s) [the config's Hawkes mu]",
+    )
+    lim.add_argument("--mid", type=_positive, default=100_000.0, help="mid price, USD [100000]")
+    lim.add_argument("--json", action="store_true", help="print one JSON object")
+    lim.set_defaults(func=_cmd_limits)
+
+    chk = sub.add_parser("check-config", help="validate a config file")
+    chk.add_argument("file", type=Path)
+    chk.set_defaults(func=_cmd_check_config)
+
+    init = sub.add_parser("init-config", help="write the commented default config")
+    init.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout [-]")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=_cmd_init_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"market-maker: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MarketMakerError as exc:
+        print(f"market-maker: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+# ----- limits ---------------------------------------------------------------------------------
+
+
+def _load(path: Path | None) -> AppConfig:
+    return AppConfig() if path is None else load_config(path)
+
+
+def _cmd_limits(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    risk = config.risk
+    sigma = risk.sigma_prior if args.sigma is None else args.sigma
+    if args.confidence is not None:
+        confidence = args.confidence
+    elif args.sigma is None:
+        confidence = 0.0
+    elif args.samples is None:
+        confidence = 1.0
+    else:
+        confidence = confidence_from_samples(args.samples, risk.confidence_samples)
+    trade_rate = config.estimators.hawkes.mu if args.trade_rate is None else args.trade_rate
+    horizon = horizon_s(trade_rate, risk.max_horizon_s)
+    limits = position_limits(
+        account_value=args.account_value,
+        sigma=sigma,
+        horizon_s=horizon,
+        confidence=confidence,
+        config=risk,
+        sizing=config.sizing,
+        balance=args.balance,
+    )
+    contracts = limits.max_position_value / args.mid
+    cap = risk.max_position_cap
+    if cap is not None and contracts > cap:
+        contracts = cap
+    report: dict[str, Any] = {
+        "config": str(args.config) if args.config else "<defaults>",
+        "account_value_usd": args.account_value,
+        "sigma_estimate": sigma,
+        "sigma_prior": risk.sigma_prior,
+        "confidence": confidence,
+        "sigma_used": limits.sigma_used,
+        "trade_rate_per_s": trade_rate,
+        "horizon_s": limits.horizon_s,
+        "leverage_limit_usd": limits.leverage_usd,
+        "volatility_limit_usd": limits.volatility_usd,
+        "budget_limit_usd": limits.budget_usd,
+        "max_position_value_usd": limits.max_position_value,
+        "binding_limit": str(limits.binding),
+        "mid": args.mid,
+        "max_position_contracts": contracts,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(_format_limits(report, limits, config))
+    return 0
+
+
+def _usd(value: float) -> str:
+    return f"{value:>16,.2f} USD"
+
+
+def _format_limits(report: dict[str, Any], limits: PositionLimits, config: AppConfig) -> str:
+    risk = config.risk
+    v = report["account_value_usd"]
+    mark = {b: "" for b in BindingLimit}
+    mark[limits.binding] = "   <- binds"
+    budget = limits.budget_usd
+    lines = [
+        f"Position limits  (config: {report['config']})",
+        f"  account value      {_usd(v)}",
+        f"  sigma used         {limits.sigma_used:>16.6f} /sqrt s   (estimate "
+        f"{report['sigma_estimate']:.6f}, prior {risk.sigma_prior:.6f}, "
+        f"confidence {report['confidence']:.2f})",
+        f"  horizon T          {limits.horizon_s:>16.3f} s         (trade rate "
+        f"{report['trade_rate_per_s']:.4g}/s, max {risk.max_horizon_s:g} s)",
+        "",
+        f"  leverage limit     {_usd(limits.leverage_usd)}   = {v:,.2f} x {risk.max_leverage:g}"
+        f"{mark[BindingLimit.LEVERAGE]}",
+        f"  volatility limit   {_usd(limits.volatility_usd)}   = {v:,.2f} x "
+        f"{risk.risk_fraction:g} / ({risk.num_sigmas:g} x {limits.sigma_used:.6f} x "
+        f"sqrt({limits.horizon_s:.3g})){mark[BindingLimit.VOLATILITY]}",
+        "  budget limit       "
+        + ("            none" if budget is None else _usd(budget))
+        + mark[BindingLimit.BUDGET],
+        "",
+        f"  max position value {_usd(limits.max_position_value)}   (binding: {limits.binding})",
+        f"  max position       {report['max_position_contracts']:>16.6f} contracts at mid "
+        f"{report['mid']:,.2f}",
+    ]
+    return "\n".join(lines)
+
+
+# ----- config files ---------------------------------------------------------------------------
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: ok")
+    risk = config.risk
+    print(
+        f"  risk: risk_fraction={risk.risk_fraction:g} num_sigmas={risk.num_sigmas:g} "
+        f"sigma_prior={risk.sigma_prior:g} max_leverage={risk.max_leverage:g} "
+        f"max_horizon_s={risk.max_horizon_s:g}"
+    )
+    return 0
+
+
+def _cmd_init_config(args: argparse.Namespace) -> int:
+    text = default_config_text()
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise MarketMakerError(f"{out} exists; pass --force to overwrite it")
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}")
+    return 0

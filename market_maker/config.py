@@ -1,0 +1,289 @@
+"""Configuration: strict, frozen msgspec Structs decoded from TOML, with environment overrides.
+
+Every field carries its unit in its name or its comment. A bad file raises one ``ConfigError``
+naming the file, the field path and the reason::
+
+    config/bad.toml: risk.max_leverage: Expected `float` > 0.0
+
+Environment variables with the ``MM_`` prefix override file values; ``__`` separates the path:
+``MM_RISK__MAX_LEVERAGE=10`` sets ``[risk] max_leverage = 10``. Values are parsed as TOML values
+(numbers, booleans, quoted strings), and a bare word is taken as a string.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from market_maker.errors import ConfigError
+
+__all__ = [
+    "ENV_PREFIX",
+    "AppConfig",
+    "DynamicRiskConfig",
+    "EstimatorsConfig",
+    "FillIntensityConfig",
+    "HawkesConfig",
+    "KillSwitchConfig",
+    "SizingConfig",
+    "VolatilityConfig",
+    "default_config_text",
+    "load_config",
+    "parse_config",
+]
+
+ENV_PREFIX = "MM_"
+
+PositiveFloat = Annotated[float, Meta(gt=0.0)]
+NonNegativeFloat = Annotated[float, Meta(ge=0.0)]
+UnitFraction = Annotated[float, Meta(gt=0.0, le=1.0)]
+Percent = Annotated[float, Meta(gt=0.0, le=100.0)]
+PositiveInt = Annotated[int, Meta(gt=0)]
+
+
+class _Config(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Base for config sections: keyword-only, immutable, unknown keys are errors."""
+
+
+def _require_finite(**values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{name} must be finite")
+
+
+class DynamicRiskConfig(_Config, frozen=True):
+    """First-principles position limits (``[risk]``).
+
+    ``max_position_value = min(V * max_leverage,
+    V * risk_fraction / (num_sigmas * sigma * sqrt(T)))`` where ``sigma`` is blended with
+    ``sigma_prior`` by confidence ``c = 1 - exp(-n / confidence_samples)``.
+    """
+
+    risk_fraction: UnitFraction = 0.5
+    """Fraction of account value allowed to be lost in a ``num_sigmas`` move over the horizon."""
+    num_sigmas: PositiveFloat = 5.0
+    """How many standard deviations of adverse move the position must survive."""
+    sigma_prior: PositiveFloat = 0.0002
+    """Volatility assumed before enough samples exist, fraction of price per sqrt(second)."""
+    sigma_floor: PositiveFloat = 0.00002
+    """Lowest sigma the limit will ever use, so a flat market cannot make the limit unbounded."""
+    max_leverage: PositiveFloat = 20.0
+    """Leverage cap: position value never exceeds ``account_value * max_leverage``."""
+    max_horizon_s: PositiveFloat = 120.0
+    """Longest holding horizon T, seconds; T = min(1 / trade_rate, max_horizon_s)."""
+    confidence_samples: PositiveFloat = 50.0
+    """Volatility samples for confidence 1 - 1/e in the measured sigma."""
+    max_position: NonNegativeFloat = 0.01
+    """Static position limit, contracts, used until the account value is known."""
+    max_position_cap: PositiveFloat | None = None
+    """Optional hard cap on the effective position limit, contracts."""
+
+    def __post_init__(self) -> None:
+        _require_finite(
+            sigma_prior=self.sigma_prior,
+            sigma_floor=self.sigma_floor,
+            max_leverage=self.max_leverage,
+            max_horizon_s=self.max_horizon_s,
+            num_sigmas=self.num_sigmas,
+            confidence_samples=self.confidence_samples,
+            max_position=self.max_position,
+            max_position_cap=self.max_position_cap,
+        )
+
+
+class KillSwitchConfig(_Config, frozen=True):
+    """Triggers that move the trading state away from ACTIVE (``[kill_switch]``)."""
+
+    max_daily_loss_usd: PositiveFloat = 500.0
+    """HALTED when equity falls this far below its value at the start of the UTC day."""
+    max_drawdown_pct: Percent = 5.0
+    """HALTED when equity falls this many percent below its running peak."""
+    hard_multiple: Annotated[float, Meta(ge=1.0)] = 2.0
+    """Position beyond 1x the limit is REDUCING; beyond ``hard_multiple`` x it is HALTED."""
+    stale_pause_after_s: PositiveFloat = 5.0
+    """PAUSED when no market data has arrived for this long, seconds."""
+    stale_halt_after_s: PositiveFloat = 30.0
+    """HALTED when no market data has arrived for this long, seconds."""
+    cascade_pause_ratio: Annotated[float, Meta(gt=1.0)] = 3.0
+    """PAUSED while the Hawkes trade intensity is above this multiple of its baseline mu."""
+    cascade_halt_ratio: Annotated[float, Meta(gt=1.0)] = 6.0
+    """HALTED when the Hawkes trade intensity exceeds this multiple of its baseline mu."""
+    max_rejections: PositiveInt = 3
+    """PAUSED while this many order rejections fall inside ``rejection_window_s``."""
+    rejection_window_s: PositiveFloat = 60.0
+    """Sliding window for counting rejections, seconds."""
+    max_position_contracts: PositiveFloat | None = None
+    """Optional absolute cap, contracts (REDUCING beyond 1x, HALTED beyond hard_multiple x)."""
+
+    def __post_init__(self) -> None:
+        _require_finite(
+            max_daily_loss_usd=self.max_daily_loss_usd,
+            stale_pause_after_s=self.stale_pause_after_s,
+            stale_halt_after_s=self.stale_halt_after_s,
+            hard_multiple=self.hard_multiple,
+            cascade_halt_ratio=self.cascade_halt_ratio,
+            rejection_window_s=self.rejection_window_s,
+            max_position_contracts=self.max_position_contracts,
+        )
+        if self.stale_halt_after_s < self.stale_pause_after_s:
+            raise ValueError("stale_halt_after_s must be >= stale_pause_after_s")
+        if self.cascade_halt_ratio < self.cascade_pause_ratio:
+            raise ValueError("cascade_halt_ratio must be >= cascade_pause_ratio")
+
+
+class HawkesConfig(_Config, frozen=True):
+    """Trade arrivals: ``lambda(t) = mu + sum alpha * m_i * exp(-beta * (t - t_i))``."""
+
+    mu: PositiveFloat = 1.0
+    """Baseline arrival rate, trades per second."""
+    alpha: NonNegativeFloat = 0.5
+    """Jump in intensity per trade, per second."""
+    beta: PositiveFloat = 1.0
+    """Decay rate of the excitation, per second."""
+
+    def __post_init__(self) -> None:
+        _require_finite(mu=self.mu, alpha=self.alpha, beta=self.beta)
+        if self.alpha >= self.beta:
+            raise ValueError("alpha must be < beta (branching ratio alpha/beta < 1 is stationary)")
+
+
+class VolatilityConfig(_Config, frozen=True):
+    """Welford volatility of mid log returns sampled on a fixed grid."""
+
+    sample_interval_s: PositiveFloat = 1.0
+    """Grid spacing for mid samples, seconds (guards against bid-ask bounce)."""
+    halflife_s: PositiveFloat | None = None
+    """Optional exponential forgetting half-life, seconds; unset keeps every sample equally."""
+
+    def __post_init__(self) -> None:
+        _require_finite(sample_interval_s=self.sample_interval_s, halflife_s=self.halflife_s)
+
+
+class FillIntensityConfig(_Config, frozen=True):
+    """Fit of ``lambda(delta) = A * exp(-k * delta)`` from trade depths (delta in whole ticks)."""
+
+    step_s: PositiveFloat = 0.1
+    """Each step records the deepest trade per side relative to the mid, seconds."""
+    window_s: PositiveFloat = 600.0
+    """Rolling window of steps used for the fit, seconds."""
+    max_depth_ticks: Annotated[int, Meta(ge=2, le=10_000)] = 20
+    """Deepest level (ticks) included in the fit."""
+    refit_interval_s: PositiveFloat = 5.0
+    """How often A and k are refitted, seconds."""
+    a_prior: PositiveFloat = 1.0
+    """A used until the first fit, fills per second at zero depth."""
+    k_prior: PositiveFloat = 0.5
+    """k used until the first fit, per tick."""
+
+    def __post_init__(self) -> None:
+        _require_finite(step_s=self.step_s, window_s=self.window_s, a_prior=self.a_prior)
+        if self.window_s < 10 * self.step_s:
+            raise ValueError("window_s must span at least 10 steps")
+
+
+class EstimatorsConfig(_Config, frozen=True):
+    """``[estimators]`` with one subsection per estimator."""
+
+    hawkes: HawkesConfig = field(default_factory=HawkesConfig)
+    volatility: VolatilityConfig = field(default_factory=VolatilityConfig)
+    intensity: FillIntensityConfig = field(default_factory=FillIntensityConfig)
+
+
+class SizingConfig(_Config, frozen=True):
+    """Balance-based budget (``[sizing]``).
+
+    Budget = ``min(max_notional_usd, balance * risk_per_market_pct / 100)`` when ``enabled`` and the
+    balance is positive, else ``max_notional_usd``. With ``max_notional_usd`` unset and sizing
+    disabled there is no budget limit.
+    """
+
+    enabled: bool = False
+    risk_per_market_pct: Percent = 10.0
+    """Share of the balance one market may use, percent."""
+    max_notional_usd: PositiveFloat | None = None
+    """Static notional cap, USD; also the fallback while the balance is unknown."""
+
+    def __post_init__(self) -> None:
+        _require_finite(max_notional_usd=self.max_notional_usd)
+
+
+class AppConfig(_Config, frozen=True):
+    """The whole configuration file."""
+
+    risk: DynamicRiskConfig = field(default_factory=DynamicRiskConfig)
+    kill_switch: KillSwitchConfig = field(default_factory=KillSwitchConfig)
+    estimators: EstimatorsConfig = field(default_factory=EstimatorsConfig)
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+
+
+def _reason_and_path(error: msgspec.ValidationError) -> tuple[str, str]:
+    """Split msgspec's ``"reason - at `$.a.b`"`` into ``("a.b", "reason")``."""
+    text = str(error)
+    reason, sep, where = text.rpartition(" - at `")
+    if not sep:
+        return "", text
+    return where.rstrip("`").removeprefix("$").lstrip("."), reason
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], source: str) -> None:
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if len(parts) < 2 or not all(parts):
+            continue  # MM_FOO is not a config path; leave it to whoever owns it
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: {name}: {'.'.join(parts)} is not a table")
+            node = child
+        node[parts[-1]] = _parse_env_value(env[name])
+
+
+def parse_config(
+    text: str, *, source: str = "<config>", env: Mapping[str, str] | None = None
+) -> AppConfig:
+    """Decode TOML ``text`` into an ``AppConfig``, applying ``MM_`` overrides from ``env``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    if env:
+        _apply_env(data, env, source)
+    try:
+        return msgspec.convert(data, AppConfig)
+    except msgspec.ValidationError as exc:
+        path, reason = _reason_and_path(exc)
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{source}: {where}{reason}") from None
+
+
+def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> AppConfig:
+    """Load ``path`` (TOML) into an ``AppConfig``; ``env`` defaults to ``os.environ``."""
+    source = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    return parse_config(text, source=source, env=os.environ if env is None else env)
+
+
+def default_config_text() -> str:
+    """The commented default configuration shipped with the package."""
+    return resources.files("market_maker").joinpath("default.toml").read_text(encoding="utf-8")

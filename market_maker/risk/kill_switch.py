@@ -1,0 +1,315 @@
+"""Kill switch: owns the position limits and the trading state.
+
+States, by severity:
+
+- ``ACTIVE``: quote both sides.
+- ``REDUCING``: only quotes that shrink |position| (position between 1x and ``hard_multiple`` x
+  its limit).
+- ``PAUSED``: no quotes; clears by itself when its cause clears (stale data returns, a cascade
+  decays, rejections age out of their window, the venue reconnects).
+- ``HALTED``: cancel everything; latched until ``reset()``.
+
+Each check is a small function of the switch's inputs that returns a ``Reason`` or ``None``; the
+state is the most severe of the active reasons, and every HALTED reason is latched. Time comes in
+as ``ts_ns``: nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from enum import IntEnum, StrEnum
+
+import msgspec
+
+from market_maker.config import AppConfig, KillSwitchConfig
+from market_maker.risk.limits import (
+    BindingLimit,
+    PositionLimits,
+    confidence_from_samples,
+    horizon_s,
+    position_limits,
+)
+
+__all__ = ["KillSwitch", "Reason", "TradingState", "Trigger"]
+
+_NS_PER_S = 1_000_000_000
+_NS_PER_DAY = 86_400 * _NS_PER_S
+_isfinite = math.isfinite
+
+
+class TradingState(IntEnum):
+    """What the engine may quote; larger values are more severe."""
+
+    ACTIVE = 0
+    REDUCING = 1
+    PAUSED = 2
+    HALTED = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class Trigger(StrEnum):
+    """Why the state left ACTIVE."""
+
+    DAILY_LOSS = "daily_loss"
+    DRAWDOWN = "drawdown"
+    POSITION_VALUE = "position_value"
+    POSITION_CONTRACTS = "position_contracts"
+    STALE_DATA = "stale_data"
+    CASCADE = "cascade"
+    REJECTIONS = "rejections"
+    DISCONNECTED = "disconnected"
+    MANUAL = "manual"
+
+
+class Reason(msgspec.Struct, frozen=True, kw_only=True):
+    """One active trigger: what fired, the state it asks for, and a human-readable detail."""
+
+    trigger: Trigger
+    state: TradingState
+    detail: str
+
+
+def _zone(
+    trigger: Trigger, amount: float, limit: float, hard_multiple: float, unit: str
+) -> Reason | None:
+    """REDUCING between 1x and ``hard_multiple`` x ``limit``, HALTED beyond."""
+    if not amount > limit:
+        return None
+    state = TradingState.HALTED if amount > hard_multiple * limit else TradingState.REDUCING
+    return Reason(
+        trigger=trigger, state=state, detail=f"{amount:.6g} {unit} over limit {limit:.6g} {unit}"
+    )
+
+
+class KillSwitch:
+    """Derives the position limit every cycle and decides the trading state."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self._ks: KillSwitchConfig = config.kill_switch
+        self._rejections: deque[int] = deque(maxlen=self._ks.max_rejections)
+        self.limits: PositionLimits | None = None
+        self.account_value: float | None = None
+        self.peak_equity: float | None = None
+        self.day_start_equity: float | None = None
+        self._day = -1
+        self._first_ts_ns: int | None = None
+        self.last_market_ts_ns: int | None = None
+        self.connected = True
+        self._manual: str | None = None
+        self._latched: dict[Trigger, Reason] = {}
+        self.state = TradingState.ACTIVE
+        self.reasons: tuple[Reason, ...] = ()
+
+    # ----- inputs -------------------------------------------------------------------------
+
+    def on_account(self, ts_ns: int, account_value: float) -> bool:
+        """Record account equity (USD); False (and ignored) when it is not a finite number."""
+        if not _isfinite(account_value):
+            return False
+        self.account_value = account_value
+        day = ts_ns // _NS_PER_DAY
+        if day != self._day:
+            self._day = day
+            self.day_start_equity = account_value
+        if self.peak_equity is None or account_value > self.peak_equity:
+            self.peak_equity = account_value
+        return True
+
+    def on_market_data(self, ts_ns: int) -> None:
+        """Fresh market data arrived at ``ts_ns``."""
+        if self.last_market_ts_ns is None or ts_ns > self.last_market_ts_ns:
+            self.last_market_ts_ns = ts_ns
+
+    def on_rejection(self, ts_ns: int) -> None:
+        """An order was rejected by the venue."""
+        self._rejections.append(ts_ns)
+
+    def set_connected(self, connected: bool) -> None:
+        """The venue connection went down (False) or came back (True)."""
+        self.connected = connected
+
+    def halt(self, detail: str = "manual halt") -> None:
+        """Operator halt: latched until ``reset()``."""
+        self._manual = detail
+
+    def reset(self) -> None:
+        """Clear every latched reason and the manual halt.
+
+        The operator accepts the current equity: peak and day-start equity are re-based to it,
+        so a drawdown or daily loss that already happened does not fire again at once.
+        """
+        self._manual = None
+        self._latched.clear()
+        self._rejections.clear()
+        if self.account_value is not None:
+            self.peak_equity = self.account_value
+            self.day_start_equity = self.account_value
+        self.state = TradingState.ACTIVE
+        self.reasons = ()
+
+    # ----- limits -------------------------------------------------------------------------
+
+    def update_limits(
+        self, *, sigma: float, sigma_samples: int, trade_intensity: float
+    ) -> PositionLimits | None:
+        """Re-derive the limits from the latest estimates; None until the account is known."""
+        if self.account_value is None:
+            self.limits = None
+            return None
+        risk = self.config.risk
+        self.limits = position_limits(
+            account_value=self.account_value,
+            sigma=sigma,
+            horizon_s=horizon_s(trade_intensity, risk.max_horizon_s),
+            confidence=confidence_from_samples(sigma_samples, risk.confidence_samples),
+            config=risk,
+            sizing=self.config.sizing,
+        )
+        return self.limits
+
+    @property
+    def binding_limit(self) -> BindingLimit:
+        return BindingLimit.STATIC if self.limits is None else self.limits.binding
+
+    def max_position(self, mid: float) -> float:
+        """Effective position limit in contracts at ``mid``.
+
+        ``max_position_value / mid`` once the account value is known and ``mid > 0``, else the
+        static ``max_position``; then the optional hard cap.
+        """
+        risk = self.config.risk
+        if self.limits is not None and _isfinite(mid) and mid > 0.0:
+            q = self.limits.max_position_value / mid
+        else:
+            q = risk.max_position
+        cap = risk.max_position_cap
+        return q if cap is None or q < cap else cap
+
+    # ----- checks -------------------------------------------------------------------------
+
+    def check(
+        self, ts_ns: int, *, position: float, mid: float, hawkes_ratio: float
+    ) -> TradingState:
+        """Run every check at ``ts_ns``; sets and returns ``state`` (reasons in ``reasons``)."""
+        if self._first_ts_ns is None:
+            self._first_ts_ns = ts_ns
+        found = [
+            r
+            for r in (
+                self._check_manual(),
+                self._check_daily_loss(),
+                self._check_drawdown(),
+                self._check_position_value(position, mid),
+                self._check_position_contracts(position),
+                self._check_stale(ts_ns),
+                self._check_cascade(hawkes_ratio),
+                self._check_rejections(ts_ns),
+                self._check_disconnected(),
+            )
+            if r is not None
+        ]
+        for r in found:
+            if r.state is TradingState.HALTED:
+                self._latched[r.trigger] = r
+        current = {r.trigger for r in found}
+        reasons = tuple(found) + tuple(r for t, r in self._latched.items() if t not in current)
+        self.reasons = reasons
+        self.state = max((r.state for r in reasons), default=TradingState.ACTIVE)
+        return self.state
+
+    def _check_manual(self) -> Reason | None:
+        if self._manual is None:
+            return None
+        return Reason(trigger=Trigger.MANUAL, state=TradingState.HALTED, detail=self._manual)
+
+    def _check_daily_loss(self) -> Reason | None:
+        if self.account_value is None or self.day_start_equity is None:
+            return None
+        loss = self.day_start_equity - self.account_value
+        if loss < self._ks.max_daily_loss_usd:
+            return None
+        return Reason(
+            trigger=Trigger.DAILY_LOSS,
+            state=TradingState.HALTED,
+            detail=f"lost {loss:.2f} USD today (limit {self._ks.max_daily_loss_usd:.2f})",
+        )
+
+    def _check_drawdown(self) -> Reason | None:
+        peak = self.peak_equity
+        if self.account_value is None or peak is None or peak <= 0.0:
+            return None
+        drawdown_pct = (peak - self.account_value) / peak * 100.0
+        if drawdown_pct < self._ks.max_drawdown_pct:
+            return None
+        return Reason(
+            trigger=Trigger.DRAWDOWN,
+            state=TradingState.HALTED,
+            detail=f"equity {drawdown_pct:.2f}% below peak {peak:.2f} "
+            f"(limit {self._ks.max_drawdown_pct:.2f}%)",
+        )
+
+    def _check_position_value(self, position: float, mid: float) -> Reason | None:
+        if not (_isfinite(mid) and mid > 0.0 and _isfinite(position)):
+            return None
+        limit_value = self.max_position(mid) * mid
+        return _zone(
+            Trigger.POSITION_VALUE, abs(position) * mid, limit_value, self._ks.hard_multiple, "USD"
+        )
+
+    def _check_position_contracts(self, position: float) -> Reason | None:
+        cap = self._ks.max_position_contracts
+        if cap is None or not _isfinite(position):
+            return None
+        return _zone(
+            Trigger.POSITION_CONTRACTS, abs(position), cap, self._ks.hard_multiple, "contracts"
+        )
+
+    def _check_stale(self, ts_ns: int) -> Reason | None:
+        last = self.last_market_ts_ns if self.last_market_ts_ns is not None else self._first_ts_ns
+        if last is None:
+            return None
+        age_s = (ts_ns - last) / _NS_PER_S
+        if age_s >= self._ks.stale_halt_after_s:
+            state = TradingState.HALTED
+        elif age_s >= self._ks.stale_pause_after_s:
+            state = TradingState.PAUSED
+        else:
+            return None
+        return Reason(
+            trigger=Trigger.STALE_DATA, state=state, detail=f"no market data for {age_s:.1f} s"
+        )
+
+    def _check_cascade(self, ratio: float) -> Reason | None:
+        if not ratio > self._ks.cascade_pause_ratio:  # also false for NaN
+            return None
+        state = TradingState.HALTED if ratio > self._ks.cascade_halt_ratio else TradingState.PAUSED
+        return Reason(
+            trigger=Trigger.CASCADE,
+            state=state,
+            detail=f"trade intensity {ratio:.2f}x its baseline",
+        )
+
+    def _check_rejections(self, ts_ns: int) -> Reason | None:
+        window = self._rejections
+        if len(window) < self._ks.max_rejections:
+            return None
+        span_s = (ts_ns - window[0]) / _NS_PER_S
+        if span_s > self._ks.rejection_window_s:
+            return None
+        return Reason(
+            trigger=Trigger.REJECTIONS,
+            state=TradingState.PAUSED,
+            detail=f"{len(window)} rejections in {self._ks.rejection_window_s:.0f} s",
+        )
+
+    def _check_disconnected(self) -> Reason | None:
+        if self.connected:
+            return None
+        return Reason(
+            trigger=Trigger.DISCONNECTED, state=TradingState.PAUSED, detail="venue disconnected"
+        )

@@ -1,0 +1,214 @@
+import math
+
+import pytest
+
+from market_maker.config import AppConfig, DynamicRiskConfig, KillSwitchConfig
+from market_maker.risk import BindingLimit, KillSwitch, TradingState, Trigger
+
+S = 1_000_000_000  # ns per second
+DAY = 86_400 * S
+MID = 100.0
+
+
+def make(**kill_switch) -> KillSwitch:
+    return KillSwitch(AppConfig(kill_switch=KillSwitchConfig(**kill_switch)))
+
+
+def check(ks: KillSwitch, ts_ns: int, *, position=0.0, mid=MID, ratio=1.0) -> TradingState:
+    ks.on_market_data(ts_ns)
+    return ks.check(ts_ns, position=position, mid=mid, hawkes_ratio=ratio)
+
+
+def triggers(ks: KillSwitch) -> set[Trigger]:
+    return {r.trigger for r in ks.reasons}
+
+
+def with_account(ks: KillSwitch, value=10_000.0, *, sigma=0.0002, ts_ns=0) -> KillSwitch:
+    ks.on_account(ts_ns, value)
+    ks.update_limits(sigma=sigma, sigma_samples=1_000, trade_intensity=1.0)
+    return ks
+
+
+def test_active_when_nothing_is_wrong():
+    ks = with_account(make())
+    assert check(ks, 1 * S) is TradingState.ACTIVE
+    assert ks.reasons == ()
+
+
+def test_static_limit_until_account_value_is_known():
+    ks = KillSwitch(AppConfig(risk=DynamicRiskConfig(max_position=0.5)))
+    assert ks.max_position(MID) == 0.5
+    assert ks.binding_limit is BindingLimit.STATIC
+    assert ks.update_limits(sigma=0.001, sigma_samples=10, trade_intensity=1.0) is None
+    with_account(ks, 1_000.0)
+    assert ks.max_position(MID) == pytest.approx(1_000.0 * 20.0 / MID)
+    assert ks.binding_limit is BindingLimit.LEVERAGE
+
+
+def test_dynamic_limit_falls_back_to_static_without_a_mid():
+    ks = with_account(KillSwitch(AppConfig(risk=DynamicRiskConfig(max_position=0.3))))
+    assert ks.max_position(math.nan) == 0.3
+    assert ks.max_position(0.0) == 0.3
+
+
+def test_hard_cap_applies_to_the_derived_limit():
+    ks = with_account(KillSwitch(AppConfig(risk=DynamicRiskConfig(max_position_cap=7.0))))
+    assert ks.max_position(MID) == 7.0
+
+
+def test_daily_loss_halts_and_latches_until_reset():
+    ks = with_account(make(max_daily_loss_usd=500.0, max_drawdown_pct=50.0), 10_000.0)
+    ks.on_account(1 * S, 9_600.0)
+    assert check(ks, 1 * S) is TradingState.ACTIVE
+    ks.on_account(2 * S, 9_450.0)
+    assert check(ks, 2 * S) is TradingState.HALTED
+    assert Trigger.DAILY_LOSS in triggers(ks)
+    ks.on_account(3 * S, 9_900.0)  # recovering does not unlatch
+    assert check(ks, 3 * S) is TradingState.HALTED
+    ks.reset()
+    assert check(ks, 4 * S) is TradingState.ACTIVE
+
+
+def test_daily_loss_counts_from_the_start_of_each_utc_day():
+    ks = with_account(make(max_daily_loss_usd=500.0, max_drawdown_pct=50.0), 10_000.0)
+    ks.on_account(DAY - S, 9_600.0)
+    assert check(ks, DAY - S) is TradingState.ACTIVE
+    ks.on_account(DAY + S, 9_550.0)  # new day opens at 9,550
+    ks.on_account(DAY + 2 * S, 9_200.0)
+    assert check(ks, DAY + 2 * S) is TradingState.ACTIVE
+    ks.on_account(DAY + 3 * S, 9_049.0)
+    assert check(ks, DAY + 3 * S) is TradingState.HALTED
+
+
+def test_drawdown_is_measured_from_the_running_peak():
+    ks = with_account(make(max_drawdown_pct=5.0, max_daily_loss_usd=1e9), 10_000.0)
+    ks.on_account(1 * S, 12_000.0)  # new peak
+    ks.on_account(2 * S, 11_500.0)  # 4.2 % below the peak: fine
+    assert check(ks, 2 * S) is TradingState.ACTIVE
+    ks.on_account(3 * S, 11_390.0)  # 5.08 % below the peak, though above the start
+    assert check(ks, 3 * S) is TradingState.HALTED
+    assert triggers(ks) == {Trigger.DRAWDOWN}
+    assert ks.peak_equity == 12_000.0
+
+
+def test_reset_rebases_peak_so_an_old_drawdown_does_not_refire():
+    ks = with_account(make(max_drawdown_pct=5.0, max_daily_loss_usd=1e9), 10_000.0)
+    ks.on_account(1 * S, 9_000.0)
+    assert check(ks, 1 * S) is TradingState.HALTED
+    ks.reset()
+    assert check(ks, 2 * S) is TradingState.ACTIVE
+
+
+def test_position_value_between_1x_and_hard_multiple_is_reducing_and_beyond_is_halted():
+    ks = with_account(make(hard_multiple=2.0), 1_000.0)  # limit 20,000 USD = 200 contracts
+    assert check(ks, 1 * S, position=199.0) is TradingState.ACTIVE
+    assert check(ks, 2 * S, position=-250.0) is TradingState.REDUCING
+    assert triggers(ks) == {Trigger.POSITION_VALUE}
+    assert check(ks, 3 * S, position=150.0) is TradingState.ACTIVE  # REDUCING clears
+    assert check(ks, 4 * S, position=401.0) is TradingState.HALTED
+    assert check(ks, 5 * S, position=0.0) is TradingState.HALTED  # latched
+
+
+def test_position_value_limit_follows_volatility():
+    ks = with_account(make(), 1_000.0, sigma=0.0002)
+    assert check(ks, 1 * S, position=150.0) is TradingState.ACTIVE
+    ks.update_limits(sigma=0.02, sigma_samples=1_000, trade_intensity=1.0 / 100.0)
+    # V * 0.5 / (5 * ~0.02 * 10) ~ 500 USD: 150 contracts at 100 are far beyond twice that
+    assert check(ks, 2 * S, position=150.0) is TradingState.HALTED
+
+
+def test_position_contracts_cap():
+    ks = with_account(make(max_position_contracts=2.0, hard_multiple=2.0), 1e9)
+    assert check(ks, 1 * S, position=2.0) is TradingState.ACTIVE
+    assert check(ks, 2 * S, position=3.0) is TradingState.REDUCING
+    assert triggers(ks) == {Trigger.POSITION_CONTRACTS}
+    assert check(ks, 3 * S, position=-4.5) is TradingState.HALTED
+
+
+def test_no_equity_with_a_position_halts():
+    ks = with_account(make(), 0.0)
+    assert check(ks, 1 * S, position=0.0) is TradingState.ACTIVE
+    assert check(ks, 2 * S, position=0.1) is TradingState.HALTED
+
+
+def test_stale_data_pauses_then_halts():
+    ks = with_account(make(stale_pause_after_s=5.0, stale_halt_after_s=30.0))
+    assert check(ks, 0) is TradingState.ACTIVE
+    assert ks.check(4 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.ACTIVE
+    assert ks.check(6 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.PAUSED
+    assert triggers(ks) == {Trigger.STALE_DATA}
+    assert check(ks, 7 * S) is TradingState.ACTIVE  # data is back: PAUSED clears by itself
+    assert ks.check(38 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.HALTED
+    assert check(ks, 39 * S) is TradingState.HALTED  # latched
+
+
+def test_no_data_ever_counts_as_stale_from_the_first_check():
+    ks = make(stale_pause_after_s=5.0, stale_halt_after_s=30.0)
+    assert ks.check(100 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.ACTIVE
+    assert ks.check(106 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.PAUSED
+
+
+def test_cascade_ratio_pauses_then_halts():
+    ks = with_account(make(cascade_pause_ratio=3.0, cascade_halt_ratio=6.0))
+    assert check(ks, 1 * S, ratio=2.9) is TradingState.ACTIVE
+    assert check(ks, 2 * S, ratio=4.0) is TradingState.PAUSED
+    assert triggers(ks) == {Trigger.CASCADE}
+    assert check(ks, 3 * S, ratio=1.2) is TradingState.ACTIVE
+    assert check(ks, 4 * S, ratio=7.0) is TradingState.HALTED
+    assert check(ks, 5 * S, ratio=1.0) is TradingState.HALTED
+
+
+def test_cascade_fires_from_a_real_hawkes_burst():
+    from market_maker.estimators import IncrementalHawkes
+
+    hawkes = IncrementalHawkes(1.0, 0.8, 1.0)
+    ks = with_account(make(cascade_pause_ratio=3.0, cascade_halt_ratio=6.0))
+    for i in range(10):
+        hawkes.update(10.0 + 0.05 * i)
+    ratio = hawkes.ratio(10.5)
+    assert ratio > 6.0
+    assert check(ks, int(10.5 * S), ratio=ratio) is TradingState.HALTED
+
+
+def test_rejection_storm_pauses_until_rejections_age_out():
+    ks = with_account(make(max_rejections=3, rejection_window_s=60.0))
+    ks.on_rejection(1 * S)
+    ks.on_rejection(10 * S)
+    assert check(ks, 11 * S) is TradingState.ACTIVE
+    ks.on_rejection(20 * S)
+    assert check(ks, 21 * S) is TradingState.PAUSED
+    assert triggers(ks) == {Trigger.REJECTIONS}
+    assert check(ks, 62 * S) is TradingState.ACTIVE  # the first rejection left the window
+
+
+def test_disconnect_pauses_until_reconnect():
+    ks = with_account(make())
+    ks.set_connected(False)
+    assert check(ks, 1 * S) is TradingState.PAUSED
+    assert triggers(ks) == {Trigger.DISCONNECTED}
+    ks.set_connected(True)
+    assert check(ks, 2 * S) is TradingState.ACTIVE
+
+
+def test_manual_halt_latches_until_reset():
+    ks = with_account(make())
+    ks.halt("operator pressed the button")
+    assert check(ks, 1 * S) is TradingState.HALTED
+    assert ks.reasons[0].detail == "operator pressed the button"
+    assert check(ks, 2 * S) is TradingState.HALTED
+    ks.reset()
+    assert check(ks, 3 * S) is TradingState.ACTIVE
+
+
+def test_state_is_the_most_severe_and_carries_every_reason():
+    ks = with_account(make(cascade_pause_ratio=3.0, cascade_halt_ratio=6.0), 1_000.0)
+    ks.set_connected(False)
+    state = check(ks, 1 * S, position=250.0, ratio=4.0)
+    assert state is TradingState.PAUSED
+    assert triggers(ks) == {Trigger.DISCONNECTED, Trigger.CASCADE, Trigger.POSITION_VALUE}
+
+
+def test_bad_account_value_is_ignored():
+    ks = with_account(make(), 1_000.0)
+    assert ks.on_account(1 * S, math.nan) is False
+    assert ks.account_value == 1_000.0

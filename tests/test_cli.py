@@ -1,0 +1,119 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from market_maker.cli import main
+from market_maker.config import AppConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_limits_json_reports_every_limit_and_the_binding_one(capsys):
+    code, out, _ = run_cli(
+        capsys,
+        "limits",
+        "--account-value",
+        "10000",
+        "--sigma",
+        "0.002",
+        "--trade-rate",
+        "0.01",
+        "--mid",
+        "50000",
+        "--json",
+    )
+    assert code == 0
+    report = json.loads(out)
+    # T = min(1 / 0.01, 120) = 100 s; vol limit = 10000 * 0.5 / (5 * 0.002 * 10) = 50,000
+    assert report["horizon_s"] == 100.0
+    assert report["volatility_limit_usd"] == pytest.approx(50_000.0)
+    assert report["leverage_limit_usd"] == pytest.approx(200_000.0)
+    assert report["binding_limit"] == "volatility"
+    assert report["max_position_contracts"] == pytest.approx(1.0)
+
+
+def test_limits_defaults_use_the_prior_and_hawkes_rate(capsys):
+    code, out, _ = run_cli(capsys, "limits", "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["confidence"] == 0.0
+    assert report["sigma_used"] == AppConfig().risk.sigma_prior
+    assert report["trade_rate_per_s"] == AppConfig().estimators.hawkes.mu
+
+
+def test_limits_text_names_the_binding_limit(capsys):
+    code, out, _ = run_cli(capsys, "limits", "--config", str(ROOT / "config/conservative.toml"))
+    assert code == 0
+    assert "<- binds" in out
+    assert "max position" in out
+
+
+def test_limits_budget_from_balance(capsys):
+    code, out, _ = run_cli(
+        capsys,
+        "limits",
+        "--config",
+        str(ROOT / "config/conservative.toml"),
+        "--account-value",
+        "20000",
+        "--balance",
+        "20000",
+        "--json",
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["budget_limit_usd"] == pytest.approx(1_000.0)  # 5 % of 20,000 < 2,000 cap
+    assert report["binding_limit"] == "budget"
+
+
+def test_check_config_ok_and_bad(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "check-config", str(ROOT / "config/aggressive.toml"))
+    assert code == 0 and "ok" in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[risk]\nnum_sigmas = 0\n")
+    code, out, err = run_cli(capsys, "check-config", str(bad))
+    assert code == 2
+    expected = f"market-maker: config error: {bad}: risk.num_sigmas: Expected `float` > 0.0"
+    assert err.strip() == expected
+    assert "Traceback" not in err
+
+
+def test_init_config_writes_a_loadable_default_and_refuses_to_overwrite(capsys, tmp_path):
+    target = tmp_path / "mm.toml"
+    code, _, _ = run_cli(capsys, "init-config", "-o", str(target))
+    assert code == 0
+    assert load_config(target, env={}) == AppConfig()
+    code, _, err = run_cli(capsys, "init-config", "-o", str(target))
+    assert code == 1 and "--force" in err
+    assert run_cli(capsys, "init-config", "-o", str(target), "--force")[0] == 0
+
+
+def test_python_dash_m_and_bad_config_exit_non_zero(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[kill_switch]\ncascade_pause_ratio = 0.5\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "market_maker", "limits", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "kill_switch.cascade_pause_ratio" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "market_maker", "limits", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0
+    assert json.loads(ok.stdout)["binding_limit"] == "leverage"

@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import pytest
+
+from market_maker.config import (
+    AppConfig,
+    DynamicRiskConfig,
+    default_config_text,
+    load_config,
+    parse_config,
+)
+from market_maker.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_match_the_architecture():
+    risk = DynamicRiskConfig()
+    assert (risk.risk_fraction, risk.num_sigmas, risk.sigma_prior) == (0.5, 5.0, 0.0002)
+    assert (risk.max_leverage, risk.max_horizon_s) == (20.0, 120.0)
+
+
+def test_shipped_default_file_equals_built_in_defaults():
+    assert load_config(ROOT / "config" / "default.toml", env={}) == AppConfig()
+    assert parse_config(default_config_text()) == AppConfig()
+
+
+@pytest.mark.parametrize("name", ["default.toml", "conservative.toml", "aggressive.toml"])
+def test_every_shipped_config_loads(name):
+    assert isinstance(load_config(ROOT / "config" / name, env={}), AppConfig)
+
+
+def test_conservative_derives_a_smaller_limit_than_aggressive():
+    from market_maker.risk import max_position_value
+
+    def limit(name):
+        cfg = load_config(ROOT / "config" / name, env={})
+        return max_position_value(
+            account_value=10_000.0, sigma=0.001, horizon_s=30.0, confidence=1.0, config=cfg.risk
+        )
+
+    assert limit("conservative.toml") < limit("default.toml") < limit("aggressive.toml")
+
+
+@pytest.mark.parametrize(
+    ("toml", "field", "reason"),
+    [
+        ("[risk]\nmax_leverage = -3\n", "risk.max_leverage", "> 0.0"),
+        ("[risk]\nrisk_fraction = 1.5\n", "risk.risk_fraction", "<= 1.0"),
+        ("[risk]\nnum_sigmas = 'five'\n", "risk.num_sigmas", "got `str`"),
+        ("[risk]\nmax_levrage = 3\n", "risk", "unknown field `max_levrage`"),
+        ("[risk]\nsigma_prior = inf\n", "risk", "sigma_prior must be finite"),
+        ("[estimators.hawkes]\nalpha = 2\nbeta = 1\n", "estimators.hawkes", "alpha must be < beta"),
+        (
+            "[kill_switch]\nstale_pause_after_s = 60\nstale_halt_after_s = 30\n",
+            "kill_switch",
+            "stale_halt_after_s must be >= stale_pause_after_s",
+        ),
+        ("[nonsense]\nx = 1\n", "", "unknown field `nonsense`"),
+    ],
+)
+def test_invalid_values_name_the_file_field_and_reason(tmp_path, toml, field, reason):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert f": {field}: " in message if field else True
+    assert reason in message
+    assert "\n" not in message
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[risk\nmax_leverage = 3\n")
+    with pytest.raises(ConfigError, match=r"broken.toml: invalid TOML"):
+        load_config(path, env={})
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_environment_overrides_file_values(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[risk]\nmax_leverage = 3.0\n")
+    env = {
+        "MM_RISK__MAX_LEVERAGE": "10",
+        "MM_ESTIMATORS__HAWKES__MU": "2.5",
+        "MM_SIZING__ENABLED": "true",
+        "MM_UNRELATED": "ignored",
+        "OTHER__RISK__X": "ignored",
+    }
+    cfg = load_config(path, env=env)
+    assert cfg.risk.max_leverage == 10.0
+    assert cfg.estimators.hawkes.mu == 2.5
+    assert cfg.sizing.enabled is True
+
+
+def test_bad_environment_override_is_reported_with_its_path(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match=r"risk.max_leverage: Expected `float`"):
+        load_config(path, env={"MM_RISK__MAX_LEVERAGE": "lots"})
+
+
+def test_configs_are_frozen():
+    cfg = AppConfig()
+    with pytest.raises(AttributeError):
+        cfg.risk.max_leverage = 1.0  # type: ignore[misc]
