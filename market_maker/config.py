@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -28,12 +28,17 @@ from market_maker.errors import ConfigError
 __all__ = [
     "ENV_PREFIX",
     "AppConfig",
+    "ConvictionConfig",
     "DynamicRiskConfig",
     "EstimatorsConfig",
     "FillIntensityConfig",
     "HawkesConfig",
     "KillSwitchConfig",
+    "LadderConfig",
+    "OrdersConfig",
     "SizingConfig",
+    "StrategyConfig",
+    "StrategyKind",
     "VolatilityConfig",
     "default_config_text",
     "load_config",
@@ -197,6 +202,31 @@ class EstimatorsConfig(_Config, frozen=True):
     intensity: FillIntensityConfig = field(default_factory=FillIntensityConfig)
 
 
+class ConvictionConfig(_Config, frozen=True):
+    """Conviction sizing (``[sizing.conviction]``): quote size scaled by a score in [0, 1].
+
+    ``fraction = min_fraction + (max_fraction - min_fraction) * score``,
+    ``budget = min(max_position_usd * fraction, max_portfolio_exposure_usd - exposure)``.
+    The score is the Hawkes buy/sell flow imbalance in the direction of the quote.
+    """
+
+    enabled: bool = False
+    min_fraction: UnitFraction = 0.3
+    max_fraction: UnitFraction = 1.0
+    max_position_usd: PositiveFloat = 1000.0
+    """Budget of one quote at full conviction, USD."""
+    max_portfolio_exposure_usd: PositiveFloat = 5000.0
+    """Position value beyond which no budget is left, USD."""
+
+    def __post_init__(self) -> None:
+        _require_finite(
+            max_position_usd=self.max_position_usd,
+            max_portfolio_exposure_usd=self.max_portfolio_exposure_usd,
+        )
+        if self.min_fraction > self.max_fraction:
+            raise ValueError("min_fraction must be <= max_fraction")
+
+
 class SizingConfig(_Config, frozen=True):
     """Balance-based budget (``[sizing]``).
 
@@ -210,9 +240,69 @@ class SizingConfig(_Config, frozen=True):
     """Share of the balance one market may use, percent."""
     max_notional_usd: PositiveFloat | None = None
     """Static notional cap, USD; also the fallback while the balance is unknown."""
+    conviction: ConvictionConfig = field(default_factory=ConvictionConfig)
 
     def __post_init__(self) -> None:
         _require_finite(max_notional_usd=self.max_notional_usd)
+
+
+StrategyKind = Literal["glft", "ladder", "avellaneda_stoikov", "symmetric"]
+
+
+class StrategyConfig(_Config, frozen=True):
+    """Quoting model (``[strategy]``). Depths in ticks; sizes in contracts."""
+
+    kind: StrategyKind = "glft"
+    order_size: PositiveFloat = 0.01
+    """Size of one quote (GLFT's D and the inventory unit), contracts."""
+    gamma: PositiveFloat = 0.05
+    """Risk aversion, per (tick * order_size)."""
+    xi: NonNegativeFloat | None = None
+    """GLFT's xi; unset means xi = gamma (the 2013 paper)."""
+    spread_multiplier: PositiveFloat = 1.0
+    """Scales GLFT's half spread."""
+    skew_multiplier: NonNegativeFloat = 1.0
+    """Scales GLFT's inventory skew (the pure model's skew is strong; 0.05-0.5 is common)."""
+    min_half_spread_bps: NonNegativeFloat = 1.0
+    """Fee floor: never quote closer to the mid than this, basis points."""
+    cascade_widening: NonNegativeFloat = 0.5
+    """Half spread grows by this fraction per unit of Hawkes ratio above 1."""
+    gamma_utilisation_scale: NonNegativeFloat = 2.0
+    """gamma_eff = gamma * (1 + scale * utilisation**2), utilisation = |q| / Q."""
+    as_horizon_s: PositiveFloat = 60.0
+    """Avellaneda-Stoikov rolling horizon T - t, seconds."""
+    symmetric_half_spread_bps: PositiveFloat = 5.0
+    """Half spread of the symmetric baseline, basis points."""
+
+    def __post_init__(self) -> None:
+        _require_finite(order_size=self.order_size, gamma=self.gamma, xi=self.xi)
+
+
+class LadderConfig(_Config, frozen=True):
+    """Multi-level ladder (``[ladder]``), starting at the GLFT depth and spaced outward."""
+
+    levels: Annotated[int, Meta(ge=1, le=50)] = 5
+    spacing: Literal["geometric", "fixed"] = "geometric"
+    ratio: Annotated[float, Meta(gt=1.0)] = 1.5
+    """Geometric spacing: level i sits at depth0 * ratio**i."""
+    interval_ticks: Annotated[int, Meta(ge=1)] | None = None
+    """Fixed spacing in ticks; unset uses the GLFT half spread (at least one tick)."""
+    target_liquidity: PositiveFloat = 0.05
+    """Total size per side across all levels, contracts."""
+
+    def __post_init__(self) -> None:
+        _require_finite(ratio=self.ratio, target_liquidity=self.target_liquidity)
+
+
+class OrdersConfig(_Config, frozen=True):
+    """Order management (``[orders]``)."""
+
+    price_tolerance_ticks: Annotated[int, Meta(ge=0)] = 0
+    """Keep a resting order whose price is within this many ticks of the wanted one."""
+    size_tolerance: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.2
+    """Keep a resting order whose remaining size is within this fraction of the wanted one."""
+    use_modify: bool = True
+    """Re-price with one modify instead of cancel + place where the venue supports it."""
 
 
 class AppConfig(_Config, frozen=True):
@@ -222,6 +312,9 @@ class AppConfig(_Config, frozen=True):
     kill_switch: KillSwitchConfig = field(default_factory=KillSwitchConfig)
     estimators: EstimatorsConfig = field(default_factory=EstimatorsConfig)
     sizing: SizingConfig = field(default_factory=SizingConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    ladder: LadderConfig = field(default_factory=LadderConfig)
+    orders: OrdersConfig = field(default_factory=OrdersConfig)
 
 
 def _reason_and_path(error: msgspec.ValidationError) -> tuple[str, str]:

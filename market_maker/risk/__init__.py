@@ -7,21 +7,28 @@ from market_maker.risk.limits import (
     blended_sigma,
     budget_limit,
     confidence_from_samples,
+    dynamic_max_position,
+    effective_max_position,
     horizon_s,
     max_position_value,
     position_limits,
 )
+from market_maker.risk.sizing import DynamicSizer, PositionSizer
 
 __all__ = [
     "BindingLimit",
+    "DynamicSizer",
     "KillSwitch",
     "PositionLimits",
+    "PositionSizer",
     "Reason",
     "TradingState",
     "Trigger",
     "blended_sigma",
     "budget_limit",
     "confidence_from_samples",
+    "dynamic_max_position",
+    "effective_max_position",
     "horizon_s",
     "max_position_value",
     "position_limits",

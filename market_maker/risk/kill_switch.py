@@ -27,6 +27,8 @@ from market_maker.risk.limits import (
     BindingLimit,
     PositionLimits,
     confidence_from_samples,
+    dynamic_max_position,
+    effective_max_position,
     horizon_s,
     position_limits,
 )
@@ -94,6 +96,7 @@ class KillSwitch:
         self._rejections: deque[int] = deque(maxlen=self._ks.max_rejections)
         self.limits: PositionLimits | None = None
         self.account_value: float | None = None
+        self.balance: float | None = None
         self.peak_equity: float | None = None
         self.day_start_equity: float | None = None
         self._day = -1
@@ -107,11 +110,16 @@ class KillSwitch:
 
     # ----- inputs -------------------------------------------------------------------------
 
-    def on_account(self, ts_ns: int, account_value: float) -> bool:
-        """Record account equity (USD); False (and ignored) when it is not a finite number."""
+    def on_account(self, ts_ns: int, account_value: float, balance: float | None = None) -> bool:
+        """Record account equity (USD) and optionally the balance for the budget limit.
+
+        False (and ignored) when the equity is not a finite number.
+        """
         if not _isfinite(account_value):
             return False
         self.account_value = account_value
+        if balance is not None and _isfinite(balance):
+            self.balance = balance
         day = ts_ns // _NS_PER_DAY
         if day != self._day:
             self._day = day
@@ -169,6 +177,7 @@ class KillSwitch:
             confidence=confidence_from_samples(sigma_samples, risk.confidence_samples),
             config=risk,
             sizing=self.config.sizing,
+            balance=self.balance,
         )
         return self.limits
 
@@ -183,12 +192,9 @@ class KillSwitch:
         static ``max_position``; then the optional hard cap.
         """
         risk = self.config.risk
-        if self.limits is not None and _isfinite(mid) and mid > 0.0:
-            q = self.limits.max_position_value / mid
-        else:
-            q = risk.max_position
-        cap = risk.max_position_cap
-        return q if cap is None or q < cap else cap
+        value = None if self.limits is None else self.limits.max_position_value
+        dynamic = dynamic_max_position(value, mid, risk.max_position)
+        return effective_max_position(dynamic, risk.max_position_cap)
 
     # ----- checks -------------------------------------------------------------------------
 

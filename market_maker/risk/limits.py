@@ -34,6 +34,8 @@ __all__ = [
     "blended_sigma",
     "budget_limit",
     "confidence_from_samples",
+    "dynamic_max_position",
+    "effective_max_position",
     "horizon_s",
     "max_position_value",
     "position_limits",
@@ -164,3 +166,16 @@ def max_position_value(
         confidence=confidence,
         config=config,
     ).max_position_value
+
+
+def dynamic_max_position(max_position_value: float | None, mid: float, static: float) -> float:
+    """Contracts: ``max_position_value / mid`` when the value is known and ``mid > 0``, else the
+    static limit (the safe fallback until the account state has been read)."""
+    if max_position_value is None or not (_isfinite(mid) and mid > 0.0):
+        return static
+    return max_position_value / mid
+
+
+def effective_max_position(dynamic: float, cap: float | None) -> float:
+    """The dynamic limit under the optional hard cap, contracts."""
+    return dynamic if cap is None or dynamic < cap else cap

@@ -1,0 +1,351 @@
+"""The quote cycle: ``QuoteEngine.on_event(event) -> list[Action]``, pure and synchronous.
+
+Each event first updates the estimators (Hawkes trade intensity and flow, Welford volatility,
+fill intensity) or the order and account state; then one quote cycle runs:
+
+1. the kill switch re-derives the position limit from equity, volatility and trade rate and
+   decides the trading state (HALTED and PAUSED cancel everything; REDUCING quotes only the side
+   that shrinks |position|);
+2. ``ParameterAggregator`` snapshots everything into ``MarketParams``;
+3. the strategy returns wanted quotes, capped by side capacity;
+4. ``PositionSizer`` turns them into exact ticks and lots behind the touch;
+5. ``OrderManager.plan`` returns the fewest actions.
+
+No IO, no clock reads, no logging: time is the event's ``ts_ns``. Bad input never raises and
+never quotes: it is counted in ``counters`` and the engine holds its quotes (or cancels them if
+the kill switch says so).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from market_maker.config import AppConfig
+from market_maker.estimators import FillIntensityEstimator, IncrementalHawkes, IncrementalVolStats
+from market_maker.model import (
+    AccountUpdate,
+    Action,
+    BookUpdate,
+    ConnectionStatus,
+    Event,
+    Fill,
+    Instrument,
+    OrderAck,
+    Quote,
+    QuoteSet,
+    Side,
+    Timer,
+    Trade,
+)
+from market_maker.orders import OrderManager
+from market_maker.risk import (
+    DynamicSizer,
+    KillSwitch,
+    PositionSizer,
+    TradingState,
+    blended_sigma,
+    confidence_from_samples,
+)
+from market_maker.strategy import MarketParams, ParameterAggregator, make_strategy
+
+__all__ = ["EngineCounters", "QuoteEngine"]
+
+_NS = 1e-9
+_isfinite = math.isfinite
+_EMPTY: tuple[tuple[int, int], ...] = ()
+
+
+class EngineCounters(msgspec.Struct, kw_only=True):
+    """What the engine saw and did; bad input is counted here, never raised."""
+
+    events: int = 0
+    cycles: int = 0
+    bad_books: int = 0
+    bad_trades: int = 0
+    bad_accounts: int = 0
+    out_of_order: int = 0
+    position_mismatches: int = 0
+
+
+class QuoteEngine:
+    """One market, one strategy, one account: events in, order actions out."""
+
+    def __init__(self, config: AppConfig, instrument: Instrument) -> None:
+        self.config = config
+        self.instrument = instrument
+        est = config.estimators
+        h = est.hawkes
+        self.hawkes = IncrementalHawkes(h.mu, h.alpha, h.beta)
+        self.buy_flow = IncrementalHawkes(0.5 * h.mu, h.alpha, h.beta)
+        self.sell_flow = IncrementalHawkes(0.5 * h.mu, h.alpha, h.beta)
+        self.vol = IncrementalVolStats(
+            sample_interval_s=est.volatility.sample_interval_s,
+            halflife_s=est.volatility.halflife_s,
+        )
+        fi = est.intensity
+        self.intensity = FillIntensityEstimator(
+            tick_size=instrument.tick_size,
+            step_s=fi.step_s,
+            window_s=fi.window_s,
+            max_depth_ticks=fi.max_depth_ticks,
+            refit_interval_s=fi.refit_interval_s,
+            a_prior=fi.a_prior,
+            k_prior=fi.k_prior,
+        )
+        self.kill_switch = KillSwitch(config)
+        self.sizer = PositionSizer(instrument)
+        conviction = config.sizing.conviction
+        self.conviction = DynamicSizer(conviction, self.sizer) if conviction.enabled else None
+        self.aggregator = ParameterAggregator(config, instrument)
+        self.strategy = make_strategy(config)
+        self.orders = OrderManager(self.sizer, config.orders)
+        self.counters = EngineCounters()
+        self.best_bid = math.nan
+        self.best_ask = math.nan
+        self.mid = math.nan
+        self.now_ns = 0
+        self._last_book_ns = -1
+        self._last_trade_ns = -1
+        self.params: MarketParams | None = None
+        self.quotes = QuoteSet()
+        self._handlers: dict[type, Callable[[Any, int], bool]] = {
+            BookUpdate: self._on_book,
+            Trade: self._on_trade,
+            Fill: self._on_fill,
+            OrderAck: self._on_ack,
+            AccountUpdate: self._on_account,
+            ConnectionStatus: self._on_connection,
+            Timer: self._on_timer,
+        }
+
+    # ----- events -------------------------------------------------------------------------
+
+    def on_event(self, event: Event, ts_ns: int | None = None) -> list[Action]:
+        """Apply ``event`` (at ``ts_ns``, default the event's own) and run a quote cycle."""
+        ts = event.ts_ns if ts_ns is None else ts_ns
+        self.counters.events += 1
+        handler = self._handlers.get(type(event))
+        if handler is None or not handler(event, ts):
+            return []
+        if ts > self.now_ns:
+            self.now_ns = ts
+        return self._cycle(self.now_ns)
+
+    def _on_book(self, ev: BookUpdate, ts: int) -> bool:
+        if ts < self._last_book_ns:
+            self.counters.out_of_order += 1
+            return False
+        bids, asks = ev.bids, ev.asks
+        if not bids or not asks:
+            self.counters.bad_books += 1
+            return False
+        bb = bids[0][0]
+        ba = asks[0][0]
+        if not (bb > 0.0 and ba > bb and _isfinite(ba)):  # also rejects NaN
+            self.counters.bad_books += 1
+            return False
+        self._last_book_ns = ts
+        self.best_bid = bb
+        self.best_ask = ba
+        mid = 0.5 * (bb + ba)
+        self.mid = mid
+        t_s = ts * _NS
+        self.vol.update(mid, t_s)
+        self.intensity.on_mid(mid, t_s)
+        self.kill_switch.on_market_data(ts)
+        return True
+
+    def _on_trade(self, ev: Trade, ts: int) -> bool:
+        price = ev.price
+        if not (price > 0.0 and _isfinite(price) and ev.size > 0.0 and _isfinite(ev.size)):
+            self.counters.bad_trades += 1
+            return False
+        if ts < self._last_trade_ns:
+            self.counters.out_of_order += 1
+            return False
+        self._last_trade_ns = ts
+        t_s = ts * _NS
+        self.hawkes.update(t_s)
+        is_buy = ev.aggressor is Side.BUY
+        (self.buy_flow if is_buy else self.sell_flow).update(t_s)
+        self.intensity.update(price, t_s, is_buy)
+        self.kill_switch.on_market_data(ts)
+        return True
+
+    def _on_fill(self, ev: Fill, ts: int) -> bool:
+        self.orders.on_fill(ev)
+        return True  # even a duplicate runs a cycle: harmless, and state may need re-planning
+
+    def _on_ack(self, ev: OrderAck, ts: int) -> bool:
+        if self.orders.on_ack(ev):
+            self.kill_switch.on_rejection(ts)
+        return True
+
+    def _on_account(self, ev: AccountUpdate, ts: int) -> bool:
+        if not self.kill_switch.on_account(ts, ev.account_value, ev.balance):
+            self.counters.bad_accounts += 1
+            return False
+        reported = ev.position
+        if (
+            reported is not None
+            and _isfinite(reported)
+            and self.sizer.nearest_lots(reported) != self.orders.position_lots
+        ):
+            self.counters.position_mismatches += 1
+            self.orders.needs_reconcile = True
+        return True
+
+    def _on_connection(self, ev: ConnectionStatus, ts: int) -> bool:
+        self.kill_switch.set_connected(ev.connected)
+        return True
+
+    def _on_timer(self, ev: Timer, ts: int) -> bool:
+        return True
+
+    # ----- the quote cycle ----------------------------------------------------------------
+
+    def _cycle(self, ts: int) -> list[Action]:
+        self.counters.cycles += 1
+        ks = self.kill_switch
+        orders = self.orders
+        t_s = ts * _NS
+        ratio = self.hawkes.ratio(t_s)
+        vol = self.vol
+        limits = ks.update_limits(
+            sigma=vol.sigma, sigma_samples=vol.count, trade_intensity=self.hawkes.intensity(t_s)
+        )
+        position = orders.position
+        mid = self.mid
+        state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
+        if state >= TradingState.PAUSED or mid != mid:
+            self.quotes = QuoteSet()
+            return orders.cancel_all() if state >= TradingState.PAUSED else []
+        if limits is not None:
+            sigma = limits.sigma_used
+        else:
+            risk = self.config.risk
+            sigma = blended_sigma(
+                vol.sigma, confidence_from_samples(vol.count, risk.confidence_samples), risk
+            )
+        cancelling_bids, cancelling_asks = orders.cancelling_exposure()
+        params = self.aggregator.build(
+            ts_ns=ts,
+            best_bid=self.best_bid,
+            best_ask=self.best_ask,
+            sigma=sigma,
+            a=self.intensity.a,
+            k=self.intensity.k,
+            hawkes_ratio=ratio,
+            buy_intensity=self.buy_flow.intensity(t_s),
+            sell_intensity=self.sell_flow.intensity(t_s),
+            position=position,
+            pending_bids=cancelling_bids,
+            pending_asks=cancelling_asks,
+            max_position_value=None if limits is None else limits.max_position_value,
+            binding_limit=ks.binding_limit,
+            trading_state=state,
+        )
+        self.params = params
+        quotes = self.strategy.quote(params)
+        if state is TradingState.REDUCING:
+            # Only the side that shrinks |position| may rest.
+            quotes = QuoteSet(
+                quotes.bids if position < 0.0 else (), quotes.asks if position > 0.0 else ()
+            )
+        self.quotes = quotes
+        sizer = self.sizer
+        bb = sizer.nearest_ticks(self.best_bid)
+        ba = sizer.nearest_ticks(self.best_ask)
+        bids = self._exchange_quotes(Side.BUY, quotes.bids, bb, ba, params)
+        asks = self._exchange_quotes(Side.SELL, quotes.asks, bb, ba, params)
+        max_lots = sizer.size_lots(params.effective_max_position())
+        return orders.plan(bids, asks, max_lots=max_lots, ts_ns=ts)
+
+    def _exchange_quotes(
+        self, side: Side, quotes: tuple[Quote, ...], bb: int, ba: int, params: MarketParams
+    ) -> tuple[tuple[int, int], ...]:
+        """Exact ``(ticks, lots)`` behind the touch, merged where clamping stacked levels."""
+        if not quotes:
+            return _EMPTY
+        sizer = self.sizer
+        conviction = self.conviction
+        out: list[tuple[int, int]] = []
+        for quote in quotes:
+            exact = sizer.quote(side, quote.price, quote.size, bb, ba)
+            if exact is None:
+                continue
+            ticks, lots = exact
+            if conviction is not None:
+                imbalance = params.flow_imbalance
+                score = 0.5 * (1.0 + imbalance) if side is Side.BUY else 0.5 * (1.0 - imbalance)
+                exposure = abs(params.position) * params.mid
+                cap = conviction.size_lots(score, ticks, exposure)
+                if cap < lots:
+                    lots = cap
+                if lots <= 0:
+                    continue
+            if out and out[-1][0] == ticks:
+                out[-1] = (ticks, out[-1][1] + lots)
+            else:
+                out.append((ticks, lots))
+        return tuple(out)
+
+    # ----- reporting ----------------------------------------------------------------------
+
+    @property
+    def position(self) -> float:
+        return self.orders.position
+
+    def pnl_usd(self) -> float:
+        """Cash from fills (after fees) plus the position marked at the mid."""
+        mid = self.mid
+        mark = self.orders.position * mid if mid == mid else 0.0
+        return self.orders.cash_usd + mark
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for displays, logs and tests (allocates; not for the hot path)."""
+        ks = self.kill_switch
+        limits = ks.limits
+        pending_bids, pending_asks = self.orders.pending_exposure()
+        mid = self.mid
+        t_s = self.now_ns * _NS
+        return {
+            "ts_ns": self.now_ns,
+            "mid": mid if mid == mid else None,
+            "best_bid": self.best_bid if self.best_bid == self.best_bid else None,
+            "best_ask": self.best_ask if self.best_ask == self.best_ask else None,
+            "position": self.orders.position,
+            "effective_max_position": ks.max_position(mid),
+            "max_position_value": None if limits is None else limits.max_position_value,
+            "binding_limit": str(ks.binding_limit),
+            "trading_state": ks.state.label,
+            "reasons": [f"{r.trigger}: {r.detail}" for r in ks.reasons],
+            "sigma": self.vol.sigma,
+            "sigma_used": None if limits is None else limits.sigma_used,
+            "hawkes_ratio": self.hawkes.ratio(t_s),
+            "fill_intensity_a": self.intensity.a,
+            "fill_intensity_k": self.intensity.k,
+            "quotes": {
+                "bids": [(q.price, q.size) for q in self.quotes.bids],
+                "asks": [(q.price, q.size) for q in self.quotes.asks],
+            },
+            "open_orders": len(self.orders.orders),
+            "pending_bids": pending_bids,
+            "pending_asks": pending_asks,
+            "pnl_usd": self.pnl_usd(),
+            "fees_usd": self.orders.fees_usd,
+            "fills": self.orders.fills,
+            "needs_reconcile": self.orders.needs_reconcile,
+            "counters": msgspec.structs.asdict(self.counters)
+            | {
+                "duplicate_fills": self.orders.duplicate_fills,
+                "unknown_fills": self.orders.unknown_fills,
+                "late_fills": self.orders.late_fills,
+                "unknown_acks": self.orders.unknown_acks,
+                "rejections": self.orders.rejections,
+            },
+        }

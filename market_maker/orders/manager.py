@@ -1,0 +1,373 @@
+"""Order manager: our live orders, their exposure, and the fewest actions to reach wanted quotes.
+
+Every order is tracked by client order id (cloid) in integer ticks and lots. Pending exposure is
+everything that could still fill: an order being placed, resting, being modified (the larger of
+the old and new size) or being cancelled (until the cancel is acknowledged). ``plan`` never
+places or enlarges an order beyond ``Q - q - pending`` on the bid side (``Q + q - pending`` on the
+ask side), so no sequence of fills can take the position past the limit. When capacity is tight
+it cancels first and places the replacement once the cancel is acknowledged.
+
+Fills are idempotent by ``fill_id``. A fill or ack for an unknown cloid, or a duplicate fill, is
+counted and flags reconciliation; it never raises. The position follows every fill the venue
+reports, known order or not: the venue's word is the truth about our inventory.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from enum import IntEnum
+
+import msgspec
+
+from market_maker.config import OrdersConfig
+from market_maker.model import AckStatus, Action, Cancel, Fill, Modify, OrderAck, Place, Side
+from market_maker.risk.sizing import PositionSizer
+
+__all__ = ["OrderManager", "OrderState", "TrackedOrder"]
+
+_RECENT = 4096  # closed cloids and fill ids remembered for late or duplicate messages
+
+
+class OrderState(IntEnum):
+    PENDING_NEW = 0
+    OPEN = 1
+    PENDING_MODIFY = 2
+    PENDING_CANCEL = 3
+
+
+class TrackedOrder(msgspec.Struct, kw_only=True):
+    """One of our orders as we believe it stands (mutable state, integer ticks and lots)."""
+
+    cloid: str
+    side: Side
+    price_ticks: int
+    size_lots: int
+    state: OrderState
+    created_ts_ns: int
+    filled_lots: int = 0
+    fill_value: float = 0.0
+    last_fill_ts_ns: int | None = None
+    new_price_ticks: int | None = None
+    new_size_lots: int | None = None
+    """Remaining size asked for by a modify in flight."""
+
+    @property
+    def remaining_lots(self) -> int:
+        return self.size_lots - self.filled_lots
+
+    @property
+    def exposure_lots(self) -> int:
+        """Lots that could still fill (while a modify is in flight, the larger of old and new)."""
+        remaining = self.size_lots - self.filled_lots
+        new = self.new_size_lots
+        if new is not None and new > remaining:
+            return new
+        return remaining if remaining > 0 else 0
+
+    @property
+    def target_ticks(self) -> int:
+        """The price this order is heading for (the modify's price while one is in flight)."""
+        return self.price_ticks if self.new_price_ticks is None else self.new_price_ticks
+
+    @property
+    def target_lots(self) -> int:
+        return self.remaining_lots if self.new_size_lots is None else self.new_size_lots
+
+    def average_fill_price(self, lot_size: float) -> float | None:
+        """Volume-weighted price of the fills so far (USD), or None before the first fill."""
+        if self.filled_lots <= 0:
+            return None
+        return self.fill_value / (self.filled_lots * lot_size)
+
+
+class OrderManager:
+    """Tracks orders and position; turns wanted quotes into place/modify/cancel actions."""
+
+    def __init__(
+        self, sizer: PositionSizer, config: OrdersConfig, *, cloid_prefix: int = 0
+    ) -> None:
+        self.sizer = sizer
+        self.config = config
+        self.orders: dict[str, TrackedOrder] = {}
+        self.position_lots = 0
+        self.cash_usd = 0.0
+        self.fees_usd = 0.0
+        self.maker_volume_usd = 0.0
+        self.fills = 0
+        self.duplicate_fills = 0
+        self.unknown_fills = 0
+        self.late_fills = 0
+        self.unknown_acks = 0
+        self.rejections = 0
+        self.needs_reconcile = False
+        self._next_id = cloid_prefix << 64
+        self._closed: OrderedDict[str, Side] = OrderedDict()
+        self._fill_ids: OrderedDict[str, None] = OrderedDict()
+        self._version = 0
+        self._last_plan: tuple[object, ...] = ()
+
+    # ----- exposure -----------------------------------------------------------------------
+
+    @property
+    def position(self) -> float:
+        return self.position_lots * self.sizer.lot_size
+
+    def pending_exposure_lots(self) -> tuple[int, int]:
+        """``(bid_lots, ask_lots)`` that could still fill."""
+        bids = asks = 0
+        for o in self.orders.values():
+            if o.side is Side.BUY:
+                bids += o.exposure_lots
+            else:
+                asks += o.exposure_lots
+        return bids, asks
+
+    def pending_exposure(self) -> tuple[float, float]:
+        """``(bids, asks)`` in contracts that could still fill."""
+        bids, asks = self.pending_exposure_lots()
+        lot = self.sizer.lot_size
+        return bids * lot, asks * lot
+
+    def cancelling_exposure(self) -> tuple[float, float]:
+        """``(bids, asks)`` in contracts held by orders with a cancel in flight."""
+        bids = asks = 0
+        for o in self.orders.values():
+            if o.state is OrderState.PENDING_CANCEL:
+                if o.side is Side.BUY:
+                    bids += o.exposure_lots
+                else:
+                    asks += o.exposure_lots
+        lot = self.sizer.lot_size
+        return bids * lot, asks * lot
+
+    def worst_case_positions(self, q: float) -> tuple[float, float]:
+        """``(q - pending asks, q + pending bids)``: the position range fills could reach."""
+        bids, asks = self.pending_exposure()
+        return q - asks, q + bids
+
+    # ----- venue messages -----------------------------------------------------------------
+
+    def on_fill(self, fill: Fill) -> bool:
+        """Apply a fill; False for a duplicate (already applied) or an unusable one."""
+        fid = fill.fill_id
+        if fid in self._fill_ids:
+            self.duplicate_fills += 1
+            return False
+        lots = self.sizer.nearest_lots(fill.size)
+        if lots <= 0 or not fill.price > 0.0 or fill.price == float("inf"):
+            self.unknown_fills += 1
+            self.needs_reconcile = True
+            return False
+        self._fill_ids[fid] = None
+        if len(self._fill_ids) > _RECENT:
+            self._fill_ids.popitem(last=False)
+        order = self.orders.get(fill.cloid)
+        side = fill.side
+        if order is not None:
+            side = order.side
+            order.filled_lots += lots
+            order.fill_value += fill.price * lots * self.sizer.lot_size
+            order.last_fill_ts_ns = fill.ts_ns
+            if order.new_size_lots is None and order.filled_lots >= order.size_lots:
+                self._close(order)
+        elif fill.cloid in self._closed:
+            self.late_fills += 1
+            side = self._closed[fill.cloid]
+        else:
+            self.unknown_fills += 1
+            self.needs_reconcile = True
+        notional = fill.price * lots * self.sizer.lot_size
+        self.position_lots += lots if side is Side.BUY else -lots
+        self.cash_usd += -notional if side is Side.BUY else notional
+        self.cash_usd -= fill.fee
+        self.fees_usd += fill.fee
+        self.maker_volume_usd += notional
+        self.fills += 1
+        self._version += 1
+        return True
+
+    def on_ack(self, ack: OrderAck) -> bool:
+        """Apply an acknowledgement; True when it is a rejection (for the kill switch)."""
+        order = self.orders.get(ack.cloid)
+        if order is None:
+            self.unknown_acks += 1
+            return ack.status is AckStatus.REJECTED
+        self._version += 1
+        status = ack.status
+        if status is AckStatus.CANCELED:
+            self._close(order)
+            return False
+        if status is AckStatus.ACCEPTED:
+            if order.new_size_lots is not None:
+                self._apply_modify(order)
+            if order.state is not OrderState.PENDING_CANCEL:
+                order.state = OrderState.OPEN
+            return False
+        # Rejected.
+        self.rejections += 1
+        state = order.state
+        if state is OrderState.PENDING_NEW:
+            self._close(order)
+        elif state is OrderState.PENDING_MODIFY:
+            order.new_price_ticks = order.new_size_lots = None
+            order.state = OrderState.OPEN
+            if order.remaining_lots <= 0:
+                self._close(order)  # filled while the modify was in flight
+        elif state is OrderState.PENDING_CANCEL:
+            # The place, the modify or the cancel failed: we cannot tell which, so keep counting
+            # the order (safe for exposure); the next cancel by cloid settles it either way.
+            order.new_price_ticks = order.new_size_lots = None
+            order.state = OrderState.OPEN
+            self.needs_reconcile = True
+        return True
+
+    def _apply_modify(self, order: TrackedOrder) -> None:
+        assert order.new_price_ticks is not None and order.new_size_lots is not None
+        order.price_ticks = order.new_price_ticks
+        order.size_lots = order.filled_lots + order.new_size_lots
+        order.new_price_ticks = order.new_size_lots = None
+        if order.size_lots <= order.filled_lots:
+            self._close(order)
+
+    def _close(self, order: TrackedOrder) -> None:
+        self.orders.pop(order.cloid, None)
+        self._closed[order.cloid] = order.side
+        if len(self._closed) > _RECENT:
+            self._closed.popitem(last=False)
+
+    # ----- planning -----------------------------------------------------------------------
+
+    def _new_cloid(self) -> str:
+        self._next_id += 1
+        return f"0x{self._next_id:032x}"
+
+    def cancel_all(self) -> list[Action]:
+        """Cancel every order that is not already being cancelled."""
+        actions: list[Action] = []
+        for o in self.orders.values():
+            if o.state is not OrderState.PENDING_CANCEL:
+                o.state = OrderState.PENDING_CANCEL
+                actions.append(Cancel(cloid=o.cloid))
+        if actions:
+            self._version += 1
+        return actions
+
+    def plan(
+        self,
+        bids: tuple[tuple[int, int], ...],
+        asks: tuple[tuple[int, int], ...],
+        *,
+        max_lots: int,
+        ts_ns: int,
+    ) -> list[Action]:
+        """Actions that move our orders towards ``bids``/``asks`` (``(ticks, lots)``, best first).
+
+        ``max_lots`` is the position limit ``Q`` in lots.
+        """
+        key = (self._version, bids, asks, max_lots)
+        if key == self._last_plan:
+            return []  # nothing changed since the last plan: nothing to do
+        actions: list[Action] = []
+        q = self.position_lots
+        self._plan_side(Side.BUY, bids, max_lots - q, ts_ns, actions)
+        self._plan_side(Side.SELL, asks, max_lots + q, ts_ns, actions)
+        if actions:
+            self._version += 1
+        self._last_plan = (self._version, bids, asks, max_lots)
+        return actions
+
+    def _plan_side(
+        self,
+        side: Side,
+        wanted: tuple[tuple[int, int], ...],
+        room: int,
+        ts_ns: int,
+        actions: list[Action],
+    ) -> None:
+        cfg = self.config
+        tol_ticks = cfg.price_tolerance_ticks
+        tol_size = cfg.size_tolerance
+        exposure = 0
+        live: list[TrackedOrder] = []
+        for o in self.orders.values():
+            if o.side is side:
+                exposure += o.exposure_lots
+                if o.state is not OrderState.PENDING_CANCEL:
+                    live.append(o)
+
+        # Keep live orders that already match a wanted level (queue priority is money).
+        unmatched: list[tuple[int, int]] = []
+        kept: list[TrackedOrder] = []
+        for ticks, lots in wanted:
+            match = None
+            for o in live:
+                if abs(o.target_ticks - ticks) <= tol_ticks and abs(o.target_lots - lots) <= (
+                    tol_size * lots
+                ):
+                    match = o
+                    break
+            if match is None:
+                unmatched.append((ticks, lots))
+            else:
+                live.remove(match)
+                kept.append(match)
+
+        # The limit may have shrunk under what we keep: cancel kept orders from the outside in
+        # until, once every cancel is acknowledged, the side fits in its room again.
+        kept_exposure = sum(o.exposure_lots for o in kept)
+        while kept and kept_exposure > (room if room > 0 else 0):
+            o = kept.pop()
+            kept_exposure -= o.exposure_lots
+            live.append(o)
+
+        cap_left = room - exposure
+        sizer = self.sizer
+        reusable = [o for o in live if o.state is OrderState.OPEN] if cfg.use_modify else []
+        for ticks, lots in unmatched:
+            min_lots = sizer.min_lots(ticks)
+            if reusable:
+                o = reusable.pop(0)
+                remaining = o.remaining_lots
+                grow = cap_left if cap_left > 0 else 0
+                new_lots = lots if lots <= remaining + grow else remaining + grow
+                if new_lots >= min_lots:
+                    increase = new_lots - remaining
+                    if increase > 0:
+                        cap_left -= increase
+                    live.remove(o)
+                    o.state = OrderState.PENDING_MODIFY
+                    o.new_price_ticks = ticks
+                    o.new_size_lots = new_lots
+                    actions.append(
+                        Modify(
+                            cloid=o.cloid,
+                            price=sizer.ticks_to_price(ticks),
+                            size=sizer.lots_to_size(new_lots),
+                        )
+                    )
+                    continue
+                reusable.insert(0, o)
+            size = lots if lots <= cap_left else cap_left
+            if size < min_lots:
+                continue
+            cap_left -= size
+            cloid = self._new_cloid()
+            self.orders[cloid] = TrackedOrder(
+                cloid=cloid,
+                side=side,
+                price_ticks=ticks,
+                size_lots=size,
+                state=OrderState.PENDING_NEW,
+                created_ts_ns=ts_ns,
+            )
+            actions.append(
+                Place(
+                    cloid=cloid,
+                    side=side,
+                    price=sizer.ticks_to_price(ticks),
+                    size=sizer.lots_to_size(size),
+                )
+            )
+        for o in live:
+            o.state = OrderState.PENDING_CANCEL
+            actions.append(Cancel(cloid=o.cloid))

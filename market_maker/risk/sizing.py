@@ -1,0 +1,201 @@
+"""Exact exchange sizing: float prices and sizes become integer ticks and lots once, here.
+
+Bids round down and asks round up (never towards the other side), sizes round down, post-only
+quotes are clamped behind the touch, and orders under the minimum notional are dropped. Wire
+strings are formatted from the integers, never from rounded floats.
+
+``DynamicSizer`` scales a quote budget by a conviction score and delegates every exchange check
+to ``PositionSizer``.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from decimal import Decimal
+
+from market_maker.config import ConvictionConfig
+from market_maker.model import Instrument, Side
+
+__all__ = ["DynamicSizer", "PositionSizer"]
+
+# Relative slack for float -> integer conversion: a price that is on the grid up to float noise
+# (100.3 / 0.1 = 1002.9999999999999) must not lose a tick. 1e-12 is far above double rounding
+# error (~1e-16) and far below one tick for any price under 1e11 ticks.
+_REL_EPS = 1e-12
+_ABS_EPS = 1e-9
+_POW10: list[int] = [10**i for i in range(40)]
+
+
+def _decimals(step: float) -> int:
+    """Decimal places needed to write multiples of ``step`` exactly (0.1 -> 1, 0.25 -> 2)."""
+    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
+
+
+class PositionSizer:
+    """Converts between float prices/sizes and integer ticks/lots for one instrument."""
+
+    __slots__ = (
+        "_lot_dec",
+        "_lot_units",
+        "_tick_dec",
+        "_tick_units",
+        "instrument",
+        "lot_size",
+        "max_sig_figs",
+        "min_notional",
+        "tick_size",
+    )
+
+    def __init__(self, instrument: Instrument) -> None:
+        if not (math.isfinite(instrument.tick_size) and instrument.tick_size > 0.0):
+            raise ValueError("tick_size must be positive")
+        if not (math.isfinite(instrument.lot_size) and instrument.lot_size > 0.0):
+            raise ValueError("lot_size must be positive")
+        self.instrument = instrument
+        tick = instrument.tick_size
+        if instrument.max_price_decimals is not None:
+            tick = max(tick, 10.0**-instrument.max_price_decimals)
+        self.tick_size = tick
+        self.lot_size = instrument.lot_size
+        self.min_notional = instrument.min_notional
+        self.max_sig_figs = instrument.max_sig_figs
+        self._tick_dec = _decimals(tick)
+        self._tick_units = round(Decimal(repr(tick)) * _POW10[self._tick_dec])
+        self._lot_dec = _decimals(instrument.lot_size)
+        self._lot_units = round(Decimal(repr(instrument.lot_size)) * _POW10[self._lot_dec])
+        if self.max_sig_figs is not None and self._tick_units != 1:
+            raise ValueError("max_sig_figs needs a tick size that is a power of ten")
+
+    # ----- prices -------------------------------------------------------------------------
+
+    def price_ticks(self, price: float, side: Side) -> int:
+        """Ticks for a wanted price: bids round down, asks round up (then the sig-fig rule)."""
+        x = price / self.tick_size
+        if side is Side.BUY:
+            ticks = math.floor(x + x * _REL_EPS + _ABS_EPS)
+        else:
+            ticks = math.ceil(x - x * _REL_EPS - _ABS_EPS)
+        if self.max_sig_figs is not None:
+            ticks = self._apply_sig_figs(ticks, side)
+        return ticks
+
+    def nearest_ticks(self, price: float) -> int:
+        """Ticks for a price already on the grid (book levels, fills): the nearest integer."""
+        return math.floor(price / self.tick_size + 0.5)
+
+    def _apply_sig_figs(self, ticks: int, side: Side) -> int:
+        """Coarsen to ``max_sig_figs`` significant figures; whole-unit prices are always valid."""
+        sig_figs = self.max_sig_figs
+        if ticks <= 0 or sig_figs is None:
+            return ticks
+        excess = bisect_right(_POW10, ticks) - sig_figs  # decimal digits of ticks - allowed
+        if excess <= 0:
+            return ticks
+        step: int = min(_POW10[excess], _POW10[self._tick_dec])  # integer prices always valid
+        if side is Side.BUY:
+            return ticks - ticks % step
+        return -((-ticks) // step) * step
+
+    def ticks_to_price(self, ticks: int) -> float:
+        """The float nearest to the exact price (one rounding: 99977.4, not 99977.40000000001)."""
+        return ticks * self._tick_units / _POW10[self._tick_dec]
+
+    def format_price(self, ticks: int) -> str:
+        """Wire string for ``ticks``, exact, from integers."""
+        return _format_units(ticks * self._tick_units, self._tick_dec)
+
+    # ----- sizes --------------------------------------------------------------------------
+
+    def size_lots(self, size: float) -> int:
+        """Lots for a wanted size, rounded down (never more than asked)."""
+        x = size / self.lot_size
+        if not x > 0.0 or x == math.inf:
+            return 0
+        return math.floor(x + x * _REL_EPS + _ABS_EPS)
+
+    def nearest_lots(self, size: float) -> int:
+        """Lots for a size already on the grid (fills, positions)."""
+        return math.floor(size / self.lot_size + 0.5)
+
+    def lots_to_size(self, lots: int) -> float:
+        return lots * self._lot_units / _POW10[self._lot_dec]
+
+    def format_size(self, lots: int) -> str:
+        return _format_units(lots * self._lot_units, self._lot_dec)
+
+    def min_lots(self, price_ticks: int) -> int:
+        """Smallest order (lots, at least 1) whose notional reaches ``min_notional`` at a price."""
+        if self.min_notional <= 0.0 or price_ticks <= 0:
+            return 1
+        notional_per_lot = price_ticks * self.tick_size * self.lot_size
+        return max(1, math.ceil(self.min_notional / notional_per_lot - _ABS_EPS))
+
+    # ----- quotes -------------------------------------------------------------------------
+
+    def post_only_ticks(self, ticks: int, side: Side, best_bid: int, best_ask: int) -> int:
+        """Clamp behind the touch: a bid at most the best bid, an ask at least the best ask."""
+        if side is Side.BUY:
+            return ticks if ticks <= best_bid else best_bid
+        return ticks if ticks >= best_ask else best_ask
+
+    def quote(
+        self, side: Side, price: float, size: float, best_bid: int, best_ask: int
+    ) -> tuple[int, int] | None:
+        """Exchange-valid ``(price_ticks, size_lots)`` for a post-only quote, or None to drop it."""
+        if not (price > 0.0 and math.isfinite(price)):
+            return None
+        ticks = self.post_only_ticks(self.price_ticks(price, side), side, best_bid, best_ask)
+        if ticks <= 0:
+            return None
+        lots = self.size_lots(size)
+        if lots < self.min_lots(ticks):
+            return None
+        return ticks, lots
+
+
+def _format_units(units: int, decimals: int) -> str:
+    if decimals == 0:
+        return str(units)
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), _POW10[decimals])
+    text = f"{sign}{whole}.{frac:0{decimals}d}".rstrip("0")
+    return text[:-1] if text.endswith(".") else text
+
+
+class DynamicSizer:
+    """Conviction sizing (the original Python bot's), exchange checks delegated to the sizer.
+
+    ``fraction = min_fraction + (max_fraction - min_fraction) * score`` with ``score`` in [0, 1];
+    ``budget = max_position_usd * fraction``, capped by what is left of
+    ``max_portfolio_exposure_usd``; no budget (None) once nothing is left.
+    """
+
+    __slots__ = ("config", "sizer")
+
+    def __init__(self, config: ConvictionConfig, sizer: PositionSizer) -> None:
+        self.config = config
+        self.sizer = sizer
+
+    def fraction(self, score: float) -> float:
+        s = score if score == score else 0.0  # NaN scores count as no conviction
+        s = 0.0 if s < 0.0 else 1.0 if s > 1.0 else s
+        cfg = self.config
+        return cfg.min_fraction + (cfg.max_fraction - cfg.min_fraction) * s
+
+    def budget_usd(self, score: float, current_exposure_usd: float) -> float | None:
+        """USD to commit at this conviction, or None when the portfolio cap is reached."""
+        remaining = self.config.max_portfolio_exposure_usd - current_exposure_usd
+        if not remaining > 0.0:
+            return None
+        budget = self.config.max_position_usd * self.fraction(score)
+        return budget if budget < remaining else remaining
+
+    def size_lots(self, score: float, price_ticks: int, current_exposure_usd: float) -> int:
+        """Lots affordable at ``price_ticks``; 0 when no budget or under the exchange minimum."""
+        budget = self.budget_usd(score, current_exposure_usd)
+        if budget is None or price_ticks <= 0:
+            return 0
+        lots = self.sizer.size_lots(budget / self.sizer.ticks_to_price(price_ticks))
+        return lots if lots >= self.sizer.min_lots(price_ticks) else 0

@@ -1,0 +1,119 @@
+"""Gueant-Lehalle-Fernandez-Tapia (GLFT) closed-form quotes, in ticks.
+
+Fill intensity at depth delta (ticks): ``A * exp(-k * delta)``. With order size ``D`` and
+inventory ``q`` in units of ``D``::
+
+    c1 = ln(1 + xi*D/k) / (xi*D)                       (xi = 0: 1/k)
+    c2 = sqrt(gamma / (2*A*D*k) * (1 + xi*D/k) ** (k/(xi*D) + 1))   (xi = 0: the power is e)
+    half_spread = c1 + D/2 * sigma * c2,   skew = sigma * c2
+    bid_depth = half_spread + skew*q,      ask_depth = half_spread - skew*q
+
+``sigma`` in ticks per sqrt second, ``A`` per second, ``k`` per tick, ``gamma``/``xi`` per
+(tick * D). See ``reference/glft.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from market_maker.config import StrategyConfig
+from market_maker.model import Quote, QuoteSet
+from market_maker.strategy.capacity import side_capacity
+from market_maker.strategy.params import MarketParams
+
+__all__ = ["GlftDepths", "GlftStrategy", "glft_coefficients", "glft_depths"]
+
+_E = math.e
+
+
+class GlftDepths(msgspec.Struct, frozen=True):
+    """Depths from the mid in ticks."""
+
+    half_spread: float
+    skew: float
+    bid_depth: float
+    ask_depth: float
+
+
+def glft_coefficients(
+    *, gamma: float, xi: float, delta: float, a: float, k: float
+) -> tuple[float, float]:
+    """``(c1, c2)`` of the GLFT closed form; ``xi = 0`` is the analytic limit."""
+    xd = xi * delta
+    if xd == 0.0:
+        return 1.0 / k, math.sqrt(gamma * _E / (2.0 * a * delta * k))
+    c1 = math.log1p(xd / k) / xd
+    c2 = math.sqrt(gamma / (2.0 * a * delta * k) * (1.0 + xd / k) ** (k / xd + 1.0))
+    return c1, c2
+
+
+def glft_depths(
+    *, gamma: float, xi: float, delta: float, a: float, k: float, sigma: float, q: float
+) -> GlftDepths:
+    """Half spread, skew and the two depths (ticks) for inventory ``q`` (units of ``delta``)."""
+    c1, c2 = glft_coefficients(gamma=gamma, xi=xi, delta=delta, a=a, k=k)
+    half_spread = c1 + 0.5 * delta * sigma * c2
+    skew = sigma * c2
+    return GlftDepths(
+        half_spread=half_spread,
+        skew=skew,
+        bid_depth=half_spread + skew * q,
+        ask_depth=half_spread - skew * q,
+    )
+
+
+class GlftStrategy:
+    """One quote a side at the GLFT depths, with the practical adjustments a live book needs.
+
+    - half spread and skew multipliers from config;
+    - a fee floor: neither quote closer to the mid than ``min_half_spread_bps``;
+    - cascade widening: the half spread grows with the Hawkes ratio above 1;
+    - gamma scaled up as inventory utilisation ``|q| / Q`` rises;
+    - sizes capped by ``side_capacity`` (position, limit and pending exposure).
+    """
+
+    def __init__(self, config: StrategyConfig) -> None:
+        self.config = config
+
+    def depths(self, params: MarketParams) -> GlftDepths:
+        """Adjusted GLFT depths in ticks for this cycle."""
+        cfg = self.config
+        d = cfg.order_size
+        util = params.utilisation()
+        util = util if util < 1.0 else 1.0
+        gamma = cfg.gamma * (1.0 + cfg.gamma_utilisation_scale * util * util)
+        xi = gamma if cfg.xi is None else cfg.xi
+        c1, c2 = glft_coefficients(gamma=gamma, xi=xi, delta=d, a=params.a, k=params.k)
+        skew = params.sigma_ticks * c2 * cfg.skew_multiplier
+        half = (c1 + 0.5 * d * params.sigma_ticks * c2) * cfg.spread_multiplier
+        ratio = params.hawkes_ratio
+        if ratio > 1.0:
+            half *= 1.0 + cfg.cascade_widening * (ratio - 1.0)
+        floor = cfg.min_half_spread_bps * 1e-4 * params.mid / params.tick_size
+        q = params.position / d
+        bid = half + skew * q
+        ask = half - skew * q
+        return GlftDepths(
+            half_spread=half,
+            skew=skew,
+            bid_depth=bid if bid > floor else floor,
+            ask_depth=ask if ask > floor else floor,
+        )
+
+    def quote(self, params: MarketParams) -> QuoteSet:
+        d = self.depths(params)
+        bid_cap, ask_cap = side_capacity(
+            position=params.position,
+            max_position=params.effective_max_position(),
+            pending_bids=params.pending_bids,
+            pending_asks=params.pending_asks,
+        )
+        size = self.config.order_size
+        tick = params.tick_size
+        bid_size = size if size < bid_cap else bid_cap
+        ask_size = size if size < ask_cap else ask_cap
+        bids = (Quote(params.mid - d.bid_depth * tick, bid_size),) if bid_size > 0.0 else ()
+        asks = (Quote(params.mid + d.ask_depth * tick, ask_size),) if ask_size > 0.0 else ()
+        return QuoteSet(bids, asks)
