@@ -41,3 +41,34 @@ def simulate_gbm(
     rng = np.random.default_rng(seed)
     steps = (drift - 0.5 * sigma**2) * dt + sigma * math.sqrt(dt) * rng.standard_normal(n - 1)
     return s0 * np.exp(np.concatenate(([0.0], np.cumsum(steps))))
+
+
+def market_params(**overrides):
+    """A ``MarketParams`` for a calm BTC-like book; override any field by keyword."""
+    from market_maker.risk import BindingLimit, TradingState
+    from market_maker.strategy import MarketParams
+
+    fields = dict(
+        ts_ns=1_000_000_000,
+        mid=100_000.05,
+        best_bid=100_000.0,
+        best_ask=100_000.1,
+        tick_size=0.1,
+        lot_size=0.001,
+        sigma=0.0002,
+        sigma_ticks=0.0002 * 100_000.05 / 0.1,
+        a=1.0,
+        k=0.5,
+        hawkes_ratio=1.0,
+        flow_imbalance=0.0,
+        position=0.0,
+        pending_bids=0.0,
+        pending_asks=0.0,
+        dynamic_max_position=1.0,
+        max_position_cap=None,
+        max_position_value=100_000.0,
+        binding_limit=BindingLimit.LEVERAGE,
+        trading_state=TradingState.ACTIVE,
+    )
+    fields.update(overrides)
+    return MarketParams(**fields)

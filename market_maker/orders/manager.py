@@ -1,8 +1,11 @@
 """Order manager: our live orders, their exposure, and the fewest actions to reach wanted quotes.
 
 Every order is tracked by client order id (cloid) in integer ticks and lots. Pending exposure is
-everything that could still fill: an order being placed, resting, being modified (the larger of
-the old and new size) or being cancelled (until the cancel is acknowledged). ``plan`` never
+everything that could still fill: an order being placed, resting, being cancelled (until the
+cancel is acknowledged) or being modified. A modify in flight counts its old remaining size *plus*
+the new size: the old order can fill right up to the moment the modify lands, after which the
+new size rests in full (Hyperliquid's modify replaces the order with a fresh one of the new size),
+so "the larger of the two" would let a race overfill. ``plan`` never
 places or enlarges an order beyond ``Q - q - pending`` on the bid side (``Q + q - pending`` on the
 ask side), so no sequence of fills can take the position past the limit. When capacity is tight
 it cancels first and places the replacement once the cancel is acknowledged.
@@ -49,7 +52,7 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     last_fill_ts_ns: int | None = None
     new_price_ticks: int | None = None
     new_size_lots: int | None = None
-    """Remaining size asked for by a modify in flight."""
+    """Size asked for by a modify in flight (the new order's full size)."""
 
     @property
     def remaining_lots(self) -> int:
@@ -57,11 +60,14 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
 
     @property
     def exposure_lots(self) -> int:
-        """Lots that could still fill (while a modify is in flight, the larger of old and new)."""
+        """Lots that could still fill: the remaining size, plus the new size of a modify in flight.
+
+        Fills beyond the old remaining size (the modify has landed and the new order is trading)
+        come off the new size, since ``remaining`` then goes negative.
+        """
         remaining = self.size_lots - self.filled_lots
-        new = self.new_size_lots
-        if new is not None and new > remaining:
-            return new
+        if self.new_size_lots is not None:
+            remaining += self.new_size_lots
         return remaining if remaining > 0 else 0
 
     @property
@@ -222,11 +228,15 @@ class OrderManager:
         return True
 
     def _apply_modify(self, order: TrackedOrder) -> None:
+        """The modify landed: the new order rests with its size, less any fills that were
+        beyond the old order's remaining size (those must have hit the new order)."""
         assert order.new_price_ticks is not None and order.new_size_lots is not None
+        overfill = order.size_lots - order.filled_lots
+        new_remaining = order.new_size_lots + (overfill if overfill < 0 else 0)
         order.price_ticks = order.new_price_ticks
-        order.size_lots = order.filled_lots + order.new_size_lots
+        order.size_lots = order.filled_lots + new_remaining
         order.new_price_ticks = order.new_size_lots = None
-        if order.size_lots <= order.filled_lots:
+        if new_remaining <= 0:
             self._close(order)
 
     def _close(self, order: TrackedOrder) -> None:
@@ -326,14 +336,11 @@ class OrderManager:
         for ticks, lots in unmatched:
             min_lots = sizer.min_lots(ticks)
             if reusable:
-                o = reusable.pop(0)
-                remaining = o.remaining_lots
-                grow = cap_left if cap_left > 0 else 0
-                new_lots = lots if lots <= remaining + grow else remaining + grow
+                # A modify adds its whole new size to the exposure until it is acknowledged.
+                new_lots = lots if lots <= cap_left else cap_left
                 if new_lots >= min_lots:
-                    increase = new_lots - remaining
-                    if increase > 0:
-                        cap_left -= increase
+                    o = reusable.pop(0)
+                    cap_left -= new_lots
                     live.remove(o)
                     o.state = OrderState.PENDING_MODIFY
                     o.new_price_ticks = ticks
@@ -346,7 +353,6 @@ class OrderManager:
                         )
                     )
                     continue
-                reusable.insert(0, o)
             size = lots if lots <= cap_left else cap_left
             if size < min_lots:
                 continue

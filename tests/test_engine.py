@@ -1,0 +1,246 @@
+import math
+
+import pytest
+
+from market_maker.config import AppConfig, DynamicRiskConfig, KillSwitchConfig, StrategyConfig
+from market_maker.engine import QuoteEngine
+from market_maker.model import (
+    AccountUpdate,
+    AckStatus,
+    BookUpdate,
+    Cancel,
+    ConnectionStatus,
+    Fill,
+    Instrument,
+    OrderAck,
+    Place,
+    Side,
+    Timer,
+    Trade,
+)
+
+S = 1_000_000_000
+INST = Instrument(symbol="BTC", tick_size=0.1, lot_size=0.001, min_notional=10.0)
+
+
+def book(ts, bid=100_000.0, ask=None, size=1.0):
+    ask = bid + 0.1 if ask is None else ask
+    return BookUpdate(ts_ns=ts, bids=((bid, size),), asks=((ask, size),))
+
+
+def engine(**strategy) -> QuoteEngine:
+    cfg = AppConfig(strategy=StrategyConfig(**strategy))
+    return QuoteEngine(cfg, INST)
+
+
+def accept_all(e, actions, ts):
+    for a in actions:
+        if isinstance(a, Place):
+            e.on_event(OrderAck(ts_ns=ts, cloid=a.cloid, status=AckStatus.ACCEPTED))
+        elif isinstance(a, Cancel):
+            e.on_event(OrderAck(ts_ns=ts, cloid=a.cloid, status=AckStatus.CANCELED))
+
+
+def test_quotes_both_sides_once_a_book_arrives():
+    e = engine()
+    actions = e.on_event(book(1 * S))
+    places = [a for a in actions if isinstance(a, Place)]
+    assert {p.side for p in places} == {Side.BUY, Side.SELL}
+    bid = next(p for p in places if p.side is Side.BUY)
+    ask = next(p for p in places if p.side is Side.SELL)
+    assert bid.price <= 100_000.0 and ask.price >= 100_000.1
+    assert all(p.post_only for p in places)
+
+
+def test_static_limit_until_the_account_is_known_then_dynamic():
+    cfg = AppConfig(risk=DynamicRiskConfig(max_position=0.02))
+    e = QuoteEngine(cfg, INST)
+    e.on_event(book(1 * S))
+    assert e.status()["effective_max_position"] == 0.02
+    assert e.status()["binding_limit"] == "static"
+    e.on_event(AccountUpdate(ts_ns=2 * S, account_value=10_000.0))
+    assert e.status()["effective_max_position"] == pytest.approx(200_000.0 / 100_000.05)
+    assert e.status()["binding_limit"] == "leverage"
+
+
+def test_requotes_when_the_mid_moves_and_holds_when_it_does_not():
+    e = engine(min_half_spread_bps=0.0)
+    accept_all(e, e.on_event(book(1 * S)), 1 * S)
+    assert e.on_event(Timer(ts_ns=1 * S + 1000)) == []
+    moved = e.on_event(book(2 * S, bid=100_050.0))
+    assert moved and all(not isinstance(a, Place) for a in moved)  # re-priced by modify
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        BookUpdate(ts_ns=5 * S, bids=((100_001.0, 1.0),), asks=((100_000.0, 1.0),)),  # crossed
+        BookUpdate(ts_ns=5 * S, bids=((100_000.0, 1.0),), asks=((100_000.0, 1.0),)),  # locked
+        BookUpdate(ts_ns=5 * S, bids=(), asks=()),
+        BookUpdate(ts_ns=5 * S, bids=((100_000.0, 1.0),), asks=()),
+        BookUpdate(ts_ns=5 * S, bids=((math.nan, 1.0),), asks=((100_000.1, 1.0),)),
+        BookUpdate(ts_ns=5 * S, bids=((100_000.0, 1.0),), asks=((math.inf, 1.0),)),
+        BookUpdate(ts_ns=5 * S, bids=((-1.0, 1.0),), asks=((100_000.1, 1.0),)),
+        BookUpdate(ts_ns=5 * S, bids=((0.0, 1.0),), asks=((100_000.1, 1.0),)),
+    ],
+)
+def test_bad_books_are_counted_and_never_quote(bad):
+    e = engine()
+    accept_all(e, e.on_event(book(1 * S)), 1 * S)
+    before = e.status()["counters"]["bad_books"]
+    assert e.on_event(bad) == []
+    assert e.status()["counters"]["bad_books"] == before + 1
+
+
+def test_bad_book_before_any_good_one_does_not_quote():
+    e = engine()
+    assert e.on_event(BookUpdate(ts_ns=1, bids=(), asks=((1.0, 1.0),))) == []
+    assert e.on_event(Timer(ts_ns=2)) == []
+
+
+@pytest.mark.parametrize(
+    "trade",
+    [
+        Trade(ts_ns=3 * S, price=math.nan, size=1.0, aggressor=Side.BUY),
+        Trade(ts_ns=3 * S, price=-5.0, size=1.0, aggressor=Side.BUY),
+        Trade(ts_ns=3 * S, price=100.0, size=0.0, aggressor=Side.SELL),
+        Trade(ts_ns=3 * S, price=100.0, size=math.inf, aggressor=Side.SELL),
+    ],
+)
+def test_bad_trades_are_counted(trade):
+    e = engine()
+    e.on_event(book(1 * S))
+    assert e.on_event(trade) == []
+    assert e.status()["counters"]["bad_trades"] == 1
+    assert e.hawkes.count == 0
+
+
+def test_out_of_order_market_data_is_counted_and_ignored():
+    e = engine()
+    e.on_event(book(5 * S))
+    assert e.on_event(book(4 * S, bid=90_000.0)) == []
+    assert e.mid == pytest.approx(100_000.05)
+    e.on_event(Trade(ts_ns=5 * S, price=100_000.0, size=1.0, aggressor=Side.SELL))
+    e.on_event(Trade(ts_ns=4 * S, price=100_000.0, size=1.0, aggressor=Side.SELL))
+    assert e.status()["counters"]["out_of_order"] == 2
+
+
+def test_acks_for_unknown_orders_and_duplicate_fills_are_counted():
+    e = engine()
+    actions = e.on_event(book(1 * S))
+    e.on_event(OrderAck(ts_ns=2 * S, cloid="0xnope", status=AckStatus.ACCEPTED))
+    bid = next(a for a in actions if isinstance(a, Place) and a.side is Side.BUY)
+    f = Fill(ts_ns=3 * S, cloid=bid.cloid, price=bid.price, size=0.001, side=Side.BUY, fill_id="1")
+    e.on_event(f)
+    e.on_event(f)
+    counters = e.status()["counters"]
+    assert counters["unknown_acks"] == 1
+    assert counters["duplicate_fills"] == 1
+    assert e.position == pytest.approx(0.001)
+
+
+def test_halted_cancels_everything_then_stays_silent():
+    e = engine()
+    e.on_event(AccountUpdate(ts_ns=0, account_value=10_000.0))
+    actions = e.on_event(book(1 * S))
+    accept_all(e, actions, 1 * S)
+    e.kill_switch.halt("test")
+    cancels = e.on_event(Timer(ts_ns=2 * S))
+    assert cancels and all(isinstance(a, Cancel) for a in cancels)
+    assert len(cancels) == len([a for a in actions if isinstance(a, Place)])
+    assert e.on_event(book(3 * S, bid=100_010.0)) == []
+    assert e.status()["trading_state"] == "halted"
+
+
+def test_paused_cancels_and_resumes_when_the_cause_clears():
+    e = engine()
+    accept_all(e, e.on_event(book(1 * S)), 1 * S)
+    cancels = e.on_event(ConnectionStatus(ts_ns=2 * S, connected=False))
+    assert cancels and all(isinstance(a, Cancel) for a in cancels)
+    accept_all(e, cancels, 2 * S)
+    assert e.status()["trading_state"] == "paused"
+    actions = e.on_event(ConnectionStatus(ts_ns=3 * S, connected=True))
+    assert any(isinstance(a, Place) for a in actions)
+
+
+def test_stale_data_pauses_through_a_timer():
+    cfg = AppConfig(kill_switch=KillSwitchConfig(stale_pause_after_s=5.0, stale_halt_after_s=60.0))
+    e = QuoteEngine(cfg, INST)
+    accept_all(e, e.on_event(book(1 * S)), 1 * S)
+    cancels = e.on_event(Timer(ts_ns=7 * S))
+    assert cancels and all(isinstance(a, Cancel) for a in cancels)
+    assert "stale_data" in e.status()["reasons"][0]
+
+
+def test_reducing_quotes_only_the_side_that_shrinks_the_position():
+    cfg = AppConfig(risk=DynamicRiskConfig(max_position=0.02))
+    e = QuoteEngine(cfg, INST)
+    actions = e.on_event(book(1 * S))
+    accept_all(e, actions, 1 * S)
+    e.on_event(
+        Fill(ts_ns=2 * S, cloid="ext", price=100_000.0, size=0.03, side=Side.BUY, fill_id="x")
+    )
+    assert e.status()["trading_state"] == "reducing"
+    quotes = e.status()["quotes"]
+    assert quotes["bids"] == [] and quotes["asks"]
+    live = e.orders.orders.values()
+    assert all(o.side is Side.SELL or o.state.name == "PENDING_CANCEL" for o in live)
+
+
+def test_cascade_pauses_quoting():
+    e = engine()
+    accept_all(e, e.on_event(book(1 * S)), 1 * S)
+    actions = []
+    for i in range(40):
+        actions += e.on_event(
+            Trade(ts_ns=2 * S + i * 1_000_000, price=100_000.0, size=0.5, aggressor=Side.SELL)
+        )
+    assert e.status()["trading_state"] in ("paused", "halted")
+    assert any(isinstance(a, Cancel) for a in actions)
+
+
+def test_same_events_give_the_same_actions():
+    def run():
+        e = engine(kind="ladder")
+        out = []
+        for i in range(200):
+            out += e.on_event(book(i * S // 10, bid=100_000.0 + (i % 17) * 0.5))
+            out += e.on_event(
+                Trade(ts_ns=i * S // 10 + 1, price=100_000.0, size=0.01, aggressor=Side.BUY)
+            )
+        return out
+
+    assert run() == run()
+
+
+def test_status_reports_the_documented_fields():
+    e = engine()
+    e.on_event(book(1 * S))
+    status = e.status()
+    for key in (
+        "position",
+        "effective_max_position",
+        "max_position_value",
+        "binding_limit",
+        "trading_state",
+        "reasons",
+        "sigma",
+        "hawkes_ratio",
+        "quotes",
+        "pending_bids",
+        "pending_asks",
+        "pnl_usd",
+    ):
+        assert key in status
+
+
+def test_pnl_marks_position_to_the_mid_after_fees():
+    e = engine()
+    e.on_event(book(1 * S))
+    e.on_event(
+        Fill(
+            ts_ns=2 * S, cloid="a", price=99_990.0, size=0.01, side=Side.BUY, fill_id="1", fee=0.05
+        )
+    )
+    e.on_event(book(3 * S, bid=100_010.0))
+    assert e.pnl_usd() == pytest.approx(0.01 * (100_010.05 - 99_990.0) - 0.05)
