@@ -286,7 +286,7 @@ class LadderConfig(_Config, frozen=True):
     ratio: Annotated[float, Meta(gt=1.0)] = 1.5
     """Geometric spacing: level i sits at depth0 * ratio**i."""
     interval_ticks: Annotated[int, Meta(ge=1)] | None = None
-    """Fixed spacing in ticks; unset uses the GLFT half spread (at least one tick)."""
+    """Grid (and fixed spacing) in ticks; unset: half the inner depth on a 1-2-5 step."""
     target_liquidity: PositiveFloat = 0.05
     """Total size per side across all levels, contracts."""
 

@@ -268,29 +268,27 @@ class QuoteEngine:
     def _exchange_quotes(
         self, side: Side, quotes: tuple[Quote, ...], bb: int, ba: int, params: MarketParams
     ) -> tuple[tuple[int, int], ...]:
-        """Exact ``(ticks, lots)`` behind the touch, merged where clamping stacked levels."""
+        """Exact ``(ticks, lots)`` behind the touch; conviction sizing when enabled.
+
+        The conviction score of a quote is the Hawkes flow imbalance in its direction:
+        ``(1 + imbalance) / 2`` for bids, ``(1 - imbalance) / 2`` for asks, so the side the
+        aggressive flow is on (buyers lifting offers: bids) quotes more.
+        """
         if not quotes:
             return _EMPTY
-        sizer = self.sizer
+        exact = self.sizer.exact_quotes(side, quotes, bb, ba)
         conviction = self.conviction
-        out: list[tuple[int, int]] = []
-        for quote in quotes:
-            exact = sizer.quote(side, quote.price, quote.size, bb, ba)
-            if exact is None:
-                continue
-            ticks, lots = exact
-            if conviction is not None:
-                imbalance = params.flow_imbalance
-                score = 0.5 * (1.0 + imbalance) if side is Side.BUY else 0.5 * (1.0 - imbalance)
-                exposure = abs(params.position) * params.mid
-                cap = conviction.size_lots(score, ticks, exposure)
-                if cap < lots:
-                    lots = cap
-                if lots <= 0:
-                    continue
-            if out and out[-1][0] == ticks:
-                out[-1] = (ticks, out[-1][1] + lots)
-            else:
+        if conviction is None:
+            return exact
+        imbalance = params.flow_imbalance
+        score = 0.5 * (1.0 + imbalance) if side is Side.BUY else 0.5 * (1.0 - imbalance)
+        exposure = abs(params.position) * params.mid
+        out = []
+        for ticks, lots in exact:
+            cap = conviction.size_lots(score, ticks, exposure)
+            if cap < lots:
+                lots = cap
+            if lots > 0:
                 out.append((ticks, lots))
         return tuple(out)
 

@@ -109,8 +109,14 @@ class OrderManager:
         self._next_id = cloid_prefix << 64
         self._closed: OrderedDict[str, Side] = OrderedDict()
         self._fill_ids: OrderedDict[str, None] = OrderedDict()
-        self._version = 0
-        self._last_plan: tuple[object, ...] = ()
+        # Bumped whenever an order on that side changes; plans and exposure sums are cached
+        # against them, so a cycle in which nothing changed costs two tuple comparisons.
+        self._buy_version = 0
+        self._sell_version = 0
+        self._last_bids: tuple[object, ...] = ()
+        self._last_asks: tuple[object, ...] = ()
+        self._exposure_key = (-1, -1)
+        self._exposure: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     # ----- exposure -----------------------------------------------------------------------
 
@@ -118,31 +124,47 @@ class OrderManager:
     def position(self) -> float:
         return self.position_lots * self.sizer.lot_size
 
+    def _touch(self, side: Side) -> None:
+        if side is Side.BUY:
+            self._buy_version += 1
+        else:
+            self._sell_version += 1
+
+    def _exposures(self) -> tuple[int, int, int, int]:
+        """``(bids, asks, cancelling bids, cancelling asks)`` in lots, cached until a change."""
+        key = (self._buy_version, self._sell_version)
+        if key == self._exposure_key:
+            return self._exposure
+        bids = asks = cbids = casks = 0
+        cancelling = OrderState.PENDING_CANCEL
+        for o in self.orders.values():
+            lots = o.exposure_lots
+            if o.side is Side.BUY:
+                bids += lots
+                if o.state is cancelling:
+                    cbids += lots
+            else:
+                asks += lots
+                if o.state is cancelling:
+                    casks += lots
+        self._exposure = (bids, asks, cbids, casks)
+        self._exposure_key = key
+        return self._exposure
+
     def pending_exposure_lots(self) -> tuple[int, int]:
         """``(bid_lots, ask_lots)`` that could still fill."""
-        bids = asks = 0
-        for o in self.orders.values():
-            if o.side is Side.BUY:
-                bids += o.exposure_lots
-            else:
-                asks += o.exposure_lots
+        bids, asks, _, _ = self._exposures()
         return bids, asks
 
     def pending_exposure(self) -> tuple[float, float]:
         """``(bids, asks)`` in contracts that could still fill."""
-        bids, asks = self.pending_exposure_lots()
+        bids, asks, _, _ = self._exposures()
         lot = self.sizer.lot_size
         return bids * lot, asks * lot
 
     def cancelling_exposure(self) -> tuple[float, float]:
         """``(bids, asks)`` in contracts held by orders with a cancel in flight."""
-        bids = asks = 0
-        for o in self.orders.values():
-            if o.state is OrderState.PENDING_CANCEL:
-                if o.side is Side.BUY:
-                    bids += o.exposure_lots
-                else:
-                    asks += o.exposure_lots
+        _, _, bids, asks = self._exposures()
         lot = self.sizer.lot_size
         return bids * lot, asks * lot
 
@@ -189,7 +211,7 @@ class OrderManager:
         self.fees_usd += fill.fee
         self.maker_volume_usd += notional
         self.fills += 1
-        self._version += 1
+        self._touch(side)
         return True
 
     def on_ack(self, ack: OrderAck) -> bool:
@@ -198,7 +220,7 @@ class OrderManager:
         if order is None:
             self.unknown_acks += 1
             return ack.status is AckStatus.REJECTED
-        self._version += 1
+        self._touch(order.side)
         status = ack.status
         if status is AckStatus.CANCELED:
             self._close(order)
@@ -259,7 +281,8 @@ class OrderManager:
                 o.state = OrderState.PENDING_CANCEL
                 actions.append(Cancel(cloid=o.cloid))
         if actions:
-            self._version += 1
+            self._buy_version += 1
+            self._sell_version += 1
         return actions
 
     def plan(
@@ -274,16 +297,18 @@ class OrderManager:
 
         ``max_lots`` is the position limit ``Q`` in lots.
         """
-        key = (self._version, bids, asks, max_lots)
-        if key == self._last_plan:
-            return []  # nothing changed since the last plan: nothing to do
         actions: list[Action] = []
         q = self.position_lots
-        self._plan_side(Side.BUY, bids, max_lots - q, ts_ns, actions)
-        self._plan_side(Side.SELL, asks, max_lots + q, ts_ns, actions)
-        if actions:
-            self._version += 1
-        self._last_plan = (self._version, bids, asks, max_lots)
+        key = (self._buy_version, bids, max_lots - q)
+        if key != self._last_bids:  # unchanged wants and orders: nothing to do on this side
+            if self._plan_side(Side.BUY, bids, max_lots - q, ts_ns, actions):
+                self._buy_version += 1
+            self._last_bids = (self._buy_version, bids, max_lots - q)
+        key = (self._sell_version, asks, max_lots + q)
+        if key != self._last_asks:
+            if self._plan_side(Side.SELL, asks, max_lots + q, ts_ns, actions):
+                self._sell_version += 1
+            self._last_asks = (self._sell_version, asks, max_lots + q)
         return actions
 
     def _plan_side(
@@ -293,7 +318,9 @@ class OrderManager:
         room: int,
         ts_ns: int,
         actions: list[Action],
-    ) -> None:
+    ) -> bool:
+        """Append this side's actions; True when there were any."""
+        before = len(actions)
         cfg = self.config
         tol_ticks = cfg.price_tolerance_ticks
         tol_size = cfg.size_tolerance
@@ -377,3 +404,4 @@ class OrderManager:
         for o in live:
             o.state = OrderState.PENDING_CANCEL
             actions.append(Cancel(cloid=o.cloid))
+        return len(actions) > before

@@ -219,13 +219,18 @@ class KillSwitch:
             )
             if r is not None
         ]
+        latched = self._latched
+        if not found and not latched:
+            self.reasons = ()
+            self.state = TradingState.ACTIVE
+            return TradingState.ACTIVE
         for r in found:
             if r.state is TradingState.HALTED:
-                self._latched[r.trigger] = r
+                latched[r.trigger] = r
         current = {r.trigger for r in found}
-        reasons = tuple(found) + tuple(r for t, r in self._latched.items() if t not in current)
+        reasons = tuple(found) + tuple(r for t, r in latched.items() if t not in current)
         self.reasons = reasons
-        self.state = max((r.state for r in reasons), default=TradingState.ACTIVE)
+        self.state = max(r.state for r in reasons)
         return self.state
 
     def _check_manual(self) -> Reason | None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Sequence
 from decimal import Decimal
 
 from market_maker.config import ConvictionConfig
-from market_maker.model import Instrument, Side
+from market_maker.model import Instrument, Quote, Side
 
 __all__ = ["DynamicSizer", "PositionSizer"]
 
@@ -153,6 +154,52 @@ class PositionSizer:
         if lots < self.min_lots(ticks):
             return None
         return ticks, lots
+
+
+    def exact_quotes(
+        self, side: Side, quotes: Sequence[Quote], best_bid: int, best_ask: int
+    ) -> tuple[tuple[int, int], ...]:
+        """``quote`` for a side's levels (best first) in one pass; levels that clamping stacked
+        on the same price are merged. The hot-path form of ``quote``."""
+        out: list[tuple[int, int]] = []
+        tick = self.tick_size
+        lot = self.lot_size
+        sig = self.max_sig_figs
+        is_bid = side is Side.BUY
+        floor = math.floor
+        ceil = math.ceil
+        min_notional = self.min_notional
+        last = -1
+        for q in quotes:
+            price = q.price
+            if not (price > 0.0 and price < math.inf):
+                continue
+            x = price / tick
+            if is_bid:
+                ticks = floor(x + x * _REL_EPS + _ABS_EPS)
+            else:
+                ticks = ceil(x - x * _REL_EPS - _ABS_EPS)
+            if sig is not None:
+                ticks = self._apply_sig_figs(ticks, side)
+            if is_bid:
+                if ticks > best_bid:
+                    ticks = best_bid
+            elif ticks < best_ask:
+                ticks = best_ask
+            if ticks <= 0:
+                continue
+            y = q.size / lot
+            if not (y >= 1.0 and y < math.inf):
+                continue
+            lots = floor(y + y * _REL_EPS + _ABS_EPS)
+            if min_notional > 0.0 and ticks * tick * lots * lot < min_notional * (1.0 - 1e-12):
+                continue
+            if ticks == last:
+                out[-1] = (ticks, out[-1][1] + lots)
+            else:
+                out.append((ticks, lots))
+                last = ticks
+        return tuple(out)
 
 
 def _format_units(units: int, decimals: int) -> str:

@@ -9,7 +9,7 @@ from market_maker.model import QuoteSet
 from market_maker.strategy.baselines import AvellanedaStoikovStrategy, SymmetricStrategy
 from market_maker.strategy.capacity import side_capacity
 from market_maker.strategy.glft import GlftDepths, GlftStrategy, glft_coefficients, glft_depths
-from market_maker.strategy.ladder import LadderStrategy, ladder_ticks
+from market_maker.strategy.ladder import LadderStrategy, grid_interval, ladder_ticks
 from market_maker.strategy.params import MarketParams, ParameterAggregator
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "SymmetricStrategy",
     "glft_coefficients",
     "glft_depths",
+    "grid_interval",
     "ladder_ticks",
     "make_strategy",
     "side_capacity",

@@ -1,12 +1,15 @@
 """Ladder: N levels a side from the GLFT depth outward, snapped to a price grid.
 
 Level ``i`` sits at ``depth0 * ratio**i`` (geometric) or ``depth0 + i * interval`` (fixed) ticks
-from the mid, then is snapped outward to a grid of ``interval`` ticks (the GLFT half spread,
-at least one tick, unless configured), so a small mid move keeps most prices and their queue
-priority. The total size a side is ``target_liquidity``; the side that would grow |position|
-shrinks by the inventory utilisation, and the result is then capped by the side's capacity
-(so the inventory cut survives capping). Each level needs at least one exchange minimum; when
-the total cannot fill every level, the inner levels are kept.
+from the mid, then is snapped outward to a grid of ``interval`` ticks, so a small mid move keeps
+most prices and their queue priority. Unless configured, the interval is half the inner depth
+(after the fee floor) rounded down to a 1-2-5 step: it changes rarely as sigma, A and k drift,
+and a one-tick mid move re-prices a level only when it crosses a grid line.
+
+The total size a side is ``target_liquidity``; the side that would grow |position| shrinks by
+the inventory utilisation, and the result is then capped by the side's capacity (so the
+inventory cut survives capping). When the total cannot fill every level with at least one lot,
+the inner levels are kept.
 """
 
 from __future__ import annotations
@@ -19,7 +22,21 @@ from market_maker.strategy.capacity import side_capacity
 from market_maker.strategy.glft import GlftStrategy
 from market_maker.strategy.params import MarketParams
 
-__all__ = ["LadderStrategy", "ladder_ticks"]
+__all__ = ["LadderStrategy", "grid_interval", "ladder_ticks"]
+
+
+def grid_interval(depth_ticks: float) -> int:
+    """Half of ``depth_ticks`` rounded down to 1, 2 or 5 times a power of ten (at least 1)."""
+    half = 0.5 * depth_ticks
+    if not half >= 2.0:  # also NaN
+        return 1
+    step = 1
+    while step * 10 <= half:
+        step *= 10
+    for mult in (5, 2):
+        if step * mult <= half:
+            return step * mult
+    return step
 
 
 def ladder_ticks(
@@ -56,7 +73,8 @@ class LadderStrategy:
         cfg = self.config
         d = self.glft.depths(params)
         tick = params.tick_size
-        interval = cfg.interval_ticks or max(1, math.floor(d.half_spread + 0.5))
+        inner = d.bid_depth if d.bid_depth < d.ask_depth else d.ask_depth
+        interval = cfg.interval_ticks or grid_interval(inner)
         ratio = cfg.ratio if cfg.spacing == "geometric" else None
         mid_ticks = params.mid / tick
         limit = params.effective_max_position()

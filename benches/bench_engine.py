@@ -1,0 +1,123 @@
+"""Cost of one quote cycle: book update -> actions, 5-level ladder a side, resting orders.
+
+The venue side (acks for the previous cycle's actions) runs in pytest-benchmark's untimed setup,
+so each timed call is exactly one ``on_event(BookUpdate)``.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from market_maker.config import (
+    AppConfig,
+    EstimatorsConfig,
+    HawkesConfig,
+    LadderConfig,
+    StrategyConfig,
+)
+from market_maker.engine import QuoteEngine
+from market_maker.model import (
+    AccountUpdate,
+    AckStatus,
+    BookUpdate,
+    Cancel,
+    Instrument,
+    Modify,
+    OrderAck,
+    Place,
+    Side,
+    Trade,
+)
+from market_maker.strategy import glft_depths
+
+INST = Instrument(symbol="BTC", tick_size=0.1, lot_size=0.001, min_notional=10.0)
+NS = 1_000_000_000
+
+
+class Feed:
+    """A random-walk BTC book at 20 updates a second with a trade every other update."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.bid_ticks = 1_000_000
+        self.ts = NS
+
+    def book(self) -> BookUpdate:
+        self.ts += NS // 20
+        self.bid_ticks += self.rng.choice((-3, -1, 0, 0, 1, 3))
+        bid = self.bid_ticks / 10
+        return BookUpdate(ts_ns=self.ts, bids=((bid, 1.0),), asks=((bid + 0.1, 1.0),))
+
+    def trade(self) -> Trade:
+        side = self.rng.choice((Side.BUY, Side.SELL))
+        price = (self.bid_ticks + (1 if side is Side.BUY else 0)) / 10
+        return Trade(ts_ns=self.ts, price=price, size=0.01, aggressor=side)
+
+
+def acknowledge(engine: QuoteEngine, actions: list, ts: int) -> None:
+    pending = list(actions)
+    while pending:
+        a = pending.pop()
+        status = AckStatus.CANCELED if isinstance(a, Cancel) else AckStatus.ACCEPTED
+        if isinstance(a, (Place, Modify, Cancel)):
+            pending += engine.on_event(OrderAck(ts_ns=ts, cloid=a.cloid, status=status))
+
+
+def warmed_engine(events: int, kind: str = "ladder") -> tuple[QuoteEngine, Feed]:
+    cfg = AppConfig(
+        # 10 trades a second at baseline: the feed's rate, so no cascade is detected.
+        estimators=EstimatorsConfig(hawkes=HawkesConfig(mu=10.0, alpha=0.5, beta=1.0)),
+        strategy=StrategyConfig(kind=kind, order_size=0.01, min_half_spread_bps=0.5),
+        ladder=LadderConfig(levels=5, target_liquidity=0.05),
+    )
+    engine = QuoteEngine(cfg, INST)
+    feed = Feed()
+    engine.on_event(AccountUpdate(ts_ns=feed.ts, account_value=100_000.0))
+    for i in range(events):
+        ev = feed.book() if i % 2 == 0 else feed.trade()
+        acknowledge(engine, engine.on_event(ev), feed.ts)
+    return engine, feed
+
+
+def bench_cycle(benchmark, engine: QuoteEngine, feed: Feed) -> None:
+    state: dict = {"actions": [], "event": None}
+
+    def setup():
+        acknowledge(engine, state["actions"], feed.ts)
+        state["event"] = feed.book()
+        return (state["event"],), {}
+
+    def cycle(event):
+        state["actions"] = engine.on_event(event)
+
+    benchmark.pedantic(cycle, setup=setup, rounds=20_000, warmup_rounds=200)
+    assert engine.kill_switch.state.label == "active"
+    assert len(engine.orders.orders) >= 8  # a ladder of resting orders on both sides
+
+
+@pytest.mark.parametrize("history", [100, 1_000_000])
+def test_quote_cycle_ladder(benchmark, history):
+    engine, feed = warmed_engine(history)
+    bench_cycle(benchmark, engine, feed)
+
+
+def test_quote_cycle_glft(benchmark):
+    engine, feed = warmed_engine(1_000, kind="glft")
+    state: dict = {"actions": []}
+
+    def setup():
+        acknowledge(engine, state["actions"], feed.ts)
+        return (feed.book(),), {}
+
+    def cycle(event):
+        state["actions"] = engine.on_event(event)
+
+    benchmark.pedantic(cycle, setup=setup, rounds=20_000, warmup_rounds=200)
+
+
+def test_glft_depths_alone(benchmark):
+    benchmark(
+        glft_depths, gamma=0.05, xi=0.05, delta=1.0, a=2.986, k=0.0423, sigma=10.69, q=1.5
+    )
