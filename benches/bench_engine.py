@@ -118,6 +118,4 @@ def test_quote_cycle_glft(benchmark):
 
 
 def test_glft_depths_alone(benchmark):
-    benchmark(
-        glft_depths, gamma=0.05, xi=0.05, delta=1.0, a=2.986, k=0.0423, sigma=10.69, q=1.5
-    )
+    benchmark(glft_depths, gamma=0.05, xi=0.05, delta=1.0, a=2.986, k=0.0423, sigma=10.69, q=1.5)

@@ -97,15 +97,19 @@ class IncrementalVolStats:
         self._last_seen_t = t_s
         if t_s < self._next_sample_t:
             return
-        self._next_sample_t = (_floor(t_s / self.sample_interval_s) + 1.0) * self.sample_interval_s
         prev_t = self._sample_t
         prev_price = self._sample_price
+        dt = t_s - prev_t
+        ratio = price / prev_price if prev_price > 0.0 else 1.0
+        if not (0.0 < ratio < math.inf):
+            self.rejected += 1  # a return too extreme to represent (denormal or huge prices)
+            return
+        self._next_sample_t = (_floor(t_s / self.sample_interval_s) + 1.0) * self.sample_interval_s
         self._sample_t = t_s
         self._sample_price = price
-        dt = t_s - prev_t
         if not (dt > 0.0) or dt == math.inf:
             return  # the first sample: nothing to difference against
-        x = _log(price / prev_price) / _sqrt(dt)
+        x = _log(ratio) / _sqrt(dt)
         self.count += 1
         if self._decay_per_s:
             w = self._weight * math.exp(-self._decay_per_s * dt) + 1.0

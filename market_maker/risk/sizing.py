@@ -155,7 +155,6 @@ class PositionSizer:
             return None
         return ticks, lots
 
-
     def exact_quotes(
         self, side: Side, quotes: Sequence[Quote], best_bid: int, best_ask: int
     ) -> tuple[tuple[int, int], ...]:
