@@ -303,6 +303,9 @@ class OrdersConfig(_Config, frozen=True):
     """Keep a resting order whose remaining size is within this fraction of the wanted one."""
     use_modify: bool = True
     """Re-price with one modify instead of cancel + place where the venue supports it."""
+    max_requests_per_s: PositiveFloat = 10.0
+    """Our own request budget (token bucket), so the venue never throttles us."""
+    request_burst: Annotated[float, Meta(ge=1.0)] = 20.0
 
 
 class AppConfig(_Config, frozen=True):

@@ -42,6 +42,7 @@ from market_maker.model import (
     Trade,
 )
 from market_maker.orders import OrderManager
+from market_maker.orders.rate_limit import TokenBucket
 from market_maker.risk import (
     DynamicSizer,
     KillSwitch,
@@ -103,6 +104,7 @@ class QuoteEngine:
         self.aggregator = ParameterAggregator(config, instrument)
         self.strategy = make_strategy(config)
         self.orders = OrderManager(self.sizer, config.orders)
+        self.requests = TokenBucket(config.orders.max_requests_per_s, config.orders.request_burst)
         self.counters = EngineCounters()
         self.best_bid = math.nan
         self.best_ask = math.nan
@@ -110,6 +112,7 @@ class QuoteEngine:
         self.now_ns = 0
         self._last_book_ns = -1
         self._last_trade_ns = -1
+        self._mismatched = False
         self.params: MarketParams | None = None
         self.quotes = QuoteSet()
         self._handlers: dict[type, Callable[[Any, int], bool]] = {
@@ -190,13 +193,15 @@ class QuoteEngine:
             self.counters.bad_accounts += 1
             return False
         reported = ev.position
-        if (
-            reported is not None
-            and _isfinite(reported)
-            and self.sizer.nearest_lots(reported) != self.orders.position_lots
-        ):
-            self.counters.position_mismatches += 1
-            self.orders.needs_reconcile = True
+        if reported is not None and _isfinite(reported):
+            # Fills in flight make one snapshot disagree; two in a row is a real mismatch.
+            if self.sizer.nearest_lots(reported) != self.orders.position_lots:
+                if self._mismatched:
+                    self.counters.position_mismatches += 1
+                    self.orders.needs_reconcile = True
+                self._mismatched = True
+            else:
+                self._mismatched = False
         return True
 
     def _on_connection(self, ev: ConnectionStatus, ts: int) -> bool:
@@ -223,7 +228,12 @@ class QuoteEngine:
         state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
         if state >= TradingState.PAUSED or mid != mid:
             self.quotes = QuoteSet()
-            return orders.cancel_all() if state >= TradingState.PAUSED else []
+            if state < TradingState.PAUSED:
+                return []
+            cancels = orders.cancel_all()  # safety first: never held back by the budget
+            self.requests.available(ts)
+            self.requests.spend(len(cancels))
+            return cancels
         if limits is not None:
             sigma = limits.sigma_used
         else:
@@ -263,7 +273,11 @@ class QuoteEngine:
         bids = self._exchange_quotes(Side.BUY, quotes.bids, bb, ba, params)
         asks = self._exchange_quotes(Side.SELL, quotes.asks, bb, ba, params)
         max_lots = sizer.size_lots(params.effective_max_position())
-        return orders.plan(bids, asks, max_lots=max_lots, ts_ns=ts)
+        budget = self.requests.available(ts)
+        actions = orders.plan(bids, asks, max_lots=max_lots, ts_ns=ts, budget=budget)
+        if actions:
+            self.requests.spend(len(actions))
+        return actions
 
     def _exchange_quotes(
         self, side: Side, quotes: tuple[Quote, ...], bb: int, ba: int, params: MarketParams
@@ -344,6 +358,8 @@ class QuoteEngine:
                 "unknown_fills": self.orders.unknown_fills,
                 "late_fills": self.orders.late_fills,
                 "unknown_acks": self.orders.unknown_acks,
+                "late_acks": self.orders.late_acks,
                 "rejections": self.orders.rejections,
+                "race_rejections": self.orders.race_rejections,
             },
         }

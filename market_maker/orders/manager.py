@@ -104,7 +104,9 @@ class OrderManager:
         self.unknown_fills = 0
         self.late_fills = 0
         self.unknown_acks = 0
+        self.late_acks = 0
         self.rejections = 0
+        self.race_rejections = 0
         self.needs_reconcile = False
         self._next_id = cloid_prefix << 64
         self._closed: OrderedDict[str, Side] = OrderedDict()
@@ -215,9 +217,12 @@ class OrderManager:
         return True
 
     def on_ack(self, ack: OrderAck) -> bool:
-        """Apply an acknowledgement; True when it is a rejection (for the kill switch)."""
+        """Apply an acknowledgement; True when a new order was rejected (for the kill switch)."""
         order = self.orders.get(ack.cloid)
         if order is None:
+            if ack.cloid in self._closed:
+                self.late_acks += 1  # e.g. a modify refused because the order just filled
+                return False
             self.unknown_acks += 1
             return ack.status is AckStatus.REJECTED
         self._touch(order.side)
@@ -231,12 +236,16 @@ class OrderManager:
             if order.state is not OrderState.PENDING_CANCEL:
                 order.state = OrderState.OPEN
             return False
-        # Rejected.
-        self.rejections += 1
+        # Rejected. Only a rejected new order counts towards a rejection storm: a modify or
+        # cancel is refused mostly because the order has just filled or gone, which is a race,
+        # not the venue refusing us.
         state = order.state
         if state is OrderState.PENDING_NEW:
+            self.rejections += 1
             self._close(order)
-        elif state is OrderState.PENDING_MODIFY:
+            return True
+        self.race_rejections += 1
+        if state is OrderState.PENDING_MODIFY:
             order.new_price_ticks = order.new_size_lots = None
             order.state = OrderState.OPEN
             if order.remaining_lots <= 0:
@@ -247,7 +256,7 @@ class OrderManager:
             order.new_price_ticks = order.new_size_lots = None
             order.state = OrderState.OPEN
             self.needs_reconcile = True
-        return True
+        return False
 
     def _apply_modify(self, order: TrackedOrder) -> None:
         """The modify landed: the new order rests with its size, less any fills that were
@@ -292,23 +301,30 @@ class OrderManager:
         *,
         max_lots: int,
         ts_ns: int,
+        budget: int | None = None,
     ) -> list[Action]:
         """Actions that move our orders towards ``bids``/``asks`` (``(ticks, lots)``, best first).
 
-        ``max_lots`` is the position limit ``Q`` in lots.
+        ``max_lots`` is the position limit ``Q`` in lots. ``budget`` caps the number of actions
+        (the request rate limit): cancels go first, then modifies, then places, and a side that
+        ran out is planned again next time.
         """
         actions: list[Action] = []
+        left = 1 << 30 if budget is None else budget
         q = self.position_lots
-        key = (self._buy_version, bids, max_lots - q)
-        if key != self._last_bids:  # unchanged wants and orders: nothing to do on this side
-            if self._plan_side(Side.BUY, bids, max_lots - q, ts_ns, actions):
+        bid_key = (self._buy_version, bids, max_lots - q)
+        if bid_key != self._last_bids:
+            sent, complete = self._plan_side(Side.BUY, bids, max_lots - q, ts_ns, actions, left)
+            left -= sent
+            if sent:
                 self._buy_version += 1
-            self._last_bids = (self._buy_version, bids, max_lots - q)
-        key = (self._sell_version, asks, max_lots + q)
-        if key != self._last_asks:
-            if self._plan_side(Side.SELL, asks, max_lots + q, ts_ns, actions):
+            self._last_bids = (self._buy_version, bids, max_lots - q) if complete else ()
+        ask_key = (self._sell_version, asks, max_lots + q)
+        if ask_key != self._last_asks:
+            sent, complete = self._plan_side(Side.SELL, asks, max_lots + q, ts_ns, actions, left)
+            if sent:
                 self._sell_version += 1
-            self._last_asks = (self._sell_version, asks, max_lots + q)
+            self._last_asks = (self._sell_version, asks, max_lots + q) if complete else ()
         return actions
 
     def _plan_side(
@@ -318,9 +334,9 @@ class OrderManager:
         room: int,
         ts_ns: int,
         actions: list[Action],
-    ) -> bool:
-        """Append this side's actions; True when there were any."""
-        before = len(actions)
+        budget: int,
+    ) -> tuple[int, bool]:
+        """Append up to ``budget`` of this side's actions; ``(how many, all of them)``."""
         cfg = self.config
         tol_ticks = cfg.price_tolerance_ticks
         tol_size = cfg.size_tolerance
@@ -357,33 +373,49 @@ class OrderManager:
             kept_exposure -= o.exposure_lots
             live.append(o)
 
+        # Decide everything first (cancels free no capacity until acknowledged, so the order
+        # of sending does not change what fits), then send the riskiest-first within budget.
         cap_left = room - exposure
         sizer = self.sizer
         reusable = [o for o in live if o.state is OrderState.OPEN] if cfg.use_modify else []
+        modifies: list[tuple[TrackedOrder, int, int]] = []
+        places: list[tuple[int, int]] = []
         for ticks, lots in unmatched:
             min_lots = sizer.min_lots(ticks)
-            if reusable:
-                # A modify adds its whole new size to the exposure until it is acknowledged.
-                new_lots = lots if lots <= cap_left else cap_left
-                if new_lots >= min_lots:
-                    o = reusable.pop(0)
-                    cap_left -= new_lots
-                    live.remove(o)
-                    o.state = OrderState.PENDING_MODIFY
-                    o.new_price_ticks = ticks
-                    o.new_size_lots = new_lots
-                    actions.append(
-                        Modify(
-                            cloid=o.cloid,
-                            price=sizer.ticks_to_price(ticks),
-                            size=sizer.lots_to_size(new_lots),
-                        )
-                    )
-                    continue
             size = lots if lots <= cap_left else cap_left
             if size < min_lots:
                 continue
             cap_left -= size
+            if reusable:
+                # A modify adds its whole new size to the exposure until it is acknowledged.
+                o = reusable.pop(0)
+                live.remove(o)
+                modifies.append((o, ticks, size))
+            else:
+                places.append((ticks, size))
+
+        sent = 0
+        for o in live:
+            if sent >= budget:
+                return sent, False
+            o.state = OrderState.PENDING_CANCEL
+            actions.append(Cancel(cloid=o.cloid))
+            sent += 1
+        for o, ticks, size in modifies:
+            if sent >= budget:
+                return sent, False
+            o.state = OrderState.PENDING_MODIFY
+            o.new_price_ticks = ticks
+            o.new_size_lots = size
+            actions.append(
+                Modify(
+                    cloid=o.cloid, price=sizer.ticks_to_price(ticks), size=sizer.lots_to_size(size)
+                )
+            )
+            sent += 1
+        for ticks, size in places:
+            if sent >= budget:
+                return sent, False
             cloid = self._new_cloid()
             self.orders[cloid] = TrackedOrder(
                 cloid=cloid,
@@ -401,7 +433,5 @@ class OrderManager:
                     size=sizer.lots_to_size(size),
                 )
             )
-        for o in live:
-            o.state = OrderState.PENDING_CANCEL
-            actions.append(Cancel(cloid=o.cloid))
-        return len(actions) > before
+            sent += 1
+        return sent, True

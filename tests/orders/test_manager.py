@@ -181,7 +181,30 @@ def test_rejections_are_counted_and_restore_safe_state():
     ack(m, modify, AckStatus.REJECTED)
     order = m.orders[place2.cloid]
     assert order.state is OrderState.OPEN and order.price_ticks == 1000
-    assert m.rejections == 2
+    # A refused modify is a race (the order filled or went), not the venue refusing us.
+    assert (m.rejections, m.race_rejections) == (1, 1)
+
+
+def test_late_acks_for_closed_orders_are_not_unknown():
+    m = manager()
+    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
+    ack(m, place)
+    fill(m, place.cloid, 5)
+    (modify_reject,) = [OrderAck(ts_ns=0, cloid=place.cloid, status=AckStatus.REJECTED)]
+    assert m.on_ack(modify_reject) is False
+    assert (m.late_acks, m.unknown_acks) == (1, 0)
+
+
+def test_budget_sends_cancels_first_and_replans_the_rest_later():
+    m = manager(use_modify=False)
+    actions = m.plan(((1000, 5), (999, 5)), (), max_lots=100, ts_ns=0)
+    for a in actions:
+        ack(m, a)
+    limited = m.plan(((990, 5), (989, 5)), (), max_lots=100, ts_ns=1, budget=3)
+    assert [type(a) for a in limited] == [Cancel, Cancel, Place]
+    rest = m.plan(((990, 5), (989, 5)), (), max_lots=100, ts_ns=2, budget=3)
+    assert [type(a) for a in rest] == [Place]
+    assert m.plan(((990, 5), (989, 5)), (), max_lots=100, ts_ns=3, budget=3) == []
 
 
 def test_unknown_ack_is_counted():

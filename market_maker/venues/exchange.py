@@ -1,0 +1,417 @@
+"""A simulated exchange for our orders, shared by the market simulator and data replay.
+
+The market (simulated or recorded) supplies books and trades; this core adds what a real venue
+does with *our* orders:
+
+- exchange rules: tick and lot grid, minimum notional, post-only rejection when an order would
+  cross, a request rate limit (token bucket);
+- queue position: an order joins the back of its price level; a trade at that price first eats
+  the size ahead of us, then fills us; a trade through our price, or a book that moves through
+  it, fills us completely;
+- maker fees on every fill, account snapshots (equity, balance, position) on a timer;
+- latency on order entry, cancels, private messages and market data, from pluggable models.
+
+Everything runs in virtual time from one seeded RNG: the same inputs and seed give the same
+stream of events. ``pop_next()`` returns the next event for the engine; ``submit()`` takes the
+engine's actions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import msgspec
+
+from market_maker.model import (
+    AccountUpdate,
+    AckStatus,
+    Action,
+    BookUpdate,
+    Cancel,
+    Event,
+    Fill,
+    Instrument,
+    Modify,
+    OrderAck,
+    Place,
+    Side,
+    Timer,
+    Trade,
+)
+
+__all__ = [
+    "ExchangeCore",
+    "ExchangeStats",
+    "FeeModel",
+    "LatencyModel",
+    "MarketSource",
+    "RateLimit",
+]
+
+_NS = 1_000_000_000
+_DELIVER, _ARRIVE, _ACCOUNT, _TIMER = 0, 1, 2, 3
+
+
+class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
+    """One-way latency in milliseconds: ``base_ms`` plus exponential jitter of mean ``jitter_ms``.
+
+    ``load_factor`` stretches it when the market is busy (latency spikes exactly during crashes):
+    latency is multiplied by ``1 + load_factor * max(0, load - 1)`` where load is the market's
+    current activity relative to normal.
+    """
+
+    base_ms: float = 0.0
+    jitter_ms: float = 0.0
+    load_factor: float = 0.0
+
+    def sample_ns(self, rng: random.Random, load: float = 1.0) -> int:
+        ms = self.base_ms
+        if self.jitter_ms > 0.0:
+            ms += rng.expovariate(1.0 / self.jitter_ms)
+        if self.load_factor > 0.0 and load > 1.0:
+            ms *= 1.0 + self.load_factor * (load - 1.0)
+        return int(ms * 1_000_000)
+
+
+class FeeModel(msgspec.Struct, frozen=True, kw_only=True):
+    """Maker fee in basis points of notional (negative for a rebate)."""
+
+    maker_bps: float = 1.5
+
+    def fee(self, notional: float) -> float:
+        return notional * self.maker_bps * 1e-4
+
+
+class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """Token bucket: ``per_s`` requests a second with bursts up to ``burst``."""
+
+    per_s: float = 50.0
+    burst: float = 100.0
+
+
+class MarketSource(Protocol):
+    """Books and trades in time order (``ts_ns`` is when they happen at the exchange)."""
+
+    def peek_ns(self) -> int | None: ...
+    def pop(self) -> BookUpdate | Trade: ...
+    def load(self) -> float: ...
+
+
+class ExchangeStats(msgspec.Struct, kw_only=True):
+    """What the exchange saw of our orders."""
+
+    requests: int = 0
+    placed: int = 0
+    rejected_post_only: int = 0
+    rejected_invalid: int = 0
+    rejected_rate_limit: int = 0
+    cancels: int = 0
+    modifies: int = 0
+    fills: int = 0
+    maker_volume_usd: float = 0.0
+    fees_usd: float = 0.0
+
+
+class _Resting:
+    __slots__ = ("cloid", "price_ticks", "queue_ahead", "remaining_lots", "side")
+
+    def __init__(
+        self, cloid: str, side: Side, price_ticks: int, lots: int, queue_ahead: float
+    ) -> None:
+        self.cloid = cloid
+        self.side = side
+        self.price_ticks = price_ticks
+        self.remaining_lots = lots
+        self.queue_ahead = queue_ahead
+
+
+class ExchangeCore:
+    """Our orders at a simulated venue, fed by a ``MarketSource``."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        market: MarketSource,
+        *,
+        seed: int = 0,
+        initial_equity: float = 10_000.0,
+        fees: FeeModel | None = None,
+        order_latency: LatencyModel | None = None,
+        market_data_latency: LatencyModel | None = None,
+        rate_limit: RateLimit | None = None,
+        account_interval_s: float = 1.0,
+        timer_interval_s: float = 1.0,
+    ) -> None:
+        self.instrument = instrument
+        self.market = market
+        self.rng = random.Random(seed)
+        self.fees = fees or FeeModel()
+        self.order_latency = order_latency or LatencyModel()
+        self.md_latency = market_data_latency or LatencyModel()
+        self.rate_limit = rate_limit or RateLimit()
+        self.initial_equity = initial_equity
+        self.stats = ExchangeStats()
+        self.tick = instrument.tick_size
+        self.lot = instrument.lot_size
+        self.position_lots = 0
+        self.cash_usd = 0.0
+        self.best_bid = 0  # ticks
+        self.best_ask = 0
+        self.mid = math.nan
+        self.now_ns = 0
+        self._levels: dict[int, float] = {}  # displayed size by price in ticks (latest book)
+        self._orders: dict[str, _Resting] = {}
+        self._heap: list[tuple[int, int, int, object]] = []
+        self._seq = 0
+        self._fill_seq = 0
+        self._tokens = self.rate_limit.burst
+        self._tokens_ns = 0
+        self._account_ns = int(account_interval_s * _NS)
+        self._timer_ns = int(timer_interval_s * _NS)
+        self._started = False
+
+    # ----- engine side ----------------------------------------------------------------------
+
+    def submit(self, actions: Sequence[Action], ts_ns: int) -> None:
+        """The engine sent ``actions`` at ``ts_ns``; each reaches the exchange after latency."""
+        load = self.market.load()
+        for a in actions:
+            self._push(ts_ns + self.order_latency.sample_ns(self.rng, load), _ARRIVE, a)
+
+    def pop_next(self) -> Event | None:
+        """The next event the engine receives, advancing virtual time; None at the end."""
+        if not self._started:
+            self._start()
+        heap = self._heap
+        market = self.market
+        while True:
+            t_market = market.peek_ns()
+            if heap and (t_market is None or heap[0][0] <= t_market):
+                t, _, kind, payload = heapq.heappop(heap)
+                self.now_ns = t
+                if kind == _DELIVER:
+                    return payload  # type: ignore[return-value]
+                if kind == _ARRIVE:
+                    self._on_action(payload, t)  # type: ignore[arg-type]
+                elif kind == _ACCOUNT:
+                    self._deliver(t, self.account_update(t))
+                    if t_market is not None:
+                        self._push(t + self._account_ns, _ACCOUNT, None)
+                elif kind == _TIMER and t_market is not None:
+                    self._deliver(t, Timer(ts_ns=t))
+                    self._push(t + self._timer_ns, _TIMER, None)
+                continue
+            if t_market is None:
+                return None
+            ev = market.pop()
+            self.now_ns = ev.ts_ns
+            if isinstance(ev, BookUpdate):
+                self._on_book(ev)
+            else:
+                self._on_trade(ev)
+            latency = self.md_latency.sample_ns(self.rng, market.load())
+            self._deliver(ev.ts_ns + latency, _restamp(ev, ev.ts_ns + latency))
+
+    def events(self) -> Iterator[Event]:
+        """Every event until the market ends (without engine interaction)."""
+        while (ev := self.pop_next()) is not None:
+            yield ev
+
+    # ----- accounting -----------------------------------------------------------------------
+
+    @property
+    def position(self) -> float:
+        return self.position_lots * self.lot
+
+    def equity(self) -> float:
+        mark = self.position_lots * self.lot * self.mid if self.mid == self.mid else 0.0
+        return self.initial_equity + self.cash_usd + mark
+
+    def account_update(self, ts_ns: int) -> AccountUpdate:
+        equity = self.equity()
+        return AccountUpdate(
+            ts_ns=ts_ns, account_value=equity, balance=equity, position=self.position
+        )
+
+    def open_orders(self) -> int:
+        return len(self._orders)
+
+    # ----- internals ------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._started = True
+        t0 = self.market.peek_ns() or 0
+        self._tokens_ns = t0
+        self._push(t0, _ACCOUNT, None)
+        self._push(t0 + self._timer_ns, _TIMER, None)
+
+    def _push(self, t: int, kind: int, payload: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, payload))
+
+    def _deliver(self, t: int, event: Event) -> None:
+        self._push(t, _DELIVER, event)
+
+    def _reply(self, t: int, event: Event) -> None:
+        """A private message (ack, fill) reaches the engine after the order latency."""
+        deliver = t + self.order_latency.sample_ns(self.rng, self.market.load())
+        self._deliver(deliver, _restamp(event, deliver))
+
+    def _take_token(self, t: int) -> bool:
+        rl = self.rate_limit
+        self._tokens = min(rl.burst, self._tokens + (t - self._tokens_ns) / _NS * rl.per_s)
+        self._tokens_ns = t
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def _on_action(self, action: Action, t: int) -> None:
+        stats = self.stats
+        stats.requests += 1
+        if not self._take_token(t):
+            stats.rejected_rate_limit += 1
+            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED,
+                                    reason="rate limited"))
+            return
+        if isinstance(action, Cancel):
+            stats.cancels += 1
+            self._orders.pop(action.cloid, None)  # cancel by cloid is idempotent
+            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.CANCELED))
+            return
+        if isinstance(action, Modify):
+            stats.modifies += 1
+            order = self._orders.get(action.cloid)
+            if order is None:
+                self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED,
+                                        reason="order not found"))
+                return
+            side = order.side
+        else:
+            side = action.side
+        checked = self._check(side, action.price, action.size)
+        if isinstance(checked, str):
+            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED,
+                                    reason=checked))
+            return
+        ticks, lots = checked
+        queue = self._levels.get(ticks, 0.0)
+        # Hyperliquid-style modify: the order is replaced by a fresh one at the back of the queue.
+        self._orders[action.cloid] = _Resting(action.cloid, side, ticks, lots, queue)
+        if isinstance(action, Place):
+            stats.placed += 1
+        self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.ACCEPTED))
+
+    def _check(self, side: Side, price: float, size: float) -> tuple[int, int] | str:
+        stats = self.stats
+        if not (price > 0.0 and size > 0.0 and math.isfinite(price) and math.isfinite(size)):
+            stats.rejected_invalid += 1
+            return "invalid price or size"
+        x = price / self.tick
+        ticks = math.floor(x + 0.5)
+        y = size / self.lot
+        lots = math.floor(y + 0.5)
+        if abs(x - ticks) > 1e-6 * max(1.0, x) or abs(y - lots) > 1e-6 * max(1.0, y) or lots <= 0:
+            stats.rejected_invalid += 1
+            return "price or size off the grid"
+        if ticks * self.tick * lots * self.lot < self.instrument.min_notional * (1 - 1e-9):
+            stats.rejected_invalid += 1
+            return "below minimum notional"
+        if (side is Side.BUY and self.best_ask and ticks >= self.best_ask) or (
+            side is Side.SELL and self.best_bid and ticks <= self.best_bid
+        ):
+            stats.rejected_post_only += 1
+            return "post only order would have immediately matched"
+        return ticks, lots
+
+    def _on_book(self, book: BookUpdate) -> None:
+        if not book.bids or not book.asks:
+            return
+        tick = self.tick
+        bb = math.floor(book.bids[0][0] / tick + 0.5)
+        ba = math.floor(book.asks[0][0] / tick + 0.5)
+        if not 0 < bb < ba:
+            return
+        self.best_bid, self.best_ask = bb, ba
+        self.mid = 0.5 * (bb + ba) * tick
+        levels = self._levels
+        levels.clear()
+        for price, size in book.bids:
+            levels[math.floor(price / tick + 0.5)] = size
+        for price, size in book.asks:
+            levels[math.floor(price / tick + 0.5)] = size
+        # The market moved through our price: whoever traded there traded with us first.
+        for order in list(self._orders.values()):
+            crossed = order.price_ticks >= ba if order.side is Side.BUY else order.price_ticks <= bb
+            if crossed:
+                self._fill(order, order.remaining_lots, book.ts_ns)
+
+    def _on_trade(self, trade: Trade) -> None:
+        price_ticks = math.floor(trade.price / self.tick + 0.5)
+        size = trade.size
+        sell_aggressor = trade.aggressor is Side.SELL
+        for order in list(self._orders.values()):
+            if (order.side is Side.BUY) != sell_aggressor:
+                continue  # a buy aggressor only trades with resting asks, and vice versa
+            if sell_aggressor:
+                through = price_ticks < order.price_ticks
+                at = price_ticks == order.price_ticks
+            else:
+                through = price_ticks > order.price_ticks
+                at = price_ticks == order.price_ticks
+            if through:
+                self._fill(order, order.remaining_lots, trade.ts_ns)
+            elif at:
+                left = size - order.queue_ahead
+                order.queue_ahead = max(0.0, order.queue_ahead - size)
+                if left > 0.0:
+                    lots = min(order.remaining_lots, math.floor(left / self.lot + 1e-9))
+                    if lots > 0:
+                        self._fill(order, lots, trade.ts_ns)
+
+    def _fill(self, order: _Resting, lots: int, t: int) -> None:
+        price = order.price_ticks * self.tick
+        notional = price * lots * self.lot
+        fee = self.fees.fee(notional)
+        sign = 1 if order.side is Side.BUY else -1
+        self.position_lots += sign * lots
+        self.cash_usd += -sign * notional - fee
+        stats = self.stats
+        stats.fills += 1
+        stats.maker_volume_usd += notional
+        stats.fees_usd += fee
+        order.remaining_lots -= lots
+        if order.remaining_lots <= 0:
+            del self._orders[order.cloid]
+        self._fill_seq += 1
+        self._reply(
+            t,
+            Fill(
+                ts_ns=t,
+                cloid=order.cloid,
+                price=price,
+                size=lots * self.lot,
+                side=order.side,
+                fill_id=f"sim-{self._fill_seq}",
+                fee=fee,
+            ),
+        )
+
+
+def _restamp(event: Event, ts_ns: int) -> Event:
+    """The event as received: ``ts_ns`` is the local receive time."""
+    if isinstance(event, BookUpdate):
+        return BookUpdate(ts_ns=ts_ns, bids=event.bids, asks=event.asks, exchange_ts_ns=event.ts_ns)
+    if isinstance(event, Trade):
+        return Trade(
+            ts_ns=ts_ns,
+            price=event.price,
+            size=event.size,
+            aggressor=event.aggressor,
+            exchange_ts_ns=event.ts_ns,
+        )
+    return msgspec.structs.replace(event, ts_ns=ts_ns)
