@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from market_maker import __version__
 from market_maker.config import AppConfig, default_config_text, load_config
 from market_maker.errors import ConfigError, MarketMakerError
@@ -102,6 +104,28 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check-config", help="validate a config file")
     chk.add_argument("file", type=Path)
     chk.set_defaults(func=_cmd_check_config)
+
+    bt = sub.add_parser(
+        "backtest",
+        help="run the engine against a simulated market or recorded data",
+        description="Run the engine in virtual time against a scenario of the built-in "
+        "simulator or a recorded capture, and print a summary.",
+    )
+    src = bt.add_mutually_exclusive_group()
+    src.add_argument("--scenario", default=None, help="calm | volatile | trend | cascade [calm]")
+    src.add_argument("--data", type=Path, help="a capture file (<ns> <json> lines, gzip)")
+    bt.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
+    bt.add_argument(
+        "--strategy",
+        choices=["glft", "ladder", "avellaneda_stoikov", "symmetric"],
+        help="override [strategy] kind",
+    )
+    bt.add_argument("--compare", help="comma-separated strategies to run on the same seed")
+    bt.add_argument("--seed", type=int, default=1, help="random seed [1]")
+    bt.add_argument("--duration", type=_positive, help="simulated seconds [scenario's]")
+    bt.add_argument("--json", action="store_true", help="print one JSON object")
+    bt.add_argument("--report", type=Path, help="write summary.json, recording.json, backtest.png")
+    bt.set_defaults(func=_cmd_backtest)
 
     init = sub.add_parser("init-config", help="write the commented default config")
     init.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout [-]")
@@ -216,6 +240,57 @@ def _format_limits(report: dict[str, Any], limits: PositionLimits, config: AppCo
         f"{report['mid']:,.2f}",
     ]
     return "\n".join(lines)
+
+
+# ----- backtest -------------------------------------------------------------------------------
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from market_maker.backtest import format_summary, write_report
+    from market_maker.backtest.session import run_session
+
+    config = _load(args.config)
+    kinds = (
+        [k.strip() for k in args.compare.split(",") if k.strip()]
+        if args.compare
+        else [args.strategy or config.strategy.kind]
+    )
+    results = []
+    for kind in kinds:
+        progress = _progress_bar(kind) if sys.stderr.isatty() and not args.json else None
+        result, rec = run_session(
+            config,
+            strategy=kind,
+            scenario=args.scenario,
+            data=args.data,
+            seed=args.seed,
+            duration_s=args.duration,
+            record=args.report is not None,
+            progress=progress,
+        )
+        if progress is not None:
+            print(file=sys.stderr)
+        results.append(result)
+        if args.report is not None and rec is not None:
+            target = args.report / kind if len(kinds) > 1 else args.report
+            for path in write_report(target, result, rec):
+                print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        encoded = [msgspec.to_builtins(r) for r in results]
+        print(json.dumps(encoded[0] if len(encoded) == 1 else encoded))
+    else:
+        print("\n\n".join(format_summary(r) for r in results))
+    return 0
+
+
+def _progress_bar(label: str) -> Any:
+    def show(done: float) -> None:
+        width = 40
+        filled = int(done * width)
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r  {label:<20} [{bar}] {done:6.1%}", end="", file=sys.stderr, flush=True)
+
+    return show
 
 
 # ----- config files ---------------------------------------------------------------------------

@@ -118,9 +118,10 @@ class KillSwitchConfig(_Config, frozen=True):
     stale_halt_after_s: PositiveFloat = 30.0
     """HALTED when no market data has arrived for this long, seconds."""
     cascade_pause_ratio: Annotated[float, Meta(gt=1.0)] = 3.0
-    """PAUSED while the Hawkes trade intensity is above this multiple of its baseline mu."""
+    """PAUSED while trade intensity is above this multiple of its long-run average
+    ``mu / (1 - alpha / beta)``."""
     cascade_halt_ratio: Annotated[float, Meta(gt=1.0)] = 6.0
-    """HALTED when the Hawkes trade intensity exceeds this multiple of its baseline mu."""
+    """HALTED when trade intensity exceeds this multiple of its long-run average."""
     max_rejections: PositiveInt = 3
     """PAUSED while this many order rejections fall inside ``rejection_window_s``."""
     rejection_window_s: PositiveFloat = 60.0

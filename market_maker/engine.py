@@ -113,6 +113,7 @@ class QuoteEngine:
         self._last_book_ns = -1
         self._last_trade_ns = -1
         self._mismatched = False
+        self._last_print: tuple[int, bool] = (-1, False)
         self.params: MarketParams | None = None
         self.quotes = QuoteSet()
         self._handlers: dict[type, Callable[[Any, int], bool]] = {
@@ -172,9 +173,14 @@ class QuoteEngine:
             return False
         self._last_trade_ns = ts
         t_s = ts * _NS
-        self.hawkes.update(t_s)
         is_buy = ev.aggressor is Side.BUY
-        (self.buy_flow if is_buy else self.sell_flow).update(t_s)
+        # One aggressive order prints once per level it sweeps, all at the same exchange time:
+        # that is one arrival for the Hawkes process, not a burst.
+        key = (ev.exchange_ts_ns if ev.exchange_ts_ns is not None else ts, is_buy)
+        if key != self._last_print:
+            self._last_print = key
+            self.hawkes.update(t_s)
+            (self.buy_flow if is_buy else self.sell_flow).update(t_s)
         self.intensity.update(price, t_s, is_buy)
         self.kill_switch.on_market_data(ts)
         return True
@@ -218,7 +224,7 @@ class QuoteEngine:
         ks = self.kill_switch
         orders = self.orders
         t_s = ts * _NS
-        ratio = self.hawkes.ratio(t_s)
+        ratio = self.hawkes.activity(t_s)
         vol = self.vol
         limits = ks.update_limits(
             sigma=vol.sigma, sigma_samples=vol.count, trade_intensity=self.hawkes.intensity(t_s)
@@ -338,7 +344,7 @@ class QuoteEngine:
             "reasons": [f"{r.trigger}: {r.detail}" for r in ks.reasons],
             "sigma": self.vol.sigma,
             "sigma_used": None if limits is None else limits.sigma_used,
-            "hawkes_ratio": self.hawkes.ratio(t_s),
+            "hawkes_ratio": self.hawkes.activity(t_s),
             "fill_intensity_a": self.intensity.a,
             "fill_intensity_k": self.intensity.k,
             "quotes": {

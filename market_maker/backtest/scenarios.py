@@ -66,7 +66,9 @@ def engine_config(params: SimParams, base: AppConfig | None = None) -> AppConfig
     est = cfg.estimators
     calibrated = msgspec.structs.replace(
         est,
-        hawkes=HawkesConfig(mu=2.0 * params.flow_mu, alpha=params.flow_alpha, beta=params.flow_beta),
+        hawkes=HawkesConfig(
+            mu=2.0 * params.flow_mu, alpha=params.flow_alpha, beta=params.flow_beta
+        ),
         intensity=msgspec.structs.replace(
             est.intensity, a_prior=params.fill_intensity_a, k_prior=params.k
         ),

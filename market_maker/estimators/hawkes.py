@@ -79,8 +79,22 @@ class IncrementalHawkes:
         return self.mu + self._excitation
 
     def ratio(self, t_s: float) -> float:
-        """``intensity(t_s) / mu``: 1 in a quiet market, large in a cascade."""
+        """``intensity(t_s) / mu``: 1 with no recent events, large in a cascade."""
         return self.intensity(t_s) / self.mu
+
+    @property
+    def stationary_intensity(self) -> float:
+        """Long-run average rate ``mu / (1 - alpha / beta)`` (unit marks)."""
+        return self.mu / (1.0 - self.alpha / self.beta)
+
+    def activity(self, t_s: float) -> float:
+        """``intensity(t_s) / stationary_intensity``: about 1 in normal trading.
+
+        The kill switch's cascade thresholds use this rather than ``ratio``: with a branching
+        ratio of 0.5 the intensity sits at twice ``mu`` on average, so ``ratio`` would call
+        ordinary clustering a cascade.
+        """
+        return self.intensity(t_s) * (1.0 - self.alpha / self.beta) / self.mu
 
     def reset(self) -> None:
         """Forget every event (parameters are kept)."""

@@ -227,8 +227,9 @@ class KillSwitch:
         for r in found:
             if r.state is TradingState.HALTED:
                 latched[r.trigger] = r
-        current = {r.trigger for r in found}
-        reasons = tuple(found) + tuple(r for t, r in latched.items() if t not in current)
+        # A latched halt outranks a milder reason of the same trigger now (a cascade that has
+        # calmed to the PAUSED band is still a halt until reset).
+        reasons = tuple(latched.values()) + tuple(r for r in found if r.trigger not in latched)
         self.reasons = reasons
         self.state = max(r.state for r in reasons)
         return self.state
@@ -302,7 +303,7 @@ class KillSwitch:
         return Reason(
             trigger=Trigger.CASCADE,
             state=state,
-            detail=f"trade intensity {ratio:.2f}x its baseline",
+            detail=f"trade intensity {ratio:.2f}x its long-run average",
         )
 
     def _check_rejections(self, ts_ns: int) -> Reason | None:

@@ -98,7 +98,13 @@ class MarketSource(Protocol):
 
     def peek_ns(self) -> int | None: ...
     def pop(self) -> BookUpdate | Trade: ...
-    def load(self) -> float: ...
+    def load(self) -> float:
+        """Market activity relative to normal (1 when calm); stretches latency."""
+        ...
+
+    def displayed_size(self, side: Side, price_ticks: int) -> float:
+        """Size resting ahead of a new order at this price on this side."""
+        ...
 
 
 class ExchangeStats(msgspec.Struct, kw_only=True):
@@ -163,7 +169,6 @@ class ExchangeCore:
         self.best_ask = 0
         self.mid = math.nan
         self.now_ns = 0
-        self._levels: dict[int, float] = {}  # displayed size by price in ticks (latest book)
         self._orders: dict[str, _Resting] = {}
         self._heap: list[tuple[int, int, int, object]] = []
         self._seq = 0
@@ -275,8 +280,12 @@ class ExchangeCore:
         stats.requests += 1
         if not self._take_token(t):
             stats.rejected_rate_limit += 1
-            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED,
-                                    reason="rate limited"))
+            self._reply(
+                t,
+                OrderAck(
+                    ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED, reason="rate limited"
+                ),
+            )
             return
         if isinstance(action, Cancel):
             stats.cancels += 1
@@ -287,19 +296,27 @@ class ExchangeCore:
             stats.modifies += 1
             order = self._orders.get(action.cloid)
             if order is None:
-                self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED,
-                                        reason="order not found"))
+                self._reply(
+                    t,
+                    OrderAck(
+                        ts_ns=t,
+                        cloid=action.cloid,
+                        status=AckStatus.REJECTED,
+                        reason="order not found",
+                    ),
+                )
                 return
             side = order.side
         else:
             side = action.side
         checked = self._check(side, action.price, action.size)
         if isinstance(checked, str):
-            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED,
-                                    reason=checked))
+            self._reply(
+                t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED, reason=checked)
+            )
             return
         ticks, lots = checked
-        queue = self._levels.get(ticks, 0.0)
+        queue = self.market.displayed_size(side, ticks)
         # Hyperliquid-style modify: the order is replaced by a fresh one at the back of the queue.
         self._orders[action.cloid] = _Resting(action.cloid, side, ticks, lots, queue)
         if isinstance(action, Place):
@@ -338,12 +355,6 @@ class ExchangeCore:
             return
         self.best_bid, self.best_ask = bb, ba
         self.mid = 0.5 * (bb + ba) * tick
-        levels = self._levels
-        levels.clear()
-        for price, size in book.bids:
-            levels[math.floor(price / tick + 0.5)] = size
-        for price, size in book.asks:
-            levels[math.floor(price / tick + 0.5)] = size
         # The market moved through our price: whoever traded there traded with us first.
         for order in list(self._orders.values()):
             crossed = order.price_ticks >= ba if order.side is Side.BUY else order.price_ticks <= bb

@@ -150,6 +150,8 @@ class SimMarket:
         self._buffer: deque[BookUpdate | Trade] = deque()
         self._cascade_done = params.cascade_at_s is None
         self.market_orders = 0
+        self._bid_sizes: dict[int, float] = {}
+        self._ask_sizes: dict[int, float] = {}
         self._buffer.append(self._book(0))
 
     def peek_ns(self) -> int | None:
@@ -161,6 +163,9 @@ class SimMarket:
 
     def pop(self) -> BookUpdate | Trade:
         return self._buffer.popleft()
+
+    def displayed_size(self, side: Side, price_ticks: int) -> float:
+        return (self._bid_sizes if side is Side.BUY else self._ask_sizes).get(price_ticks, 0.0)
 
     def load(self) -> float:
         """Market-order intensity relative to its stationary level (1 when calm)."""
@@ -176,11 +181,9 @@ class SimMarket:
             self._cascade_done = True
             self.mid *= 1.0 + p.cascade_jump
             self.flows[p.cascade_side].excitation += p.cascade_kick
-        if p.regime_switch_per_s > 0.0 and len(p.regimes) > 1:
-            if rng.random() < p.regime_switch_per_s * p.step_s:
-                self.regime = (self.regime + 1 + rng.randrange(len(p.regimes) - 1)) % len(
-                    p.regimes
-                )
+        regimes = len(p.regimes)
+        if regimes > 1 and rng.random() < p.regime_switch_per_s * p.step_s:
+            self.regime = (self.regime + 1 + rng.randrange(regimes - 1)) % regimes
         orders: list[tuple[float, Side]] = []
         for side, flow in self.flows.items():
             orders.extend((t, side) for t in flow.arrivals(rng, t0, t1))
@@ -224,10 +227,18 @@ class SimMarket:
         best_bid = math.ceil(self.mid / tick) - 1
         bids = []
         asks = []
+        bid_sizes = self._bid_sizes
+        ask_sizes = self._ask_sizes
+        bid_sizes.clear()
+        ask_sizes.clear()
         for i in range(p.book_levels):
             scale = p.book_level_size * (1.0 + 0.5 * i)
-            bids.append(((best_bid - i) * tick, _lots(scale * rng.uniform(0.5, 1.5), p)))
-            asks.append(((best_bid + 1 + i) * tick, _lots(scale * rng.uniform(0.5, 1.5), p)))
+            size_b = _lots(scale * rng.uniform(0.5, 1.5), p)
+            size_a = _lots(scale * rng.uniform(0.5, 1.5), p)
+            bid_sizes[best_bid - i] = size_b
+            ask_sizes[best_bid + 1 + i] = size_a
+            bids.append(((best_bid - i) * tick, size_b))
+            asks.append(((best_bid + 1 + i) * tick, size_a))
         return BookUpdate(ts_ns=ts_ns, bids=tuple(bids), asks=tuple(asks))
 
 

@@ -155,7 +155,8 @@ def test_cascade_ratio_pauses_then_halts():
     assert triggers(ks) == {Trigger.CASCADE}
     assert check(ks, 3 * S, ratio=1.2) is TradingState.ACTIVE
     assert check(ks, 4 * S, ratio=7.0) is TradingState.HALTED
-    assert check(ks, 5 * S, ratio=1.0) is TradingState.HALTED
+    assert check(ks, 5 * S, ratio=4.0) is TradingState.HALTED  # calmer, still latched
+    assert check(ks, 6 * S, ratio=1.0) is TradingState.HALTED
 
 
 def test_cascade_fires_from_a_real_hawkes_burst():

@@ -1,0 +1,250 @@
+"""Backtests: the engine against a simulated exchange in virtual time, as fast as the CPU allows.
+
+The same ``QuoteEngine`` that runs live consumes the exchange's events and its actions go back to
+the exchange with latency; nothing in the engine knows it is a backtest. The runner measures the
+engine (microseconds per event) and the outcome from the exchange's side (the truth about
+position, cash and fees), and checks the position limit after every event.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+
+from market_maker.engine import QuoteEngine
+from market_maker.model import BookUpdate, Fill, Trade
+from market_maker.risk import TradingState
+from market_maker.venues.exchange import ExchangeCore
+
+__all__ = ["BacktestResult", "Recording", "run_backtest"]
+
+_NS = 1_000_000_000
+_MINUTES_PER_YEAR = 525_600
+
+
+class Recording(msgspec.Struct, kw_only=True):
+    """Once-a-second samples for plots, plus every fill."""
+
+    t_s: list[float] = msgspec.field(default_factory=list)
+    mid: list[float] = msgspec.field(default_factory=list)
+    bid: list[float | None] = msgspec.field(default_factory=list)
+    ask: list[float | None] = msgspec.field(default_factory=list)
+    position: list[float] = msgspec.field(default_factory=list)
+    limit: list[float] = msgspec.field(default_factory=list)
+    pnl_usd: list[float] = msgspec.field(default_factory=list)
+    utilisation: list[float] = msgspec.field(default_factory=list)
+    binding: list[str] = msgspec.field(default_factory=list)
+    state: list[str] = msgspec.field(default_factory=list)
+    fills: list[tuple[float, float, str]] = msgspec.field(default_factory=list)
+
+
+class BacktestResult(msgspec.Struct, kw_only=True):
+    """The summary ``market-maker backtest --json`` prints."""
+
+    source: str
+    strategy: str
+    seed: int
+    duration_s: float
+    pnl_usd: float
+    sharpe: float
+    max_drawdown_usd: float
+    fills: int
+    maker_volume_usd: float
+    fees_usd: float
+    final_position: float
+    max_abs_position: float
+    max_limit_utilisation: float
+    limit_breaches: int
+    time_reduce_only_s: float
+    kill_switch_events: int
+    state_changes: list[tuple[float, str, list[str]]]
+    quote_cycles: int
+    events: int
+    market_events: int
+    orders_sent: int
+    rejections: int
+    cycle_us_p50: float
+    cycle_us_p99: float
+    events_per_s: float
+    wall_s: float
+    binding_share: dict[str, float]
+    engine_counters: dict[str, int]
+
+    def timing_free(self) -> dict[str, object]:
+        """Everything but the wall-clock measurements (for determinism checks)."""
+        data = msgspec.to_builtins(self)
+        for key in ("cycle_us_p50", "cycle_us_p99", "events_per_s", "wall_s"):
+            data.pop(key)
+        return data  # type: ignore[no-any-return]
+
+
+def run_backtest(
+    exchange: ExchangeCore,
+    engine: QuoteEngine,
+    *,
+    source: str,
+    seed: int,
+    end_ns: int | None = None,
+    record: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[BacktestResult, Recording | None]:
+    """Run until the market ends (or ``end_ns``); cancel everything at the end."""
+    lot = exchange.lot
+    initial = exchange.initial_equity
+    rec = Recording() if record else None
+    timings: list[int] = []
+    clock = time.perf_counter_ns
+    ks = engine.kill_switch
+    events = 0
+    market_events = 0
+    orders_sent = 0
+    breaches = 0
+    max_abs_q = 0.0
+    max_util = 0.0
+    reducing_ns = 0
+    state = TradingState.ACTIVE
+    state_changes: list[tuple[float, str, list[str]]] = []
+    binding_ns: dict[str, int] = {}
+    last_ns: int | None = None
+    start_ns: int | None = None
+    next_sample = 0
+    equity_samples: list[float] = []
+    next_progress = 0.0
+    wall0 = time.perf_counter()
+    while True:
+        ev = exchange.pop_next()
+        if ev is None or (end_ns is not None and ev.ts_ns > end_ns):
+            break
+        ts = ev.ts_ns
+        if start_ns is None:
+            start_ns = last_ns = next_sample = ts
+        t0 = clock()
+        actions = engine.on_event(ev)
+        timings.append(clock() - t0)
+        events += 1
+        if isinstance(ev, (BookUpdate, Trade)):
+            market_events += 1
+        if actions:
+            orders_sent += len(actions)
+            exchange.submit(actions, ts)
+        if rec is not None and isinstance(ev, Fill):
+            rec.fills.append(((ts - start_ns) / _NS, ev.price, str(ev.side)))
+
+        # The limit, checked at every instant against the exchange's position (the truth).
+        q = exchange.position
+        mid = engine.mid
+        limit = ks.max_position(mid)
+        aq = abs(q)
+        if aq > max_abs_q:
+            max_abs_q = aq
+        if aq > limit + lot * 1.000001:
+            breaches += 1
+        if limit > 0.0 and aq / limit > max_util:
+            max_util = aq / limit
+        dt = ts - last_ns  # type: ignore[operator]
+        if dt > 0:
+            if state is TradingState.REDUCING:
+                reducing_ns += dt
+            key = str(ks.binding_limit)
+            binding_ns[key] = binding_ns.get(key, 0) + dt
+        last_ns = ts
+        if ks.state is not state:
+            state = ks.state
+            state_changes.append(
+                (
+                    (ts - start_ns) / _NS,
+                    state.label,
+                    [f"{r.trigger}: {r.detail}" for r in ks.reasons],
+                )
+            )
+        if ts >= next_sample:
+            next_sample += _NS
+            equity = exchange.equity()
+            equity_samples.append(equity)
+            if rec is not None:
+                _sample(rec, engine, (ts - start_ns) / _NS, limit, equity - initial, aq)
+            if progress is not None and end_ns is not None:
+                done = (ts - start_ns) / max(1, end_ns - start_ns)
+                if done >= next_progress:
+                    progress(min(1.0, done))
+                    next_progress = done + 0.01
+    wall = time.perf_counter() - wall0
+    # Orders still resting at the end would be cancelled: no further fills count.
+    equity_samples.append(exchange.equity())
+    duration_s = ((last_ns or 0) - (start_ns or 0)) / _NS
+    pnl = exchange.equity() - initial
+    stats = exchange.stats
+    status = engine.status()
+    cycles = np.asarray(timings, dtype=float) / 1000.0 if timings else np.zeros(1)
+    total_binding = sum(binding_ns.values()) or 1
+    result = BacktestResult(
+        source=source,
+        strategy=engine.config.strategy.kind,
+        seed=seed,
+        duration_s=duration_s,
+        pnl_usd=pnl,
+        sharpe=_sharpe(equity_samples),
+        max_drawdown_usd=_max_drawdown(equity_samples),
+        fills=stats.fills,
+        maker_volume_usd=stats.maker_volume_usd,
+        fees_usd=stats.fees_usd,
+        final_position=exchange.position,
+        max_abs_position=max_abs_q,
+        max_limit_utilisation=max_util,
+        limit_breaches=breaches,
+        time_reduce_only_s=reducing_ns / _NS,
+        kill_switch_events=len(state_changes),
+        state_changes=state_changes,
+        quote_cycles=engine.counters.cycles,
+        events=events,
+        market_events=market_events,
+        orders_sent=orders_sent,
+        rejections=stats.rejected_post_only + stats.rejected_invalid + stats.rejected_rate_limit,
+        cycle_us_p50=float(np.percentile(cycles, 50)),
+        cycle_us_p99=float(np.percentile(cycles, 99)),
+        events_per_s=events / wall if wall > 0 else math.inf,
+        wall_s=wall,
+        binding_share={k: v / total_binding for k, v in sorted(binding_ns.items())},
+        engine_counters=status["counters"],
+    )
+    return result, rec
+
+
+def _sample(
+    rec: Recording, engine: QuoteEngine, t_s: float, limit: float, pnl: float, aq: float
+) -> None:
+    quotes = engine.quotes
+    rec.t_s.append(t_s)
+    rec.mid.append(engine.mid)
+    rec.bid.append(quotes.bids[0].price if quotes.bids else None)
+    rec.ask.append(quotes.asks[0].price if quotes.asks else None)
+    rec.position.append(engine.position)
+    rec.limit.append(limit)
+    rec.pnl_usd.append(pnl)
+    rec.utilisation.append(aq / limit if limit > 0 else 0.0)
+    rec.binding.append(str(engine.kill_switch.binding_limit))
+    rec.state.append(engine.kill_switch.state.label)
+
+
+def _sharpe(equity: list[float]) -> float:
+    """Annualised Sharpe ratio of one-minute PnL changes (0 when there is no variation)."""
+    minutes = np.asarray(equity[::60], dtype=float)
+    if minutes.size < 3:
+        return 0.0
+    changes = np.diff(minutes)
+    sd = float(changes.std(ddof=1))
+    if not sd > 0.0:
+        return 0.0
+    return float(changes.mean() / sd * math.sqrt(_MINUTES_PER_YEAR))
+
+
+def _max_drawdown(equity: list[float]) -> float:
+    """Largest fall of equity from a running peak, USD."""
+    if not equity:
+        return 0.0
+    curve = np.asarray(equity, dtype=float)
+    return float(np.max(np.maximum.accumulate(curve) - curve))

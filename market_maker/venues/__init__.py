@@ -1,0 +1,14 @@
+"""Venues: where events come from and actions go. The engine never knows which one it is."""
+
+from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel, RateLimit
+from market_maker.venues.sim import SimMarket, SimParams, simulated_exchange
+
+__all__ = [
+    "ExchangeCore",
+    "FeeModel",
+    "LatencyModel",
+    "RateLimit",
+    "SimMarket",
+    "SimParams",
+    "simulated_exchange",
+]

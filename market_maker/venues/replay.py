@@ -1,0 +1,327 @@
+"""Replay of recorded market data through the same engine and simulated exchange.
+
+Capture format (what ``market-maker record`` writes and hftbacktest's collectors wrote): gzip
+text, one message per line, ``<local receive time in ns> <raw JSON>``.
+
+- **Binance USD-M futures**: a REST depth snapshot line (``lastUpdateId``), ``@depth`` diffs,
+  ``@trade`` and ``@bookTicker`` on a combined stream. Diffs before the snapshot are buffered;
+  the first one applied must span ``lastUpdateId`` and each next one must continue the previous
+  (``pu == u``), otherwise the gap is counted (the book would need a fresh snapshot). The best
+  bid and ask come from ``bookTicker``; the depth book supplies the size queued at deeper
+  levels.
+- **Hyperliquid**: ``l2Book`` (full snapshots) and ``trades`` batches.
+
+Malformed, truncated or unknown lines are skipped and counted in ``ReplayStats``; a truncated
+gzip stream ends the replay where the data ends. Our orders fill against the recorded trades
+with the exchange core's queue model (see ``venues/exchange.py``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from market_maker.model import BookUpdate, Instrument, Side, Trade
+
+__all__ = ["INSTRUMENTS", "ReplayMarket", "ReplayStats", "detect_venue", "read_capture"]
+
+# Exchange rules of the markets in our captures (Hyperliquid BTC: szDecimals 5; the capture's
+# prices are whole dollars).
+INSTRUMENTS: dict[str, Instrument] = {
+    "binance-usdm:BTCUSDT": Instrument(
+        symbol="BTCUSDT", tick_size=0.1, lot_size=0.001, min_notional=100.0
+    ),
+    "hyperliquid:BTC": Instrument(
+        symbol="BTC",
+        tick_size=1.0,
+        lot_size=0.00001,
+        min_notional=10.0,
+        max_sig_figs=5,
+        max_price_decimals=1,
+    ),
+}
+
+
+class ReplayStats(msgspec.Struct, kw_only=True):
+    lines: int = 0
+    bad_lines: int = 0
+    books: int = 0
+    trades: int = 0
+    depth_diffs: int = 0
+    depth_gaps: int = 0
+    skipped_before_snapshot: int = 0
+
+
+def read_capture(path: str | Path, stats: ReplayStats) -> Iterator[tuple[int, bytes]]:
+    """``(local_ns, raw_json)`` per line; bad lines are counted and skipped."""
+    with gzip.open(path, "rb") as fh:
+        try:
+            for line in fh:
+                stats.lines += 1
+                head, sep, body = line.partition(b" ")
+                if not sep or not head.isdigit() or not body.strip():
+                    stats.bad_lines += 1
+                    continue
+                yield int(head), body
+        except (EOFError, zlib.error, OSError):
+            stats.bad_lines += 1  # a truncated capture: replay what was there
+
+
+def detect_venue(path: str | Path) -> str:
+    """``"binance-usdm"`` or ``"hyperliquid"`` from the first lines of a capture."""
+    stats = ReplayStats()
+    for _, body in read_capture(path, stats):
+        if b'"channel"' in body:
+            return "hyperliquid"
+        if b'"stream"' in body or b'"lastUpdateId"' in body:
+            return "binance-usdm"
+        if stats.lines > 100:
+            break
+    raise ValueError(f"{path}: not a Binance USD-M or Hyperliquid capture")
+
+
+# ----- wire types -------------------------------------------------------------------------------
+
+
+class _Envelope(msgspec.Struct):
+    stream: str | None = None
+    data: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    channel: str | None = None
+    lastUpdateId: int | None = None
+    bids: list[tuple[str, str]] | None = None
+    asks: list[tuple[str, str]] | None = None
+
+
+class _BnDepth(msgspec.Struct):
+    U: int
+    u: int
+    pu: int
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+
+
+class _BnTicker(msgspec.Struct):
+    b: str
+    B: str
+    a: str
+    A: str
+
+
+class _BnTrade(msgspec.Struct):
+    p: str
+    q: str
+    m: bool
+    T: int
+
+
+class _HlLevel(msgspec.Struct):
+    px: str
+    sz: str
+
+
+class _HlBook(msgspec.Struct):
+    levels: tuple[list[_HlLevel], list[_HlLevel]]
+    time: int | None = None
+
+
+class _HlTrade(msgspec.Struct):
+    px: str
+    sz: str
+    side: str
+    time: int
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_bn_depth = msgspec.json.Decoder(_BnDepth)
+_bn_ticker = msgspec.json.Decoder(_BnTicker)
+_bn_trade = msgspec.json.Decoder(_BnTrade)
+_hl_book = msgspec.json.Decoder(_HlBook)
+_hl_trades = msgspec.json.Decoder(list[_HlTrade])
+
+
+class ReplayMarket:
+    """A ``MarketSource`` over a capture file: books and trades in receive-time order."""
+
+    def __init__(self, path: str | Path, instrument: Instrument | None = None) -> None:
+        self.path = Path(path)
+        self.venue = detect_venue(path)
+        self.stats = ReplayStats()
+        self.instrument = (
+            instrument
+            or INSTRUMENTS[
+                "binance-usdm:BTCUSDT" if self.venue == "binance-usdm" else "hyperliquid:BTC"
+            ]
+        )
+        self._tick = self.instrument.tick_size
+        self._bids: dict[int, float] = {}
+        self._asks: dict[int, float] = {}
+        self._synced_u: int | None = None
+        self._pending_diffs: list[_BnDepth] = []
+        self._buffer: deque[BookUpdate | Trade] = deque()
+        self._lines = read_capture(path, self.stats)
+        self._done = False
+        self._last_ns = -1
+
+    # ----- MarketSource ----------------------------------------------------------------------
+
+    def peek_ns(self) -> int | None:
+        while not self._buffer:
+            if self._done:
+                return None
+            self._read_one()
+        return self._buffer[0].ts_ns
+
+    def pop(self) -> BookUpdate | Trade:
+        return self._buffer.popleft()
+
+    def load(self) -> float:
+        return 1.0
+
+    def displayed_size(self, side: Side, price_ticks: int) -> float:
+        """Size resting at a price in the depth book (Binance) or the last snapshot."""
+        return (self._bids if side is Side.BUY else self._asks).get(price_ticks, 0.0)
+
+    def trade_times_s(self, limit: int) -> list[float]:
+        """Receive times (seconds) of up to ``limit`` aggressive orders from the start, for
+        calibration; prints of one order (same exchange time and side) count once."""
+        out: list[float] = []
+        last: tuple[int | None, Side] | None = None
+        probe = ReplayMarket(self.path, self.instrument)
+        while len(out) < limit and (t := probe.peek_ns()) is not None:
+            ev = probe.pop()
+            if isinstance(ev, Trade):
+                key = (ev.exchange_ts_ns, ev.aggressor)
+                if key != last:
+                    out.append(t / 1e9)
+                    last = key
+        return out
+
+    # ----- parsing ---------------------------------------------------------------------------
+
+    def _read_one(self) -> None:
+        try:
+            ns, body = next(self._lines)
+        except StopIteration:
+            self._done = True
+            return
+        if ns < self._last_ns:
+            self.stats.bad_lines += 1  # out of order: the engine would count it anyway
+            return
+        try:
+            env = _envelope.decode(body)
+            if self.venue == "binance-usdm":
+                self._binance(ns, env)
+            else:
+                self._hyperliquid(ns, env)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError):
+            self.stats.bad_lines += 1
+            return
+        self._last_ns = ns
+
+    def _ticks(self, price: str) -> int:
+        return math.floor(float(price) / self._tick + 0.5)
+
+    def _binance(self, ns: int, env: _Envelope) -> None:
+        stream = env.stream or ""
+        if env.lastUpdateId is not None:
+            self._snapshot(env)
+            return
+        if not env.data:
+            raise ValueError("no data")
+        if stream.endswith("@bookTicker"):
+            t = _bn_ticker.decode(env.data)
+            bid, ask = float(t.b), float(t.a)
+            size_b, size_a = float(t.B), float(t.A)
+            if not (bid > 0.0 and ask > 0.0):
+                raise ValueError("bad ticker")
+            self.stats.books += 1
+            self._buffer.append(BookUpdate(ts_ns=ns, bids=((bid, size_b),), asks=((ask, size_a),)))
+        elif stream.endswith("@trade"):
+            tr = _bn_trade.decode(env.data)
+            self.stats.trades += 1
+            self._buffer.append(
+                Trade(
+                    ts_ns=ns,
+                    price=float(tr.p),
+                    size=float(tr.q),
+                    aggressor=Side.SELL if tr.m else Side.BUY,  # m: the buyer was the maker
+                    exchange_ts_ns=tr.T * 1_000_000,
+                )
+            )
+        elif "@depth" in stream:
+            diff = _bn_depth.decode(env.data)
+            self.stats.depth_diffs += 1
+            if self._synced_u is None and not self._bids:
+                self._pending_diffs.append(diff)
+            else:
+                self._apply_diff(diff)
+        else:
+            raise ValueError("unknown stream")
+
+    def _snapshot(self, env: _Envelope) -> None:
+        self._bids = {self._ticks(p): float(q) for p, q in env.bids or ()}
+        self._asks = {self._ticks(p): float(q) for p, q in env.asks or ()}
+        last = env.lastUpdateId
+        assert last is not None
+        self._synced_u = None
+        for diff in self._pending_diffs:
+            if diff.u < last:
+                self.stats.skipped_before_snapshot += 1
+                continue
+            if self._synced_u is None and not diff.U <= last <= diff.u:
+                self.stats.depth_gaps += 1
+            self._apply_diff(diff, first=self._synced_u is None)
+        self._pending_diffs.clear()
+        if self._synced_u is None:
+            self._synced_u = last
+
+    def _apply_diff(self, diff: _BnDepth, *, first: bool = False) -> None:
+        if not first and self._synced_u is not None and diff.pu != self._synced_u:
+            self.stats.depth_gaps += 1  # missed diffs: depth is approximate from here
+        for p, q in diff.b:
+            self._set(self._bids, p, q)
+        for p, q in diff.a:
+            self._set(self._asks, p, q)
+        self._synced_u = diff.u
+
+    def _set(self, side: dict[int, float], price: str, qty: str) -> None:
+        ticks = self._ticks(price)
+        size = float(qty)
+        if size > 0.0:
+            side[ticks] = size
+        else:
+            side.pop(ticks, None)
+
+    def _hyperliquid(self, ns: int, env: _Envelope) -> None:
+        if not env.data:
+            raise ValueError("no data")
+        if env.channel == "l2Book":
+            book = _hl_book.decode(env.data)
+            bids = tuple((float(lv.px), float(lv.sz)) for lv in book.levels[0])
+            asks = tuple((float(lv.px), float(lv.sz)) for lv in book.levels[1])
+            self._bids = {self._ticks(lv.px): float(lv.sz) for lv in book.levels[0]}
+            self._asks = {self._ticks(lv.px): float(lv.sz) for lv in book.levels[1]}
+            self.stats.books += 1
+            self._buffer.append(BookUpdate(ts_ns=ns, bids=bids, asks=asks))
+        elif env.channel == "trades":
+            for tr in _hl_trades.decode(env.data):
+                self.stats.trades += 1
+                self._buffer.append(
+                    Trade(
+                        ts_ns=ns,
+                        price=float(tr.px),
+                        size=float(tr.sz),
+                        aggressor=Side.BUY if tr.side == "B" else Side.SELL,
+                        exchange_ts_ns=tr.time * 1_000_000,
+                    )
+                )
+        elif env.channel in ("subscriptionResponse", "pong"):
+            return
+        else:
+            raise ValueError("unknown channel")
