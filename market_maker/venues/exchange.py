@@ -202,11 +202,12 @@ class ExchangeCore:
                     return payload  # type: ignore[return-value]
                 if kind == _ARRIVE:
                     self._on_action(payload, t)  # type: ignore[arg-type]
+                elif t_market is None:
+                    continue  # the market has ended: no more timers or snapshots
                 elif kind == _ACCOUNT:
                     self._deliver(t, self.account_update(t))
-                    if t_market is not None:
-                        self._push(t + self._account_ns, _ACCOUNT, None)
-                elif kind == _TIMER and t_market is not None:
+                    self._push(t + self._account_ns, _ACCOUNT, None)
+                elif kind == _TIMER:
                     self._deliver(t, Timer(ts_ns=t))
                     self._push(t + self._timer_ns, _TIMER, None)
                 continue

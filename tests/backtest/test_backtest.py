@@ -1,0 +1,102 @@
+import gzip
+import json
+
+import pytest
+
+from market_maker.backtest import SCENARIOS
+from market_maker.backtest.session import run_session
+from market_maker.cli import main
+from market_maker.config import AppConfig
+from market_maker.venues.replay import ReplayMarket
+from tests.test_config import ROOT
+
+BINANCE = ROOT.parent / "shared" / "data" / "binance-usdm" / "btcusdt_20240808.gz"
+HYPERLIQUID = ROOT.parent / "shared" / "data" / "hyperliquid" / "btc_20250126.gz"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("strategy", ["glft", "ladder"])
+def test_every_scenario_runs_without_a_limit_breach(name, strategy):
+    result, _ = run_session(AppConfig(), strategy=strategy, scenario=name, seed=7, duration_s=420)
+    assert result.limit_breaches == 0
+    assert result.fills > 0
+    assert result.quote_cycles == result.events
+    assert result.max_limit_utilisation <= 1.0
+
+
+def test_cascade_drives_the_kill_switch_to_pause_or_halt():
+    result, _ = run_session(AppConfig(), scenario="cascade", seed=3, duration_s=420)
+    states = [(t, s, reasons) for t, s, reasons in result.state_changes]
+    hit = [(t, s, r) for t, s, r in states if s in ("paused", "halted") and t >= 300]
+    assert hit, states
+    assert any("cascade" in reason for _, _, reasons in hit for reason in reasons)
+    assert result.limit_breaches == 0
+
+
+def test_same_seed_gives_identical_results():
+    a, _ = run_session(AppConfig(), scenario="volatile", seed=11, duration_s=300)
+    b, _ = run_session(AppConfig(), scenario="volatile", seed=11, duration_s=300)
+    c, _ = run_session(AppConfig(), scenario="volatile", seed=12, duration_s=300)
+    assert json.dumps(a.timing_free(), sort_keys=True) == json.dumps(b.timing_free(), sort_keys=True)
+    assert a.timing_free() != c.timing_free()
+
+
+def test_strategies_see_the_same_market_on_the_same_seed():
+    glft, _ = run_session(AppConfig(), strategy="glft", scenario="calm", seed=5, duration_s=200)
+    sym, _ = run_session(AppConfig(), strategy="symmetric", scenario="calm", seed=5, duration_s=200)
+    assert glft.market_events == sym.market_events
+
+
+def test_binance_replay_end_to_end_with_fills_and_no_breach():
+    result, _ = run_session(AppConfig(), data=BINANCE, seed=1)
+    assert result.market_events == 66_089 + 21_313
+    assert result.fills > 0
+    assert result.limit_breaches == 0
+    assert result.duration_s == pytest.approx(345, abs=5)
+
+
+def test_hyperliquid_replay_runs():
+    result, _ = run_session(AppConfig(), data=HYPERLIQUID, seed=1)
+    assert result.market_events == 46 + 64
+    assert result.limit_breaches == 0
+
+
+def test_malformed_and_truncated_lines_are_skipped_and_counted(tmp_path):
+    good = gzip.open(BINANCE, "rb").read().split(b"\n")[:3000]
+    lines = good[:100] + [b"garbage", b"123 {not json", b"456", b"789 {\"stream\":\"x@trade\"}"]
+    lines += good[100:]
+    raw = gzip.compress(b"\n".join(lines) + b"\n")
+    path = tmp_path / "broken.gz"
+    path.write_bytes(raw[: len(raw) - 200])  # truncated gzip stream
+    market = ReplayMarket(path)
+    n = 0
+    while market.peek_ns() is not None:
+        market.pop()
+        n += 1
+    assert market.stats.bad_lines >= 4
+    assert n > 2_000
+
+
+def test_backtest_cli_json_has_the_documented_fields(capsys):
+    assert main(["backtest", "--scenario", "calm", "--duration", "120", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in (
+        "pnl_usd", "sharpe", "max_drawdown_usd", "fills", "maker_volume_usd", "fees_usd",
+        "final_position", "max_abs_position", "max_limit_utilisation", "limit_breaches",
+        "time_reduce_only_s", "kill_switch_events", "quote_cycles", "events", "cycle_us_p50",
+        "cycle_us_p99", "events_per_s", "wall_s",
+    ):
+        assert key in report
+
+
+def test_backtest_cli_compare_and_report(capsys, tmp_path):
+    code = main([
+        "backtest", "--scenario", "calm", "--duration", "60", "--compare", "glft,symmetric",
+        "--json", "--report", str(tmp_path),
+    ])
+    assert code == 0
+    reports = json.loads(capsys.readouterr().out)
+    assert [r["strategy"] for r in reports] == ["glft", "symmetric"]
+    png = tmp_path / "glft" / "backtest.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "symmetric" / "summary.json").read_text())["strategy"] == "symmetric"
