@@ -105,6 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("file", type=Path)
     chk.set_defaults(func=_cmd_check_config)
 
+    run = sub.add_parser(
+        "run",
+        help="run the engine live (default: against the built-in simulated exchange)",
+        description="Run the engine in wall-clock time with a live status; Ctrl-C cancels "
+        "every order, waits for the acknowledgements and prints a summary.",
+    )
+    run.add_argument("--asset", default="BTC", help="asset to quote [BTC]")
+    run.add_argument("--venue", choices=["sim", "replay"], default="sim", help="[sim]")
+    run.add_argument("--scenario", default="calm", help="simulator scenario [calm]")
+    run.add_argument("--data", type=Path, help="capture file for --venue replay")
+    run.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
+    run.add_argument(
+        "--strategy",
+        choices=["glft", "ladder", "avellaneda_stoikov", "symmetric"],
+        help="override [strategy] kind",
+    )
+    run.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    run.add_argument("--speed", type=_positive, default=1.0, help="market time per wall second [1]")
+    run.add_argument("--seed", type=int, default=1, help="simulator seed [1]")
+    run.set_defaults(func=_cmd_run)
+
     bt = sub.add_parser(
         "backtest",
         help="run the engine against a simulated market or recorded data",
@@ -240,6 +261,58 @@ def _format_limits(report: dict[str, Any], limits: PositionLimits, config: AppCo
         f"{report['mid']:,.2f}",
     ]
     return "\n".join(lines)
+
+
+# ----- run ------------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from market_maker.backtest.scenarios import engine_config, scenario
+    from market_maker.engine import QuoteEngine
+    from market_maker.log import configure_logging
+    from market_maker.runtime import SimVenue, format_run_summary, run_live
+    from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel
+    from market_maker.venues.replay import ReplayMarket
+    from market_maker.venues.sim import simulated_exchange
+
+    config = _load(args.config)
+    if args.strategy:
+        config = msgspec.structs.replace(
+            config, strategy=msgspec.structs.replace(config.strategy, kind=args.strategy)
+        )
+    tty = sys.stdout.isatty()
+    # On a terminal the status board owns stdout and only errors are logged (to stderr);
+    # otherwise every event is a JSON line on stdout.
+    configure_logging(
+        level="error" if tty else "info", json=not tty, stream=sys.stdout if not tty else None
+    )
+    exchange: ExchangeCore
+    if args.venue == "replay":
+        if args.data is None:
+            raise MarketMakerError("--venue replay needs --data FILE")
+        market = ReplayMarket(args.data)
+        exchange = ExchangeCore(
+            market.instrument,
+            market,
+            seed=args.seed,
+            fees=FeeModel(),
+            order_latency=LatencyModel(base_ms=20.0, jitter_ms=5.0),
+        )
+    else:
+        params = msgspec.structs.replace(
+            scenario(args.scenario), symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0
+        )
+        config = engine_config(params, config)
+        exchange = simulated_exchange(params, args.seed)
+    engine = QuoteEngine(config, exchange.instrument)
+    venue = SimVenue(exchange, speed=args.speed)
+    summary = asyncio.run(run_live(venue, engine, duration_s=args.duration, tty=tty))
+    if tty:
+        print()
+        print(format_run_summary(summary))
+    return 0
 
 
 # ----- backtest -------------------------------------------------------------------------------

@@ -257,7 +257,7 @@ class StrategyConfig(_Config, frozen=True):
     order_size: PositiveFloat = 0.01
     """Size of one quote (GLFT's D and the inventory unit), contracts."""
     gamma: PositiveFloat = 0.05
-    """Risk aversion, per (tick * order_size)."""
+    """Risk aversion, per (tick * order): inventory is counted in orders of ``order_size``."""
     xi: NonNegativeFloat | None = None
     """GLFT's xi; unset means xi = gamma (the 2013 paper)."""
     spread_multiplier: PositiveFloat = 1.0

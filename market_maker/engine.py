@@ -116,6 +116,10 @@ class QuoteEngine:
         self._last_print: tuple[int, bool] = (-1, False)
         self.params: MarketParams | None = None
         self.quotes = QuoteSet()
+        self.wanted: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] = (
+            _EMPTY,
+            _EMPTY,
+        )
         self._handlers: dict[type, Callable[[Any, int], bool]] = {
             BookUpdate: self._on_book,
             Trade: self._on_trade,
@@ -234,6 +238,7 @@ class QuoteEngine:
         state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
         if state >= TradingState.PAUSED or mid != mid:
             self.quotes = QuoteSet()
+            self.wanted = (_EMPTY, _EMPTY)
             if state < TradingState.PAUSED:
                 return []
             cancels = orders.cancel_all()  # safety first: never held back by the budget
@@ -278,6 +283,7 @@ class QuoteEngine:
         ba = sizer.nearest_ticks(self.best_ask)
         bids = self._exchange_quotes(Side.BUY, quotes.bids, bb, ba, params)
         asks = self._exchange_quotes(Side.SELL, quotes.asks, bb, ba, params)
+        self.wanted = (bids, asks)
         max_lots = sizer.size_lots(params.effective_max_position())
         budget = self.requests.available(ts)
         actions = orders.plan(bids, asks, max_lots=max_lots, ts_ns=ts, budget=budget)
@@ -327,6 +333,7 @@ class QuoteEngine:
     def status(self) -> dict[str, Any]:
         """A snapshot for displays, logs and tests (allocates; not for the hot path)."""
         ks = self.kill_switch
+        sizer = self.sizer
         limits = ks.limits
         pending_bids, pending_asks = self.orders.pending_exposure()
         mid = self.mid
@@ -348,8 +355,8 @@ class QuoteEngine:
             "fill_intensity_a": self.intensity.a,
             "fill_intensity_k": self.intensity.k,
             "quotes": {
-                "bids": [(q.price, q.size) for q in self.quotes.bids],
-                "asks": [(q.price, q.size) for q in self.quotes.asks],
+                side: [(sizer.ticks_to_price(t), sizer.lots_to_size(n)) for t, n in levels]
+                for side, levels in zip(("bids", "asks"), self.wanted, strict=True)
             },
             "open_orders": len(self.orders.orders),
             "pending_bids": pending_bids,

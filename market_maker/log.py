@@ -45,6 +45,6 @@ def configure_logging(
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    """A logger bound with ``logger=name``."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(logger=name)
+    """A logger bound with ``component=name``."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(component=name)
     return logger

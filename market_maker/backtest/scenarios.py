@@ -9,7 +9,7 @@ flow and shocks:
 | calm | 0.0001 | 1.0, 0.5, 1.0 | 0.05 | none |
 | volatile | 0.0003, regimes x0.5/x1/x2 | 1.5, 0.6, 1.0 | 0.03 | jumps 0.1 % at 1/min |
 | trend | 0.00015, drift +2e-6/s (+0.7 %/h) | 1.0, 0.5, 1.0 | 0.05 | none |
-| cascade | 0.0001 | 1.0, 0.5, 1.0 | 0.05 | at 5 min: mid -1 %, sell flow +80/s (a liquidation burst) |
+| cascade | 0.0001 | 1.0, 0.5, 1.0 | 0.05 | at 5 min: mid -1 %, sell flow +80/s (liquidations) |
 
 ``engine_config`` returns the config a user would have calibrated for the scenario: the Hawkes
 baseline of the engine's trade-arrival estimator set to the market's total order rate (so the

@@ -80,19 +80,20 @@ class GlftStrategy:
     def depths(self, params: MarketParams) -> GlftDepths:
         """Adjusted GLFT depths in ticks for this cycle."""
         cfg = self.config
-        d = cfg.order_size
+        # Inventory is counted in orders (q = position / order_size), so in those units the
+        # order size D is 1 and gamma is per (tick * order).
         util = params.utilisation()
         util = util if util < 1.0 else 1.0
         gamma = cfg.gamma * (1.0 + cfg.gamma_utilisation_scale * util * util)
         xi = gamma if cfg.xi is None else cfg.xi
-        c1, c2 = glft_coefficients(gamma=gamma, xi=xi, delta=d, a=params.a, k=params.k)
+        c1, c2 = glft_coefficients(gamma=gamma, xi=xi, delta=1.0, a=params.a, k=params.k)
         skew = params.sigma_ticks * c2 * cfg.skew_multiplier
-        half = (c1 + 0.5 * d * params.sigma_ticks * c2) * cfg.spread_multiplier
+        half = (c1 + 0.5 * params.sigma_ticks * c2) * cfg.spread_multiplier
         ratio = params.hawkes_ratio
         if ratio > 1.0:
             half *= 1.0 + cfg.cascade_widening * (ratio - 1.0)
         floor = cfg.min_half_spread_bps * 1e-4 * params.mid / params.tick_size
-        q = params.position / d
+        q = params.position / cfg.order_size
         bid = half + skew * q
         ask = half - skew * q
         return GlftDepths(

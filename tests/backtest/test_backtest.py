@@ -37,7 +37,9 @@ def test_same_seed_gives_identical_results():
     a, _ = run_session(AppConfig(), scenario="volatile", seed=11, duration_s=300)
     b, _ = run_session(AppConfig(), scenario="volatile", seed=11, duration_s=300)
     c, _ = run_session(AppConfig(), scenario="volatile", seed=12, duration_s=300)
-    assert json.dumps(a.timing_free(), sort_keys=True) == json.dumps(b.timing_free(), sort_keys=True)
+    assert json.dumps(a.timing_free(), sort_keys=True) == json.dumps(
+        b.timing_free(), sort_keys=True
+    )
     assert a.timing_free() != c.timing_free()
 
 
@@ -62,9 +64,10 @@ def test_hyperliquid_replay_runs():
 
 
 def test_malformed_and_truncated_lines_are_skipped_and_counted(tmp_path):
-    good = gzip.open(BINANCE, "rb").read().split(b"\n")[:3000]
-    lines = good[:100] + [b"garbage", b"123 {not json", b"456", b"789 {\"stream\":\"x@trade\"}"]
-    lines += good[100:]
+    with gzip.open(BINANCE, "rb") as fh:
+        good = fh.read().split(b"\n")[:3000]
+    bad = [b"garbage", b"123 {not json", b"456", b'789 {"stream":"x@trade"}']
+    lines = [*good[:100], *bad, *good[100:]]
     raw = gzip.compress(b"\n".join(lines) + b"\n")
     path = tmp_path / "broken.gz"
     path.write_bytes(raw[: len(raw) - 200])  # truncated gzip stream
@@ -81,22 +84,48 @@ def test_backtest_cli_json_has_the_documented_fields(capsys):
     assert main(["backtest", "--scenario", "calm", "--duration", "120", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in (
-        "pnl_usd", "sharpe", "max_drawdown_usd", "fills", "maker_volume_usd", "fees_usd",
-        "final_position", "max_abs_position", "max_limit_utilisation", "limit_breaches",
-        "time_reduce_only_s", "kill_switch_events", "quote_cycles", "events", "cycle_us_p50",
-        "cycle_us_p99", "events_per_s", "wall_s",
+        "pnl_usd",
+        "sharpe",
+        "max_drawdown_usd",
+        "fills",
+        "maker_volume_usd",
+        "fees_usd",
+        "final_position",
+        "max_abs_position",
+        "max_limit_utilisation",
+        "limit_breaches",
+        "time_reduce_only_s",
+        "kill_switch_events",
+        "quote_cycles",
+        "events",
+        "cycle_us_p50",
+        "cycle_us_p99",
+        "events_per_s",
+        "wall_s",
     ):
         assert key in report
 
 
 def test_backtest_cli_compare_and_report(capsys, tmp_path):
-    code = main([
-        "backtest", "--scenario", "calm", "--duration", "60", "--compare", "glft,symmetric",
-        "--json", "--report", str(tmp_path),
-    ])
+    code = main(
+        [
+            "backtest",
+            "--scenario",
+            "calm",
+            "--duration",
+            "60",
+            "--compare",
+            "glft,symmetric",
+            "--json",
+            "--report",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     reports = json.loads(capsys.readouterr().out)
     assert [r["strategy"] for r in reports] == ["glft", "symmetric"]
     png = tmp_path / "glft" / "backtest.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((tmp_path / "symmetric" / "summary.json").read_text())["strategy"] == "symmetric"
+    assert (
+        json.loads((tmp_path / "symmetric" / "summary.json").read_text())["strategy"] == "symmetric"
+    )

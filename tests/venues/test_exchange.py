@@ -52,8 +52,9 @@ def trade(ts, price, size, aggressor):
 def exchange(events, sizes=None, **kw):
     kw.setdefault("order_latency", LatencyModel(base_ms=1.0))
     kw.setdefault("fees", FeeModel(maker_bps=2.0))
-    return ExchangeCore(INST, ScriptedMarket(events, sizes), account_interval_s=1e6,
-                        timer_interval_s=1e6, **kw)
+    return ExchangeCore(
+        INST, ScriptedMarket(events, sizes), account_interval_s=1e6, timer_interval_s=1e6, **kw
+    )
 
 
 def drain(ex):

@@ -40,10 +40,12 @@ def test_market_order_rate_is_the_stationary_hawkes_rate_a():
 
 @pytest.mark.parametrize(("mu", "k"), [(1.0, 0.05), (2.0, 0.1)])
 def test_fill_intensity_fitted_from_the_sim_recovers_a_and_k(mu, k):
-    params = SimParams(duration_s=1_500.0, flow_mu=mu, flow_alpha=0.3, flow_beta=1.0, k=k,
-                       sigma=0.00005)
-    est = FillIntensityEstimator(tick_size=1.0, step_s=0.1, window_s=1_500.0,
-                                 max_depth_ticks=int(4 / k))
+    params = SimParams(
+        duration_s=1_500.0, flow_mu=mu, flow_alpha=0.3, flow_beta=1.0, k=k, sigma=0.00005
+    )
+    est = FillIntensityEstimator(
+        tick_size=1.0, step_s=0.1, window_s=1_500.0, max_depth_ticks=int(4 / k)
+    )
     for ev in drain(SimMarket(params, seed=5)):
         t = ev.ts_ns / 1e9
         if isinstance(ev, BookUpdate):
@@ -56,8 +58,14 @@ def test_fill_intensity_fitted_from_the_sim_recovers_a_and_k(mu, k):
 
 
 def test_cascade_jumps_the_mid_and_bursts_one_side():
-    params = SimParams(duration_s=120.0, sigma=0.00001, cascade_at_s=60.0, cascade_jump=-0.02,
-                       cascade_kick=30.0, cascade_side=Side.SELL)
+    params = SimParams(
+        duration_s=120.0,
+        sigma=0.00001,
+        cascade_at_s=60.0,
+        cascade_jump=-0.02,
+        cascade_kick=30.0,
+        cascade_side=Side.SELL,
+    )
     events = drain(SimMarket(params, seed=1))
     books = [e for e in events if isinstance(e, BookUpdate)]
     before = books[590].bids[0][0]

@@ -1,0 +1,281 @@
+"""The async shell: venue <-> engine, pacing, status display, logging and graceful shutdown.
+
+The engine stays pure; this module owns the event loop, the wall clock, signals and output.
+Shutdown (Ctrl-C, SIGTERM or ``--duration``) halts the kill switch, which makes the next cycle
+cancel every order; the runtime keeps consuming events until every cancel is acknowledged (or a
+timeout passes), then prints a summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TextIO
+
+import msgspec
+
+from market_maker.engine import QuoteEngine
+from market_maker.log import get_logger
+from market_maker.model import Action, Event, Fill, Timer
+from market_maker.venues.base import Venue
+from market_maker.venues.exchange import ExchangeCore
+
+__all__ = ["RunSummary", "SimVenue", "StatusBoard", "format_run_summary", "run_live"]
+
+_NS = 1_000_000_000
+
+
+class SimVenue:
+    """The simulated exchange (or a replay) paced to the wall clock, ``speed`` times faster."""
+
+    def __init__(self, exchange: ExchangeCore, *, speed: float = 1.0) -> None:
+        self.exchange = exchange
+        self.instrument = exchange.instrument
+        self.speed = speed
+        self._wall0 = 0.0
+        self._virtual0 = 0
+        self._connected = False
+
+    async def connect(self) -> None:
+        self._connected = True
+
+    def now_ns(self) -> int:
+        if not self._connected or self._wall0 == 0.0:
+            return self.exchange.now_ns
+        elapsed = (time.monotonic() - self._wall0) * self.speed
+        return max(self.exchange.now_ns, self._virtual0 + int(elapsed * _NS))
+
+    async def events(self) -> AsyncIterator[Event]:
+        while (ev := self.exchange.pop_next()) is not None:
+            if self._wall0 == 0.0:
+                self._wall0 = time.monotonic()
+                self._virtual0 = ev.ts_ns
+            due = self._wall0 + (ev.ts_ns - self._virtual0) / _NS / self.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield ev
+
+    async def submit(self, actions: Sequence[Action]) -> None:
+        self.exchange.submit(actions, self.now_ns())
+
+    async def cancel_all(self) -> None:
+        """Nothing to sweep: the engine's own cancels reach the simulated book."""
+
+    async def close(self) -> None:
+        self._connected = False
+
+
+class RunSummary(msgspec.Struct, kw_only=True):
+    """What ``market-maker run`` prints when it stops."""
+
+    reason: str
+    wall_s: float
+    simulated_s: float
+    events: int
+    quote_cycles: int
+    fills: int
+    position: float
+    pnl_usd: float
+    fees_usd: float
+    open_orders: int
+    trading_state: str
+    cycle_us_p50: float
+    cycle_us_p99: float
+
+
+class StatusBoard:
+    """A live status block on a terminal; periodic JSON ``status`` events otherwise."""
+
+    def __init__(
+        self, engine: QuoteEngine, out: TextIO, *, tty: bool, interval_s: float = 0.25
+    ) -> None:
+        self.engine = engine
+        self.out = out
+        self.tty = tty
+        self.interval_s = interval_s if tty else 5.0
+        self.cycle_us: list[float] = []
+        self._lines = 0
+        self._log = get_logger("status")
+
+    def render(self) -> list[str]:
+        s = self.engine.status()
+        bids = s["quotes"]["bids"]
+        asks = s["quotes"]["asks"]
+        bid = f"{bids[0][1]:.4f} @ {bids[0][0]:,.2f}" if bids else "-"
+        ask = f"{asks[0][1]:.4f} @ {asks[0][0]:,.2f}" if asks else "-"
+        limit = s["effective_max_position"]
+        use = abs(s["position"]) / limit if limit else 0.0
+        recent = self.cycle_us[-2000:]
+        p50 = statistics.median(recent) if recent else 0.0
+        reasons = "; ".join(s["reasons"]) or "-"
+        mid = s["mid"]
+        return [
+            f"market_maker  {self.engine.instrument.symbol}   state {s['trading_state'].upper():<9}"
+            f" reasons: {reasons}",
+            f"  mid     {mid:>14,.2f}" if mid is not None else "  mid                  -",
+            f"  quotes  bid {bid:<28} ask {ask:<28} ({len(bids)}+{len(asks)} levels)",
+            f"  position {s['position']:>12.4f}  limit {limit:.4f} ({use:.1%})"
+            f"  binding: {s['binding_limit']}",
+            f"  pending  bids {s['pending_bids']:.4f}  asks {s['pending_asks']:.4f}"
+            f"  open orders {s['open_orders']}",
+            f"  PnL {s['pnl_usd']:>12,.2f} USD  fees {s['fees_usd']:,.2f}  fills {s['fills']}",
+            f"  sigma {s['sigma']:.6f}/sqrt s  trade activity {s['hawkes_ratio']:.2f}x"
+            f"  cycle p50 {p50:.1f} us",
+        ]
+
+    def show(self) -> None:
+        if not self.tty:
+            s = self.engine.status()
+            self._log.info(
+                "status",
+                state=s["trading_state"],
+                mid=s["mid"],
+                position=s["position"],
+                limit=s["effective_max_position"],
+                binding=s["binding_limit"],
+                pnl_usd=round(s["pnl_usd"], 4),
+                fills=s["fills"],
+                open_orders=s["open_orders"],
+                reasons=s["reasons"],
+            )
+            return
+        lines = self.render()
+        if self._lines:
+            self.out.write(f"\x1b[{self._lines}F")
+        self.out.write("".join(f"\x1b[2K{line}\n" for line in lines))
+        self.out.flush()
+        self._lines = len(lines)
+
+    async def loop(self) -> None:
+        while True:
+            self.show()
+            await asyncio.sleep(self.interval_s)
+
+
+async def run_live(
+    venue: Venue,
+    engine: QuoteEngine,
+    *,
+    duration_s: float | None = None,
+    out: TextIO | None = None,
+    tty: bool | None = None,
+    shutdown_timeout_s: float = 5.0,
+    install_signals: bool = True,
+) -> RunSummary:
+    """Run until ``duration_s`` (wall seconds), a signal, or the venue ends; then shut down."""
+    out = out or sys.stdout
+    tty = out.isatty() if tty is None else tty
+    log = get_logger("runtime")
+    board = StatusBoard(engine, out, tty=tty)
+    stop = asyncio.Event()
+    reason = ["venue ended"]
+    loop = asyncio.get_running_loop()
+
+    def request_stop(why: str) -> None:
+        if not stop.is_set():
+            reason[0] = why
+            stop.set()
+
+    if install_signals:
+        for sig, name in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, request_stop, name)
+    if duration_s is not None:
+        loop.call_later(duration_s, request_stop, "duration reached")
+
+    await venue.connect()
+    log.info("started", symbol=engine.instrument.symbol, strategy=engine.config.strategy.kind)
+    board_task = asyncio.create_task(board.loop())
+    wall0 = time.monotonic()
+    first_ns: int | None = None
+    state = engine.kill_switch.state
+    shutting_down = False
+    deadline = 0.0
+    clock = time.perf_counter_ns
+    try:
+        async for ev in venue.events():
+            if first_ns is None:
+                first_ns = ev.ts_ns
+            t0 = clock()
+            actions = engine.on_event(ev)
+            board.cycle_us.append((clock() - t0) / 1000.0)
+            if len(board.cycle_us) > 100_000:
+                del board.cycle_us[:50_000]
+            if actions:
+                await venue.submit(actions)
+            if isinstance(ev, Fill):
+                log.info(
+                    "fill",
+                    side=str(ev.side),
+                    price=ev.price,
+                    size=ev.size,
+                    position=engine.position,
+                )
+            if engine.kill_switch.state is not state:
+                state = engine.kill_switch.state
+                log.warning(
+                    "trading_state",
+                    state=state.label,
+                    reasons=[f"{r.trigger}: {r.detail}" for r in engine.kill_switch.reasons],
+                )
+            if stop.is_set() and not shutting_down:
+                shutting_down = True
+                deadline = time.monotonic() + shutdown_timeout_s
+                log.info("shutdown", reason=reason[0], open_orders=len(engine.orders.orders))
+                engine.kill_switch.halt(f"shutdown: {reason[0]}")
+                cancels = engine.on_event(Timer(ts_ns=venue.now_ns()))
+                if cancels:
+                    await venue.submit(cancels)
+            if shutting_down and (not engine.orders.orders or time.monotonic() > deadline):
+                break
+    finally:
+        board_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await board_task
+        if tty:
+            board.show()
+        if engine.orders.orders:
+            await venue.cancel_all()
+        await venue.close()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+    status = engine.status()
+    cycles = sorted(board.cycle_us) or [0.0]
+    summary = RunSummary(
+        reason=reason[0],
+        wall_s=time.monotonic() - wall0,
+        simulated_s=(engine.now_ns - (engine.now_ns if first_ns is None else first_ns)) / _NS,
+        events=engine.counters.events,
+        quote_cycles=engine.counters.cycles,
+        fills=engine.orders.fills,
+        position=engine.position,
+        pnl_usd=status["pnl_usd"],
+        fees_usd=engine.orders.fees_usd,
+        open_orders=len(engine.orders.orders),
+        trading_state=status["trading_state"],
+        cycle_us_p50=cycles[len(cycles) // 2],
+        cycle_us_p99=cycles[min(len(cycles) - 1, int(len(cycles) * 0.99))],
+    )
+    log.info("stopped", **msgspec.to_builtins(summary))
+    return summary
+
+
+def format_run_summary(s: RunSummary) -> str:
+    return "\n".join(
+        [
+            f"Stopped: {s.reason}. {s.wall_s:.1f} s wall, {s.simulated_s:.1f} s of market.",
+            f"  events {s.events:,}  quote cycles {s.quote_cycles:,}  "
+            f"cycle p50 {s.cycle_us_p50:.1f} us  p99 {s.cycle_us_p99:.1f} us",
+            f"  fills {s.fills}  position {s.position:.4f}  PnL {s.pnl_usd:,.2f} USD  "
+            f"fees {s.fees_usd:,.2f} USD",
+            f"  open orders {s.open_orders}  final state {s.trading_state}",
+        ]
+    )

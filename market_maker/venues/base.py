@@ -1,0 +1,36 @@
+"""The one interface the runtime talks to, whatever the venue (simulator, replay, exchange)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from market_maker.model import Action, Event, Instrument
+
+__all__ = ["Venue"]
+
+
+class Venue(Protocol):
+    """An async source of typed events and sink of actions.
+
+    Events carry ``ts_ns`` (local receive time) and, for market data, ``exchange_ts_ns``.
+    ``submit`` must not block on the network round trip: acknowledgements come back as
+    ``OrderAck`` events. ``cancel_all`` is the venue's own sweep (by our client ids or a
+    dead-man switch) for shutdown and recovery.
+    """
+
+    instrument: Instrument
+
+    async def connect(self) -> None: ...
+
+    def events(self) -> AsyncIterator[Event]: ...
+
+    async def submit(self, actions: Sequence[Action]) -> None: ...
+
+    async def cancel_all(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def now_ns(self) -> int:
+        """The venue's clock (virtual for simulation and replay), nanoseconds."""
+        ...
