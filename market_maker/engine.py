@@ -108,6 +108,9 @@ class QuoteEngine:
         self.counters = EngineCounters()
         self.best_bid = math.nan
         self.best_ask = math.nan
+        self._best_bid_ticks = 0
+        self._best_ask_ticks = 0
+        self._inv_stationary = 1.0 / self.hawkes.stationary_intensity
         self.mid = math.nan
         self.now_ns = 0
         self._last_book_ns = -1
@@ -157,8 +160,11 @@ class QuoteEngine:
             self.counters.bad_books += 1
             return False
         self._last_book_ns = ts
-        self.best_bid = bb
-        self.best_ask = ba
+        if bb != self.best_bid or ba != self.best_ask:
+            self.best_bid = bb
+            self.best_ask = ba
+            self._best_bid_ticks = self.sizer.nearest_ticks(bb)
+            self._best_ask_ticks = self.sizer.nearest_ticks(ba)
         mid = 0.5 * (bb + ba)
         self.mid = mid
         t_s = ts * _NS
@@ -228,10 +234,11 @@ class QuoteEngine:
         ks = self.kill_switch
         orders = self.orders
         t_s = ts * _NS
-        ratio = self.hawkes.activity(t_s)
+        trade_rate = self.hawkes.intensity(t_s)
+        ratio = trade_rate * self._inv_stationary  # == hawkes.activity(t_s)
         vol = self.vol
         limits = ks.update_limits(
-            sigma=vol.sigma, sigma_samples=vol.count, trade_intensity=self.hawkes.intensity(t_s)
+            sigma=vol.sigma, sigma_samples=vol.count, trade_intensity=trade_rate
         )
         position = orders.position
         mid = self.mid
@@ -279,8 +286,8 @@ class QuoteEngine:
             )
         self.quotes = quotes
         sizer = self.sizer
-        bb = sizer.nearest_ticks(self.best_bid)
-        ba = sizer.nearest_ticks(self.best_ask)
+        bb = self._best_bid_ticks
+        ba = self._best_ask_ticks
         bids = self._exchange_quotes(Side.BUY, quotes.bids, bb, ba, params)
         asks = self._exchange_quotes(Side.SELL, quotes.asks, bb, ba, params)
         self.wanted = (bids, asks)

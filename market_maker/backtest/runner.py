@@ -17,7 +17,7 @@ import numpy as np
 
 from market_maker.engine import QuoteEngine
 from market_maker.model import BookUpdate, Fill, Trade
-from market_maker.risk import TradingState
+from market_maker.risk import BindingLimit, TradingState
 from market_maker.venues.exchange import ExchangeCore
 
 __all__ = ["BacktestResult", "Recording", "run_backtest"]
@@ -108,7 +108,7 @@ def run_backtest(
     reducing_ns = 0
     state = TradingState.ACTIVE
     state_changes: list[tuple[float, str, list[str]]] = []
-    binding_ns: dict[str, int] = {}
+    binding_ns: dict[BindingLimit, int] = {}
     last_ns: int | None = None
     start_ns: int | None = None
     next_sample = 0
@@ -149,7 +149,7 @@ def run_backtest(
         if dt > 0:
             if state is TradingState.REDUCING:
                 reducing_ns += dt
-            key = str(ks.binding_limit)
+            key = ks.binding_limit
             binding_ns[key] = binding_ns.get(key, 0) + dt
         last_ns = ts
         if ks.state is not state:
@@ -208,7 +208,7 @@ def run_backtest(
         cycle_us_p99=float(np.percentile(cycles, 99)),
         events_per_s=events / wall if wall > 0 else math.inf,
         wall_s=wall,
-        binding_share={k: v / total_binding for k, v in sorted(binding_ns.items())},
+        binding_share={str(k): v / total_binding for k, v in sorted(binding_ns.items())},
         engine_counters=status["counters"],
     )
     return result, rec

@@ -220,6 +220,8 @@ class ExchangeCore:
             else:
                 self._on_trade(ev)
             latency = self.md_latency.sample_ns(self.rng, market.load())
+            if latency == 0 and (not heap or heap[0][0] > ev.ts_ns):
+                return ev  # nothing is due before it: hand it over as it is
             self._deliver(ev.ts_ns + latency, _restamp(ev, ev.ts_ns + latency))
 
     def events(self) -> Iterator[Event]:
@@ -417,13 +419,14 @@ class ExchangeCore:
 def _restamp(event: Event, ts_ns: int) -> Event:
     """The event as received: ``ts_ns`` is the local receive time."""
     if isinstance(event, BookUpdate):
-        return BookUpdate(ts_ns=ts_ns, bids=event.bids, asks=event.asks, exchange_ts_ns=event.ts_ns)
+        exchange_ts = event.ts_ns if event.exchange_ts_ns is None else event.exchange_ts_ns
+        return BookUpdate(ts_ns=ts_ns, bids=event.bids, asks=event.asks, exchange_ts_ns=exchange_ts)
     if isinstance(event, Trade):
         return Trade(
             ts_ns=ts_ns,
             price=event.price,
             size=event.size,
             aggressor=event.aggressor,
-            exchange_ts_ns=event.ts_ns,
+            exchange_ts_ns=event.ts_ns if event.exchange_ts_ns is None else event.exchange_ts_ns,
         )
     return msgspec.structs.replace(event, ts_ns=ts_ns)

@@ -189,18 +189,34 @@ class ReplayMarket:
 
     def trade_times_s(self, limit: int) -> list[float]:
         """Receive times (seconds) of up to ``limit`` aggressive orders from the start, for
-        calibration; prints of one order (same exchange time and side) count once."""
+        calibration; prints of one order (same exchange time and side) count once. Reads only
+        the trade lines."""
         out: list[float] = []
-        last: tuple[int | None, Side] | None = None
-        probe = ReplayMarket(self.path, self.instrument)
-        while len(out) < limit and (t := probe.peek_ns()) is not None:
-            ev = probe.pop()
-            if isinstance(ev, Trade):
-                key = (ev.exchange_ts_ns, ev.aggressor)
+        last: tuple[int, str] | None = None
+        stats = ReplayStats()
+        binance = self.venue == "binance-usdm"
+        for ns, body in read_capture(self.path, stats):
+            if len(out) >= limit:
+                break
+            try:
+                if binance:
+                    if b"@trade" not in body:
+                        continue
+                    env = _envelope.decode(body)
+                    tr = _bn_trade.decode(env.data)
+                    keys = [(tr.T, "S" if tr.m else "B")]
+                else:
+                    if b'"trades"' not in body:
+                        continue
+                    env = _envelope.decode(body)
+                    keys = [(t.time, t.side) for t in _hl_trades.decode(env.data)]
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            for key in keys:
                 if key != last:
-                    out.append(t / 1e9)
+                    out.append(ns / 1e9)
                     last = key
-        return out
+        return out[:limit]
 
     # ----- parsing ---------------------------------------------------------------------------
 
@@ -284,19 +300,17 @@ class ReplayMarket:
     def _apply_diff(self, diff: _BnDepth, *, first: bool = False) -> None:
         if not first and self._synced_u is not None and diff.pu != self._synced_u:
             self.stats.depth_gaps += 1  # missed diffs: depth is approximate from here
-        for p, q in diff.b:
-            self._set(self._bids, p, q)
-        for p, q in diff.a:
-            self._set(self._asks, p, q)
+        inv = 1.0 / self._tick
+        to_float = float
+        for book, levels in ((self._bids, diff.b), (self._asks, diff.a)):
+            for price, qty in levels:
+                ticks = int(to_float(price) * inv + 0.5)
+                size = to_float(qty)
+                if size > 0.0:
+                    book[ticks] = size
+                else:
+                    book.pop(ticks, None)
         self._synced_u = diff.u
-
-    def _set(self, side: dict[int, float], price: str, qty: str) -> None:
-        ticks = self._ticks(price)
-        size = float(qty)
-        if size > 0.0:
-            side[ticks] = size
-        else:
-            side.pop(ticks, None)
 
     def _hyperliquid(self, ns: int, env: _Envelope) -> None:
         if not env.data:

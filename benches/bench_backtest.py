@@ -1,0 +1,33 @@
+"""Backtest throughput: replay of the Binance capture and an hour of the calm scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from market_maker.backtest.session import run_session
+from market_maker.config import AppConfig
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-usdm" / "btcusdt_20240808.gz"
+
+
+def test_replay_binance_capture(benchmark):
+    """Market events per second through replay + exchange + engine (target >= 50,000)."""
+    result = benchmark.pedantic(
+        lambda: run_session(AppConfig(), data=DATA, seed=1)[0], rounds=3, iterations=1
+    )
+    benchmark.extra_info["market_events"] = result.market_events
+    benchmark.extra_info["market_events_per_s"] = result.market_events / result.wall_s
+    benchmark.extra_info["events_per_s"] = result.events_per_s
+    assert result.limit_breaches == 0
+
+
+def test_calm_scenario_one_simulated_hour(benchmark):
+    """Wall time for one simulated hour of `calm` (target < 30 s)."""
+    result = benchmark.pedantic(
+        lambda: run_session(AppConfig(), scenario="calm", seed=1, duration_s=3600)[0],
+        rounds=1,
+        iterations=1,
+    )
+    benchmark.extra_info["events"] = result.events
+    benchmark.extra_info["events_per_s"] = result.events_per_s
+    assert result.limit_breaches == 0
