@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         "simulator or a recorded capture, and print a summary.",
     )
     src = bt.add_mutually_exclusive_group()
-    src.add_argument("--scenario", default=None, help="calm | volatile | trend | cascade [calm]")
+    src.add_argument(
+        "--scenario", default=None, help="calm | volatile | trend | cascade | as2008 [calm]"
+    )
     src.add_argument("--data", type=Path, help="a capture file (<ns> <json> lines, gzip)")
     bt.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
     bt.add_argument(
@@ -143,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--compare", help="comma-separated strategies to run on the same seed")
     bt.add_argument("--seed", type=int, default=1, help="random seed [1]")
+    bt.add_argument(
+        "--paths", type=int, default=1000, help="as2008: Monte-Carlo paths per strategy [1000]"
+    )
     bt.add_argument("--duration", type=_positive, help="simulated seconds [scenario's]")
     bt.add_argument("--json", action="store_true", help="print one JSON object")
     bt.add_argument("--report", type=Path, help="write summary.json, recording.json, backtest.png")
@@ -328,6 +333,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         if args.compare
         else [args.strategy or config.strategy.kind]
     )
+    if args.scenario == "as2008":
+        return _as2008(args, kinds if args.compare or args.strategy else None)
     results = []
     for kind in kinds:
         progress = _progress_bar(kind) if sys.stderr.isatty() and not args.json else None
@@ -353,6 +360,18 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         print(json.dumps(encoded[0] if len(encoded) == 1 else encoded))
     else:
         print("\n\n".join(format_summary(r) for r in results))
+    return 0
+
+
+def _as2008(args: argparse.Namespace, kinds: list[str] | None) -> int:
+    from market_maker.backtest.as2008 import format_table, run_as2008
+
+    names = kinds or ["avellaneda_stoikov", "symmetric", "glft"]
+    rows = [run_as2008(kind, paths=args.paths, seed=args.seed) for kind in names]
+    if args.json:
+        print(json.dumps([msgspec.to_builtins(r) for r in rows]))
+    else:
+        print(format_table(rows))
     return 0
 
 

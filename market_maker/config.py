@@ -271,7 +271,9 @@ class StrategyConfig(_Config, frozen=True):
     gamma_utilisation_scale: NonNegativeFloat = 2.0
     """gamma_eff = gamma * (1 + scale * utilisation**2), utilisation = |q| / Q."""
     as_horizon_s: PositiveFloat = 60.0
-    """Avellaneda-Stoikov rolling horizon T - t, seconds."""
+    """Avellaneda-Stoikov horizon: the rolling T - t, or T itself with ``as_terminal``, seconds."""
+    as_terminal: bool = False
+    """Avellaneda-Stoikov with a finite session: T - t = as_horizon_s - t (the 2008 paper)."""
     symmetric_half_spread_bps: PositiveFloat = 5.0
     """Half spread of the symmetric baseline, basis points."""
 

@@ -29,7 +29,8 @@ def _one_quote_each_side(params: MarketParams, bid: float, ask: float, size: flo
 
 class AvellanedaStoikovStrategy:
     """Reservation price ``r = s - q*gamma*sigma^2*(T-t)`` and total spread
-    ``gamma*sigma^2*(T-t) + (2/gamma)*ln(1 + gamma/k)``, on a rolling horizon ``T - t``.
+    ``gamma*sigma^2*(T-t) + (2/gamma)*ln(1 + gamma/k)``, on a rolling horizon ``T - t`` (or a
+    finite session ending at ``as_horizon_s`` with ``as_terminal``).
 
     Everything is in ticks (sigma per sqrt second, k per tick, gamma per tick per order size),
     the same units as GLFT, and ``q`` is in order sizes.
@@ -42,6 +43,8 @@ class AvellanedaStoikovStrategy:
         cfg = self.config
         gamma = cfg.gamma
         tau = cfg.as_horizon_s
+        if cfg.as_terminal:
+            tau = max(0.0, tau - params.ts_ns * 1e-9)
         var = params.sigma_ticks * params.sigma_ticks * tau
         q = params.position / cfg.order_size
         reservation = -q * gamma * var
