@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=_positive, help="stop after this many seconds")
     run.add_argument("--speed", type=_positive, default=1.0, help="market time per wall second [1]")
     run.add_argument("--seed", type=int, default=1, help="simulator seed [1]")
+    run.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics"
+    )
     run.set_defaults(func=_cmd_run)
 
     bt = sub.add_parser(
@@ -313,7 +316,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         exchange = simulated_exchange(params, args.seed)
     engine = QuoteEngine(config, exchange.instrument)
     venue = SimVenue(exchange, speed=args.speed)
-    summary = asyncio.run(run_live(venue, engine, duration_s=args.duration, tty=tty))
+    summary = asyncio.run(
+        run_live(venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port)
+    )
     if tty:
         print()
         print(format_run_summary(summary))

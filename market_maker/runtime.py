@@ -21,6 +21,7 @@ import msgspec
 
 from market_maker.engine import QuoteEngine
 from market_maker.log import get_logger
+from market_maker.metrics import CycleHistogram, MetricsServer
 from market_maker.model import Action, Event, Fill, Timer
 from market_maker.venues.base import Venue
 from market_maker.venues.exchange import ExchangeCore
@@ -167,6 +168,7 @@ async def run_live(
     tty: bool | None = None,
     shutdown_timeout_s: float = 5.0,
     install_signals: bool = True,
+    metrics_port: int | None = None,
 ) -> RunSummary:
     """Run until ``duration_s`` (wall seconds), a signal, or the venue ends; then shut down."""
     out = out or sys.stdout
@@ -189,6 +191,12 @@ async def run_live(
     if duration_s is not None:
         loop.call_later(duration_s, request_stop, "duration reached")
 
+    histogram = CycleHistogram()
+    metrics = None
+    if metrics_port is not None:
+        metrics = MetricsServer(engine, histogram, metrics_port)
+        await metrics.start()
+        log.info("metrics", url=f"http://127.0.0.1:{metrics_port}/metrics")
     await venue.connect()
     log.info("started", symbol=engine.instrument.symbol, strategy=engine.config.strategy.kind)
     board_task = asyncio.create_task(board.loop())
@@ -204,7 +212,9 @@ async def run_live(
                 first_ns = ev.ts_ns
             t0 = clock()
             actions = engine.on_event(ev)
-            board.cycle_us.append((clock() - t0) / 1000.0)
+            us = (clock() - t0) / 1000.0
+            board.cycle_us.append(us)
+            histogram.observe(us)
             if len(board.cycle_us) > 100_000:
                 del board.cycle_us[:50_000]
             if actions:
@@ -243,6 +253,8 @@ async def run_live(
         if engine.orders.orders:
             await venue.cancel_all()
         await venue.close()
+        if metrics is not None:
+            await metrics.stop()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -59,3 +59,49 @@ def test_run_live_in_process_stops_at_duration_with_no_open_orders():
     assert exchange.open_orders() == 0
     assert summary.simulated_s > 20.0
     assert summary.events > 100
+
+
+def test_metrics_endpoint_serves_prometheus_text_while_running():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    params = scenario("calm", duration_s=100_000)
+    exchange = simulated_exchange(params, seed=4)
+    engine = QuoteEngine(engine_config(params), params.instrument)
+
+    async def scrape(path: str) -> str:
+        await asyncio.sleep(0.7)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+        return data.decode()
+
+    async def main():
+        run = asyncio.create_task(
+            run_live(
+                SimVenue(exchange, speed=50.0),
+                engine,
+                duration_s=1.5,
+                tty=False,
+                install_signals=False,
+                metrics_port=port,
+            )
+        )
+        metrics, missing = await asyncio.gather(scrape("/metrics"), scrape("/nope"))
+        await run
+        return metrics, missing
+
+    metrics, missing = asyncio.run(main())
+    assert metrics.startswith("HTTP/1.1 200 OK")
+    assert 'mm_binding_limit{limit="leverage"} 1' in metrics
+    assert "mm_trading_state 0" in metrics
+    assert "mm_quote_cycle_seconds_count" in metrics
+    count = int(
+        next(x for x in metrics.splitlines() if x.startswith("mm_quote_cycles_total ")).split()[1]
+    )
+    assert count > 0
+    assert missing.startswith("HTTP/1.1 404")
