@@ -204,6 +204,10 @@ class KillSwitch:
         """Run every check at ``ts_ns``; sets and returns ``state`` (reasons in ``reasons``)."""
         if self._first_ts_ns is None:
             self._first_ts_ns = ts_ns
+        if not self._latched and self._all_clear(ts_ns, position, mid, hawkes_ratio):
+            self.reasons = ()
+            self.state = TradingState.ACTIVE
+            return TradingState.ACTIVE
         found = [
             r
             for r in (
@@ -233,6 +237,40 @@ class KillSwitch:
         self.reasons = reasons
         self.state = max(r.state for r in reasons)
         return self.state
+
+    def _all_clear(self, ts_ns: int, position: float, mid: float, ratio: float) -> bool:
+        """A cheap screen for the common case: True only when no check below could fire.
+
+        Each clause is the plain negation of one ``_check_*``; anything doubtful (NaN, missing
+        data) answers False and the full checks run, so this can only save time, never hide a
+        reason.
+        """
+        ks = self._ks
+        if self._manual is not None or not self.connected:
+            return False
+        if not ratio <= ks.cascade_pause_ratio:
+            return False
+        last = self.last_market_ts_ns
+        if last is None or (ts_ns - last) >= ks.stale_pause_after_s * _NS_PER_S:
+            return False
+        if len(self._rejections) >= ks.max_rejections:
+            return False
+        equity = self.account_value
+        if equity is not None:
+            start = self.day_start_equity
+            peak = self.peak_equity
+            if start is not None and not start - equity < ks.max_daily_loss_usd:
+                return False
+            if (
+                peak is not None
+                and peak > 0.0
+                and not ((peak - equity) / peak * 100.0 < ks.max_drawdown_pct)
+            ):
+                return False
+        if not abs(position) * mid <= self.max_position(mid) * mid:
+            return False
+        cap = ks.max_position_contracts
+        return cap is None or abs(position) <= cap
 
     def _check_manual(self) -> Reason | None:
         if self._manual is None:

@@ -46,19 +46,32 @@ def ladder_ticks(
 
     ``ratio`` None means fixed spacing of ``interval`` ticks.
     """
-    out: list[int] = []
     depth = depth0 if depth0 > 0.0 else 0.0
-    for i in range(levels):
-        d = depth * ratio**i if ratio is not None else depth + i * interval
-        if bid:
-            p = math.floor((mid_ticks - d) / interval) * interval
-            if out and p >= out[-1]:
-                p = out[-1] - interval
-        else:
-            p = math.ceil((mid_ticks + d) / interval) * interval
-            if out and p <= out[-1]:
-                p = out[-1] + interval
-        out.append(p)
+    if ratio is None:
+        depths = [depth + i * interval for i in range(levels)]
+    else:
+        depths = [depth * ratio**i for i in range(levels)]
+    return _snap(mid_ticks, depths, interval, bid)
+
+
+def _snap(mid_ticks: float, depths: list[float], interval: int, bid: bool) -> list[int]:
+    out: list[int] = []
+    floor = math.floor
+    last = 0
+    if bid:
+        for d in depths:
+            p = floor((mid_ticks - d) / interval) * interval
+            if out and p >= last:
+                p = last - interval
+            out.append(p)
+            last = p
+    else:
+        for d in depths:
+            p = -floor(-(mid_ticks + d) / interval) * interval
+            if out and p <= last:
+                p = last + interval
+            out.append(p)
+            last = p
     return out
 
 
@@ -68,32 +81,33 @@ class LadderStrategy:
     def __init__(self, strategy: StrategyConfig, ladder: LadderConfig) -> None:
         self.glft = GlftStrategy(strategy)
         self.config = ladder
+        self._ratio = ladder.ratio if ladder.spacing == "geometric" else None
+        self._powers = [ladder.ratio**i for i in range(ladder.levels)]
 
     def quote(self, params: MarketParams) -> QuoteSet:
         cfg = self.config
         d = self.glft.depths(params)
-        tick = params.tick_size
-        inner = d.bid_depth if d.bid_depth < d.ask_depth else d.ask_depth
-        interval = cfg.interval_ticks or grid_interval(inner)
-        ratio = cfg.ratio if cfg.spacing == "geometric" else None
-        mid_ticks = params.mid / tick
+        bid_depth = d.bid_depth
+        ask_depth = d.ask_depth
+        interval = cfg.interval_ticks or grid_interval(min(bid_depth, ask_depth))
+        q = params.position
         limit = params.effective_max_position()
         bid_cap, ask_cap = side_capacity(
-            position=params.position,
+            position=q,
             max_position=limit,
             pending_bids=params.pending_bids,
             pending_asks=params.pending_asks,
         )
-        util = params.utilisation()
+        util = abs(q) / limit if limit > 0.0 else (0.0 if q == 0.0 else 1.0)
         keep = 1.0 - util if util < 1.0 else 0.0
-        q = params.position
-        bid_total = cfg.target_liquidity * (keep if q > 0.0 else 1.0)
-        ask_total = cfg.target_liquidity * (keep if q < 0.0 else 1.0)
-        bid_total = bid_total if bid_total < bid_cap else bid_cap
-        ask_total = ask_total if ask_total < ask_cap else ask_cap
-        bids = self._side(params, mid_ticks, d.bid_depth, interval, ratio, bid_total, bid=True)
-        asks = self._side(params, mid_ticks, d.ask_depth, interval, ratio, ask_total, bid=False)
-        return QuoteSet(bids, asks)
+        target = cfg.target_liquidity
+        bid_total = min(target * (keep if q > 0.0 else 1.0), bid_cap)
+        ask_total = min(target * (keep if q < 0.0 else 1.0), ask_cap)
+        mid_ticks = params.mid / params.tick_size
+        return QuoteSet(
+            self._side(params, mid_ticks, bid_depth, interval, bid_total, True),
+            self._side(params, mid_ticks, ask_depth, interval, ask_total, False),
+        )
 
     def _side(
         self,
@@ -101,25 +115,20 @@ class LadderStrategy:
         mid_ticks: float,
         depth0: float,
         interval: int,
-        ratio: float | None,
         total: float,
-        *,
         bid: bool,
     ) -> tuple[Quote, ...]:
         if not total > 0.0:
             return ()
-        smallest = params.lot_size
-        levels = min(self.config.levels, math.floor(total / smallest + 1e-9))
+        levels = min(self.config.levels, math.floor(total / params.lot_size + 1e-9))
         if levels <= 0:
             return ()
         tick = params.tick_size
         size = total / levels
-        prices = ladder_ticks(
-            mid_ticks=mid_ticks,
-            depth0=depth0,
-            levels=levels,
-            interval=interval,
-            ratio=ratio,
-            bid=bid,
-        )
-        return tuple(Quote(p * tick, size) for p in prices if p > 0)
+        depth = depth0 if depth0 > 0.0 else 0.0
+        if self._ratio is None:
+            depths = [depth + i * interval for i in range(levels)]
+        else:
+            depths = [depth * m for m in self._powers[:levels]]
+        prices = _snap(mid_ticks, depths, interval, bid)
+        return tuple([Quote(p * tick, size) for p in prices if p > 0])
