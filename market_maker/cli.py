@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from market_maker import __version__
-from market_maker.config import AppConfig, default_config_text, load_config
+from market_maker.config import AppConfig, default_config_text, load_config, with_strategy
 from market_maker.errors import ConfigError, MarketMakerError
 from market_maker.risk.limits import (
     BindingLimit,
@@ -58,6 +58,14 @@ def _unit_interval(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text!r}")
     return value
+
+
+STRATEGIES = ("glft", "ladder", "avellaneda_stoikov", "symmetric")
+
+
+def _add_config_and_strategy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="override [strategy] kind")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,12 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--venue", choices=["sim", "replay"], default="sim", help="[sim]")
     run.add_argument("--scenario", default="calm", help="simulator scenario [calm]")
     run.add_argument("--data", type=Path, help="capture file for --venue replay")
-    run.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
-    run.add_argument(
-        "--strategy",
-        choices=["glft", "ladder", "avellaneda_stoikov", "symmetric"],
-        help="override [strategy] kind",
-    )
+    _add_config_and_strategy(run)
     run.add_argument("--duration", type=_positive, help="stop after this many seconds")
     run.add_argument("--speed", type=_positive, default=1.0, help="market time per wall second [1]")
     run.add_argument("--seed", type=int, default=1, help="simulator seed [1]")
@@ -140,12 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario", default=None, help="calm | volatile | trend | cascade | as2008 [calm]"
     )
     src.add_argument("--data", type=Path, help="a capture file (<ns> <json> lines, gzip)")
-    bt.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
-    bt.add_argument(
-        "--strategy",
-        choices=["glft", "ladder", "avellaneda_stoikov", "symmetric"],
-        help="override [strategy] kind",
-    )
+    _add_config_and_strategy(bt)
     bt.add_argument("--compare", help="comma-separated strategies to run on the same seed")
     bt.add_argument("--seed", type=int, default=1, help="random seed [1]")
     bt.add_argument(
@@ -285,11 +283,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from market_maker.venues.replay import ReplayMarket
     from market_maker.venues.sim import simulated_exchange
 
-    config = _load(args.config)
-    if args.strategy:
-        config = msgspec.structs.replace(
-            config, strategy=msgspec.structs.replace(config.strategy, kind=args.strategy)
-        )
+    config = with_strategy(_load(args.config), args.strategy)
     tty = sys.stdout.isatty()
     # On a terminal the status board owns stdout and only errors are logged (to stderr);
     # otherwise every event is a JSON line on stdout.

@@ -43,6 +43,7 @@ __all__ = [
     "default_config_text",
     "load_config",
     "parse_config",
+    "with_strategy",
 ]
 
 ENV_PREFIX = "MM_"
@@ -321,6 +322,14 @@ class AppConfig(_Config, frozen=True):
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     ladder: LadderConfig = field(default_factory=LadderConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
+
+
+def with_strategy(config: AppConfig, kind: StrategyKind | str | None) -> AppConfig:
+    """``config`` with ``[strategy] kind`` replaced (unchanged for None)."""
+    if kind is None:
+        return config
+    strategy = msgspec.structs.replace(config.strategy, kind=kind)
+    return msgspec.structs.replace(config, strategy=strategy)
 
 
 def _reason_and_path(error: msgspec.ValidationError) -> tuple[str, str]:

@@ -18,7 +18,7 @@ import msgspec
 from market_maker.backtest.runner import BacktestResult, Recording, run_backtest
 from market_maker.backtest.scenarios import engine_config
 from market_maker.backtest.scenarios import scenario as scenario_params
-from market_maker.config import AppConfig, HawkesConfig
+from market_maker.config import AppConfig, HawkesConfig, with_strategy
 from market_maker.engine import QuoteEngine
 from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel
 from market_maker.venues.replay import ReplayMarket
@@ -48,10 +48,7 @@ def run_session(
     record: bool = False,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[BacktestResult, Recording | None]:
-    if strategy is not None:
-        config = msgspec.structs.replace(
-            config, strategy=msgspec.structs.replace(config.strategy, kind=strategy)
-        )
+    config = with_strategy(config, strategy)
     exchange: ExchangeCore
     if data is not None:
         market = ReplayMarket(data)
