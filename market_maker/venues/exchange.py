@@ -356,6 +356,8 @@ class ExchangeCore:
         ba = math.floor(book.asks[0][0] / tick + 0.5)
         if not 0 < bb < ba:
             return
+        if bb == self.best_bid and ba == self.best_ask:
+            return  # sizes only: every resting order was checked against this touch already
         self.best_bid, self.best_ask = bb, ba
         self.mid = 0.5 * (bb + ba) * tick
         # The market moved through our price: whoever traded there traded with us first.
