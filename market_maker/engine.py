@@ -376,6 +376,7 @@ class QuoteEngine:
             | {
                 "duplicate_fills": self.orders.duplicate_fills,
                 "unknown_fills": self.orders.unknown_fills,
+                "bad_fills": self.orders.bad_fills,
                 "late_fills": self.orders.late_fills,
                 "unknown_acks": self.orders.unknown_acks,
                 "late_acks": self.orders.late_acks,

@@ -244,3 +244,16 @@ def test_pnl_marks_position_to_the_mid_after_fees():
     )
     e.on_event(book(3 * S, bid=100_010.0))
     assert e.pnl_usd() == pytest.approx(0.01 * (100_010.05 - 99_990.0) - 0.05)
+
+
+@pytest.mark.parametrize(
+    ("price", "size"),
+    [(math.nan, 0.01), (math.inf, 0.01), (-1.0, 0.01), (100.0, math.nan), (100.0, 0.0)],
+)
+def test_unusable_fills_are_counted_and_do_not_move_the_position(price, size):
+    e = engine()
+    e.on_event(book(1 * S))
+    e.on_event(Fill(ts_ns=2 * S, cloid="x", price=price, size=size, side=Side.BUY, fill_id="1"))
+    assert e.position == 0.0
+    assert e.status()["counters"]["bad_fills"] == 1
+    assert e.status()["needs_reconcile"]

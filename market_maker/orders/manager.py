@@ -17,6 +17,7 @@ reports, known order or not: the venue's word is the truth about our inventory.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from enum import IntEnum
 
@@ -102,6 +103,7 @@ class OrderManager:
         self.fills = 0
         self.duplicate_fills = 0
         self.unknown_fills = 0
+        self.bad_fills = 0
         self.late_fills = 0
         self.unknown_acks = 0
         self.late_acks = 0
@@ -183,9 +185,9 @@ class OrderManager:
         if fid in self._fill_ids:
             self.duplicate_fills += 1
             return False
-        lots = self.sizer.nearest_lots(fill.size)
-        if lots <= 0 or not fill.price > 0.0 or fill.price == float("inf"):
-            self.unknown_fills += 1
+        lots = self.sizer.nearest_lots(fill.size) if math.isfinite(fill.size) else 0
+        if lots <= 0 or not (fill.price > 0.0 and math.isfinite(fill.price)):
+            self.bad_fills += 1  # unusable numbers: the position is reconciled from the venue
             self.needs_reconcile = True
             return False
         self._fill_ids[fid] = None
