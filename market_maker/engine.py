@@ -55,6 +55,12 @@ from market_maker.strategy import MarketParams, ParameterAggregator, make_strate
 
 __all__ = ["EngineCounters", "QuoteEngine"]
 
+# Enum members as module constants: attribute access on an Enum class is slow in 3.11.
+_BUY = Side.BUY
+_SELL = Side.SELL
+_PAUSED = TradingState.PAUSED
+_REDUCING = TradingState.REDUCING
+
 _NS = 1e-9
 _isfinite = math.isfinite
 _EMPTY: tuple[tuple[int, int], ...] = ()
@@ -183,7 +189,7 @@ class QuoteEngine:
             return False
         self._last_trade_ns = ts
         t_s = ts * _NS
-        is_buy = ev.aggressor is Side.BUY
+        is_buy = ev.aggressor is _BUY
         # One aggressive order prints once per level it sweeps, all at the same exchange time:
         # that is one arrival for the Hawkes process, not a burst.
         key = (ev.exchange_ts_ns if ev.exchange_ts_ns is not None else ts, is_buy)
@@ -243,10 +249,10 @@ class QuoteEngine:
         position = orders.position
         mid = self.mid
         state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
-        if state >= TradingState.PAUSED or mid != mid:
+        if state >= _PAUSED or mid != mid:
             self.quotes = QuoteSet()
             self.wanted = (_EMPTY, _EMPTY)
-            if state < TradingState.PAUSED:
+            if state < _PAUSED:
                 return []
             cancels = orders.cancel_all()  # safety first: never held back by the budget
             self.requests.available(ts)
@@ -279,7 +285,7 @@ class QuoteEngine:
         )
         self.params = params
         quotes = self.strategy.quote(params)
-        if state is TradingState.REDUCING:
+        if state is _REDUCING:
             # Only the side that shrinks |position| may rest.
             quotes = QuoteSet(
                 quotes.bids if position < 0.0 else (), quotes.asks if position > 0.0 else ()
@@ -288,8 +294,8 @@ class QuoteEngine:
         sizer = self.sizer
         bb = self._best_bid_ticks
         ba = self._best_ask_ticks
-        bids = self._exchange_quotes(Side.BUY, quotes.bids, bb, ba, params)
-        asks = self._exchange_quotes(Side.SELL, quotes.asks, bb, ba, params)
+        bids = self._exchange_quotes(_BUY, quotes.bids, bb, ba, params)
+        asks = self._exchange_quotes(_SELL, quotes.asks, bb, ba, params)
         self.wanted = (bids, asks)
         max_lots = sizer.size_lots(params.effective_max_position())
         budget = self.requests.available(ts)
@@ -314,7 +320,7 @@ class QuoteEngine:
         if conviction is None:
             return exact
         imbalance = params.flow_imbalance
-        score = 0.5 * (1.0 + imbalance) if side is Side.BUY else 0.5 * (1.0 - imbalance)
+        score = 0.5 * (1.0 + imbalance) if side is _BUY else 0.5 * (1.0 - imbalance)
         exposure = abs(params.position) * params.mid
         out = []
         for ticks, lots in exact:

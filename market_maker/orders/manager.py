@@ -29,6 +29,13 @@ from market_maker.risk.sizing import PositionSizer
 
 __all__ = ["OrderManager", "OrderState", "TrackedOrder"]
 
+# Enum members as module constants: attribute access on an Enum class is slow in 3.11.
+_BUY = Side.BUY
+_SELL = Side.SELL
+_ACCEPTED = AckStatus.ACCEPTED
+_REJECTED = AckStatus.REJECTED
+_CANCELED = AckStatus.CANCELED
+
 _RECENT = 4096  # closed cloids and fill ids remembered for late or duplicate messages
 
 
@@ -37,6 +44,12 @@ class OrderState(IntEnum):
     OPEN = 1
     PENDING_MODIFY = 2
     PENDING_CANCEL = 3
+
+
+_PENDING_NEW = OrderState.PENDING_NEW
+_OPEN = OrderState.OPEN
+_PENDING_MODIFY = OrderState.PENDING_MODIFY
+_PENDING_CANCEL = OrderState.PENDING_CANCEL
 
 
 class TrackedOrder(msgspec.Struct, kw_only=True):
@@ -129,7 +142,7 @@ class OrderManager:
         return self.position_lots * self.sizer.lot_size
 
     def _touch(self, side: Side) -> None:
-        if side is Side.BUY:
+        if side is _BUY:
             self._buy_version += 1
         else:
             self._sell_version += 1
@@ -140,10 +153,10 @@ class OrderManager:
         if key == self._exposure_key:
             return self._exposure
         bids = asks = cbids = casks = 0
-        cancelling = OrderState.PENDING_CANCEL
+        cancelling = _PENDING_CANCEL
         for o in self.orders.values():
             lots = o.exposure_lots
-            if o.side is Side.BUY:
+            if o.side is _BUY:
                 bids += lots
                 if o.state is cancelling:
                     cbids += lots
@@ -209,8 +222,8 @@ class OrderManager:
             self.unknown_fills += 1
             self.needs_reconcile = True
         notional = fill.price * lots * self.sizer.lot_size
-        self.position_lots += lots if side is Side.BUY else -lots
-        self.cash_usd += -notional if side is Side.BUY else notional
+        self.position_lots += lots if side is _BUY else -lots
+        self.cash_usd += -notional if side is _BUY else notional
         self.cash_usd -= fill.fee
         self.fees_usd += fill.fee
         self.maker_volume_usd += notional
@@ -226,37 +239,37 @@ class OrderManager:
                 self.late_acks += 1  # e.g. a modify refused because the order just filled
                 return False
             self.unknown_acks += 1
-            return ack.status is AckStatus.REJECTED
+            return ack.status is _REJECTED
         self._touch(order.side)
         status = ack.status
-        if status is AckStatus.CANCELED:
+        if status is _CANCELED:
             self._close(order)
             return False
-        if status is AckStatus.ACCEPTED:
+        if status is _ACCEPTED:
             if order.new_size_lots is not None:
                 self._apply_modify(order)
-            if order.state is not OrderState.PENDING_CANCEL:
-                order.state = OrderState.OPEN
+            if order.state is not _PENDING_CANCEL:
+                order.state = _OPEN
             return False
         # Rejected. Only a rejected new order counts towards a rejection storm: a modify or
         # cancel is refused mostly because the order has just filled or gone, which is a race,
         # not the venue refusing us.
         state = order.state
-        if state is OrderState.PENDING_NEW:
+        if state is _PENDING_NEW:
             self.rejections += 1
             self._close(order)
             return True
         self.race_rejections += 1
-        if state is OrderState.PENDING_MODIFY:
+        if state is _PENDING_MODIFY:
             order.new_price_ticks = order.new_size_lots = None
-            order.state = OrderState.OPEN
+            order.state = _OPEN
             if order.remaining_lots <= 0:
                 self._close(order)  # filled while the modify was in flight
-        elif state is OrderState.PENDING_CANCEL:
+        elif state is _PENDING_CANCEL:
             # The place, the modify or the cancel failed: we cannot tell which, so keep counting
             # the order (safe for exposure); the next cancel by cloid settles it either way.
             order.new_price_ticks = order.new_size_lots = None
-            order.state = OrderState.OPEN
+            order.state = _OPEN
             self.needs_reconcile = True
         return False
 
@@ -288,8 +301,8 @@ class OrderManager:
         """Cancel every order that is not already being cancelled."""
         actions: list[Action] = []
         for o in self.orders.values():
-            if o.state is not OrderState.PENDING_CANCEL:
-                o.state = OrderState.PENDING_CANCEL
+            if o.state is not _PENDING_CANCEL:
+                o.state = _PENDING_CANCEL
                 actions.append(Cancel(cloid=o.cloid))
         if actions:
             self._buy_version += 1
@@ -316,14 +329,14 @@ class OrderManager:
         q = self.position_lots
         bid_key = (self._buy_version, bids, max_lots - q)
         if bid_key != self._last_bids:
-            sent, complete = self._plan_side(Side.BUY, bids, max_lots - q, ts_ns, actions, left)
+            sent, complete = self._plan_side(_BUY, bids, max_lots - q, ts_ns, actions, left)
             left -= sent
             if sent:
                 self._buy_version += 1
             self._last_bids = (self._buy_version, bids, max_lots - q) if complete else ()
         ask_key = (self._sell_version, asks, max_lots + q)
         if ask_key != self._last_asks:
-            sent, complete = self._plan_side(Side.SELL, asks, max_lots + q, ts_ns, actions, left)
+            sent, complete = self._plan_side(_SELL, asks, max_lots + q, ts_ns, actions, left)
             if sent:
                 self._sell_version += 1
             self._last_asks = (self._sell_version, asks, max_lots + q) if complete else ()
@@ -347,7 +360,7 @@ class OrderManager:
         for o in self.orders.values():
             if o.side is side:
                 exposure += o.exposure_lots
-                if o.state is not OrderState.PENDING_CANCEL:
+                if o.state is not _PENDING_CANCEL:
                     live.append(o)
 
         # Keep live orders that already match a wanted level (queue priority is money).
@@ -379,7 +392,7 @@ class OrderManager:
         # of sending does not change what fits), then send the riskiest-first within budget.
         cap_left = room - exposure
         sizer = self.sizer
-        reusable = [o for o in live if o.state is OrderState.OPEN] if cfg.use_modify else []
+        reusable = [o for o in live if o.state is _OPEN] if cfg.use_modify else []
         modifies: list[tuple[TrackedOrder, int, int]] = []
         places: list[tuple[int, int]] = []
         for ticks, lots in unmatched:
@@ -400,13 +413,13 @@ class OrderManager:
         for o in live:
             if sent >= budget:
                 return sent, False
-            o.state = OrderState.PENDING_CANCEL
+            o.state = _PENDING_CANCEL
             actions.append(Cancel(cloid=o.cloid))
             sent += 1
         for o, ticks, size in modifies:
             if sent >= budget:
                 return sent, False
-            o.state = OrderState.PENDING_MODIFY
+            o.state = _PENDING_MODIFY
             o.new_price_ticks = ticks
             o.new_size_lots = size
             actions.append(
@@ -424,7 +437,7 @@ class OrderManager:
                 side=side,
                 price_ticks=ticks,
                 size_lots=size,
-                state=OrderState.PENDING_NEW,
+                state=_PENDING_NEW,
                 created_ts_ns=ts_ns,
             )
             actions.append(

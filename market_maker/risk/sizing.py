@@ -20,6 +20,9 @@ from market_maker.model import Instrument, Quote, Side
 
 __all__ = ["DynamicSizer", "PositionSizer"]
 
+# Enum members as module constants: attribute access on an Enum class is slow in 3.11.
+_BUY = Side.BUY
+
 # Relative slack for float -> integer conversion: a price that is on the grid up to float noise
 # (100.3 / 0.1 = 1002.9999999999999) must not lose a tick. 1e-12 is far above double rounding
 # error (~1e-16) and far below one tick for any price under 1e11 ticks.
@@ -74,7 +77,7 @@ class PositionSizer:
     def price_ticks(self, price: float, side: Side) -> int:
         """Ticks for a wanted price: bids round down, asks round up (then the sig-fig rule)."""
         x = price / self.tick_size
-        if side is Side.BUY:
+        if side is _BUY:
             ticks = math.floor(x + x * _REL_EPS + _ABS_EPS)
         else:
             ticks = math.ceil(x - x * _REL_EPS - _ABS_EPS)
@@ -95,7 +98,7 @@ class PositionSizer:
         if excess <= 0:
             return ticks
         step: int = min(_POW10[excess], _POW10[self._tick_dec])  # integer prices always valid
-        if side is Side.BUY:
+        if side is _BUY:
             return ticks - ticks % step
         return -((-ticks) // step) * step
 
@@ -137,7 +140,7 @@ class PositionSizer:
 
     def post_only_ticks(self, ticks: int, side: Side, best_bid: int, best_ask: int) -> int:
         """Clamp behind the touch: a bid at most the best bid, an ask at least the best ask."""
-        if side is Side.BUY:
+        if side is _BUY:
             return ticks if ticks <= best_bid else best_bid
         return ticks if ticks >= best_ask else best_ask
 
@@ -164,7 +167,7 @@ class PositionSizer:
         tick = self.tick_size
         lot = self.lot_size
         sig = self.max_sig_figs
-        is_bid = side is Side.BUY
+        is_bid = side is _BUY
         floor = math.floor
         ceil = math.ceil
         min_notional = self.min_notional

@@ -52,6 +52,13 @@ __all__ = [
     "RateLimit",
 ]
 
+# Enum members as module constants: attribute access on an Enum class is slow in 3.11.
+_BUY = Side.BUY
+_SELL = Side.SELL
+_ACCEPTED = AckStatus.ACCEPTED
+_REJECTED = AckStatus.REJECTED
+_CANCELED = AckStatus.CANCELED
+
 _NS = 1_000_000_000
 _DELIVER, _ARRIVE, _ACCOUNT, _TIMER = 0, 1, 2, 3
 
@@ -285,15 +292,13 @@ class ExchangeCore:
             stats.rejected_rate_limit += 1
             self._reply(
                 t,
-                OrderAck(
-                    ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED, reason="rate limited"
-                ),
+                OrderAck(ts_ns=t, cloid=action.cloid, status=_REJECTED, reason="rate limited"),
             )
             return
         if isinstance(action, Cancel):
             stats.cancels += 1
             self._orders.pop(action.cloid, None)  # cancel by cloid is idempotent
-            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.CANCELED))
+            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=_CANCELED))
             return
         if isinstance(action, Modify):
             stats.modifies += 1
@@ -304,7 +309,7 @@ class ExchangeCore:
                     OrderAck(
                         ts_ns=t,
                         cloid=action.cloid,
-                        status=AckStatus.REJECTED,
+                        status=_REJECTED,
                         reason="order not found",
                     ),
                 )
@@ -314,9 +319,7 @@ class ExchangeCore:
             side = action.side
         checked = self._check(side, action.price, action.size)
         if isinstance(checked, str):
-            self._reply(
-                t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.REJECTED, reason=checked)
-            )
+            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=_REJECTED, reason=checked))
             return
         ticks, lots = checked
         queue = self.market.displayed_size(side, ticks)
@@ -324,7 +327,7 @@ class ExchangeCore:
         self._orders[action.cloid] = _Resting(action.cloid, side, ticks, lots, queue)
         if isinstance(action, Place):
             stats.placed += 1
-        self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=AckStatus.ACCEPTED))
+        self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=_ACCEPTED))
 
     def _check(self, side: Side, price: float, size: float) -> tuple[int, int] | str:
         stats = self.stats
@@ -341,8 +344,8 @@ class ExchangeCore:
         if ticks * self.tick * lots * self.lot < self.instrument.min_notional * (1 - 1e-9):
             stats.rejected_invalid += 1
             return "below minimum notional"
-        if (side is Side.BUY and self.best_ask and ticks >= self.best_ask) or (
-            side is Side.SELL and self.best_bid and ticks <= self.best_bid
+        if (side is _BUY and self.best_ask and ticks >= self.best_ask) or (
+            side is _SELL and self.best_bid and ticks <= self.best_bid
         ):
             stats.rejected_post_only += 1
             return "post only order would have immediately matched"
@@ -362,16 +365,16 @@ class ExchangeCore:
         self.mid = 0.5 * (bb + ba) * tick
         # The market moved through our price: whoever traded there traded with us first.
         for order in list(self._orders.values()):
-            crossed = order.price_ticks >= ba if order.side is Side.BUY else order.price_ticks <= bb
+            crossed = order.price_ticks >= ba if order.side is _BUY else order.price_ticks <= bb
             if crossed:
                 self._fill(order, order.remaining_lots, book.ts_ns)
 
     def _on_trade(self, trade: Trade) -> None:
         price_ticks = math.floor(trade.price / self.tick + 0.5)
         size = trade.size
-        sell_aggressor = trade.aggressor is Side.SELL
+        sell_aggressor = trade.aggressor is _SELL
         for order in list(self._orders.values()):
-            if (order.side is Side.BUY) != sell_aggressor:
+            if (order.side is _BUY) != sell_aggressor:
                 continue  # a buy aggressor only trades with resting asks, and vice versa
             if sell_aggressor:
                 through = price_ticks < order.price_ticks
@@ -393,7 +396,7 @@ class ExchangeCore:
         price = order.price_ticks * self.tick
         notional = price * lots * self.lot
         fee = self.fees.fee(notional)
-        sign = 1 if order.side is Side.BUY else -1
+        sign = 1 if order.side is _BUY else -1
         self.position_lots += sign * lots
         self.cash_usd += -sign * notional - fee
         stats = self.stats
