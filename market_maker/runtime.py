@@ -184,10 +184,11 @@ async def run_live(
             reason[0] = why
             stop.set()
 
+    # add_signal_handler is POSIX-only; elsewhere Ctrl-C still ends the run, without the summary.
+    install_signals = install_signals and sys.platform != "win32"
     if install_signals:
         for sig, name in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, request_stop, name)
+            loop.add_signal_handler(sig, request_stop, name)
     if duration_s is not None:
         loop.call_later(duration_s, request_stop, "duration reached")
 
@@ -257,8 +258,7 @@ async def run_live(
             await metrics.stop()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+                loop.remove_signal_handler(sig)
     status = engine.status()
     cycles = sorted(board.cycle_us) or [0.0]
     summary = RunSummary(

@@ -138,31 +138,21 @@ class PositionSizer:
 
     # ----- quotes -------------------------------------------------------------------------
 
-    def post_only_ticks(self, ticks: int, side: Side, best_bid: int, best_ask: int) -> int:
-        """Clamp behind the touch: a bid at most the best bid, an ask at least the best ask."""
-        if side is _BUY:
-            return ticks if ticks <= best_bid else best_bid
-        return ticks if ticks >= best_ask else best_ask
-
     def quote(
         self, side: Side, price: float, size: float, best_bid: int, best_ask: int
     ) -> tuple[int, int] | None:
         """Exchange-valid ``(price_ticks, size_lots)`` for a post-only quote, or None to drop it."""
-        if not (price > 0.0 and math.isfinite(price)):
-            return None
-        ticks = self.post_only_ticks(self.price_ticks(price, side), side, best_bid, best_ask)
-        if ticks <= 0:
-            return None
-        lots = self.size_lots(size)
-        if lots < self.min_lots(ticks):
-            return None
-        return ticks, lots
+        exact = self.exact_quotes(side, (Quote(price, size),), best_bid, best_ask)
+        return exact[0] if exact else None
 
     def exact_quotes(
         self, side: Side, quotes: Sequence[Quote], best_bid: int, best_ask: int
     ) -> tuple[tuple[int, int], ...]:
-        """``quote`` for a side's levels (best first) in one pass; levels that clamping stacked
-        on the same price are merged. The hot-path form of ``quote``."""
+        """Exact ``(ticks, lots)`` for a side's levels (best first) in one pass: ``price_ticks``,
+        then the post-only clamp behind the touch (a bid at most the best bid, an ask at least
+        the best ask), sizes rounded down, levels under the minimum notional dropped, levels that
+        the clamp stacked on one price merged. The rounding is ``price_ticks`` inlined: this
+        runs every quote cycle."""
         out: list[tuple[int, int]] = []
         tick = self.tick_size
         lot = self.lot_size

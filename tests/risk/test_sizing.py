@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from market_maker.config import ConvictionConfig
-from market_maker.model import Instrument, Side
+from market_maker.model import Instrument, Quote, Side
 from market_maker.risk import DynamicSizer, PositionSizer
 
 BTC = Instrument(symbol="BTC", tick_size=0.1, lot_size=0.001, min_notional=10.0)
@@ -96,6 +96,15 @@ def test_post_only_quotes_never_cross_the_touch(price, size, best_bid, spread, s
         assert ticks >= best_ask > best_bid
     assert lots * 0.001 <= size * (1 + 1e-9)
     assert ticks * 0.1 * lots * 0.001 >= 10.0 * (1 - 1e-9)
+
+
+@given(st.floats(1.0, 1e6), st.sampled_from([Side.BUY, Side.SELL]), st.sampled_from([BTC, HL_BTC]))
+def test_the_hot_path_rounds_exactly_like_price_ticks(price, side, instrument):
+    sizer = PositionSizer(instrument)
+    expected = sizer.price_ticks(price, side)
+    # best bid far above and best ask far below: a touch that clamps nothing
+    exact = sizer.exact_quotes(side, (Quote(price, 1e6),), 10**12, 1)
+    assert exact and exact[0][0] == expected
 
 
 def test_orders_under_min_notional_are_dropped():
