@@ -106,3 +106,20 @@ def test_metrics_endpoint_serves_prometheus_text_while_running():
     )
     assert count > 0
     assert missing.startswith("HTTP/1.1 404")
+
+
+def test_run_replays_a_capture_through_the_same_runtime():
+    from market_maker.config import AppConfig
+    from market_maker.venues.exchange import ExchangeCore
+    from market_maker.venues.replay import ReplayMarket
+    from tests.backtest.test_backtest import HYPERLIQUID
+
+    market = ReplayMarket(HYPERLIQUID)
+    exchange = ExchangeCore(market.instrument, market)
+    engine = QuoteEngine(AppConfig(), market.instrument)
+    summary = asyncio.run(
+        run_live(SimVenue(exchange, speed=1000.0), engine, tty=False, install_signals=False)
+    )
+    assert summary.reason == "venue ended"
+    assert summary.events >= 110
+    assert summary.simulated_s > 20.0
