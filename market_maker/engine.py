@@ -123,6 +123,15 @@ class QuoteEngine:
         self._last_trade_ns = -1
         self._mismatched = False
         self._last_print: tuple[int, bool] = (-1, False)
+        # Trade-flow estimates (rate, activity, buy rate, sell rate) as of the last refresh.
+        self._flow = (h.mu, 1.0, 0.5 * h.mu, 0.5 * h.mu)
+        self._touch_moved = True
+        self._cycle_inputs: tuple[int, float, float] = (-1, 0.0, 0.0)
+        self._cycle_state = TradingState.ACTIVE
+        # A finite-horizon A-S strategy reads the clock itself: every event must re-quote.
+        self._quiet_books = not (
+            config.strategy.kind == "avellaneda_stoikov" and config.strategy.as_terminal
+        )
         self.params: MarketParams | None = None
         self.quotes = QuoteSet()
         self.wanted: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] = (
@@ -150,7 +159,9 @@ class QuoteEngine:
             return []
         if ts > self.now_ns:
             self.now_ns = ts
-        return self._cycle(self.now_ns)
+        if handler == self._on_book and not self._touch_moved and self._quiet_books:
+            return self._quiet_cycle(self.now_ns)
+        return self._cycle(self.now_ns, refresh_flow=handler != self._on_book)
 
     def _on_book(self, ev: BookUpdate, ts: int) -> bool:
         if ts < self._last_book_ns:
@@ -166,7 +177,8 @@ class QuoteEngine:
             self.counters.bad_books += 1
             return False
         self._last_book_ns = ts
-        if bb != self.best_bid or ba != self.best_ask:
+        self._touch_moved = bb != self.best_bid or ba != self.best_ask
+        if self._touch_moved:
             self.best_bid = bb
             self.best_ask = ba
             self._best_bid_ticks = self.sizer.nearest_ticks(bb)
@@ -235,13 +247,42 @@ class QuoteEngine:
 
     # ----- the quote cycle ----------------------------------------------------------------
 
-    def _cycle(self, ts: int) -> list[Action]:
+    def _quiet_cycle(self, ts: int) -> list[Action]:
+        """A book update that moved neither best price: sizes only, which nothing here reads.
+
+        It refreshes staleness (done) and runs the kill switch; the rest of the cycle would
+        see exactly the inputs of the last one (trade-flow estimates are refreshed on every
+        event but these), so it runs only if the state changed, an estimator produced a new
+        value, or the last plan was cut short by the request budget.
+        """
+        inputs = (self.vol.count, self.intensity.a, self.intensity.k)
+        if inputs != self._cycle_inputs or not self.orders.plan_complete:
+            return self._cycle(ts, refresh_flow=False)
+        self.counters.cycles += 1
+        ks = self.kill_switch
+        state = ks.check(
+            ts, position=self.orders.position, mid=self.mid, hawkes_ratio=self._flow[1]
+        )
+        if state is not self._cycle_state:
+            self.counters.cycles -= 1  # the full cycle counts itself
+            return self._cycle(ts, refresh_flow=False)
+        return []
+
+    def _cycle(self, ts: int, *, refresh_flow: bool = True) -> list[Action]:
         self.counters.cycles += 1
         ks = self.kill_switch
         orders = self.orders
         t_s = ts * _NS
-        trade_rate = self.hawkes.intensity(t_s)
-        ratio = trade_rate * self._inv_stationary  # == hawkes.activity(t_s)
+        if refresh_flow:
+            trade_rate = self.hawkes.intensity(t_s)
+            self._flow = (
+                trade_rate,
+                trade_rate * self._inv_stationary,  # == hawkes.activity(t_s)
+                self.buy_flow.intensity(t_s),
+                self.sell_flow.intensity(t_s),
+            )
+        trade_rate, ratio, buy_rate, sell_rate = self._flow
+        self._cycle_inputs = (self.vol.count, self.intensity.a, self.intensity.k)
         vol = self.vol
         limits = ks.update_limits(
             sigma=vol.sigma, sigma_samples=vol.count, trade_intensity=trade_rate
@@ -249,6 +290,7 @@ class QuoteEngine:
         position = orders.position
         mid = self.mid
         state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
+        self._cycle_state = state
         if state >= _PAUSED or mid != mid:
             self.quotes = QuoteSet()
             self.wanted = (_EMPTY, _EMPTY)
@@ -274,8 +316,8 @@ class QuoteEngine:
             a=self.intensity.a,
             k=self.intensity.k,
             hawkes_ratio=ratio,
-            buy_intensity=self.buy_flow.intensity(t_s),
-            sell_intensity=self.sell_flow.intensity(t_s),
+            buy_intensity=buy_rate,
+            sell_intensity=sell_rate,
             position=position,
             pending_bids=cancelling_bids,
             pending_asks=cancelling_asks,

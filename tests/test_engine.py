@@ -257,3 +257,48 @@ def test_unusable_fills_are_counted_and_do_not_move_the_position(price, size):
     assert e.position == 0.0
     assert e.status()["counters"]["bad_fills"] == 1
     assert e.status()["needs_reconcile"]
+
+
+def _actions_through(exchange_factory, quiet: bool, config=None):
+    from market_maker.config import AppConfig as _AppConfig
+
+    exchange = exchange_factory()
+    e = QuoteEngine(config or _AppConfig(), exchange.instrument)
+    e._quiet_books = quiet
+    out = []
+    while (ev := exchange.pop_next()) is not None:
+        actions = e.on_event(ev)
+        if actions:
+            exchange.submit(actions, ev.ts_ns)
+            out.extend(actions)
+    return out, e
+
+
+def test_size_only_book_updates_take_a_shortcut_that_changes_nothing():
+    """97 % of Binance bookTicker messages move no price; skipping the strategy for them must
+    give exactly the actions of running the whole cycle."""
+    from tests.backtest.test_backtest import BINANCE
+
+    from market_maker.venues.exchange import ExchangeCore
+    from market_maker.venues.replay import ReplayMarket
+
+    class FirstEvents(ReplayMarket):
+        def peek_ns(self):
+            t = super().peek_ns()
+            return None if t is None or self.stats.lines > 15_000 else t
+
+    def factory():
+        market = FirstEvents(BINANCE)
+        return ExchangeCore(market.instrument, market, seed=1)
+
+    from market_maker.config import EstimatorsConfig, HawkesConfig
+
+    # The capture's ~16 aggressive orders a second as the Hawkes long-run rate.
+    calibrated = AppConfig(
+        estimators=EstimatorsConfig(hawkes=HawkesConfig(mu=8.0, alpha=0.5, beta=1.0))
+    )
+    quiet, engine = _actions_through(factory, True, calibrated)
+    full, _ = _actions_through(factory, False, calibrated)
+    assert len(quiet) > 50
+    assert quiet == full
+    assert engine.counters.cycles == engine.counters.events

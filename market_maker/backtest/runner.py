@@ -24,6 +24,7 @@ __all__ = ["BacktestResult", "Recording", "run_backtest"]
 
 _NS = 1_000_000_000
 _MINUTES_PER_YEAR = 525_600
+_MARKET = frozenset((BookUpdate, Trade))
 
 
 class Recording(msgspec.Struct, kw_only=True):
@@ -126,7 +127,7 @@ def run_backtest(
         actions = engine.on_event(ev)
         timings.append(clock() - t0)
         events += 1
-        if isinstance(ev, (BookUpdate, Trade)):
+        if type(ev) in _MARKET:
             market_events += 1
         if actions:
             orders_sent += len(actions)
@@ -135,10 +136,8 @@ def run_backtest(
             rec.fills.append(((ts - start_ns) / _NS, ev.price, str(ev.side)))
 
         # The limit, checked at every instant against the exchange's position (the truth).
-        q = exchange.position
-        mid = engine.mid
-        limit = ks.max_position(mid)
-        aq = abs(q)
+        aq = abs(exchange.position_lots) * lot
+        limit = ks.max_position(engine.mid)
         if aq > max_abs_q:
             max_abs_q = aq
         if aq > limit + lot * 1.000001:

@@ -132,6 +132,8 @@ class OrderManager:
         self._sell_version = 0
         self._last_bids: tuple[object, ...] = ()
         self._last_asks: tuple[object, ...] = ()
+        self.plan_complete = True
+        """False while the request budget has held back part of the last plan."""
         self._exposure_key = (-1, -1)
         self._exposure: tuple[int, int, int, int] = (0, 0, 0, 0)
 
@@ -327,19 +329,23 @@ class OrderManager:
         actions: list[Action] = []
         left = 1 << 30 if budget is None else budget
         q = self.position_lots
+        complete = True
         bid_key = (self._buy_version, bids, max_lots - q)
         if bid_key != self._last_bids:
-            sent, complete = self._plan_side(_BUY, bids, max_lots - q, ts_ns, actions, left)
+            sent, done = self._plan_side(_BUY, bids, max_lots - q, ts_ns, actions, left)
             left -= sent
             if sent:
                 self._buy_version += 1
-            self._last_bids = (self._buy_version, bids, max_lots - q) if complete else ()
+            self._last_bids = (self._buy_version, bids, max_lots - q) if done else ()
+            complete = done
         ask_key = (self._sell_version, asks, max_lots + q)
         if ask_key != self._last_asks:
-            sent, complete = self._plan_side(_SELL, asks, max_lots + q, ts_ns, actions, left)
+            sent, done = self._plan_side(_SELL, asks, max_lots + q, ts_ns, actions, left)
             if sent:
                 self._sell_version += 1
-            self._last_asks = (self._sell_version, asks, max_lots + q) if complete else ()
+            self._last_asks = (self._sell_version, asks, max_lots + q) if done else ()
+            complete = complete and done
+        self.plan_complete = complete
         return actions
 
     def _plan_side(

@@ -162,6 +162,9 @@ class ExchangeCore:
         self.instrument = instrument
         self.market = market
         self.rng = random.Random(seed)
+        # Market-data delays get their own stream, so what the market does and when we hear of
+        # it never depends on what our orders did (strategies compared on a seed see one market).
+        self._md_rng = random.Random(f"market-data-{seed}")
         self.fees = fees or FeeModel()
         self.order_latency = order_latency or LatencyModel()
         self.md_latency = market_data_latency or LatencyModel()
@@ -226,7 +229,7 @@ class ExchangeCore:
                 self._on_book(ev)
             else:
                 self._on_trade(ev)
-            latency = self.md_latency.sample_ns(self.rng, market.load())
+            latency = self.md_latency.sample_ns(self._md_rng, market.load())
             if latency == 0 and (not heap or heap[0][0] > ev.ts_ns):
                 return ev  # nothing is due before it: hand it over as it is
             self._deliver(ev.ts_ns + latency, _restamp(ev, ev.ts_ns + latency))
