@@ -277,10 +277,9 @@ def _actions_through(exchange_factory, quiet: bool, config=None):
 def test_size_only_book_updates_take_a_shortcut_that_changes_nothing():
     """97 % of Binance bookTicker messages move no price; skipping the strategy for them must
     give exactly the actions of running the whole cycle."""
-    from tests.backtest.test_backtest import BINANCE
-
     from market_maker.venues.exchange import ExchangeCore
     from market_maker.venues.replay import ReplayMarket
+    from tests.backtest.test_backtest import BINANCE
 
     class FirstEvents(ReplayMarket):
         def peek_ns(self):
