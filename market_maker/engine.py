@@ -258,14 +258,13 @@ class QuoteEngine:
         inputs = (self.vol.count, self.intensity.a, self.intensity.k)
         if inputs != self._cycle_inputs or not self.orders.plan_complete:
             return self._cycle(ts, refresh_flow=False)
-        self.counters.cycles += 1
-        ks = self.kill_switch
-        state = ks.check(
-            ts, position=self.orders.position, mid=self.mid, hawkes_ratio=self._flow[1]
+        position = self.orders.position
+        state = self.kill_switch.check(
+            ts, position=position, mid=self.mid, hawkes_ratio=self._flow[1]
         )
         if state is not self._cycle_state:
-            self.counters.cycles -= 1  # the full cycle counts itself
             return self._cycle(ts, refresh_flow=False)
+        self.counters.cycles += 1
         return []
 
     def _cycle(self, ts: int, *, refresh_flow: bool = True) -> list[Action]:
