@@ -325,7 +325,11 @@ class ExchangeCore:
             self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=_REJECTED, reason=checked))
             return
         ticks, lots = checked
-        queue = self.market.displayed_size(side, ticks)
+        queue = self.market.displayed_size(side, ticks) + sum(
+            o.remaining_lots * self.lot
+            for o in self._orders.values()
+            if o.side is side and o.price_ticks == ticks and o.cloid != action.cloid
+        )
         # Hyperliquid-style modify: the order is replaced by a fresh one at the back of the queue.
         self._orders[action.cloid] = _Resting(action.cloid, side, ticks, lots, queue)
         if isinstance(action, Place):
@@ -388,6 +392,8 @@ class ExchangeCore:
             if through:
                 self._fill(order, order.remaining_lots, trade.ts_ns)
             elif at:
+                # A print at our price trades the front of the queue: it first eats what is
+                # ahead of us (which counts our own earlier orders there), then us.
                 left = size - order.queue_ahead
                 order.queue_ahead = max(0.0, order.queue_ahead - size)
                 if left > 0.0:

@@ -157,3 +157,19 @@ def test_timers_and_account_updates_are_emitted():
     assert len(of(out, Timer)) >= 3
     accounts = [e for e in out if type(e).__name__ == "AccountUpdate"]
     assert len(accounts) >= 4 and accounts[0].account_value == 10_000.0
+
+
+def test_one_print_is_shared_by_our_orders_at_the_same_price():
+    events = [book(0), trade(10 * S, 100.0, 0.3, Side.SELL)]
+    ex = exchange(events, {(Side.BUY, 100): 0.1})
+    t0 = ex.pop_next().ts_ns
+    ex.submit(
+        [
+            Place(cloid="a", side=Side.BUY, price=100.0, size=0.15),
+            Place(cloid="b", side=Side.BUY, price=100.0, size=0.15),
+        ],
+        t0,
+    )
+    fills = of(drain(ex), Fill)
+    # 0.1 ahead, then 0.15 to "a", then the last 0.05 to "b"
+    assert [(f.cloid, round(f.size, 3)) for f in fills] == [("a", 0.15), ("b", 0.05)]
