@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import statistics
 import sys
@@ -40,18 +41,17 @@ class SimVenue:
         self.speed = speed
         self._wall0 = 0.0
         self._virtual0 = 0
-        self._connected = False
 
     async def connect(self) -> None:
-        self._connected = True
+        """Nothing to connect to: the simulated exchange lives in this process."""
 
     def now_ns(self) -> int:
-        if not self._connected or self._wall0 == 0.0:
-            return self.exchange.now_ns
-        elapsed = (time.monotonic() - self._wall0) * self.speed
-        return max(self.exchange.now_ns, self._virtual0 + int(elapsed * _NS))
+        """The market time of the last event handed over: the engine acts at that instant,
+        as in a backtest (wall-clock pacing only decides when events are handed over)."""
+        return self.exchange.now_ns
 
     async def events(self) -> AsyncIterator[Event]:
+        behind = 0
         while (ev := self.exchange.pop_next()) is not None:
             if self._wall0 == 0.0:
                 self._wall0 = time.monotonic()
@@ -59,7 +59,14 @@ class SimVenue:
             due = self._wall0 + (ev.ts_ns - self._virtual0) / _NS / self.speed
             delay = due - time.monotonic()
             if delay > 0:
+                behind = 0
                 await asyncio.sleep(delay)
+            else:
+                behind += 1
+                if behind % 64 == 0:
+                    # Running behind the clock: still let signals, timers and the status
+                    # board run, or nothing could stop us.
+                    await asyncio.sleep(0)
             yield ev
 
     async def submit(self, actions: Sequence[Action]) -> None:
@@ -69,7 +76,7 @@ class SimVenue:
         """Nothing to sweep: the engine's own cancels reach the simulated book."""
 
     async def close(self) -> None:
-        self._connected = False
+        """Nothing to release."""
 
 
 class RunSummary(msgspec.Struct, kw_only=True):
@@ -191,6 +198,7 @@ async def run_live(
             loop.add_signal_handler(sig, request_stop, name)
     if duration_s is not None:
         loop.call_later(duration_s, request_stop, "duration reached")
+    stop_at = math.inf if duration_s is None else time.monotonic() + duration_s
 
     histogram = CycleHistogram()
     metrics = None
@@ -235,6 +243,8 @@ async def run_live(
                     state=state.label,
                     reasons=[f"{r.trigger}: {r.detail}" for r in engine.kill_switch.reasons],
                 )
+            if not shutting_down and time.monotonic() >= stop_at:
+                request_stop("duration reached")  # even if the venue never yields to the loop
             if stop.is_set() and not shutting_down:
                 shutting_down = True
                 deadline = time.monotonic() + shutdown_timeout_s

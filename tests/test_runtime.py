@@ -123,3 +123,25 @@ def test_run_replays_a_capture_through_the_same_runtime():
     assert summary.reason == "venue ended"
     assert summary.events >= 110
     assert summary.simulated_s > 20.0
+
+
+def test_a_venue_running_behind_the_clock_can_still_be_stopped():
+    """At 10,000x the simulator never has to sleep; the run must still stop on time and its
+    orders must not drift into the future (they act at the market time of the event)."""
+    params = scenario("calm", duration_s=1_000_000)
+    exchange = simulated_exchange(params, seed=6)
+    engine = QuoteEngine(engine_config(params), params.instrument)
+    started = time.monotonic()
+    summary = asyncio.run(
+        run_live(
+            SimVenue(exchange, speed=10_000.0),
+            engine,
+            duration_s=1.0,
+            tty=False,
+            install_signals=False,
+        )
+    )
+    assert time.monotonic() - started < 4.0
+    assert summary.reason == "duration reached"
+    assert summary.events > 5_000
+    assert summary.open_orders == 0 and exchange.open_orders() == 0
