@@ -18,7 +18,13 @@ from typing import Any
 import msgspec
 
 from market_maker import __version__
-from market_maker.config import AppConfig, default_config_text, load_config, with_strategy
+from market_maker.config import (
+    STRATEGY_KINDS,
+    AppConfig,
+    default_config_text,
+    load_config,
+    with_strategy,
+)
 from market_maker.errors import ConfigError, MarketMakerError
 from market_maker.risk.limits import (
     BindingLimit,
@@ -53,6 +59,16 @@ def _finite(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2: {text!r}")
+    return value
+
+
 def _unit_interval(text: str) -> float:
     value = _finite(text)
     if not 0.0 <= value <= 1.0:
@@ -60,12 +76,12 @@ def _unit_interval(text: str) -> float:
     return value
 
 
-STRATEGIES = ("glft", "ladder", "avellaneda_stoikov", "symmetric")
+SIM_SCENARIOS = ("calm", "volatile", "trend", "cascade")
 
 
 def _add_config_and_strategy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
-    parser.add_argument("--strategy", choices=STRATEGIES, help="override [strategy] kind")
+    parser.add_argument("--strategy", choices=STRATEGY_KINDS, help="override [strategy] kind")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--asset", default="BTC", help="asset to quote [BTC]")
     run.add_argument("--venue", choices=["sim", "replay"], default="sim", help="[sim]")
-    run.add_argument("--scenario", default="calm", help="simulator scenario [calm]")
+    run.add_argument(
+        "--scenario", choices=SIM_SCENARIOS, default="calm", help="simulator scenario [calm]"
+    )
     run.add_argument("--data", type=Path, help="capture file for --venue replay")
     _add_config_and_strategy(run)
     run.add_argument("--duration", type=_positive, help="stop after this many seconds")
@@ -140,14 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src = bt.add_mutually_exclusive_group()
     src.add_argument(
-        "--scenario", default=None, help="calm | volatile | trend | cascade | as2008 [calm]"
+        "--scenario", choices=(*SIM_SCENARIOS, "as2008"), help="market to simulate [calm]"
     )
     src.add_argument("--data", type=Path, help="a capture file (<ns> <json> lines, gzip)")
     _add_config_and_strategy(bt)
     bt.add_argument("--compare", help="comma-separated strategies to run on the same seed")
     bt.add_argument("--seed", type=int, default=1, help="random seed [1]")
     bt.add_argument(
-        "--paths", type=int, default=1000, help="as2008: Monte-Carlo paths per strategy [1000]"
+        "--paths", type=_count, default=1000, help="as2008: Monte-Carlo paths per strategy [1000]"
     )
     bt.add_argument("--duration", type=_positive, help="simulated seconds [scenario's]")
     bt.add_argument("--json", action="store_true", help="print one JSON object")
@@ -332,6 +350,11 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         if args.compare
         else [args.strategy or config.strategy.kind]
     )
+    unknown = [k for k in kinds if k not in STRATEGY_KINDS]
+    if unknown:
+        raise MarketMakerError(
+            f"--compare: unknown strategy {unknown[0]!r}; one of {STRATEGY_KINDS}"
+        )
     if args.scenario == "as2008":
         return _as2008(args, kinds if args.compare or args.strategy else None)
     results = []

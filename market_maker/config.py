@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,7 @@ from market_maker.errors import ConfigError
 
 __all__ = [
     "ENV_PREFIX",
+    "STRATEGY_KINDS",
     "AppConfig",
     "ConvictionConfig",
     "DynamicRiskConfig",
@@ -324,10 +326,15 @@ class AppConfig(_Config, frozen=True):
     orders: OrdersConfig = field(default_factory=OrdersConfig)
 
 
+STRATEGY_KINDS: tuple[str, ...] = typing.get_args(StrategyKind)
+
+
 def with_strategy(config: AppConfig, kind: StrategyKind | str | None) -> AppConfig:
     """``config`` with ``[strategy] kind`` replaced (unchanged for None)."""
     if kind is None:
         return config
+    if kind not in STRATEGY_KINDS:
+        raise ConfigError(f"strategy.kind: unknown strategy {kind!r}; one of {STRATEGY_KINDS}")
     strategy = msgspec.structs.replace(config.strategy, kind=kind)
     return msgspec.structs.replace(config, strategy=strategy)
 

@@ -117,3 +117,43 @@ def test_python_dash_m_and_bad_config_exit_non_zero(tmp_path):
     )
     assert ok.returncode == 0
     assert json.loads(ok.stdout)["binding_limit"] == "leverage"
+
+
+def test_scenario_choices_are_the_simulator_scenarios():
+    from market_maker.backtest import SCENARIOS
+    from market_maker.cli import SIM_SCENARIOS
+
+    assert set(SIM_SCENARIOS) == set(SCENARIOS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backtest", "--data", "/nonexistent/capture.gz"], "cannot read the capture"),
+        (["backtest", "--compare", "glft,nope", "--duration", "5"], "unknown strategy 'nope'"),
+        (["run", "--venue", "replay"], "--venue replay needs --data FILE"),
+    ],
+)
+def test_user_errors_are_one_line_not_a_traceback(capsys, argv, message):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_file_that_is_not_a_capture_is_refused(capsys, tmp_path):
+    import gzip
+
+    path = tmp_path / "notes.gz"
+    path.write_bytes(gzip.compress(b"hello\nworld\n"))
+    assert main(["backtest", "--data", str(path)]) == 1
+    assert "not a Binance USD-M or Hyperliquid capture" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["backtest", "--scenario", "nope"], ["backtest", "--paths", "0", "--scenario", "as2008"]],
+)
+def test_bad_arguments_exit_2(argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import msgspec
 
+from market_maker.errors import VenueError
 from market_maker.model import BookUpdate, Instrument, Side, Trade
 
 __all__ = ["INSTRUMENTS", "ReplayMarket", "ReplayStats", "detect_venue", "read_capture"]
@@ -69,21 +70,26 @@ def read_capture(path: str | Path, stats: ReplayStats) -> Iterator[tuple[int, by
                     stats.bad_lines += 1
                     continue
                 yield int(head), body
-        except (EOFError, zlib.error, OSError):
+        except (EOFError, zlib.error, gzip.BadGzipFile):
             stats.bad_lines += 1  # a truncated capture: replay what was there
 
 
 def detect_venue(path: str | Path) -> str:
     """``"binance-usdm"`` or ``"hyperliquid"`` from the first lines of a capture."""
     stats = ReplayStats()
-    for _, body in read_capture(path, stats):
-        if b'"channel"' in body:
-            return "hyperliquid"
-        if b'"stream"' in body or b'"lastUpdateId"' in body:
-            return "binance-usdm"
-        if stats.lines > 100:
-            break
-    raise ValueError(f"{path}: not a Binance USD-M or Hyperliquid capture")
+    try:
+        for _, body in read_capture(path, stats):
+            if b'"channel"' in body:
+                return "hyperliquid"
+            if b'"stream"' in body or b'"lastUpdateId"' in body:
+                return "binance-usdm"
+            if stats.lines > 100:
+                break
+    except OSError as exc:
+        raise VenueError(f"{path}: cannot read the capture: {exc.strerror or exc}") from None
+    raise VenueError(
+        f"{path}: not a Binance USD-M or Hyperliquid capture (<ns> <json> lines, gzip)"
+    )
 
 
 # ----- wire types -------------------------------------------------------------------------------
