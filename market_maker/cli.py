@@ -301,6 +301,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from market_maker.venues.replay import ReplayMarket
     from market_maker.venues.sim import simulated_exchange
 
+    if args.venue == "replay" and args.data is None:
+        raise MarketMakerError("--venue replay needs --data FILE")
     config = with_strategy(_load(args.config), args.strategy)
     tty = sys.stdout.isatty()
     # On a terminal the status board owns stdout and only errors are logged (to stderr);
@@ -310,8 +312,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     exchange: ExchangeCore
     if args.venue == "replay":
-        if args.data is None:
-            raise MarketMakerError("--venue replay needs --data FILE")
         market = ReplayMarket(args.data)
         exchange = ExchangeCore(
             market.instrument,
