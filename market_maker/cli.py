@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from market_maker.config import (
     AppConfig,
     default_config_text,
     load_config,
+    parse_config,
     with_strategy,
 )
 from market_maker.errors import ConfigError, MarketMakerError
@@ -191,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # an output file or directory we could not write
+        print(f"market-maker: error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 
@@ -198,7 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(path: Path | None) -> AppConfig:
-    return AppConfig() if path is None else load_config(path)
+    """The config file, or the built-in defaults; ``MM_`` environment overrides apply to both."""
+    if path is None:
+        return parse_config("", source="<defaults>", env=os.environ)
+    return load_config(path)
 
 
 def _cmd_limits(args: argparse.Namespace) -> int:

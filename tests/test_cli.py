@@ -157,3 +157,18 @@ def test_bad_arguments_exit_2(argv):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+def test_environment_overrides_apply_without_a_config_file(capsys, monkeypatch):
+    monkeypatch.setenv("MM_RISK__MAX_LEVERAGE", "3")
+    assert main(["limits", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["leverage_limit_usd"] == pytest.approx(30_000.0)
+    monkeypatch.setenv("MM_RISK__MAX_LEVERAGE", "lots")
+    assert main(["limits"]) == 2
+    assert "<defaults>: risk.max_leverage" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_an_error_line(capsys, tmp_path):
+    assert main(["init-config", "-o", str(tmp_path / "missing" / "x.toml")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("market-maker: error:") and "Traceback" not in err
