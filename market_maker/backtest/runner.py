@@ -110,9 +110,7 @@ def run_backtest(
     state = TradingState.ACTIVE
     state_changes: list[tuple[float, str, list[str]]] = []
     binding_ns: dict[BindingLimit, int] = {}
-    last_ns: int | None = None
-    start_ns: int | None = None
-    next_sample = 0
+    start_ns = last_ns = next_sample = -1
     equity_samples: list[float] = []
     next_progress = 0.0
     wall0 = time.perf_counter()
@@ -121,7 +119,7 @@ def run_backtest(
         if ev is None or (end_ns is not None and ev.ts_ns > end_ns):
             break
         ts = ev.ts_ns
-        if start_ns is None:
+        if start_ns < 0:
             start_ns = last_ns = next_sample = ts
         t0 = clock()
         actions = engine.on_event(ev)
@@ -144,7 +142,7 @@ def run_backtest(
             breaches += 1
         if limit > 0.0 and aq / limit > max_util:
             max_util = aq / limit
-        dt = ts - last_ns  # type: ignore[operator]
+        dt = ts - last_ns
         if dt > 0:
             if state is TradingState.REDUCING:
                 reducing_ns += dt
@@ -174,7 +172,7 @@ def run_backtest(
     wall = time.perf_counter() - wall0
     # Orders still resting at the end would be cancelled: no further fills count.
     equity_samples.append(exchange.equity())
-    duration_s = ((last_ns or 0) - (start_ns or 0)) / _NS
+    duration_s = (last_ns - start_ns) / _NS if start_ns >= 0 else 0.0
     pnl = exchange.equity() - initial
     stats = exchange.stats
     status = engine.status()

@@ -148,7 +148,7 @@ class SimMarket:
         }
         self._baseline = 2.0 * params.fill_intensity_a
         self._buffer: deque[BookUpdate | Trade] = deque()
-        self._cascade_done = params.cascade_at_s is None
+        self._cascade_at_s = math.inf if params.cascade_at_s is None else params.cascade_at_s
         self.market_orders = 0
         self._bid_sizes: dict[int, float] = {}
         self._ask_sizes: dict[int, float] = {}
@@ -177,8 +177,8 @@ class SimMarket:
         rng = self.rng
         t0 = self.t_s
         t1 = t0 + p.step_s
-        if not self._cascade_done and t1 > p.cascade_at_s:  # type: ignore[operator]
-            self._cascade_done = True
+        if t1 > self._cascade_at_s:
+            self._cascade_at_s = math.inf  # once
             self.mid *= 1.0 + p.cascade_jump
             self.flows[p.cascade_side].excitation += p.cascade_kick
         regimes = len(p.regimes)
