@@ -82,3 +82,24 @@ def test_params_validate():
         SimParams(flow_alpha=2.0, flow_beta=1.0)
     with pytest.raises(ValueError):
         msgspec.structs.replace(SimParams(), k=0.0)
+
+
+@pytest.mark.parametrize("depth", [5, 20, 40])
+def test_rate_of_market_orders_reaching_a_fixed_depth_is_a_exp_minus_k_delta(depth):
+    """An order resting ``depth`` ticks from the mid is reached at A * exp(-k * depth)."""
+    import math
+
+    params = SimParams(
+        duration_s=3_000.0, k=0.05, flow_mu=1.0, flow_alpha=0.5, flow_beta=1.0, sigma=0.00002
+    )
+    mid = None
+    reached = 0
+    for ev in drain(SimMarket(params, seed=9)):
+        if isinstance(ev, BookUpdate):
+            mid = 0.5 * (ev.bids[0][0] + ev.asks[0][0])
+        elif mid is not None:
+            offset = ev.price - mid if ev.aggressor is Side.BUY else mid - ev.price
+            reached += offset >= depth  # prints land on whole ticks; the book mid is a half tick
+    rate_per_side = reached / params.duration_s / 2
+    expected = params.fill_intensity_a * math.exp(-params.k * depth)
+    assert rate_per_side == pytest.approx(expected, rel=0.1)
