@@ -301,3 +301,30 @@ def test_size_only_book_updates_take_a_shortcut_that_changes_nothing():
     assert len(quiet) > 50
     assert quiet == full
     assert engine.counters.cycles == engine.counters.events
+
+
+def test_conviction_sizing_quotes_more_on_the_side_the_flow_is_on():
+    from market_maker.config import ConvictionConfig, EstimatorsConfig, HawkesConfig, SizingConfig
+
+    cfg = AppConfig(
+        # a busy market (long-run 100 trades/s), so 30 quick buys are flow, not a cascade
+        estimators=EstimatorsConfig(hawkes=HawkesConfig(mu=10.0, alpha=0.9, beta=1.0)),
+        sizing=SizingConfig(
+            conviction=ConvictionConfig(
+                enabled=True, min_fraction=0.2, max_fraction=1.0, max_position_usd=5_000.0
+            )
+        ),
+        strategy=StrategyConfig(order_size=0.05),
+    )
+    e = QuoteEngine(cfg, INST)
+    e.on_event(AccountUpdate(ts_ns=0, account_value=10_000.0))
+    e.on_event(book(1 * S))
+    for i in range(30):  # aggressive buyers
+        e.on_event(
+            Trade(ts_ns=2 * S + i * 10_000_000, price=100_000.1, size=0.01, aggressor=Side.BUY)
+        )
+    e.on_event(book(3 * S, bid=100_000.0))
+    (bid,), (ask,) = e.wanted
+    assert bid[1] > ask[1]  # lots on the bid exceed lots on the ask
+    imbalance = e.params.flow_imbalance
+    assert imbalance > 0.5
