@@ -328,3 +328,15 @@ def test_conviction_sizing_quotes_more_on_the_side_the_flow_is_on():
     assert bid[1] > ask[1]  # lots on the bid exceed lots on the ask
     imbalance = e.params.flow_imbalance
     assert imbalance > 0.5
+
+
+def test_position_mismatch_is_flagged_only_when_two_snapshots_disagree():
+    e = engine()
+    e.on_event(book(1 * S))
+    e.on_event(AccountUpdate(ts_ns=2 * S, account_value=10_000.0, position=0.01))  # fill in flight
+    assert e.status()["counters"]["position_mismatches"] == 0
+    e.on_event(AccountUpdate(ts_ns=3 * S, account_value=10_000.0, position=0.0))  # agrees again
+    e.on_event(AccountUpdate(ts_ns=4 * S, account_value=10_000.0, position=0.02))
+    e.on_event(AccountUpdate(ts_ns=5 * S, account_value=10_000.0, position=0.02))
+    assert e.status()["counters"]["position_mismatches"] == 1
+    assert e.status()["needs_reconcile"]
