@@ -141,7 +141,7 @@ class OrderManager:
 
     @property
     def position(self) -> float:
-        return self.position_lots * self.sizer.lot_size
+        return self.sizer.lots_to_size(self.position_lots)
 
     def _touch(self, side: Side) -> None:
         if side is _BUY:
@@ -178,14 +178,12 @@ class OrderManager:
     def pending_exposure(self) -> tuple[float, float]:
         """``(bids, asks)`` in contracts that could still fill."""
         bids, asks, _, _ = self._exposures()
-        lot = self.sizer.lot_size
-        return bids * lot, asks * lot
+        return self.sizer.lots_to_size(bids), self.sizer.lots_to_size(asks)
 
     def cancelling_exposure(self) -> tuple[float, float]:
         """``(bids, asks)`` in contracts held by orders with a cancel in flight."""
         _, _, bids, asks = self._exposures()
-        lot = self.sizer.lot_size
-        return bids * lot, asks * lot
+        return self.sizer.lots_to_size(bids), self.sizer.lots_to_size(asks)
 
     def worst_case_positions(self, q: float) -> tuple[float, float]:
         """``(q - pending asks, q + pending bids)``: the position range fills could reach."""

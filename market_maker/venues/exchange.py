@@ -22,6 +22,7 @@ import heapq
 import math
 import random
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from typing import Protocol
 
 import msgspec
@@ -173,6 +174,7 @@ class ExchangeCore:
         self.stats = ExchangeStats()
         self.tick = instrument.tick_size
         self.lot = instrument.lot_size
+        self._lot_exact = Fraction(repr(instrument.lot_size))
         self.position_lots = 0
         self.cash_usd = 0.0
         self.best_bid = 0  # ticks
@@ -243,7 +245,8 @@ class ExchangeCore:
 
     @property
     def position(self) -> float:
-        return self.position_lots * self.lot
+        """Contracts, the float nearest the exact lot count (0.051, not 0.051000000000000004)."""
+        return float(Fraction(self.position_lots) * self._lot_exact)
 
     def equity(self) -> float:
         mark = self.position_lots * self.lot * self.mid if self.mid == self.mid else 0.0
