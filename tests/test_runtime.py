@@ -12,6 +12,13 @@ from market_maker.runtime import SimVenue, run_live
 from market_maker.venues.sim import simulated_exchange
 
 
+def calm_sim(seed: int):
+    """A calm simulated exchange that outlasts any test, and an engine calibrated to it."""
+    params = scenario("calm", duration_s=1_000_000)
+    exchange = simulated_exchange(params, seed=seed)
+    return exchange, QuoteEngine(engine_config(params), params.instrument)
+
+
 def test_run_on_the_simulator_quotes_and_stops_cleanly_on_sigint():
     proc = subprocess.Popen(
         [sys.executable, "-m", "market_maker", "run", "--venue", "sim", "--speed", "20"],
@@ -49,9 +56,7 @@ def test_run_on_the_simulator_quotes_and_stops_cleanly_on_sigint():
 
 
 def test_run_live_in_process_stops_at_duration_with_no_open_orders():
-    params = scenario("calm", duration_s=100_000)
-    exchange = simulated_exchange(params, seed=2)
-    engine = QuoteEngine(engine_config(params), params.instrument)
+    exchange, engine = calm_sim(2)
     venue = SimVenue(exchange, speed=50.0)
     summary = asyncio.run(run_live(venue, engine, duration_s=1.0, tty=False, install_signals=False))
     assert summary.reason == "duration reached"
@@ -67,9 +72,7 @@ def test_metrics_endpoint_serves_prometheus_text_while_running():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    params = scenario("calm", duration_s=100_000)
-    exchange = simulated_exchange(params, seed=4)
-    engine = QuoteEngine(engine_config(params), params.instrument)
+    exchange, engine = calm_sim(4)
 
     async def scrape(path: str) -> str:
         await asyncio.sleep(0.7)
@@ -128,9 +131,7 @@ def test_run_replays_a_capture_through_the_same_runtime():
 def test_a_venue_running_behind_the_clock_can_still_be_stopped():
     """At 10,000x the simulator never has to sleep; the run must still stop on time and its
     orders must not drift into the future (they act at the market time of the event)."""
-    params = scenario("calm", duration_s=1_000_000)
-    exchange = simulated_exchange(params, seed=6)
-    engine = QuoteEngine(engine_config(params), params.instrument)
+    exchange, engine = calm_sim(6)
     started = time.monotonic()
     summary = asyncio.run(
         run_live(
