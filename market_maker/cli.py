@@ -302,10 +302,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from market_maker.backtest.scenarios import engine_config, scenario
+    from market_maker.backtest.session import replay_exchange
     from market_maker.engine import QuoteEngine
     from market_maker.log import configure_logging
     from market_maker.runtime import SimVenue, format_run_summary, run_live
-    from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel
+    from market_maker.venues.exchange import ExchangeCore
     from market_maker.venues.replay import ReplayMarket
     from market_maker.venues.sim import simulated_exchange
 
@@ -320,14 +321,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     exchange: ExchangeCore
     if args.venue == "replay":
-        market = ReplayMarket(args.data)
-        exchange = ExchangeCore(
-            market.instrument,
-            market,
-            seed=args.seed,
-            fees=FeeModel(),
-            order_latency=LatencyModel(base_ms=20.0, jitter_ms=5.0),
-        )
+        exchange = replay_exchange(ReplayMarket(args.data), args.seed)
     else:
         params = msgspec.structs.replace(
             scenario(args.scenario), symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0

@@ -312,6 +312,11 @@ class OrdersConfig(_Config, frozen=True):
     max_requests_per_s: PositiveFloat = 10.0
     """Our own request budget (token bucket), so the venue never throttles us."""
     request_burst: Annotated[float, Meta(ge=1.0)] = 20.0
+    settle_timeout_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 2.0
+    """A request unanswered, or an order gone from the venue whose fills have not all arrived,
+    this long asks the venue for a snapshot (also the time to wait for a snapshot's reply)."""
+    reconcile_interval_s: Annotated[float, Meta(gt=0.0, le=86400.0)] | None = 10.0
+    """Reconcile with a venue snapshot this often, seconds; unset: only when needed."""
 
 
 class AppConfig(_Config, frozen=True):

@@ -11,6 +11,11 @@ fill intensity) or the order and account state; then one quote cycle runs:
 4. ``PositionSizer`` turns them into exact ticks and lots behind the touch;
 5. ``OrderManager.plan`` returns the fewest actions.
 
+The engine also decides when to reconcile with the venue: it emits ``RequestSnapshot`` when a
+message made its books doubtful, when a request or an order's fills have waited longer than
+``orders.settle_timeout_s``, after a reconnect, and every ``orders.reconcile_interval_s``; the
+answering ``VenueSnapshot`` is applied by the order manager (see ``orders/manager.py``).
+
 No IO, no clock reads, no logging: time is the event's ``ts_ns``. Bad input never raises and
 never quotes: it is counted in ``counters`` and the engine holds its quotes (or cancels them if
 the kill switch says so).
@@ -37,9 +42,11 @@ from market_maker.model import (
     OrderAck,
     Quote,
     QuoteSet,
+    RequestSnapshot,
     Side,
     Timer,
     Trade,
+    VenueSnapshot,
 )
 from market_maker.orders import OrderManager
 from market_maker.orders.rate_limit import TokenBucket
@@ -76,6 +83,7 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     bad_accounts: int = 0
     out_of_order: int = 0
     position_mismatches: int = 0
+    snapshot_requests: int = 0
 
 
 class QuoteEngine:
@@ -138,17 +146,40 @@ class QuoteEngine:
             _EMPTY,
             _EMPTY,
         )
+        orders_cfg = config.orders
+        self._settle_timeout_ns = int(orders_cfg.settle_timeout_s * 1e9)
+        interval = orders_cfg.reconcile_interval_s
+        self._reconcile_interval_ns = None if interval is None else int(interval * 1e9)
+        self._next_reconcile_ns: int | None = None
+        self._syncing = False
+        self._connected = True
+        self._pending_actions: list[Action] = []
         self._handlers: dict[type, Callable[[Any, int], bool]] = {
             BookUpdate: self._on_book,
             Trade: self._on_trade,
             Fill: self._on_fill,
             OrderAck: self._on_ack,
             AccountUpdate: self._on_account,
+            VenueSnapshot: self._on_snapshot,
             ConnectionStatus: self._on_connection,
             Timer: self._on_timer,
         }
 
     # ----- events -------------------------------------------------------------------------
+
+    def start(self, ts_ns: int) -> list[Action]:
+        """Begin by asking the venue what it holds for us; quote once it has answered.
+
+        Orders an earlier process left at the venue are cancelled (and its position adopted)
+        before the first quote. Without ``start`` the engine quotes at once, from a flat book.
+        """
+        self._syncing = True
+        self.orders.needs_reconcile = True
+        self.counters.snapshot_requests += 1
+        self._next_reconcile_ns = None if self._reconcile_interval_ns is None else (
+            ts_ns + self._reconcile_interval_ns
+        )
+        return [self.orders.request_snapshot(ts_ns)]
 
     def on_event(self, event: Event, ts_ns: int | None = None) -> list[Action]:
         """Apply ``event`` (at ``ts_ns``, default the event's own) and run a quote cycle."""
@@ -160,8 +191,42 @@ class QuoteEngine:
         if ts > self.now_ns:
             self.now_ns = ts
         if handler == self._on_book and not self._touch_moved and self._quiet_books:
-            return self._quiet_cycle(self.now_ns)
-        return self._cycle(self.now_ns, refresh_flow=handler != self._on_book)
+            actions = self._quiet_cycle(self.now_ns)
+        else:
+            actions = self._cycle(self.now_ns, refresh_flow=handler != self._on_book)
+        if self._pending_actions:
+            actions = self._pending_actions + actions
+            self._pending_actions = []
+        orders = self.orders
+        if orders.needs_reconcile or handler == self._on_timer or (
+            self._next_reconcile_ns is not None and self.now_ns >= self._next_reconcile_ns
+        ):
+            request = self._reconcile(self.now_ns)
+            if request is not None:
+                actions.append(request)
+        return actions
+
+    def _reconcile(self, ts: int) -> RequestSnapshot | None:
+        """A snapshot request when one is needed and none is on its way."""
+        orders = self.orders
+        timeout = self._settle_timeout_ns
+        if orders.snapshot_in_flight(ts, timeout):
+            return None
+        interval = self._reconcile_interval_ns
+        if self._next_reconcile_ns is None and interval is not None:
+            self._next_reconcile_ns = ts + interval
+        due = orders.needs_reconcile or (
+            self._next_reconcile_ns is not None and ts >= self._next_reconcile_ns
+        )
+        if not due:
+            oldest = orders.oldest_wait_ns()
+            due = oldest is not None and ts - oldest >= timeout
+        if not due:
+            return None
+        if interval is not None:
+            self._next_reconcile_ns = ts + interval
+        self.counters.snapshot_requests += 1
+        return orders.request_snapshot(ts)
 
     def _on_book(self, ev: BookUpdate, ts: int) -> bool:
         if ts < self._last_book_ns:
@@ -238,8 +303,17 @@ class QuoteEngine:
                 self._mismatched = False
         return True
 
+    def _on_snapshot(self, ev: VenueSnapshot, ts: int) -> bool:
+        self._pending_actions.extend(self.orders.on_snapshot(ev))
+        self._syncing = self._syncing and self.orders.needs_reconcile
+        return True
+
     def _on_connection(self, ev: ConnectionStatus, ts: int) -> bool:
         self.kill_switch.set_connected(ev.connected)
+        if ev.connected and not self._connected:
+            # Answers and fills may have been lost with the connection.
+            self.orders.needs_reconcile = True
+        self._connected = ev.connected
         return True
 
     def _on_timer(self, ev: Timer, ts: int) -> bool:
@@ -290,12 +364,12 @@ class QuoteEngine:
         mid = self.mid
         state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
         self._cycle_state = state
-        if state >= _PAUSED or mid != mid:
+        if state >= _PAUSED or mid != mid or self._syncing:
             self.quotes = QuoteSet()
             self.wanted = (_EMPTY, _EMPTY)
             if state < _PAUSED:
                 return []
-            cancels = orders.cancel_all()  # safety first: never held back by the budget
+            cancels = orders.cancel_all(ts)  # safety first: never held back by the budget
             self.requests.available(ts)
             self.requests.spend(len(cancels))
             return cancels
@@ -306,7 +380,7 @@ class QuoteEngine:
             sigma = blended_sigma(
                 vol.sigma, confidence_from_samples(vol.count, risk.confidence_samples), risk
             )
-        cancelling_bids, cancelling_asks = orders.cancelling_exposure()
+        committed_bids, committed_asks = orders.committed_exposure()
         params = self.aggregator.build(
             ts_ns=ts,
             best_bid=self.best_bid,
@@ -318,8 +392,8 @@ class QuoteEngine:
             buy_intensity=buy_rate,
             sell_intensity=sell_rate,
             position=position,
-            pending_bids=cancelling_bids,
-            pending_asks=cancelling_asks,
+            pending_bids=committed_bids,
+            pending_asks=committed_asks,
             max_position_value=None if limits is None else limits.max_position_value,
             binding_limit=ks.binding_limit,
             trading_state=state,
@@ -340,7 +414,11 @@ class QuoteEngine:
         self.wanted = (bids, asks)
         max_lots = sizer.size_lots(params.effective_max_position())
         budget = self.requests.available(ts)
-        actions = orders.plan(bids, asks, max_lots=max_lots, ts_ns=ts, budget=budget)
+        q = orders.position_lots
+        reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
+        actions = orders.plan(
+            bids, asks, max_lots=max_lots, ts_ns=ts, budget=budget, reduce_only=reduce_only
+        )
         if actions:
             self.requests.spend(len(actions))
         return actions
@@ -412,7 +490,8 @@ class QuoteEngine:
                 side: [(sizer.ticks_to_price(t), sizer.lots_to_size(n)) for t, n in levels]
                 for side, levels in zip(("bids", "asks"), self.wanted, strict=True)
             },
-            "open_orders": len(self.orders.orders),
+            "open_orders": self.orders.live_orders(),
+            "settling_orders": self.orders.settling_orders(),
             "pending_bids": pending_bids,
             "pending_asks": pending_asks,
             "pnl_usd": self.pnl_usd(),
@@ -420,14 +499,5 @@ class QuoteEngine:
             "fills": self.orders.fills,
             "needs_reconcile": self.orders.needs_reconcile,
             "counters": msgspec.structs.asdict(self.counters)
-            | {
-                "duplicate_fills": self.orders.duplicate_fills,
-                "unknown_fills": self.orders.unknown_fills,
-                "bad_fills": self.orders.bad_fills,
-                "late_fills": self.orders.late_fills,
-                "unknown_acks": self.orders.unknown_acks,
-                "late_acks": self.orders.late_acks,
-                "rejections": self.orders.rejections,
-                "race_rejections": self.orders.race_rejections,
-            },
+            | msgspec.structs.asdict(self.orders.counters),
         }

@@ -24,13 +24,17 @@ __all__ = [
     "Instrument",
     "Level",
     "Modify",
+    "OpenOrder",
     "OrderAck",
+    "OrderAction",
     "Place",
     "Quote",
     "QuoteSet",
+    "RequestSnapshot",
     "Side",
     "Timer",
     "Trade",
+    "VenueSnapshot",
 ]
 
 
@@ -87,7 +91,12 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """One of our orders traded ``size`` at ``price``; ``fee`` in USD (negative is a rebate)."""
+    """One of our orders traded ``size`` at ``price``; ``fee`` in USD (negative is a rebate).
+
+    ``exchange_ts_ns`` is when the venue executed it, on the clock that stamps
+    ``VenueSnapshot.exchange_ts_ns``: a fill stamped no later than a snapshot is already in that
+    snapshot's position.
+    """
 
     ts_ns: int
     cloid: str
@@ -96,21 +105,46 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     side: Side
     fill_id: str
     fee: float = 0.0
+    exchange_ts_ns: int | None = None
 
 
 class AckStatus(StrEnum):
+    """What the venue did with a request. Venue adapters map their own answers onto these.
+
+    - ``ACCEPTED``: a place rests; a modify replaced the old leg (cancelled with
+      ``filled_size``) by the new one, which rests.
+    - ``CANCELED``: a cancel took the order off the book with ``filled_size`` filled; for a
+      modify, the old leg was cancelled but the new one could not be placed.
+    - ``REJECTED``: the request was refused and nothing changed: a place never rested, a modify
+      left the old order as it was, a cancel left the order resting (e.g. rate limited).
+    - ``NOT_FOUND``: the venue does not hold the order named (never placed, already cancelled,
+      or filled: Hyperliquid's ``Order was never placed, already canceled, or filled.``); a
+      modify's new leg was not placed.
+    """
+
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     CANCELED = "canceled"
+    NOT_FOUND = "not_found"
 
 
 class OrderAck(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """The venue's answer to a place, modify or cancel, by client order id."""
+    """The venue's answer to the request ``request_id`` about order ``cloid``.
+
+    ``status`` is compared by value (an ``AckStatus`` or its plain string); a status the engine
+    does not know never frees exposure. ``filled_size`` is the order's cumulative filled size
+    at the venue when it answered (Hyperliquid: ``origSz - sz``), None when the venue does not
+    say. ``request_id`` None means the venue does not name the request: the answer is taken as
+    the one to the oldest request still open on ``cloid`` (a venue answers requests in order),
+    or, with none open, as an unsolicited order update.
+    """
 
     ts_ns: int
     cloid: str
-    status: AckStatus
+    status: str
     reason: str = ""
+    request_id: int | None = None
+    filled_size: float | None = None
 
 
 class AccountUpdate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -120,6 +154,32 @@ class AccountUpdate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     account_value: float
     balance: float | None = None
     position: float | None = None
+
+
+class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """One of our orders resting at the venue, as a snapshot reports it."""
+
+    cloid: str
+    side: Side
+    price: float
+    size: float
+    """Remaining (unfilled) size, contracts."""
+    filled_size: float = 0.0
+    """Cumulative filled size of this order, contracts."""
+
+
+class VenueSnapshot(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Our open orders and position at the venue at ``exchange_ts_ns``: the venue's truth.
+
+    Answers ``RequestSnapshot(request_id)``: it reflects every request sent before that one.
+    Fills stamped at or before ``exchange_ts_ns`` are in ``position``.
+    """
+
+    ts_ns: int
+    exchange_ts_ns: int
+    position: float
+    orders: tuple[OpenOrder, ...] = ()
+    request_id: int | None = None
 
 
 class ConnectionStatus(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -135,7 +195,16 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ts_ns: int
 
 
-Event = BookUpdate | Trade | Fill | OrderAck | AccountUpdate | ConnectionStatus | Timer
+Event = (
+    BookUpdate
+    | Trade
+    | Fill
+    | OrderAck
+    | AccountUpdate
+    | VenueSnapshot
+    | ConnectionStatus
+    | Timer
+)
 
 
 class Quote(msgspec.Struct, frozen=True):
@@ -158,16 +227,30 @@ class Place(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     price: float
     size: float
     post_only: bool = True
+    request_id: int = 0
 
 
 class Cancel(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     cloid: str
+    request_id: int = 0
 
 
 class Modify(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Cancel-replace: order ``cloid`` is replaced by a fresh order ``new_cloid`` (empty: the
+    same cloid) at ``price`` and ``size``, at the back of the queue."""
+
     cloid: str
     price: float
     size: float
+    new_cloid: str = ""
+    request_id: int = 0
 
 
-Action = Place | Cancel | Modify
+class RequestSnapshot(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Ask the venue for a ``VenueSnapshot`` of our orders and position."""
+
+    request_id: int = 0
+
+
+OrderAction = Place | Cancel | Modify
+Action = Place | Cancel | Modify | RequestSnapshot

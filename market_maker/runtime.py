@@ -1,9 +1,12 @@
 """The async shell: venue <-> engine, pacing, status display, logging and graceful shutdown.
 
 The engine stays pure; this module owns the event loop, the wall clock, signals and output.
-Shutdown (Ctrl-C, SIGTERM or ``--duration``) halts the kill switch, which makes the next cycle
-cancel every order; the runtime keeps consuming events until every cancel is acknowledged (or a
-timeout passes), then prints a summary.
+It starts the engine with a venue snapshot (orders an earlier process left are cancelled
+before the first quote) and hands it a ``Timer`` whenever ``timer_interval_s`` passes without an
+event, so time-based checks (stale data, a cascade that has calmed down, settle timeouts) run
+when the market is quiet. Shutdown (Ctrl-C, SIGTERM or ``--duration``) halts the kill switch,
+which makes the next cycle cancel every order; the runtime keeps consuming events until every
+order is settled (or a timeout passes), then prints a summary.
 """
 
 from __future__ import annotations
@@ -176,6 +179,7 @@ async def run_live(
     shutdown_timeout_s: float = 5.0,
     install_signals: bool = True,
     metrics_port: int | None = None,
+    timer_interval_s: float = 0.1,
 ) -> RunSummary:
     """Run until ``duration_s`` (wall seconds), a signal, or the venue ends; then shut down."""
     out = out or sys.stdout
@@ -209,6 +213,8 @@ async def run_live(
     await venue.connect()
     log.info("started", symbol=engine.instrument.symbol, strategy=engine.config.strategy.kind)
     board_task = asyncio.create_task(board.loop())
+    queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=1024)
+    pump_task = asyncio.create_task(_pump(venue, queue))
     wall0 = time.monotonic()
     first_ns: int | None = None
     state = engine.kill_switch.state
@@ -216,9 +222,18 @@ async def run_live(
     deadline = 0.0
     clock = time.perf_counter_ns
     try:
-        async for ev in venue.events():
+        while True:
+            try:
+                got = await asyncio.wait_for(queue.get(), timer_interval_s)
+            except TimeoutError:
+                got = Timer(ts_ns=venue.now_ns())  # quiet market: time still passes
+            if got is None:
+                break
+            ev = got
             if first_ns is None:
                 first_ns = ev.ts_ns
+                start = engine.start(ev.ts_ns)
+                await venue.submit(start)
             t0 = clock()
             actions = engine.on_event(ev)
             us = (clock() - t0) / 1000.0
@@ -248,7 +263,7 @@ async def run_live(
             if stop.is_set() and not shutting_down:
                 shutting_down = True
                 deadline = time.monotonic() + shutdown_timeout_s
-                log.info("shutdown", reason=reason[0], open_orders=len(engine.orders.orders))
+                log.info("shutdown", reason=reason[0], open_orders=engine.orders.live_orders())
                 engine.kill_switch.halt(f"shutdown: {reason[0]}")
                 cancels = engine.on_event(Timer(ts_ns=venue.now_ns()))
                 if cancels:
@@ -256,9 +271,10 @@ async def run_live(
             if shutting_down and (not engine.orders.orders or time.monotonic() > deadline):
                 break
     finally:
-        board_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await board_task
+        for task in (board_task, pump_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if tty:
             board.show()
         if engine.orders.orders:
@@ -281,13 +297,23 @@ async def run_live(
         position=engine.position,
         pnl_usd=status["pnl_usd"],
         fees_usd=engine.orders.fees_usd,
-        open_orders=len(engine.orders.orders),
+        open_orders=engine.orders.live_orders(),
         trading_state=status["trading_state"],
         cycle_us_p50=cycles[len(cycles) // 2],
         cycle_us_p99=cycles[min(len(cycles) - 1, int(len(cycles) * 0.99))],
     )
     log.info("stopped", **msgspec.to_builtins(summary))
     return summary
+
+
+async def _pump(venue: Venue, queue: asyncio.Queue[Event | None]) -> None:
+    """Venue events into ``queue``; None when the venue ends."""
+    try:
+        async for ev in venue.events():
+            await queue.put(ev)
+    finally:
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(None)
 
 
 def format_run_summary(s: RunSummary) -> str:

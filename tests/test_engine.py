@@ -34,11 +34,24 @@ def engine(**strategy) -> QuoteEngine:
 
 
 def accept_all(e, actions, ts):
+    """Answer like a venue that says what filled: places rest, cancels find nothing filled."""
     for a in actions:
         if isinstance(a, Place):
-            e.on_event(OrderAck(ts_ns=ts, cloid=a.cloid, status=AckStatus.ACCEPTED))
+            e.on_event(
+                OrderAck(
+                    ts_ns=ts, cloid=a.cloid, status=AckStatus.ACCEPTED, request_id=a.request_id
+                )
+            )
         elif isinstance(a, Cancel):
-            e.on_event(OrderAck(ts_ns=ts, cloid=a.cloid, status=AckStatus.CANCELED))
+            e.on_event(
+                OrderAck(
+                    ts_ns=ts,
+                    cloid=a.cloid,
+                    status=AckStatus.CANCELED,
+                    request_id=a.request_id,
+                    filled_size=0.0,
+                )
+            )
 
 
 def test_quotes_both_sides_once_a_book_arrives():

@@ -1,19 +1,27 @@
-"""Random command sequences against the engine and a fake venue with latency.
+"""Random command sequences against the engine and a venue that orders messages as a real one.
 
-Book moves, trades, acks delivered late, partial fills (also racing cancels and modifies),
-rejects, duplicate fills and account updates that move the limit. After every step:
+The fake venue handles requests in the order sent (one connection) and answers on two streams:
+acks and snapshots on one, in order; fills on another, in order. Hypothesis chooses which
+stream delivers next, so a fill can arrive long after the cancel that followed it, or before its
+order's ack. It also drops and duplicates messages, as a real venue can, and lets time pass so
+the engine asks for snapshots. Orders left by "an earlier process" may rest at the venue when
+the engine starts. After every step, against the venue's own state (the truth):
 
-- the worst-case position ``q + all pending bids`` never grows past ``Q + 1 lot`` (and likewise
-  ``q - all pending asks`` never below ``-(Q + 1 lot)``); when ``Q`` is unchanged this is
-  exactly ``q + pending bids <= Q + 1 lot``. A shrinking ``Q`` cannot recall orders already out,
-  so there the engine must only never add exposure and must cancel what no longer fits;
-- the engine's pending exposure is never less than what is really live at the venue;
+- the worst case ``position + every bid that could still fill`` (resting, or in a request on
+  its way) never grows past ``Q + 1 lot``, and likewise for asks. A shrinking ``Q`` cannot
+  recall orders already out, so there the engine must only never add exposure;
+- the engine's worst case is never less than the venue's (it never undercounts exposure);
+- once both streams are drained, the engine's position is the venue's;
 - every post-only price sent is behind the touch, on the tick grid and above min notional.
+
+When a fill is lost the engine cannot know of it until a snapshot taken after the loss; the
+checks that depend on it wait for that snapshot.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -22,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from market_maker.config import (
     AppConfig,
     DynamicRiskConfig,
+    KillSwitchConfig,
     LadderConfig,
     OrdersConfig,
     StrategyConfig,
@@ -35,43 +44,65 @@ from market_maker.model import (
     Fill,
     Instrument,
     Modify,
+    OpenOrder,
     OrderAck,
     Place,
+    RequestSnapshot,
     Side,
+    Timer,
     Trade,
+    VenueSnapshot,
 )
 
 S = 1_000_000_000
 LOT = 0.001
 TICK = 0.5
 INST = Instrument(symbol="TEST", tick_size=TICK, lot_size=LOT, min_notional=5.0)
+NOT_FOUND = "Order was never placed, already canceled, or filled."
 
 
-class EngineAgainstFakeVenue(RuleBasedStateMachine):
+def lots(size: float) -> int:
+    return round(size / LOT)
+
+
+class EngineAgainstDisorderlyVenue(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.engine: QuoteEngine | None = None
         self.ts = S
         self.bid_ticks = 2000  # 1000.0 USD
         self.spread_ticks = 1
-        self.to_venue: list = []  # actions in flight to the venue
-        self.to_engine: list = []  # acks and fills in flight to the engine
-        self.live: dict[str, list] = {}  # cloid -> [side, price, remaining lots]
+        self.requests: list = []  # actions on their way to the venue, handled in order
+        self.acks: list = []  # answers on their way to the engine, in order
+        self.fills: list = []  # fill reports on their way to the engine, in order
+        self.live: dict[str, list] = {}  # cloid -> [side, price ticks, remaining, filled]
+        self.position = 0  # the venue's, lots
+        self.stamp = 0  # the venue's clock for fills and snapshots
+        self.say_filled = True
         self.fill_seq = 0
-        self.sent_fills: list[Fill] = []
-        self.delivered_fills: list[Fill] = []
-        self.worst = (0, 0)  # last (q + bids, -(q - asks)) in lots
+        self.last_delivered: object | None = None
+        self.lost_stamp: int | None = None  # a fill report was lost at this stamp
+        self.synced = True
+        self.worst = (0, 0)
+
+    # ----- set-up -------------------------------------------------------------------------
 
     @rule(
         kind=st.sampled_from(["glft", "ladder", "avellaneda_stoikov", "symmetric"]),
         static=st.integers(1, 60),
         modify=st.booleans(),
         skew=st.floats(0.0, 1.0),
+        say_filled=st.booleans(),
+        orphans=st.lists(st.tuples(st.booleans(), st.integers(1, 8)), max_size=2),
     )
     @precondition(lambda self: self.engine is None)
-    def start(self, kind, static, modify, skew):
+    def start(self, kind, static, modify, skew, say_filled, orphans):
         cfg = AppConfig(
             risk=DynamicRiskConfig(max_position=static * LOT),
+            # Only the checks under test: no halts from rejections or staleness in between.
+            kill_switch=KillSwitchConfig(
+                max_rejections=1000, stale_pause_after_s=1e5, stale_halt_after_s=1e6
+            ),
             strategy=StrategyConfig(
                 kind=kind,
                 order_size=0.008,
@@ -81,10 +112,18 @@ class EngineAgainstFakeVenue(RuleBasedStateMachine):
                 as_horizon_s=1.0,
             ),
             ladder=LadderConfig(levels=3, target_liquidity=0.024),
-            orders=OrdersConfig(use_modify=modify),
+            orders=OrdersConfig(use_modify=modify, max_requests_per_s=1000, request_burst=1000),
         )
+        self.say_filled = say_filled
+        for i, (buy, size) in enumerate(orphans):
+            side = Side.BUY if buy else Side.SELL
+            price = self.bid_ticks - 4 if buy else self.bid_ticks + 5
+            self.live[f"0xorphan{i}"] = [side, price, size, 0]
+        self.worst = self.venue_worst_case()  # an earlier process's orders are already out
         self.engine = QuoteEngine(cfg, INST)
-        self.deliver_to_engine(self.book())
+        self.synced = False
+        self.requests.extend(self.engine.start(self.ts))
+        self.send(self.book())
 
     # ----- helpers ------------------------------------------------------------------------
 
@@ -93,14 +132,14 @@ class EngineAgainstFakeVenue(RuleBasedStateMachine):
         ask = (self.bid_ticks + self.spread_ticks) * TICK
         return BookUpdate(ts_ns=self.ts, bids=((bid, 1.0),), asks=((ask, 1.0),))
 
-    def step_time(self) -> None:
-        self.ts += S // 20
+    def step_time(self, ns: int = S // 20) -> None:
+        self.ts += ns
 
-    def deliver_to_engine(self, event) -> None:
+    def send(self, event) -> None:
         assert self.engine is not None
         actions = self.engine.on_event(event)
         self.check_actions(actions)
-        self.to_venue.extend(actions)
+        self.requests.extend(actions)
 
     def check_actions(self, actions) -> None:
         e = self.engine
@@ -110,13 +149,34 @@ class EngineAgainstFakeVenue(RuleBasedStateMachine):
                 assert abs(ticks - round(ticks)) < 1e-6, a
                 assert a.price * a.size >= INST.min_notional * (1 - 1e-9), a
                 assert abs(a.size / LOT - round(a.size / LOT)) < 1e-6, a
-                side = a.side if isinstance(a, Place) else e.orders.orders[a.cloid].side
+                side = a.side if isinstance(a, Place) else e.orders.orders[a.new_cloid].side
                 if side is Side.BUY:
                     assert a.price <= e.best_bid + 1e-9 and a.price < e.best_ask, a
                 else:
                     assert a.price >= e.best_ask - 1e-9 and a.price > e.best_bid, a
                 if isinstance(a, Place):
                     assert a.post_only
+
+    def crosses(self, side: Side, price_ticks: int) -> bool:
+        if side is Side.BUY:
+            return price_ticks >= self.bid_ticks + self.spread_ticks
+        return price_ticks <= self.bid_ticks
+
+    def answer(self, action, status, reason="", filled=None) -> None:
+        self.acks.append(
+            OrderAck(
+                ts_ns=self.ts,
+                cloid=action.cloid,
+                status=status,
+                reason=reason,
+                request_id=action.request_id,
+                filled_size=filled * LOT if filled is not None and self.say_filled else None,
+            )
+        )
+
+    def next_stamp(self) -> int:
+        self.stamp += 1
+        return self.stamp
 
     # ----- market -------------------------------------------------------------------------
 
@@ -126,7 +186,7 @@ class EngineAgainstFakeVenue(RuleBasedStateMachine):
         self.step_time()
         self.bid_ticks = max(100, self.bid_ticks + move)
         self.spread_ticks = spread
-        self.deliver_to_engine(self.book())
+        self.send(self.book())
 
     @rule(buy=st.booleans(), depth=st.integers(0, 8))
     @precondition(lambda self: self.engine is not None)
@@ -134,135 +194,210 @@ class EngineAgainstFakeVenue(RuleBasedStateMachine):
         self.step_time()
         price = (self.bid_ticks + (self.spread_ticks + depth if buy else -depth)) * TICK
         side = Side.BUY if buy else Side.SELL
-        self.deliver_to_engine(Trade(ts_ns=self.ts, price=price, size=0.01, aggressor=side))
+        self.send(Trade(ts_ns=self.ts, price=price, size=0.01, aggressor=side))
 
     @rule(value=st.sampled_from([0.0, 0.3, 1.0, 3.0, 10.0, 100.0]))
     @precondition(lambda self: self.engine is not None)
     def account_update(self, value):
         self.step_time()
-        self.deliver_to_engine(AccountUpdate(ts_ns=self.ts, account_value=value))
+        self.send(AccountUpdate(ts_ns=self.ts, account_value=value))
 
-    # ----- venue --------------------------------------------------------------------------
+    @rule(seconds=st.sampled_from([0.1, 1.0, 3.0]))
+    @precondition(lambda self: self.engine is not None)
+    def time_passes(self, seconds):
+        self.step_time(int(seconds * S))
+        self.send(Timer(ts_ns=self.ts))
+
+    # ----- the venue ----------------------------------------------------------------------
 
     @rule(reject=st.booleans(), n=st.integers(1, 4))
-    @precondition(lambda self: self.engine is not None and self.to_venue)
-    def venue_processes(self, reject, n):
-        for _ in range(min(n, len(self.to_venue))):
-            a = self.to_venue.pop(0)
-            if isinstance(a, Place):
-                crosses = (
-                    a.price >= (self.bid_ticks + self.spread_ticks) * TICK
-                    if a.side is Side.BUY
-                    else a.price <= self.bid_ticks * TICK
-                )
-                if crosses or reject:
-                    self.to_engine.append(self.ack(a.cloid, AckStatus.REJECTED))
-                else:
-                    self.live[a.cloid] = [a.side, a.price, round(a.size / LOT)]
-                    self.to_engine.append(self.ack(a.cloid, AckStatus.ACCEPTED))
-            elif isinstance(a, Cancel):
-                self.live.pop(a.cloid, None)  # cancel by cloid is idempotent
-                self.to_engine.append(self.ack(a.cloid, AckStatus.CANCELED))
-            elif isinstance(a, Modify):
-                order = self.live.get(a.cloid)
-                if order is None or reject:
-                    self.to_engine.append(self.ack(a.cloid, AckStatus.REJECTED))
-                else:
-                    order[1] = a.price
-                    order[2] = round(a.size / LOT)
-                    self.to_engine.append(self.ack(a.cloid, AckStatus.ACCEPTED))
+    @precondition(lambda self: self.engine is not None and self.requests)
+    def venue_handles_requests(self, reject, n):
+        for _ in range(min(n, len(self.requests))):
+            self.handle(self.requests.pop(0), reject)
 
-    def ack(self, cloid: str, status: AckStatus) -> OrderAck:
-        return OrderAck(ts_ns=self.ts, cloid=cloid, status=status)
+    def handle(self, a, reject: bool) -> None:
+        if isinstance(a, RequestSnapshot):
+            self.acks.append(
+                VenueSnapshot(
+                    ts_ns=self.ts,
+                    exchange_ts_ns=self.next_stamp(),
+                    position=self.position * LOT,
+                    orders=tuple(
+                        OpenOrder(
+                            cloid=c,
+                            side=side,
+                            price=ticks * TICK,
+                            size=left * LOT,
+                            filled_size=filled * LOT,
+                        )
+                        for c, (side, ticks, left, filled) in self.live.items()
+                    ),
+                    request_id=a.request_id,
+                )
+            )
+        elif isinstance(a, Place):
+            ticks = round(a.price / TICK)
+            if reject or self.crosses(a.side, ticks):
+                self.answer(a, AckStatus.REJECTED, "Post only order would have immediately matched")
+            else:
+                self.live[a.cloid] = [a.side, ticks, lots(a.size), 0]
+                self.answer(a, AckStatus.ACCEPTED, filled=0)
+        elif isinstance(a, Cancel):
+            order = self.live.pop(a.cloid, None)
+            if order is None:
+                self.answer(a, AckStatus.NOT_FOUND, NOT_FOUND)
+            else:
+                self.answer(a, AckStatus.CANCELED, filled=order[3])
+        elif isinstance(a, Modify):
+            old = self.live.get(a.cloid)
+            ticks = round(a.price / TICK)
+            if old is None:
+                self.answer(a, AckStatus.NOT_FOUND, "Cannot modify canceled or filled order")
+            elif reject:
+                self.answer(a, AckStatus.REJECTED, "rate limited")
+            elif self.crosses(old[0], ticks):
+                del self.live[a.cloid]
+                self.answer(a, AckStatus.CANCELED, "Error placing new order during modify", old[3])
+            else:
+                del self.live[a.cloid]
+                self.live[a.new_cloid] = [old[0], ticks, lots(a.size), 0]
+                self.answer(a, AckStatus.ACCEPTED, filled=old[3])
 
     @rule(data=st.data())
     @precondition(lambda self: self.engine is not None and self.live)
     def venue_fills(self, data):
         cloid = data.draw(st.sampled_from(sorted(self.live)))
-        side, price, remaining = self.live[cloid]
-        lots = data.draw(st.integers(1, remaining))
+        order = self.live[cloid]
+        side, ticks, remaining, _ = order
+        n = data.draw(st.integers(1, remaining))
         self.fill_seq += 1
-        fill = Fill(
-            ts_ns=self.ts,
-            cloid=cloid,
-            price=price,
-            size=lots * LOT,
-            side=side,
-            fill_id=f"f{self.fill_seq}",
-            fee=0.0,
+        self.fills.append(
+            Fill(
+                ts_ns=self.ts,
+                cloid=cloid,
+                price=ticks * TICK,
+                size=n * LOT,
+                side=side,
+                fill_id=f"f{self.fill_seq}",
+                exchange_ts_ns=self.next_stamp(),
+            )
         )
-        self.sent_fills.append(fill)
-        self.to_engine.append(fill)
-        if lots == remaining:
+        self.position += n if side is Side.BUY else -n
+        order[2] -= n
+        order[3] += n
+        if order[2] == 0:
             del self.live[cloid]
-        else:
-            self.live[cloid][2] = remaining - lots
 
-    @rule(n=st.integers(1, 4))
-    @precondition(lambda self: self.engine is not None and self.to_engine)
-    def engine_receives(self, n):
-        for _ in range(min(n, len(self.to_engine))):
-            self.step_time()
-            msg = self.to_engine.pop(0)
-            if isinstance(msg, Fill):
-                self.delivered_fills.append(msg)
-            self.deliver_to_engine(msg.__class__(**{**_fields(msg), "ts_ns": self.ts}))
+    # ----- delivery: hypothesis picks the stream ----------------------------------------
 
-    @rule(reject=st.booleans())
-    @precondition(lambda self: self.engine is not None and (self.to_venue or self.to_engine))
-    def round_trip(self, reject):
-        """The venue works through everything in flight and the engine hears all of it."""
-        self.venue_processes(reject=reject, n=len(self.to_venue))
-        self.engine_receives(n=len(self.to_engine))
+    def deliver(self, msg) -> None:
+        self.step_time(S // 100)
+        self.last_delivered = msg
+        if isinstance(msg, VenueSnapshot):
+            if self.lost_stamp is not None and msg.exchange_ts_ns > self.lost_stamp:
+                self.lost_stamp = None
+            self.synced = True
+        self.send(msg.__class__(**{**_fields(msg), "ts_ns": self.ts}))
+
+    @rule(n=st.integers(1, 3))
+    @precondition(lambda self: self.engine is not None and self.acks)
+    def ack_stream_delivers(self, n):
+        for _ in range(min(n, len(self.acks))):
+            self.deliver(self.acks.pop(0))
+
+    @rule(n=st.integers(1, 3))
+    @precondition(lambda self: self.engine is not None and self.fills)
+    def fill_stream_delivers(self, n):
+        for _ in range(min(n, len(self.fills))):
+            self.deliver(self.fills.pop(0))
 
     @rule()
-    @precondition(lambda self: self.engine is not None and self.delivered_fills)
-    def duplicate_fill(self):
-        self.deliver_to_engine(self.delivered_fills[-1])
+    @precondition(lambda self: self.engine is not None and self.acks)
+    def an_answer_is_lost(self):
+        self.acks.pop(0)
+
+    @rule()
+    @precondition(lambda self: self.engine is not None and self.fills)
+    def a_fill_report_is_lost(self):
+        lost = self.fills.pop(0)
+        self.lost_stamp = max(self.lost_stamp or 0, lost.exchange_ts_ns)
+
+    @rule()
+    @precondition(lambda self: self.engine is not None and self.last_delivered is not None)
+    def a_message_comes_twice(self):
+        self.deliver(self.last_delivered)
+
+    @rule(reject=st.booleans())
+    @precondition(lambda self: self.engine is not None and (self.requests or self.acks))
+    def round_trip(self, reject):
+        """The venue handles everything in flight and both streams deliver all of it."""
+        while self.requests:
+            self.handle(self.requests.pop(0), reject)
+        while self.acks or self.fills:
+            self.deliver((self.acks or self.fills).pop(0))
 
     # ----- invariants ---------------------------------------------------------------------
 
+    def venue_worst_case(self) -> tuple[int, int]:
+        """``(position + bids that could fill, -(position - asks that could fill))`` in lots."""
+        bids = sum(r for s, _, r, _ in self.live.values() if s is Side.BUY)
+        asks = sum(r for s, _, r, _ in self.live.values() if s is Side.SELL)
+        for a in self.requests:
+            if isinstance(a, Place):
+                bids += lots(a.size) if a.side is Side.BUY else 0
+                asks += lots(a.size) if a.side is Side.SELL else 0
+            elif isinstance(a, Modify) and a.cloid in self.live:
+                buy = self.live[a.cloid][0] is Side.BUY
+                bids += lots(a.size) if buy else 0
+                asks += 0 if buy else lots(a.size)
+        return self.position + bids, -(self.position - asks)
+
     @invariant()
-    def worst_case_position_never_grows_past_the_limit(self):
+    def worst_case_at_the_venue_never_grows_past_the_limit(self):
         e = self.engine
         if e is None:
             return
-        q = e.orders.position_lots
-        bids, asks = e.orders.pending_exposure_lots()
+        high, low = self.venue_worst_case()
+        if self.lost_stamp is not None:
+            # Blind until a snapshot after the loss: the engine is held to "never grows" from
+            # the moment it can know, and to cancelling whatever no longer fits.
+            self.worst = (high, low)
+            return
         limit = math.floor(e.kill_switch.max_position(e.mid) / LOT + 1e-9)
-        high, low = q + bids, -(q - asks)
         prev_high, prev_low = self.worst
         assert high <= limit + 1 or high <= prev_high, (high, limit, prev_high)
         assert low <= limit + 1 or low <= prev_low, (low, limit, prev_low)
         self.worst = (high, low)
 
     @invariant()
-    def engine_never_undercounts_live_exposure(self):
+    def engine_never_undercounts_what_the_venue_could_still_do(self):
         e = self.engine
-        if e is None:
+        if e is None or self.lost_stamp is not None or not self.synced:
             return
-        live_bids = sum(r for s, _, r in self.live.values() if s is Side.BUY)
-        live_asks = sum(r for s, _, r in self.live.values() if s is Side.SELL)
+        q = e.orders.position_lots
         bids, asks = e.orders.pending_exposure_lots()
-        assert bids >= live_bids and asks >= live_asks
+        high, low = self.venue_worst_case()
+        assert q + bids >= high and -(q - asks) >= low, (q, bids, asks, high, low)
 
     @invariant()
-    def position_matches_the_fills_the_venue_sent(self):
+    def position_is_the_venues_once_everything_has_arrived(self):
         e = self.engine
-        if e is None:
+        if e is None or self.lost_stamp is not None or self.fills or self.acks:
             return
-        expected = sum(round(f.size / LOT) * f.side.sign for f in self.delivered_fills)
-        assert e.orders.position_lots == expected
+        assert e.orders.position_lots == self.position
 
 
 def _fields(struct) -> dict:
     return {f: getattr(struct, f) for f in struct.__struct_fields__}
 
 
-EngineAgainstFakeVenue.TestCase.settings = settings(
-    max_examples=400,
-    stateful_step_count=60,
+EngineAgainstDisorderlyVenue.TestCase.settings = settings(
+    # 1,500 examples find a cancel-ack/fill race with the settle reservation removed within a
+    # few hundred; MM_STATEFUL_EXAMPLES=20000 for a long soak.
+    max_examples=int(os.environ.get("MM_STATEFUL_EXAMPLES", "1500")),
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestEngineAgainstFakeVenue = EngineAgainstFakeVenue.TestCase
+TestEngineAgainstDisorderlyVenue = EngineAgainstDisorderlyVenue.TestCase

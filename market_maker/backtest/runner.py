@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 
 from market_maker.engine import QuoteEngine
-from market_maker.model import BookUpdate, Fill, Trade
+from market_maker.model import BookUpdate, Fill, RequestSnapshot, Trade
 from market_maker.risk import BindingLimit, TradingState
 from market_maker.venues.exchange import ExchangeCore
 
@@ -121,6 +121,7 @@ def run_backtest(
         ts = ev.ts_ns
         if start_ns < 0:
             start_ns = last_ns = next_sample = ts
+            exchange.submit(engine.start(ts), ts)  # quote once the venue says what it holds
         t0 = clock()
         actions = engine.on_event(ev)
         timings.append(clock() - t0)
@@ -128,7 +129,7 @@ def run_backtest(
         if type(ev) in _MARKET:
             market_events += 1
         if actions:
-            orders_sent += len(actions)
+            orders_sent += sum(1 for a in actions if type(a) is not RequestSnapshot)
             exchange.submit(actions, ts)
         if rec is not None and isinstance(ev, Fill):
             rec.fills.append(((ts - start_ns) / _NS, ev.price, str(ev.side)))

@@ -24,7 +24,7 @@ from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel
 from market_maker.venues.replay import ReplayMarket
 from market_maker.venues.sim import simulated_exchange
 
-__all__ = ["calibrated_hawkes", "run_session"]
+__all__ = ["calibrated_hawkes", "replay_exchange", "run_session"]
 
 _NS = 1_000_000_000
 
@@ -35,6 +35,19 @@ def calibrated_hawkes(times_s: list[float], base: HawkesConfig) -> HawkesConfig:
     span = times_s[-1] - times_s[0]
     rate = (len(times_s) - 1) / span if span > 0 else base.mu
     return HawkesConfig(mu=rate * (1.0 - base.alpha / base.beta), alpha=base.alpha, beta=base.beta)
+
+
+def replay_exchange(market: ReplayMarket, seed: int) -> ExchangeCore:
+    """The simulated venue for our orders against a recorded market: 20 +/- 5 ms for requests
+    and their answers, fills on their own stream at 25 ms plus up to tens of ms of jitter."""
+    return ExchangeCore(
+        market.instrument,
+        market,
+        seed=seed,
+        fees=FeeModel(maker_bps=1.5),
+        order_latency=LatencyModel(base_ms=20.0, jitter_ms=5.0),
+        fill_latency=LatencyModel(base_ms=25.0, jitter_ms=15.0),
+    )
 
 
 def run_session(
@@ -57,13 +70,7 @@ def run_session(
             hawkes = calibrated_hawkes(times, config.estimators.hawkes)
             est = msgspec.structs.replace(config.estimators, hawkes=hawkes)
             config = msgspec.structs.replace(config, estimators=est)
-        exchange = ExchangeCore(
-            market.instrument,
-            market,
-            seed=seed,
-            fees=FeeModel(maker_bps=1.5),
-            order_latency=LatencyModel(base_ms=20.0, jitter_ms=5.0),
-        )
+        exchange = replay_exchange(market, seed)
         first = market.peek_ns() or 0
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
         source = f"data:{Path(data).name}"

@@ -11,6 +11,14 @@ does with *our* orders:
 - maker fees on every fill, account snapshots (equity, balance, position) on a timer;
 - latency on order entry, cancels, private messages and market data, from pluggable models.
 
+Messages are ordered as on a real venue (Hyperliquid): requests from our one connection are
+handled in the order sent; their answers (acks, snapshots) reach us in that order on one
+stream; fills travel on their own stream with their own latency, so a fill can arrive after
+the cancel that followed it. A cancel of an order the venue does not hold is refused with
+Hyperliquid's text; a modify cancels the order and places a fresh one (new cloid, back of the
+queue). Answers carry the order's cumulative filled size (``ack_filled_size``) unless a test
+turns that off. ``Faults`` drops, duplicates and reorders private messages on purpose.
+
 Everything runs in virtual time from one seeded RNG: the same inputs and seed give the same
 stream of events. ``pop_next()`` returns the next event for the engine; ``submit()`` takes the
 engine's actions.
@@ -37,16 +45,19 @@ from market_maker.model import (
     Fill,
     Instrument,
     Modify,
+    OpenOrder,
     OrderAck,
-    Place,
+    RequestSnapshot,
     Side,
     Timer,
     Trade,
+    VenueSnapshot,
 )
 
 __all__ = [
     "ExchangeCore",
     "ExchangeStats",
+    "Faults",
     "FeeModel",
     "LatencyModel",
     "MarketSource",
@@ -59,6 +70,10 @@ _SELL = Side.SELL
 _ACCEPTED = AckStatus.ACCEPTED
 _REJECTED = AckStatus.REJECTED
 _CANCELED = AckStatus.CANCELED
+_NOT_FOUND = AckStatus.NOT_FOUND
+
+NOT_FOUND_TEXT = "Order was never placed, already canceled, or filled."
+"""Hyperliquid's answer to a cancel of an order it does not hold."""
 
 _NS = 1_000_000_000
 _DELIVER, _ARRIVE, _ACCOUNT, _TIMER = 0, 1, 2, 3
@@ -101,6 +116,19 @@ class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
     burst: float = 100.0
 
 
+class Faults(msgspec.Struct, frozen=True, kw_only=True):
+    """Misbehaviour a real venue shows now and then, as probabilities per private message."""
+
+    drop_ack: float = 0.0
+    """An answer (ack or snapshot) is lost."""
+    drop_fill: float = 0.0
+    """A fill report is lost (the venue's position still has it)."""
+    duplicate: float = 0.0
+    """A private message is delivered twice."""
+    reorder_ms: float = 0.0
+    """Mean of an extra exponential delay per message, which breaks the order within a stream."""
+
+
 class MarketSource(Protocol):
     """Books and trades in time order (``ts_ns`` is when they happen at the exchange)."""
 
@@ -124,14 +152,18 @@ class ExchangeStats(msgspec.Struct, kw_only=True):
     rejected_invalid: int = 0
     rejected_rate_limit: int = 0
     cancels: int = 0
+    cancels_not_found: int = 0
     modifies: int = 0
+    snapshots: int = 0
     fills: int = 0
+    dropped: int = 0
+    duplicated: int = 0
     maker_volume_usd: float = 0.0
     fees_usd: float = 0.0
 
 
 class _Resting:
-    __slots__ = ("cloid", "price_ticks", "queue_ahead", "remaining_lots", "side")
+    __slots__ = ("cloid", "filled_lots", "price_ticks", "queue_ahead", "remaining_lots", "side")
 
     def __init__(
         self, cloid: str, side: Side, price_ticks: int, lots: int, queue_ahead: float
@@ -140,6 +172,7 @@ class _Resting:
         self.side = side
         self.price_ticks = price_ticks
         self.remaining_lots = lots
+        self.filled_lots = 0
         self.queue_ahead = queue_ahead
 
 
@@ -155,10 +188,13 @@ class ExchangeCore:
         initial_equity: float = 10_000.0,
         fees: FeeModel | None = None,
         order_latency: LatencyModel | None = None,
+        fill_latency: LatencyModel | None = None,
         market_data_latency: LatencyModel | None = None,
         rate_limit: RateLimit | None = None,
+        faults: Faults | None = None,
+        ack_filled_size: bool = True,
         account_interval_s: float = 1.0,
-        timer_interval_s: float = 1.0,
+        timer_interval_s: float = 0.1,
     ) -> None:
         self.instrument = instrument
         self.market = market
@@ -168,7 +204,16 @@ class ExchangeCore:
         self._md_rng = random.Random(f"market-data-{seed}")
         self.fees = fees or FeeModel()
         self.order_latency = order_latency or LatencyModel()
+        self.fill_latency = fill_latency or self.order_latency
         self.md_latency = market_data_latency or LatencyModel()
+        self.faults = faults
+        self._fault_rng = random.Random(f"faults-{seed}")
+        self.ack_filled_size = ack_filled_size
+        # Each stream keeps its order: nothing on it is delivered before what went earlier.
+        self._last_arrive = 0
+        self._last_answer = 0
+        self._last_fill = 0
+        self._last_stamp = 0
         self.rate_limit = rate_limit or RateLimit()
         self.initial_equity = initial_equity
         self.stats = ExchangeStats()
@@ -194,10 +239,15 @@ class ExchangeCore:
     # ----- engine side ----------------------------------------------------------------------
 
     def submit(self, actions: Sequence[Action], ts_ns: int) -> None:
-        """The engine sent ``actions`` at ``ts_ns``; each reaches the exchange after latency."""
+        """The engine sent ``actions`` at ``ts_ns``; they reach the exchange after latency, in
+        the order sent (one connection)."""
         load = self.market.load()
         for a in actions:
-            self._push(ts_ns + self.order_latency.sample_ns(self.rng, load), _ARRIVE, a)
+            t = ts_ns + self.order_latency.sample_ns(self.rng, load)
+            if t < self._last_arrive:
+                t = self._last_arrive
+            self._last_arrive = t
+            self._push(t, _ARRIVE, a)
 
     def pop_next(self) -> Event | None:
         """The next event the engine receives, advancing virtual time; None at the end."""
@@ -261,6 +311,30 @@ class ExchangeCore:
     def open_orders(self) -> int:
         return len(self._orders)
 
+    def resting(self, side: Side) -> int:
+        """Lots of our orders resting on ``side`` (the venue's own view, for checks)."""
+        return sum(o.remaining_lots for o in self._orders.values() if o.side is side)
+
+    def snapshot(self, ts_ns: int, request_id: int | None = None) -> VenueSnapshot:
+        """Our open orders and position now, stamped on the venue's clock."""
+        lot = self._lot_exact
+        return VenueSnapshot(
+            ts_ns=ts_ns,
+            exchange_ts_ns=self._stamp(ts_ns),
+            position=self.position,
+            orders=tuple(
+                OpenOrder(
+                    cloid=o.cloid,
+                    side=o.side,
+                    price=o.price_ticks * self.tick,
+                    size=float(o.remaining_lots * lot),
+                    filled_size=float(o.filled_lots * lot),
+                )
+                for o in self._orders.values()
+            ),
+            request_id=request_id,
+        )
+
     # ----- internals ------------------------------------------------------------------------
 
     def _start(self) -> None:
@@ -277,10 +351,44 @@ class ExchangeCore:
     def _deliver(self, t: int, event: Event) -> None:
         self._push(t, _DELIVER, event)
 
+    def _stamp(self, t: int) -> int:
+        """A venue timestamp, strictly later than every earlier one (fills and snapshots)."""
+        stamp = t if t > self._last_stamp else self._last_stamp + 1
+        self._last_stamp = stamp
+        return stamp
+
     def _reply(self, t: int, event: Event) -> None:
-        """A private message (ack, fill) reaches the engine after the order latency."""
+        """An answer (ack, snapshot) reaches the engine after the order latency, in order."""
         deliver = t + self.order_latency.sample_ns(self.rng, self.market.load())
-        self._deliver(deliver, _restamp(event, deliver))
+        if deliver < self._last_answer:
+            deliver = self._last_answer
+        self._last_answer = deliver
+        self._private(deliver, event, is_fill=False)
+
+    def _report_fill(self, t: int, fill: Fill) -> None:
+        """Fills travel on their own stream, in order, with their own latency."""
+        deliver = t + self.fill_latency.sample_ns(self.rng, self.market.load())
+        if deliver < self._last_fill:
+            deliver = self._last_fill
+        self._last_fill = deliver
+        self._private(deliver, fill, is_fill=True)
+
+    def _private(self, deliver: int, event: Event, *, is_fill: bool) -> None:
+        faults = self.faults
+        if faults is None:
+            self._deliver(deliver, _restamp(event, deliver))
+            return
+        rng = self._fault_rng
+        if rng.random() < (faults.drop_fill if is_fill else faults.drop_ack):
+            self.stats.dropped += 1
+            return
+        copies = 2 if rng.random() < faults.duplicate else 1
+        self.stats.duplicated += copies - 1
+        for _ in range(copies):
+            t = deliver
+            if faults.reorder_ms > 0.0:
+                t += int(rng.expovariate(1.0 / faults.reorder_ms) * 1_000_000)
+            self._deliver(t, _restamp(event, t))
 
     def _take_token(self, t: int) -> bool:
         rl = self.rate_limit
@@ -293,51 +401,97 @@ class ExchangeCore:
 
     def _on_action(self, action: Action, t: int) -> None:
         stats = self.stats
+        if isinstance(action, RequestSnapshot):
+            stats.snapshots += 1
+            self._reply(t, self.snapshot(t, action.request_id))
+            return
         stats.requests += 1
+        rid = action.request_id
         if not self._take_token(t):
             stats.rejected_rate_limit += 1
-            self._reply(
-                t,
-                OrderAck(ts_ns=t, cloid=action.cloid, status=_REJECTED, reason="rate limited"),
-            )
+            self._answer(t, action.cloid, rid, _REJECTED, "rate limited")
             return
         if isinstance(action, Cancel):
             stats.cancels += 1
-            self._orders.pop(action.cloid, None)  # cancel by cloid is idempotent
-            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=_CANCELED))
+            gone = self._orders.pop(action.cloid, None)
+            if gone is None:
+                stats.cancels_not_found += 1
+                self._answer(t, action.cloid, rid, _NOT_FOUND, NOT_FOUND_TEXT)
+            else:
+                self._answer(t, action.cloid, rid, _CANCELED, filled=gone.filled_lots)
             return
         if isinstance(action, Modify):
             stats.modifies += 1
-            order = self._orders.get(action.cloid)
-            if order is None:
-                self._reply(
+            old = self._orders.get(action.cloid)
+            if old is None:
+                stats.cancels_not_found += 1
+                text = "Cannot modify canceled or filled order"
+                self._answer(t, action.cloid, rid, _NOT_FOUND, text)
+                return
+            side = old.side
+            cloid = action.new_cloid or action.cloid
+            # Cancel-replace: the old order leaves the book whatever happens to the new one.
+            del self._orders[action.cloid]
+            checked = self._check(side, action.price, action.size)
+            if isinstance(checked, str):
+                self._answer(
                     t,
-                    OrderAck(
-                        ts_ns=t,
-                        cloid=action.cloid,
-                        status=_REJECTED,
-                        reason="order not found",
-                    ),
+                    action.cloid,
+                    rid,
+                    _CANCELED,
+                    f"Error placing new order during modify: {checked}",
+                    filled=old.filled_lots,
                 )
                 return
-            side = order.side
-        else:
-            side = action.side
-        checked = self._check(side, action.price, action.size)
-        if isinstance(checked, str):
-            self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=_REJECTED, reason=checked))
+            self._rest(cloid, side, checked, t)
+            self._answer(t, action.cloid, rid, _ACCEPTED, filled=old.filled_lots)
             return
+        checked = self._check(action.side, action.price, action.size)
+        if isinstance(checked, str):
+            self._answer(t, action.cloid, rid, _REJECTED, checked)
+            return
+        if action.cloid in self._orders:
+            self._answer(t, action.cloid, rid, _REJECTED, "duplicate cloid")
+            return
+        self._rest(action.cloid, action.side, checked, t)
+        stats.placed += 1
+        self._answer(t, action.cloid, rid, _ACCEPTED, filled=0)
+
+    def _answer(
+        self,
+        t: int,
+        cloid: str,
+        request_id: int,
+        status: AckStatus,
+        reason: str = "",
+        *,
+        filled: int | None = None,
+    ) -> None:
+        filled_size = (
+            float(filled * self._lot_exact)
+            if filled is not None and self.ack_filled_size
+            else None
+        )
+        self._reply(
+            t,
+            OrderAck(
+                ts_ns=t,
+                cloid=cloid,
+                status=status,
+                reason=reason,
+                request_id=request_id,
+                filled_size=filled_size,
+            ),
+        )
+
+    def _rest(self, cloid: str, side: Side, checked: tuple[int, int], t: int) -> None:
         ticks, lots = checked
         queue = self.market.displayed_size(side, ticks) + sum(
             o.remaining_lots * self.lot
             for o in self._orders.values()
-            if o.side is side and o.price_ticks == ticks and o.cloid != action.cloid
+            if o.side is side and o.price_ticks == ticks
         )
-        # Hyperliquid-style modify: the order is replaced by a fresh one at the back of the queue.
-        self._orders[action.cloid] = _Resting(action.cloid, side, ticks, lots, queue)
-        if isinstance(action, Place):
-            stats.placed += 1
-        self._reply(t, OrderAck(ts_ns=t, cloid=action.cloid, status=_ACCEPTED))
+        self._orders[cloid] = _Resting(cloid, side, ticks, lots, queue)
 
     def _check(self, side: Side, price: float, size: float) -> tuple[int, int] | str:
         stats = self.stats
@@ -416,19 +570,21 @@ class ExchangeCore:
         stats.maker_volume_usd += notional
         stats.fees_usd += fee
         order.remaining_lots -= lots
+        order.filled_lots += lots
         if order.remaining_lots <= 0:
             del self._orders[order.cloid]
         self._fill_seq += 1
-        self._reply(
+        self._report_fill(
             t,
             Fill(
                 ts_ns=t,
                 cloid=order.cloid,
                 price=price,
-                size=lots * self.lot,
+                size=float(lots * self._lot_exact),
                 side=order.side,
                 fill_id=f"sim-{self._fill_seq}",
                 fee=fee,
+                exchange_ts_ns=self._stamp(t),
             ),
         )
 

@@ -72,7 +72,11 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
     initial_equity: float = 10_000.0
     maker_fee_bps: float = 1.5
     order_latency_ms: float = 20.0
+    """One way, for requests and for their answers (acks, snapshots), on one ordered stream."""
     order_jitter_ms: float = 5.0
+    fill_latency_ms: float = 25.0
+    """Fills travel on a stream of their own: they often arrive after later acks."""
+    fill_jitter_ms: float = 15.0
     market_data_latency_ms: float = 5.0
     latency_load_factor: float = 0.5
     rate_limit_per_s: float = 20.0
@@ -258,6 +262,11 @@ def simulated_exchange(params: SimParams, seed: int = 0) -> ExchangeCore:
         order_latency=LatencyModel(
             base_ms=params.order_latency_ms,
             jitter_ms=params.order_jitter_ms,
+            load_factor=params.latency_load_factor,
+        ),
+        fill_latency=LatencyModel(
+            base_ms=params.fill_latency_ms,
+            jitter_ms=params.fill_jitter_ms,
             load_factor=params.latency_load_factor,
         ),
         market_data_latency=LatencyModel(

@@ -1,33 +1,63 @@
 import pytest
 
 from market_maker.config import OrdersConfig
-from market_maker.model import AckStatus, Cancel, Fill, Instrument, Modify, OrderAck, Place, Side
+from market_maker.model import (
+    AckStatus,
+    Cancel,
+    Fill,
+    Instrument,
+    Modify,
+    OpenOrder,
+    OrderAck,
+    Place,
+    Side,
+    VenueSnapshot,
+)
 from market_maker.orders import OrderManager, OrderState
 from market_maker.risk import PositionSizer
 
 INST = Instrument(symbol="BTC", tick_size=0.1, lot_size=0.001, min_notional=0.0)
+LOT = 0.001
 
 
 def manager(**config) -> OrderManager:
     return OrderManager(PositionSizer(INST), OrdersConfig(**config))
 
 
-def ack(m, action, status=AckStatus.ACCEPTED):
-    return m.on_ack(OrderAck(ts_ns=0, cloid=action.cloid, status=status))
+def ack(m, action, status=AckStatus.ACCEPTED, filled=None, request_id=True):
+    rid = action.request_id if request_id else None
+    return m.on_ack(
+        OrderAck(ts_ns=0, cloid=action.cloid, status=status, request_id=rid, filled_size=filled)
+    )
 
 
-def fill(m, cloid, lots, side=Side.BUY, fill_id="f1", price=100.0, fee=0.0):
+_seq = iter(range(1, 1_000_000))
+
+
+def fill(m, cloid, lots, side=Side.BUY, fill_id=None, price=100.0, fee=0.0, ets=None):
     return m.on_fill(
         Fill(
             ts_ns=0,
             cloid=cloid,
             price=price,
-            size=lots * 0.001,
+            size=lots * LOT,
             side=side,
-            fill_id=fill_id,
+            fill_id=fill_id or f"f{next(_seq)}",
             fee=fee,
+            exchange_ts_ns=ets,
         )
     )
+
+
+def resting(m, bids=(), asks=(), max_lots=100):
+    """Place and acknowledge; returns the actions."""
+    actions = m.plan(tuple(bids), tuple(asks), max_lots=max_lots, ts_ns=0)
+    for a in actions:
+        ack(m, a)
+    return actions
+
+
+# ----- planning ---------------------------------------------------------------------------
 
 
 def test_plan_places_wanted_quotes_and_is_idempotent():
@@ -35,6 +65,7 @@ def test_plan_places_wanted_quotes_and_is_idempotent():
     actions = m.plan(((1000, 5),), ((1002, 5),), max_lots=100, ts_ns=0)
     assert [type(a) for a in actions] == [Place, Place]
     assert actions[0].side is Side.BUY and actions[0].price == 100.0 and actions[0].size == 0.005
+    assert len({a.request_id for a in actions}) == 2
     assert m.plan(((1000, 5),), ((1002, 5),), max_lots=100, ts_ns=1) == []
     for a in actions:
         ack(m, a)
@@ -43,73 +74,109 @@ def test_plan_places_wanted_quotes_and_is_idempotent():
 
 def test_orders_within_tolerance_are_kept():
     m = manager(price_tolerance_ticks=1, size_tolerance=0.2)
-    (place,) = m.plan(((1000, 10),), (), max_lots=100, ts_ns=0)
-    ack(m, place)
+    resting(m, bids=((1000, 10),))
     assert m.plan(((1001, 9),), (), max_lots=100, ts_ns=1) == []
     assert len(m.plan(((1002, 10),), (), max_lots=100, ts_ns=2)) == 1
 
 
-def test_reprice_uses_one_modify_and_pending_counts_old_plus_new_until_acked():
+def test_reprice_is_one_modify_to_a_fresh_cloid_counting_old_plus_new_until_answered():
     m = manager()
-    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
-    ack(m, place)
+    (place,) = resting(m, bids=((1000, 5),))
     (modify,) = m.plan(((999, 8),), (), max_lots=100, ts_ns=1)
     assert isinstance(modify, Modify) and modify.cloid == place.cloid and modify.size == 0.008
+    assert modify.new_cloid and modify.new_cloid != place.cloid
     # The old 5 can fill before the modify lands, and then the new 8 rests in full.
     assert m.pending_exposure_lots() == (13, 0)
     assert m.plan(((999, 8),), (), max_lots=100, ts_ns=2) == []  # already on its way
-    assert m.orders[place.cloid].state is OrderState.PENDING_MODIFY
-    ack(m, modify)
-    assert m.orders[place.cloid].price_ticks == 999
+    assert m.orders[place.cloid].state is OrderState.PENDING_CANCEL
+    ack(m, modify, filled=0.0)
+    assert place.cloid not in m.orders
+    assert m.orders[modify.new_cloid].state is OrderState.OPEN
     assert m.pending_exposure_lots() == (8, 0)
 
 
 def test_without_modify_a_reprice_is_cancel_then_place():
     m = manager(use_modify=False)
-    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
-    ack(m, place)
+    resting(m, bids=((1000, 5),))
     actions = m.plan(((999, 5),), (), max_lots=100, ts_ns=1)
-    assert sorted(type(a).__name__ for a in actions) == ["Cancel", "Place"]
+    assert [type(a).__name__ for a in actions] == ["Cancel", "Place"]
 
 
 def test_when_capacity_is_tight_cancel_first_and_replace_after_the_ack():
-    m = manager(use_modify=False)
-    (place,) = m.plan(((1000, 5),), (), max_lots=5, ts_ns=0)
-    ack(m, place)
+    m = manager()
+    resting(m, bids=((1000, 5),), max_lots=5)
     (cancel,) = m.plan(((999, 5),), (), max_lots=5, ts_ns=1)
-    assert isinstance(cancel, Cancel)
-    assert m.pending_exposure_lots() == (5, 0)  # still counted until the cancel is acknowledged
+    assert isinstance(cancel, Cancel)  # no room for a modify's old + new
+    assert m.pending_exposure_lots() == (5, 0)  # still counted until the cancel is answered
     assert m.plan(((999, 5),), (), max_lots=5, ts_ns=2) == []
-    ack(m, cancel, AckStatus.CANCELED)
+    ack(m, cancel, AckStatus.CANCELED, filled=0.0)
     (replacement,) = m.plan(((999, 5),), (), max_lots=5, ts_ns=3)
     assert isinstance(replacement, Place) and replacement.price == 99.9
 
 
 def test_places_are_cut_to_the_room_left_by_position_and_pending():
     m = manager()
-    fill(m, "ext", 7, Side.BUY, "x1")  # an external fill: position 7 lots
-    assert m.position_lots == 7
+    fill(m, "ext", 7, Side.BUY)  # an external fill: position 7 lots
     actions = m.plan(((1000, 5),), ((1002, 5),), max_lots=10, ts_ns=0)
     bid = next(a for a in actions if a.side is Side.BUY)
     assert bid.size == pytest.approx(0.003)  # Q - q = 3 lots
 
 
+def test_reduce_only_sizes_the_reducing_side_so_it_cannot_flip_the_position():
+    m = manager()
+    fill(m, "ext", 25, Side.BUY)
+    actions = m.plan(((990, 20),), ((1010, 45),), max_lots=20, ts_ns=0, reduce_only=True)
+    assert [(type(a), a.side, round(a.size / LOT)) for a in actions] == [(Place, Side.SELL, 25)]
+
+
 def test_a_shrinking_limit_cancels_kept_orders_from_the_outside_in():
     m = manager()
-    actions = m.plan(((1000, 5), (990, 5)), (), max_lots=20, ts_ns=0)
-    for a in actions:
-        ack(m, a)
+    actions = resting(m, bids=((1000, 5), (990, 5)), max_lots=20)
     (cancel,) = m.plan(((1000, 5), (990, 5)), (), max_lots=6, ts_ns=1)
     assert isinstance(cancel, Cancel) and cancel.cloid == actions[1].cloid
 
 
+def test_budget_sends_cancels_of_both_sides_before_any_place_and_replans_the_rest():
+    m = manager(use_modify=False)
+    resting(m, bids=((1000, 5), (999, 5)), asks=((1010, 5), (1011, 5)))
+    limited = m.plan(((990, 5), (989, 5)), ((1020, 5), (1021, 5)), max_lots=100, ts_ns=1, budget=4)
+    assert [type(a) for a in limited] == [Cancel] * 4
+    assert {a.cloid for a in limited} == {o.cloid for o in m.orders.values()}
+    rest = m.plan(((990, 5), (989, 5)), ((1020, 5), (1021, 5)), max_lots=100, ts_ns=2, budget=2)
+    assert [(type(a), a.side) for a in rest] == [(Place, Side.BUY), (Place, Side.SELL)]
+    rest = m.plan(((990, 5), (989, 5)), ((1020, 5), (1021, 5)), max_lots=100, ts_ns=3, budget=9)
+    assert [type(a) for a in rest] == [Place, Place]
+    assert m.plan(((990, 5), (989, 5)), ((1020, 5), (1021, 5)), max_lots=100, ts_ns=4) == []
+
+
+def test_cancel_all_skips_orders_already_cancelling():
+    m = manager()
+    actions = m.plan(((1000, 5),), ((1002, 5),), max_lots=100, ts_ns=0)
+    cancels = m.cancel_all()
+    assert len(cancels) == 2 and m.cancel_all() == []
+    assert m.pending_exposure_lots() == (5, 5)
+    for a in actions:
+        ack(m, a)
+    for c in cancels:
+        ack(m, c, AckStatus.CANCELED, filled=0.0)
+    assert m.pending_exposure_lots() == (0, 0) and not m.orders
+
+
+def test_worst_case_positions():
+    m = manager()
+    m.plan(((1000, 5),), ((1002, 7),), max_lots=100, ts_ns=0)
+    assert m.worst_case_positions(0.002) == pytest.approx((0.002 - 0.007, 0.002 + 0.005))
+
+
+# ----- fills ------------------------------------------------------------------------------
+
+
 def test_fills_are_idempotent_by_fill_id_and_close_filled_orders():
     m = manager()
-    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
-    ack(m, place)
+    (place,) = resting(m, bids=((1000, 5),))
     assert fill(m, place.cloid, 2, fill_id="a", price=100.0)
     assert not fill(m, place.cloid, 2, fill_id="a", price=100.0)
-    assert m.duplicate_fills == 1 and m.position_lots == 2
+    assert m.counters.duplicate_fills == 1 and m.position_lots == 2
     assert fill(m, place.cloid, 3, fill_id="b", price=99.0, fee=0.01)
     assert place.cloid not in m.orders
     assert m.position_lots == 5
@@ -119,112 +186,241 @@ def test_fills_are_idempotent_by_fill_id_and_close_filled_orders():
 def test_average_fill_price():
     m = manager()
     (place,) = m.plan(((1000, 10),), (), max_lots=100, ts_ns=0)
-    fill(m, place.cloid, 2, fill_id="a", price=100.0)
-    fill(m, place.cloid, 6, fill_id="b", price=99.0)
+    fill(m, place.cloid, 2, price=100.0)
+    fill(m, place.cloid, 6, price=99.0)
     order = m.orders[place.cloid]
     assert order.average_fill_price(0.001) == pytest.approx((2 * 100 + 6 * 99) / 8)
     assert order.remaining_lots == 2
 
 
+def test_a_fill_before_the_place_ack_is_exact():
+    m = manager()
+    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
+    fill(m, place.cloid, 2)
+    assert m.pending_exposure_lots() == (3, 0) and m.position_lots == 2
+    ack(m, place)
+    assert m.orders[place.cloid].state is OrderState.OPEN
+    assert m.pending_exposure_lots() == (3, 0)
+
+
 def test_unknown_fill_is_applied_counted_and_flags_reconciliation():
     m = manager()
-    assert fill(m, "0xdead", 3, Side.SELL, "z")
+    assert fill(m, "0xdead", 3, Side.SELL)
     assert m.position_lots == -3
-    assert m.unknown_fills == 1 and m.needs_reconcile
+    assert m.counters.unknown_fills == 1 and m.needs_reconcile
 
 
-def test_fill_after_the_cancel_ack_is_a_late_fill_not_unknown():
+# ----- the races: exposure is released only by evidence -------------------------------------
+
+
+def test_fills_reported_after_the_cancel_ack_stay_reserved_until_they_arrive():
+    """The probe from the issue: with Q = 10, a 10-lot bid that filled 6 before the cancel
+    landed. Freeing all of it on the cancel ack let the replacement rest on top (16 lots)."""
     m = manager()
-    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
-    ack(m, place)
+    (place,) = resting(m, bids=((1000, 10),), max_lots=10)
+    (cancel,) = m.plan(((990, 10),), (), max_lots=10, ts_ns=1)
+    assert isinstance(cancel, Cancel)
+    ack(m, cancel, AckStatus.CANCELED, filled=0.006)  # the venue: it had filled 6
+    assert m.orders[place.cloid].state is OrderState.SETTLING
+    assert m.pending_exposure_lots() == (6, 0)
+    (replacement,) = m.plan(((990, 10),), (), max_lots=10, ts_ns=2)
+    assert round(replacement.size / LOT) == 4  # only what is truly free
+    fill(m, place.cloid, 6)
+    assert place.cloid not in m.orders and m.counters.settled_by_fills == 1
+    ack(m, replacement)
+    fill(m, replacement.cloid, 4)
+    assert m.position_lots == 10  # never past Q
+
+
+def test_without_the_venues_filled_size_the_whole_remainder_stays_reserved():
+    m = manager()
+    resting(m, bids=((1000, 10),), max_lots=10)
     (cancel,) = m.cancel_all()
-    ack(m, cancel, AckStatus.CANCELED)
-    fill(m, place.cloid, 1)
-    assert (m.late_fills, m.unknown_fills, m.position_lots) == (1, 0, 1)
+    ack(m, cancel, AckStatus.CANCELED, filled=None)
+    assert m.pending_exposure_lots() == (10, 0)
+    assert m.plan(((990, 10),), (), max_lots=10, ts_ns=2) == []
+    assert m.oldest_wait_ns() is not None  # the engine asks for a snapshot after a while
 
 
-def test_fills_racing_a_modify_come_off_the_new_size_once_beyond_the_old():
+def test_a_late_fill_of_a_modified_order_counts_against_the_old_leg_not_the_new():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 5),), max_lots=20)
+    (modify,) = m.plan(((999, 5),), (), max_lots=20, ts_ns=1)
+    ack(m, modify, AckStatus.ACCEPTED, filled=0.003)  # the old leg had filled 3 first
+    assert m.pending_exposure_lots() == (3 + 5, 0)
+    fill(m, place.cloid, 3)
+    assert m.orders[modify.new_cloid].remaining_lots == 5  # the new leg is untouched
+    assert m.pending_exposure_lots() == (5, 0) and place.cloid not in m.orders
+
+
+def test_a_modify_whose_new_leg_is_refused_settles_the_old_leg():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 5),))
+    (modify,) = m.plan(((999, 5),), (), max_lots=100, ts_ns=1)
+    ack(m, modify, AckStatus.CANCELED, filled=0.001)
+    assert modify.new_cloid not in m.orders
+    assert m.orders[place.cloid].state is OrderState.SETTLING
+    assert m.pending_exposure_lots() == (1, 0)
+
+
+def test_a_refused_modify_leaves_the_old_order_live():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 5),))
+    (modify,) = m.plan(((999, 5),), (), max_lots=100, ts_ns=1)
+    ack(m, modify, AckStatus.REJECTED)
+    order = m.orders[place.cloid]
+    assert order.state is OrderState.OPEN and order.price_ticks == 1000
+    assert modify.new_cloid not in m.orders
+    assert (m.counters.rejections, m.counters.race_rejections) == (0, 1)
+
+
+def test_a_cancel_refused_as_not_found_keeps_the_remainder_until_fills_settle_it():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 5),))
+    (cancel,) = m.cancel_all()
+    ack(m, cancel, AckStatus.NOT_FOUND)  # it filled a moment before; the fills are on the way
+    assert m.pending_exposure_lots() == (5, 0)
+    fill(m, place.cloid, 5)
+    assert not m.orders and m.position_lots == 5
+
+
+def test_requests_are_told_apart_by_id_when_a_modify_and_a_cancel_are_both_refused():
+    """The adversarial case from the issue: a modify refusal and a cancel refusal for one cloid
+    could not be told apart, and the engine lost count of what could still fill."""
+    m = manager()
+    (place,) = resting(m, bids=((1000, 10),), max_lots=30)
+    (modify,) = m.plan(((999, 10),), (), max_lots=30, ts_ns=1)
+    (cancel_new,) = m.cancel_all()  # cancels the modify's new leg
+    assert cancel_new.cloid == modify.new_cloid
+    # Answers arrive in reverse: the cancel of the new leg is refused (not yet placed when it
+    # arrived? no: rate limited), then the modify is refused (nothing changed).
+    ack(m, cancel_new, AckStatus.REJECTED)
+    ack(m, modify, AckStatus.REJECTED)
+    assert m.orders[place.cloid].state is OrderState.OPEN
+    assert modify.new_cloid not in m.orders
+    assert m.pending_exposure_lots() == (10, 0)
+
+
+def test_statuses_compare_by_value_and_an_unknown_status_frees_nothing():
     m = manager()
     (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
-    ack(m, place)
-    (modify,) = m.plan(((999, 4),), (), max_lots=100, ts_ns=1)
-    fill(m, place.cloid, 3, fill_id="a")  # on the old order
-    assert m.pending_exposure_lots() == (2 + 4, 0)
-    fill(m, place.cloid, 3, fill_id="b")  # 1 more than the old had left: the new order traded
-    assert m.pending_exposure_lots() == (3, 0)
-    ack(m, modify)
-    assert m.orders[place.cloid].remaining_lots == 3
-    assert m.position_lots == 6
+    m.on_ack(OrderAck(ts_ns=0, cloid=place.cloid, status="accepted", request_id=place.request_id))
+    assert m.orders[place.cloid].state is OrderState.OPEN
+    (cancel,) = m.cancel_all()
+    m.on_ack(OrderAck(ts_ns=0, cloid=place.cloid, status="cancelled?", request_id=cancel.request_id))
+    assert m.pending_exposure_lots() == (5, 0)
+    assert m.counters.unknown_statuses == 1 and m.needs_reconcile
 
 
-def test_modify_is_cut_to_fit_and_cancel_is_used_when_nothing_fits():
+def test_an_answer_without_a_request_id_answers_the_oldest_request_on_its_cloid():
     m = manager()
-    (place,) = m.plan(((1000, 5),), (), max_lots=8, ts_ns=0)
-    ack(m, place)
-    (modify,) = m.plan(((999, 5),), (), max_lots=8, ts_ns=1)
-    assert isinstance(modify, Modify) and modify.size == 0.003  # 5 in place + 3 new = 8
-    m2 = manager()
-    (place2,) = m2.plan(((1000, 5),), (), max_lots=5, ts_ns=0)
-    ack(m2, place2)
-    actions = m2.plan(((999, 5),), (), max_lots=5, ts_ns=1)
-    assert [type(a) for a in actions] == [Cancel]  # no room at all: cancel, replace after ack
+    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
+    (cancel,) = m.cancel_all()
+    ack(m, place, AckStatus.ACCEPTED, request_id=False)  # the place's answer
+    assert m.orders[place.cloid].state is OrderState.PENDING_CANCEL
+    ack(m, cancel, AckStatus.CANCELED, filled=0.0, request_id=False)
+    assert not m.orders
 
 
-def test_rejections_are_counted_and_restore_safe_state():
+def test_rejected_place_is_counted_and_frees_its_exposure():
     m = manager()
     (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
     assert ack(m, place, AckStatus.REJECTED) is True
-    assert place.cloid not in m.orders and m.rejections == 1
-    (place2,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=1)
-    ack(m, place2)
-    (modify,) = m.plan(((999, 5),), (), max_lots=100, ts_ns=2)
-    ack(m, modify, AckStatus.REJECTED)
-    order = m.orders[place2.cloid]
-    assert order.state is OrderState.OPEN and order.price_ticks == 1000
-    # A refused modify is a race (the order filled or went), not the venue refusing us.
-    assert (m.rejections, m.race_rejections) == (1, 1)
+    assert place.cloid not in m.orders and m.counters.rejections == 1
 
 
-def test_late_acks_for_closed_orders_are_not_unknown():
+def test_a_place_refused_after_its_cancel_was_sent_leaves_no_ghost():
     m = manager()
     (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
-    ack(m, place)
-    fill(m, place.cloid, 5)
-    (modify_reject,) = [OrderAck(ts_ns=0, cloid=place.cloid, status=AckStatus.REJECTED)]
-    assert m.on_ack(modify_reject) is False
-    assert (m.late_acks, m.unknown_acks) == (1, 0)
+    (cancel,) = m.cancel_all()
+    ack(m, place, AckStatus.REJECTED)
+    ack(m, cancel, AckStatus.NOT_FOUND)
+    assert not m.orders and m.pending_exposure_lots() == (0, 0)
+    assert m.counters.late_acks == 1
 
 
-def test_budget_sends_cancels_first_and_replans_the_rest_later():
-    m = manager(use_modify=False)
-    actions = m.plan(((1000, 5), (999, 5)), (), max_lots=100, ts_ns=0)
-    for a in actions:
-        ack(m, a)
-    limited = m.plan(((990, 5), (989, 5)), (), max_lots=100, ts_ns=1, budget=3)
-    assert [type(a) for a in limited] == [Cancel, Cancel, Place]
-    rest = m.plan(((990, 5), (989, 5)), (), max_lots=100, ts_ns=2, budget=3)
-    assert [type(a) for a in rest] == [Place]
-    assert m.plan(((990, 5), (989, 5)), (), max_lots=100, ts_ns=3, budget=3) == []
-
-
-def test_unknown_ack_is_counted():
+def test_unknown_and_late_acks_are_counted():
     m = manager()
     assert m.on_ack(OrderAck(ts_ns=0, cloid="nope", status=AckStatus.ACCEPTED)) is False
-    assert m.unknown_acks == 1
+    assert m.counters.unknown_acks == 1 and m.needs_reconcile
+    (place,) = resting(m, bids=((1000, 5),))
+    fill(m, place.cloid, 5)
+    assert m.on_ack(OrderAck(ts_ns=0, cloid=place.cloid, status=AckStatus.NOT_FOUND)) is False
+    assert m.counters.late_acks == 1
 
 
-def test_cancel_all_skips_orders_already_cancelling():
+# ----- reconciliation ---------------------------------------------------------------------
+
+
+def snapshot(m, position_lots, orders=(), ets=1_000, request=None):
+    return m.on_snapshot(
+        VenueSnapshot(
+            ts_ns=0,
+            exchange_ts_ns=ets,
+            position=position_lots * LOT,
+            orders=tuple(orders),
+            request_id=request.request_id if request is not None else None,
+        )
+    )
+
+
+def test_a_snapshot_settles_a_reserved_remainder_and_fills_it_included_are_not_counted_twice():
     m = manager()
-    actions = m.plan(((1000, 5),), ((1002, 5),), max_lots=100, ts_ns=0)
+    (place,) = resting(m, bids=((1000, 10),), max_lots=10)
+    (cancel,) = m.cancel_all()
+    ack(m, cancel, AckStatus.CANCELED)  # filled size not given
+    request = m.request_snapshot(0)
+    snapshot(m, 4, ets=1_000, request=request)  # the venue: 4 lots filled before the cancel
+    assert not m.orders and m.position_lots == 4 and m.counters.settled_by_snapshot == 1
+    assert not fill(m, place.cloid, 4, ets=900)  # the report of those 4, arriving late
+    assert m.position_lots == 4 and m.counters.fills_in_snapshot == 1
+    fill(m, "other", 1, ets=1_100)  # a later fill still counts
+    assert m.position_lots == 5
+
+
+def test_a_snapshot_keeps_fills_stamped_after_it():
+    m = manager()
+    fill(m, "x", 3, ets=500)
+    fill(m, "x", 2, ets=2_000)  # arrived before the snapshot's answer, happened after it
+    snapshot(m, 3, ets=1_000)
+    assert m.position_lots == 5 and m.counters.position_corrections == 0
+
+
+def test_a_snapshot_adopts_the_venues_position_when_a_fill_was_lost():
+    m = manager()
+    fill(m, "x", 3, ets=500)
+    snapshot(m, 7, ets=1_000)
+    assert m.position_lots == 7
+    snapshot(m, 7, ets=2_000)  # the 4 lots never arrived: a real correction
+    assert m.counters.position_corrections == 1
+
+
+def test_a_snapshot_closes_orders_the_venue_no_longer_holds_and_restores_lost_answers():
+    m = manager()
+    gone, held = resting(m, bids=((1000, 5), (999, 5)))
     assert len(m.cancel_all()) == 2
-    assert m.cancel_all() == []
-    assert m.pending_exposure_lots() == (5, 5)
-    for a in actions:
-        ack(m, a, AckStatus.CANCELED)
-    assert m.pending_exposure_lots() == (0, 0)
+    # Both cancel answers are lost. The venue holds one order still (its cancel was refused).
+    request = m.request_snapshot(0)
+    snapshot(
+        m,
+        0,
+        [OpenOrder(cloid=held.cloid, side=Side.BUY, price=99.9, size=0.004, filled_size=0.001)],
+        request=request,
+    )
+    assert gone.cloid not in m.orders
+    order = m.orders[held.cloid]
+    assert order.state is OrderState.OPEN and order.remaining_lots == 4
+    assert m.counters.lost_requests == 2
 
 
-def test_worst_case_positions():
+def test_a_snapshot_cancels_orders_we_do_not_know_and_ignores_orders_placed_after_it():
     m = manager()
-    m.plan(((1000, 5),), ((1002, 7),), max_lots=100, ts_ns=0)
-    assert m.worst_case_positions(0.002) == pytest.approx((0.002 - 0.007, 0.002 + 0.005))
+    request = m.request_snapshot(0)
+    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=1)  # sent after the request
+    actions = snapshot(
+        m, 0, [OpenOrder(cloid="0xold", side=Side.SELL, price=101.0, size=0.003)], request=request
+    )
+    assert [(type(a), a.cloid) for a in actions] == [(Cancel, "0xold")]
+    assert m.counters.orphans_cancelled == 1
+    assert m.orders[place.cloid].state is OrderState.PENDING_NEW
+    assert m.pending_exposure_lots() == (5, 3)  # the orphan counts until its cancel lands
