@@ -24,11 +24,12 @@ from market_maker.model import (
     BookUpdate,
     Cancel,
     Instrument,
-    Modify,
+    OpenOrder,
     OrderAck,
-    Place,
+    RequestSnapshot,
     Side,
     Trade,
+    VenueSnapshot,
 )
 from market_maker.strategy import glft_depths
 
@@ -62,12 +63,36 @@ class Feed:
 
 
 def acknowledge(engine: QuoteEngine, actions: list, ts: int) -> None:
+    """Answer as a venue that fills nothing: places rest, cancels and modifies report 0 filled,
+    snapshots list what rests."""
     pending = list(actions)
     while pending:
         a = pending.pop()
+        if isinstance(a, RequestSnapshot):
+            resting = tuple(
+                OpenOrder(
+                    cloid=o.cloid,
+                    side=o.side,
+                    price=o.price_ticks * INST.tick_size,
+                    size=o.remaining_lots * INST.lot_size,
+                )
+                for o in engine.orders.orders.values()
+                if o.state.name == "OPEN"
+            )
+            snap = VenueSnapshot(
+                ts_ns=ts,
+                exchange_ts_ns=ts,
+                position=engine.position,
+                orders=resting,
+                request_id=a.request_id,
+            )
+            pending += engine.on_event(snap)
+            continue
         status = AckStatus.CANCELED if isinstance(a, Cancel) else AckStatus.ACCEPTED
-        if isinstance(a, (Place, Modify, Cancel)):
-            pending += engine.on_event(OrderAck(ts_ns=ts, cloid=a.cloid, status=status))
+        ack = OrderAck(
+            ts_ns=ts, cloid=a.cloid, status=status, request_id=a.request_id, filled_size=0.0
+        )
+        pending += engine.on_event(ack)
 
 
 ALWAYS_MOVES = (-3, -2, -1, 1, 2, 3)
@@ -105,6 +130,7 @@ def bench_cycle(benchmark, engine: QuoteEngine, feed: Feed) -> None:
     benchmark.pedantic(cycle, setup=setup, rounds=20_000, warmup_rounds=200)
     assert engine.kill_switch.state.label == "active"
     assert len(engine.orders.orders) >= 8  # a ladder of resting orders on both sides
+    assert engine.orders.settling_orders() == 0  # nothing piles up
 
 
 @pytest.mark.parametrize("history", [100, 1_000_000])

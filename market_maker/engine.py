@@ -71,6 +71,7 @@ _REDUCING = TradingState.REDUCING
 _NS = 1e-9
 _isfinite = math.isfinite
 _EMPTY: tuple[tuple[int, int], ...] = ()
+_NEVER = 1 << 62  # a time no event reaches (ns)
 
 
 class EngineCounters(msgspec.Struct, kw_only=True):
@@ -150,7 +151,7 @@ class QuoteEngine:
         self._settle_timeout_ns = int(orders_cfg.settle_timeout_s * 1e9)
         interval = orders_cfg.reconcile_interval_s
         self._reconcile_interval_ns = None if interval is None else int(interval * 1e9)
-        self._next_reconcile_ns: int | None = None
+        self._next_reconcile_ns = _NEVER
         self._syncing = False
         self._connected = True
         self._pending_actions: list[Action] = []
@@ -176,9 +177,8 @@ class QuoteEngine:
         self._syncing = True
         self.orders.needs_reconcile = True
         self.counters.snapshot_requests += 1
-        self._next_reconcile_ns = None if self._reconcile_interval_ns is None else (
-            ts_ns + self._reconcile_interval_ns
-        )
+        interval = self._reconcile_interval_ns
+        self._next_reconcile_ns = _NEVER if interval is None else ts_ns + interval
         return [self.orders.request_snapshot(ts_ns)]
 
     def on_event(self, event: Event, ts_ns: int | None = None) -> list[Action]:
@@ -197,9 +197,10 @@ class QuoteEngine:
         if self._pending_actions:
             actions = self._pending_actions + actions
             self._pending_actions = []
-        orders = self.orders
-        if orders.needs_reconcile or handler == self._on_timer or (
-            self._next_reconcile_ns is not None and self.now_ns >= self._next_reconcile_ns
+        if (
+            self.orders.needs_reconcile
+            or type(event) is Timer
+            or self.now_ns >= self._next_reconcile_ns
         ):
             request = self._reconcile(self.now_ns)
             if request is not None:
@@ -213,11 +214,9 @@ class QuoteEngine:
         if orders.snapshot_in_flight(ts, timeout):
             return None
         interval = self._reconcile_interval_ns
-        if self._next_reconcile_ns is None and interval is not None:
-            self._next_reconcile_ns = ts + interval
-        due = orders.needs_reconcile or (
-            self._next_reconcile_ns is not None and ts >= self._next_reconcile_ns
-        )
+        if self._next_reconcile_ns == _NEVER and interval is not None:
+            self._next_reconcile_ns = ts + interval  # the first event starts the clock
+        due = orders.needs_reconcile or ts >= self._next_reconcile_ns
         if not due:
             oldest = orders.oldest_wait_ns()
             due = oldest is not None and ts - oldest >= timeout
@@ -304,7 +303,7 @@ class QuoteEngine:
         return True
 
     def _on_snapshot(self, ev: VenueSnapshot, ts: int) -> bool:
-        self._pending_actions.extend(self.orders.on_snapshot(ev))
+        self._pending_actions.extend(self.orders.on_snapshot(ev, mark=self.mid))
         self._syncing = self._syncing and self.orders.needs_reconcile
         return True
 

@@ -180,6 +180,9 @@ class VenueSnapshot(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     position: float
     orders: tuple[OpenOrder, ...] = ()
     request_id: int | None = None
+    mark_price: float | None = None
+    """The venue's mark when the snapshot was taken: a position adopted from the venue is
+    booked at it (the engine's mid when absent)."""
 
 
 class ConnectionStatus(msgspec.Struct, frozen=True, kw_only=True, tag=True):

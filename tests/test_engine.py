@@ -2,7 +2,13 @@ import math
 
 import pytest
 
-from market_maker.config import AppConfig, DynamicRiskConfig, KillSwitchConfig, StrategyConfig
+from market_maker.config import (
+    AppConfig,
+    DynamicRiskConfig,
+    KillSwitchConfig,
+    OrdersConfig,
+    StrategyConfig,
+)
 from market_maker.engine import QuoteEngine
 from market_maker.model import (
     AccountUpdate,
@@ -12,11 +18,14 @@ from market_maker.model import (
     ConnectionStatus,
     Fill,
     Instrument,
+    OpenOrder,
     OrderAck,
     Place,
+    RequestSnapshot,
     Side,
     Timer,
     Trade,
+    VenueSnapshot,
 )
 
 S = 1_000_000_000
@@ -353,3 +362,102 @@ def test_position_mismatch_is_flagged_only_when_two_snapshots_disagree():
     e.on_event(AccountUpdate(ts_ns=5 * S, account_value=10_000.0, position=0.02))
     assert e.status()["counters"]["position_mismatches"] == 1
     assert e.status()["needs_reconcile"]
+
+
+# ----- reconciliation and time ------------------------------------------------------------
+
+
+def snapshot_for(request, ts, position=0.0, orders=(), ets=None):
+    return VenueSnapshot(
+        ts_ns=ts,
+        exchange_ts_ns=ts if ets is None else ets,
+        position=position,
+        orders=tuple(orders),
+        request_id=request.request_id,
+    )
+
+
+def test_start_holds_quotes_until_the_snapshot_then_cancels_what_an_earlier_process_left():
+    e = engine()
+    (request,) = e.start(0)
+    assert isinstance(request, RequestSnapshot)
+    assert e.on_event(book(1 * S)) == []  # no quote before the venue has answered
+    left = OpenOrder(cloid="0xold", side=Side.BUY, price=99_990.0, size=0.02)
+    actions = e.on_event(snapshot_for(request, 2 * S, position=0.005, orders=[left]))
+    cancels = [a for a in actions if isinstance(a, Cancel)]
+    assert [c.cloid for c in cancels] == ["0xold"]
+    assert actions.index(cancels[0]) == 0  # the orphan's cancel goes out before any quote
+    assert any(isinstance(a, Place) for a in actions)
+    assert e.position == pytest.approx(0.005)  # the venue's position is adopted
+    assert e.status()["counters"]["orphans_cancelled"] == 1
+
+
+def test_a_settle_timeout_asks_for_a_snapshot_which_releases_the_reserved_remainder():
+    cfg = AppConfig(risk=DynamicRiskConfig(max_position=0.01))
+    e = QuoteEngine(cfg, INST)
+    placed = e.on_event(book(1 * S))
+    accept_all(e, placed, 1 * S)
+    cancels = e.on_event(ConnectionStatus(ts_ns=2 * S, connected=False))
+    for c in cancels:  # the venue cancels without saying what filled
+        e.on_event(
+            OrderAck(ts_ns=2 * S, cloid=c.cloid, status="canceled", request_id=c.request_id)
+        )
+    assert e.status()["settling_orders"] == len(cancels)
+    assert not any(isinstance(a, RequestSnapshot) for a in e.on_event(Timer(ts_ns=3 * S)))
+    asked = [a for a in e.on_event(Timer(ts_ns=5 * S)) if isinstance(a, RequestSnapshot)]
+    assert len(asked) == 1  # 2 s (settle_timeout_s) after the answers
+    assert not any(isinstance(a, RequestSnapshot) for a in e.on_event(Timer(ts_ns=6 * S)))
+    e.on_event(snapshot_for(asked[0], 6 * S))
+    assert e.status()["settling_orders"] == 0
+    assert e.orders.pending_exposure_lots() == (0, 0)
+
+
+def test_a_reconnect_asks_for_a_snapshot():
+    e = engine()
+    accept_all(e, e.on_event(book(1 * S)), 1 * S)
+    accept_all(e, e.on_event(ConnectionStatus(ts_ns=2 * S, connected=False)), 2 * S)
+    actions = e.on_event(ConnectionStatus(ts_ns=3 * S, connected=True))
+    assert any(isinstance(a, RequestSnapshot) for a in actions)
+
+
+def test_reconciles_every_interval():
+    cfg = AppConfig(orders=OrdersConfig(reconcile_interval_s=10.0))
+    e = QuoteEngine(cfg, INST)
+    times = []
+    for i in range(1, 40):
+        for a in e.on_event(Timer(ts_ns=i * S)):
+            if isinstance(a, RequestSnapshot):
+                times.append(i)
+                e.on_event(snapshot_for(a, i * S))
+    assert times == [11, 21, 31]
+
+
+def test_reducing_sizes_the_reducing_side_so_it_cannot_flip_the_position():
+    """From the issue: a 25-lot long in REDUCING produced a 45-lot ask."""
+    cfg = AppConfig(
+        risk=DynamicRiskConfig(max_position=0.02),
+        strategy=StrategyConfig(order_size=0.05),
+    )
+    e = QuoteEngine(cfg, INST)
+    e.on_event(book(1 * S))
+    e.on_event(
+        Fill(ts_ns=2 * S, cloid="ext", price=100_000.0, size=0.025, side=Side.BUY, fill_id="x")
+    )
+    assert e.status()["trading_state"] == "reducing"
+    _, asks = e.orders.pending_exposure_lots()
+    assert 0 < asks <= 25
+
+
+def test_timers_refresh_trade_flow_so_a_cascade_pause_clears_without_more_trades():
+    e = engine()
+    accept_all(e, e.on_event(book(1 * S)), 1 * S)
+    for i in range(15):  # about 4x the long-run rate: pause, not halt
+        e.on_event(
+            Trade(ts_ns=2 * S + i * 1_000_000, price=100_000.0, size=0.5, aggressor=Side.SELL)
+        )
+    assert e.status()["trading_state"] == "paused"
+    e.on_event(book(3 * S))  # books alone do not refresh the trade-flow estimates
+    for i in range(1, 31):
+        e.on_event(Timer(ts_ns=3 * S + i * S // 10))
+        e.on_event(book(3 * S + i * S // 10))
+    assert e.status()["trading_state"] == "active"

@@ -7,7 +7,9 @@ import sys
 import time
 
 from market_maker.backtest.scenarios import engine_config, scenario
+from market_maker.config import AppConfig, KillSwitchConfig
 from market_maker.engine import QuoteEngine
+from market_maker.model import BookUpdate, Cancel, Instrument, Modify, Place, VenueSnapshot
 from market_maker.runtime import SimVenue, run_live
 from market_maker.venues.sim import simulated_exchange
 
@@ -146,3 +148,87 @@ def test_a_venue_running_behind_the_clock_can_still_be_stopped():
     assert summary.reason == "duration reached"
     assert summary.events > 5_000
     assert summary.open_orders == 0 and exchange.open_orders() == 0
+
+
+def test_orders_an_earlier_process_left_are_cancelled_before_the_first_quote():
+    exchange, first = calm_sim(4)
+    # An earlier process quotes for a while, then dies without cancelling.
+    for _ in range(2_000):
+        ev = exchange.pop_next()
+        exchange.submit(first.on_event(ev), ev.ts_ns)
+    assert exchange.open_orders() > 0
+
+    _, engine = calm_sim(4)
+    sent: list = []
+    snapshots: list = []
+    original = engine.on_event
+
+    def spy(event, ts_ns=None):
+        if isinstance(event, VenueSnapshot):
+            snapshots.append(event)
+        return original(event, ts_ns)
+
+    engine.on_event = spy
+
+    class Recording(SimVenue):
+        async def submit(self, actions):
+            sent.extend(actions)
+            await super().submit(actions)
+
+    venue = Recording(exchange, speed=50.0)
+    summary = asyncio.run(run_live(venue, engine, duration_s=0.5, tty=False, install_signals=False))
+    orders = [a for a in sent if isinstance(a, (Place, Cancel, Modify))]
+    first_place = next(i for i, a in enumerate(orders) if isinstance(a, Place))
+    cancelled = {a.cloid for a in orders[:first_place] if isinstance(a, Cancel)}
+    left = {o.cloid for o in snapshots[0].orders}  # what the venue held when we started
+    assert left and cancelled == left
+    assert engine.status()["counters"]["orphans_cancelled"] == len(left)
+    # The position it left is adopted at the venue's mark, not as a windfall.
+    assert abs(summary.pnl_usd) < 50.0
+    assert summary.open_orders == 0 and exchange.open_orders() == 0
+
+
+class QuietVenue:
+    """One book, then nothing: a feed that has stopped."""
+
+    def __init__(self) -> None:
+        self.instrument = Instrument(symbol="Q", tick_size=0.1, lot_size=0.001)
+        self.submitted: list = []
+
+    async def connect(self) -> None:
+        pass
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    async def events(self):
+        yield BookUpdate(ts_ns=self.now_ns(), bids=((100.0, 1.0),), asks=((100.1, 1.0),))
+        await asyncio.Event().wait()
+
+    async def submit(self, actions) -> None:
+        self.submitted.extend(actions)
+
+    async def cancel_all(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def test_the_runtime_keeps_time_moving_when_the_feed_stops():
+    venue = QuietVenue()
+    config = AppConfig(kill_switch=KillSwitchConfig(stale_pause_after_s=0.2))
+    engine = QuoteEngine(config, venue.instrument)
+    seen = []
+    original = engine.on_event
+
+    def spy(event, ts_ns=None):
+        seen.append(type(event).__name__)
+        return original(event, ts_ns)
+
+    engine.on_event = spy
+    asyncio.run(run_live(venue, engine, duration_s=0.8, tty=False, install_signals=False))
+    assert seen.count("Timer") >= 4  # every 100 ms without an event
+    assert any(
+        "stale_data" in r for _, _, reasons in [(0, 0, engine.status()["reasons"])] for r in reasons
+    ) or engine.kill_switch.state.label in ("paused", "halted")

@@ -136,6 +136,12 @@ class _Request(msgspec.Struct):
     sent_ns: int
 
 
+_SidePlan = tuple[
+    Side, list[TrackedOrder], list[tuple[TrackedOrder, int, int]], list[tuple[int, int]]
+]
+"""``(side, cancels, modifies, places)`` for one side."""
+
+
 class OrderCounters(msgspec.Struct, kw_only=True):
     """What the order manager saw; anomalies are counted here, never raised."""
 
@@ -524,8 +530,12 @@ class OrderManager:
     def snapshot_in_flight(self, ts_ns: int, timeout_ns: int) -> bool:
         return self._snapshot_request is not None and ts_ns - self._snapshot_sent_ns < timeout_ns
 
-    def on_snapshot(self, snap: VenueSnapshot) -> list[Action]:
-        """Adopt the venue's truth; returns cancels for orders at the venue we do not know."""
+    def on_snapshot(self, snap: VenueSnapshot, *, mark: float = math.nan) -> list[Action]:
+        """Adopt the venue's truth; returns cancels for orders at the venue we do not know.
+
+        A position the venue reports beyond our fills is booked at ``snap.mark_price`` (or
+        ``mark``, the engine's mid), so PnL starts from it rather than counting it as free.
+        """
         c = self.counters
         if snap.exchange_ts_ns <= self._snapshot_ts:
             c.stale_snapshots += 1
@@ -591,8 +601,12 @@ class OrderManager:
             position = reported + after
             if self._unexplained:
                 c.position_corrections += 1
-            self._unexplained = position - self.position_lots
-            if position != self.position_lots:
+            diff = position - self.position_lots
+            self._unexplained = diff
+            if diff:
+                price = snap.mark_price if snap.mark_price is not None else mark
+                if price > 0.0 and math.isfinite(price):
+                    self.cash_usd -= diff * sizer.lot_size * price
                 self.position_lots = position
                 self._buy_version += 1
                 self._sell_version += 1
@@ -681,14 +695,43 @@ class OrderManager:
             plans.append(self._decide(_BUY, bids, bid_room))
         if ask_key != self._last_asks:
             plans.append(self._decide(_SELL, asks, ask_room))
-        if not plans:
-            self.plan_complete = True
-            return []
         actions: list[Action] = []
-        left = 1 << 30 if budget is None else budget
         done = {_BUY: True, _SELL: True}
-        # Riskiest first (cancels, then modifies, then places), alternating between the sides
-        # level by level, so a side that re-prices often cannot starve the other of budget.
+        total = sum(len(c) + len(m) + len(p) for _, c, m, p in plans)
+        if total and (budget is None or total <= budget):
+            # Everything fits: riskiest first (cancels, then modifies, then places).
+            for _, cancels, _, _ in plans:
+                actions.extend(self._cancel(o, ts_ns) for o in cancels)
+            for _, _, modifies, _ in plans:
+                actions.extend(self._modify(o, t, n, ts_ns) for o, t, n in modifies)
+            for side, _, _, places in plans:
+                actions.extend(self._place(side, t, n, ts_ns) for t, n in places)
+        elif total:
+            self._send_within(plans, budget or 0, ts_ns, actions, done)
+        for side, cancels, modifies, places in plans:
+            sent = bool(cancels or modifies or places)
+            if side is _BUY:
+                if sent:
+                    self._buy_version += 1
+                self._last_bids = (self._buy_version, bids, bid_room) if done[side] else ()
+            else:
+                if sent:
+                    self._sell_version += 1
+                self._last_asks = (self._sell_version, asks, ask_room) if done[side] else ()
+        self.plan_complete = done[_BUY] and done[_SELL]
+        return actions
+
+    def _send_within(
+        self,
+        plans: list[_SidePlan],
+        budget: int,
+        ts_ns: int,
+        actions: list[Action],
+        done: dict[Side, bool],
+    ) -> None:
+        """The budget is short: cancels of both sides first, then modifies, then places,
+        alternating between the sides level by level so neither starves the other."""
+        left = budget
         for side, o in _alternate([(p[0], p[1]) for p in plans]):
             if left <= 0:
                 done[side] = False
@@ -707,18 +750,6 @@ class OrderManager:
                 continue
             actions.append(self._place(side, ticks, size, ts_ns))
             left -= 1
-        for side, cancels, modifies, places in plans:
-            sent = bool(cancels or modifies or places)
-            if side is _BUY:
-                if sent:
-                    self._buy_version += 1
-                self._last_bids = (self._buy_version, bids, bid_room) if done[side] else ()
-            else:
-                if sent:
-                    self._sell_version += 1
-                self._last_asks = (self._sell_version, asks, ask_room) if done[side] else ()
-        self.plan_complete = done[_BUY] and done[_SELL]
-        return actions
 
     def _modify(self, o: TrackedOrder, ticks: int, size: int, ts_ns: int) -> Modify:
         """Replace ``o`` by a fresh order (a new cloid, so late fills of ``o`` stay with ``o``)."""
@@ -767,11 +798,7 @@ class OrderManager:
             request_id=rid,
         )
 
-    def _decide(
-        self, side: Side, wanted: tuple[tuple[int, int], ...], room: int
-    ) -> tuple[
-        Side, list[TrackedOrder], list[tuple[TrackedOrder, int, int]], list[tuple[int, int]]
-    ]:
+    def _decide(self, side: Side, wanted: tuple[tuple[int, int], ...], room: int) -> _SidePlan:
         """``(side, cancels, modifies, places)`` that bring this side to ``wanted`` in ``room``."""
         cfg = self.config
         tol_ticks = cfg.price_tolerance_ticks

@@ -333,6 +333,7 @@ class ExchangeCore:
                 for o in self._orders.values()
             ),
             request_id=request_id,
+            mark_price=self.mid if self.mid == self.mid else None,
         )
 
     # ----- internals ------------------------------------------------------------------------

@@ -4,11 +4,16 @@ import json
 import msgspec
 import pytest
 
-from market_maker.backtest import SCENARIOS
+from market_maker.backtest import SCENARIOS, engine_config
+from market_maker.backtest.runner import run_backtest
+from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.backtest.session import run_session
 from market_maker.cli import main
-from market_maker.config import AppConfig, load_config
+from market_maker.config import AppConfig, load_config, with_strategy
+from market_maker.engine import QuoteEngine
+from market_maker.venues import Faults
 from market_maker.venues.replay import ReplayMarket
+from market_maker.venues.sim import simulated_exchange
 from tests.test_config import ROOT
 
 BINANCE = ROOT.parent / "shared" / "data" / "binance-usdm" / "btcusdt_20240808.gz"
@@ -16,6 +21,7 @@ HYPERLIQUID = ROOT.parent / "shared" / "data" / "hyperliquid" / "btc_20250126.gz
 
 
 SHIPPED = sorted((ROOT / "config").glob("*.toml"))
+DEFAULT = ROOT / "config" / "default.toml"
 
 
 def binding(config: AppConfig, cap: float = 0.02) -> AppConfig:
@@ -158,3 +164,30 @@ def test_backtest_cli_compare_and_report(capsys, tmp_path):
     assert (
         json.loads((tmp_path / "symmetric" / "summary.json").read_text())["strategy"] == "symmetric"
     )
+
+
+@pytest.mark.parametrize("strategy", ["glft", "ladder"])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(duplicate=0.05, drop_ack=0.02, reorder_ms=10.0),
+        Faults(duplicate=0.1, drop_ack=0.05, drop_fill=0.05, reorder_ms=20.0),
+    ],
+    ids=["answers-lost-duplicated-reordered", "fills-lost-too"],
+)
+def test_a_venue_that_loses_duplicates_and_reorders_messages_never_breaks_the_limit(
+    strategy, faults
+):
+    params = scenario_params("volatile", duration_s=600)
+    config = engine_config(params, with_strategy(binding(load_config(DEFAULT)), strategy))
+    exchange = simulated_exchange(params, 3)
+    exchange.faults = faults
+    engine = QuoteEngine(config, params.instrument)
+    result, _ = run_backtest(exchange, engine, source="faults", seed=3)
+    assert exchange.stats.dropped > 0 and exchange.stats.duplicated > 0
+    assert result.max_limit_utilisation >= 0.8
+    assert result.limit_breaches == 0
+    counters = result.engine_counters
+    assert counters["snapshots"] > 0 and counters["lost_requests"] > 0
+    if faults.drop_fill == 0.0:
+        assert engine.orders.position_lots == exchange.position_lots

@@ -424,3 +424,10 @@ def test_a_snapshot_cancels_orders_we_do_not_know_and_ignores_orders_placed_afte
     assert m.counters.orphans_cancelled == 1
     assert m.orders[place.cloid].state is OrderState.PENDING_NEW
     assert m.pending_exposure_lots() == (5, 3)  # the orphan counts until its cancel lands
+
+
+def test_a_position_adopted_from_the_venue_is_booked_at_its_mark_not_as_a_windfall():
+    m = manager()
+    m.on_snapshot(VenueSnapshot(ts_ns=0, exchange_ts_ns=1, position=0.004, mark_price=100.0))
+    assert m.position_lots == 4
+    assert m.cash_usd == pytest.approx(-0.4)  # worth 0.4 at the mark: PnL unchanged

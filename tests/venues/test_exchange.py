@@ -18,8 +18,7 @@ from market_maker.model import (
     Trade,
     VenueSnapshot,
 )
-from market_maker.venues import ExchangeCore, FeeModel, LatencyModel, RateLimit
-from market_maker.venues.exchange import Faults
+from market_maker.venues import ExchangeCore, Faults, FeeModel, LatencyModel, RateLimit
 
 S = 1_000_000_000
 INST = Instrument(symbol="T", tick_size=1.0, lot_size=0.001, min_notional=10.0)
