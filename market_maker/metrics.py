@@ -71,6 +71,18 @@ def render_metrics(engine: QuoteEngine, cycles: CycleHistogram) -> str:
     counter("mm_fills_total", s["fills"], "Fills applied.")
     counter("mm_rejections_total", s["counters"]["rejections"], "New orders rejected.")
     counter("mm_quote_cycles_total", s["counters"]["cycles"], "Quote cycles run.")
+    gauge("mm_settling_orders", s["settling_orders"], "Orders gone whose fills are in flight.")
+    counter("mm_snapshots_total", s["counters"]["snapshots"], "Venue snapshots applied.")
+    counter(
+        "mm_position_corrections_total",
+        s["counters"]["position_corrections"],
+        "Snapshots that corrected the position (a fill lost or invented).",
+    )
+    counter(
+        "mm_orphans_cancelled_total",
+        s["counters"]["orphans_cancelled"],
+        "Orders found at the venue that we did not know, cancelled.",
+    )
     lines.append("# HELP mm_quote_cycle_seconds Quote-cycle latency.")
     lines.append("# TYPE mm_quote_cycle_seconds histogram")
     running = 0

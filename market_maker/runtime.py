@@ -134,7 +134,7 @@ class StatusBoard:
             f"  position {s['position']:>12.4f}  limit {limit:.4f} ({use:.1%})"
             f"  binding: {s['binding_limit']}",
             f"  pending  bids {s['pending_bids']:.4f}  asks {s['pending_asks']:.4f}"
-            f"  open orders {s['open_orders']}",
+            f"  open orders {s['open_orders']}  settling {s['settling_orders']}",
             f"  PnL {s['pnl_usd']:>12,.2f} USD  fees {s['fees_usd']:,.2f}  fills {s['fills']}",
             f"  sigma {s['sigma']:.6f}/sqrt s  trade activity {s['hawkes_ratio']:.2f}x"
             f"  cycle p50 {p50:.1f} us",

@@ -110,6 +110,9 @@ def test_metrics_endpoint_serves_prometheus_text_while_running():
         next(x for x in metrics.splitlines() if x.startswith("mm_quote_cycles_total ")).split()[1]
     )
     assert count > 0
+    snapshots = next(x for x in metrics.splitlines() if x.startswith("mm_snapshots_total "))
+    assert int(snapshots.split()[1]) >= 1  # the one taken at start, at least
+    assert "mm_settling_orders " in metrics and "mm_position_corrections_total 0" in metrics
     assert missing.startswith("HTTP/1.1 404")
 
 

@@ -14,9 +14,11 @@ class Venue(Protocol):
     """An async source of typed events and sink of actions.
 
     Events carry ``ts_ns`` (local receive time) and, for market data, ``exchange_ts_ns``.
-    ``submit`` must not block on the network round trip: acknowledgements come back as
-    ``OrderAck`` events. ``cancel_all`` is the venue's own sweep (by our client ids or a
-    dead-man switch) for shutdown and recovery.
+    ``submit`` must not block on the network round trip: answers come back as ``OrderAck``
+    events naming the action's ``request_id``, and a ``RequestSnapshot`` is answered by a
+    ``VenueSnapshot`` (our open orders and position, stamped on the clock that stamps fills).
+    Requests are handled in the order submitted. ``cancel_all`` is the venue's own sweep (by our
+    client ids or a dead-man switch) for shutdown and recovery.
     """
 
     instrument: Instrument
