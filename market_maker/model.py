@@ -26,7 +26,6 @@ __all__ = [
     "Modify",
     "OpenOrder",
     "OrderAck",
-    "OrderAction",
     "Place",
     "Quote",
     "QuoteSet",
@@ -255,5 +254,4 @@ class RequestSnapshot(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     request_id: int = 0
 
 
-OrderAction = Place | Cancel | Modify
 Action = Place | Cancel | Modify | RequestSnapshot

@@ -213,7 +213,7 @@ async def run_live(
     await venue.connect()
     log.info("started", symbol=engine.instrument.symbol, strategy=engine.config.strategy.kind)
     board_task = asyncio.create_task(board.loop())
-    queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=1024)
+    queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue(maxsize=1024)
     pump_task = asyncio.create_task(_pump(venue, queue))
     wall0 = time.monotonic()
     first_ns: int | None = None
@@ -224,11 +224,16 @@ async def run_live(
     try:
         while True:
             try:
-                got = await asyncio.wait_for(queue.get(), timer_interval_s)
-            except TimeoutError:
-                got = Timer(ts_ns=venue.now_ns())  # quiet market: time still passes
+                got = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    got = await asyncio.wait_for(queue.get(), timer_interval_s)
+                except TimeoutError:
+                    got = Timer(ts_ns=venue.now_ns())  # quiet market: time still passes
             if got is None:
                 break
+            if isinstance(got, BaseException):
+                raise got  # the venue's stream failed: shut down through the finally below
             ev = got
             if first_ns is None:
                 first_ns = ev.ts_ns
@@ -306,14 +311,15 @@ async def run_live(
     return summary
 
 
-async def _pump(venue: Venue, queue: asyncio.Queue[Event | None]) -> None:
-    """Venue events into ``queue``; None when the venue ends."""
+async def _pump(venue: Venue, queue: asyncio.Queue[Event | BaseException | None]) -> None:
+    """Venue events into ``queue``; then None when the venue ends, or the error it raised."""
+    end: BaseException | None = None
     try:
         async for ev in venue.events():
             await queue.put(ev)
-    finally:
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(None)
+    except Exception as exc:  # handed to the run loop, which raises it
+        end = exc
+    await queue.put(end)
 
 
 def format_run_summary(s: RunSummary) -> str:

@@ -165,6 +165,7 @@ class OrderCounters(msgspec.Struct, kw_only=True):
     settled_by_snapshot: int = 0
     snapshots: int = 0
     stale_snapshots: int = 0
+    bad_snapshots: int = 0
     position_corrections: int = 0
     """Snapshots whose position differed from our fills by more than the fills then in
     flight (a lost or phantom fill), counted once those fills have had until the next one."""
@@ -425,8 +426,10 @@ class OrderManager:
         return False
 
     def _oldest_request(self, cloid: str) -> _Request | None:
+        """The oldest open request naming ``cloid`` (a modify names the order it replaces; an
+        update about its new leg is an order update, not the modify's answer)."""
         for rid, r in self._requests.items():
-            if r.cloid == cloid or r.new_cloid == cloid:
+            if r.cloid == cloid:
                 del self._requests[rid]
                 return r
         return None
@@ -540,6 +543,10 @@ class OrderManager:
         if snap.exchange_ts_ns <= self._snapshot_ts:
             c.stale_snapshots += 1
             return []
+        if not math.isfinite(snap.position):
+            c.bad_snapshots += 1  # unusable: change nothing, ask again
+            self.needs_reconcile = True
+            return []
         c.snapshots += 1
         rid = snap.request_id
         if (rid is not None and rid == self._snapshot_request) or rid is None:
@@ -596,21 +603,19 @@ class OrderManager:
 
         # The venue's position at the snapshot plus the fills we have had since.
         self._snapshot_ts = cutoff
-        reported = sizer.nearest_lots(snap.position) if math.isfinite(snap.position) else None
-        if reported is not None:
-            position = reported + after
-            if self._unexplained:
-                c.position_corrections += 1
-            diff = position - self.position_lots
-            self._unexplained = diff
-            if diff:
-                price = snap.mark_price if snap.mark_price is not None else mark
-                if price > 0.0 and math.isfinite(price):
-                    self.cash_usd -= diff * sizer.lot_size * price
-                self.position_lots = position
-                self._buy_version += 1
-                self._sell_version += 1
-        self.needs_reconcile = reported is None
+        position = sizer.nearest_lots(snap.position) + after
+        if self._unexplained:
+            c.position_corrections += 1
+        diff = position - self.position_lots
+        self._unexplained = diff
+        if diff:
+            price = snap.mark_price if snap.mark_price is not None else mark
+            if price > 0.0 and math.isfinite(price):
+                self.cash_usd -= diff * sizer.lot_size * price
+            self.position_lots = position
+            self._buy_version += 1
+            self._sell_version += 1
+        self.needs_reconcile = False
 
         # Orders at the venue that we do not know: cancel them before they trade.
         actions: list[Action] = []
@@ -757,16 +762,7 @@ class OrderManager:
         rid = self._new_request(_MODIFY, o.cloid, new_cloid, ts_ns)
         o.state = _PENDING_CANCEL
         o.since_ns = ts_ns
-        self.orders[new_cloid] = TrackedOrder(
-            cloid=new_cloid,
-            side=o.side,
-            price_ticks=ticks,
-            size_lots=size,
-            state=_PENDING_NEW,
-            created_ts_ns=ts_ns,
-            place_request=rid,
-            since_ns=ts_ns,
-        )
+        self._track(new_cloid, o.side, ticks, size, rid, ts_ns)
         sizer = self.sizer
         return Modify(
             cloid=o.cloid,
@@ -776,19 +772,23 @@ class OrderManager:
             request_id=rid,
         )
 
-    def _place(self, side: Side, ticks: int, size: int, ts_ns: int) -> Place:
-        cloid = self._new_cloid()
-        rid = self._new_request(_PLACE, cloid, "", ts_ns)
+    def _track(self, cloid: str, side: Side, ticks: int, size: int, rid: int, ts: int) -> None:
+        """A new order on its way to the venue, created by request ``rid``."""
         self.orders[cloid] = TrackedOrder(
             cloid=cloid,
             side=side,
             price_ticks=ticks,
             size_lots=size,
             state=_PENDING_NEW,
-            created_ts_ns=ts_ns,
+            created_ts_ns=ts,
             place_request=rid,
-            since_ns=ts_ns,
+            since_ns=ts,
         )
+
+    def _place(self, side: Side, ticks: int, size: int, ts_ns: int) -> Place:
+        cloid = self._new_cloid()
+        rid = self._new_request(_PLACE, cloid, "", ts_ns)
+        self._track(cloid, side, ticks, size, rid, ts_ns)
         sizer = self.sizer
         return Place(
             cloid=cloid,

@@ -431,3 +431,12 @@ def test_a_position_adopted_from_the_venue_is_booked_at_its_mark_not_as_a_windfa
     m.on_snapshot(VenueSnapshot(ts_ns=0, exchange_ts_ns=1, position=0.004, mark_price=100.0))
     assert m.position_lots == 4
     assert m.cash_usd == pytest.approx(-0.4)  # worth 0.4 at the mark: PnL unchanged
+
+
+def test_an_unusable_snapshot_changes_nothing_and_asks_again():
+    m = manager()
+    fill(m, "x", 3, ets=500)
+    m.on_snapshot(VenueSnapshot(ts_ns=0, exchange_ts_ns=1_000, position=float("nan")))
+    assert m.counters.bad_snapshots == 1 and m.needs_reconcile
+    assert fill(m, "x", 2, ets=900)  # not taken as included in a snapshot that was refused
+    assert m.position_lots == 5
