@@ -7,9 +7,7 @@ from pathlib import Path
 from market_maker.backtest.session import run_session
 from market_maker.config import AppConfig
 
-DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-usdm" / "btcusdt_20240808.gz"
-)
+DATA = Path(__file__).resolve().parents[1] / "data" / "binance-usdm" / "btcusdt_20240808.gz"
 
 
 def test_replay_binance_capture(benchmark):

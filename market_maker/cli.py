@@ -61,6 +61,13 @@ def _finite(text: str) -> float:
     return value
 
 
+def _nonnegative(text: str) -> float:
+    value = _finite(text)
+    if value < 0.0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -84,6 +91,30 @@ SIM_SCENARIOS = ("calm", "volatile", "trend", "cascade")
 def _add_config_and_strategy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
     parser.add_argument("--strategy", choices=STRATEGY_KINDS, help="override [strategy] kind")
+
+
+def _add_instrument_flags(parser: argparse.ArgumentParser) -> None:
+    """Exchange rules for a capture's symbol, over the shipped table and ``[instrument]``."""
+    group = parser.add_argument_group("instrument (default: the shipped table for the symbol)")
+    group.add_argument("--tick-size", type=_positive, help="price step")
+    group.add_argument("--lot-size", type=_positive, help="size step, contracts")
+    group.add_argument("--min-notional", type=_nonnegative, help="minimum order value")
+    group.add_argument("--sz-decimals", type=int, help="Hyperliquid size decimals")
+
+
+def _with_instrument(config: AppConfig, args: argparse.Namespace) -> AppConfig:
+    """``config`` with the instrument flags given on the command line applied."""
+    flags = {
+        name: getattr(args, name)
+        for name in ("tick_size", "lot_size", "min_notional", "sz_decimals")
+        if getattr(args, name, None) is not None
+    }
+    if not flags:
+        return config
+    if "sz_decimals" in flags and not 0 <= flags["sz_decimals"] <= 8:
+        raise MarketMakerError("--sz-decimals: must be between 0 and 8")
+    instrument = msgspec.structs.replace(config.instrument, **flags)
+    return msgspec.structs.replace(config, instrument=instrument)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--data", type=Path, help="capture file for --venue replay")
     _add_config_and_strategy(run)
+    _add_instrument_flags(run)
     run.add_argument("--duration", type=_positive, help="stop after this many seconds")
     run.add_argument("--speed", type=_positive, default=1.0, help="market time per wall second [1]")
     run.add_argument("--seed", type=int, default=1, help="simulator seed [1]")
@@ -164,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--data", type=Path, help="a capture file (<ns> <json> lines, gzip)")
     _add_config_and_strategy(bt)
+    _add_instrument_flags(bt)
     bt.add_argument("--compare", help="comma-separated strategies to run on the same seed")
     bt.add_argument("--seed", type=int, default=1, help="random seed [1]")
     bt.add_argument(
@@ -312,7 +345,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.venue == "replay" and args.data is None:
         raise MarketMakerError("--venue replay needs --data FILE")
-    config = with_strategy(_load(args.config), args.strategy)
+    config = _with_instrument(with_strategy(_load(args.config), args.strategy), args)
     tty = sys.stdout.isatty()
     # On a terminal the status board owns stdout and only errors are logged (to stderr);
     # otherwise every event is a JSON line on stdout.
@@ -321,7 +354,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     exchange: ExchangeCore
     if args.venue == "replay":
-        exchange = replay_exchange(ReplayMarket(args.data), args.seed)
+        exchange = replay_exchange(ReplayMarket(args.data, overrides=config.instrument), args.seed)
     else:
         params = msgspec.structs.replace(
             scenario(args.scenario), symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0
@@ -346,7 +379,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from market_maker.backtest import format_summary, write_report
     from market_maker.backtest.session import run_session
 
-    config = _load(args.config)
+    config = _with_instrument(_load(args.config), args)
     kinds = (
         [k.strip() for k in args.compare.split(",") if k.strip()]
         if args.compare

@@ -35,6 +35,7 @@ __all__ = [
     "EstimatorsConfig",
     "FillIntensityConfig",
     "HawkesConfig",
+    "InstrumentConfig",
     "KillSwitchConfig",
     "LadderConfig",
     "OrdersConfig",
@@ -259,6 +260,8 @@ class StrategyConfig(_Config, frozen=True):
     kind: StrategyKind = "glft"
     order_size: PositiveFloat = 0.01
     """Size of one quote (GLFT's D and the inventory unit), contracts."""
+    order_size_usd: PositiveFloat | None = None
+    """Size of one quote in USD at the mid; when set it replaces ``order_size`` (any market)."""
     gamma: PositiveFloat = 0.05
     """Risk aversion, per (tick * order): inventory is counted in orders of ``order_size``."""
     xi: NonNegativeFloat | None = None
@@ -281,7 +284,12 @@ class StrategyConfig(_Config, frozen=True):
     """Half spread of the symmetric baseline, basis points."""
 
     def __post_init__(self) -> None:
-        _require_finite(order_size=self.order_size, gamma=self.gamma, xi=self.xi)
+        _require_finite(
+            order_size=self.order_size,
+            order_size_usd=self.order_size_usd,
+            gamma=self.gamma,
+            xi=self.xi,
+        )
 
 
 class LadderConfig(_Config, frozen=True):
@@ -295,9 +303,15 @@ class LadderConfig(_Config, frozen=True):
     """Grid (and fixed spacing) in ticks; unset: half the inner depth on a 1-2-5 step."""
     target_liquidity: PositiveFloat = 0.05
     """Total size per side across all levels, contracts."""
+    target_liquidity_usd: PositiveFloat | None = None
+    """Total per side in USD at the mid; when set it replaces ``target_liquidity``."""
 
     def __post_init__(self) -> None:
-        _require_finite(ratio=self.ratio, target_liquidity=self.target_liquidity)
+        _require_finite(
+            ratio=self.ratio,
+            target_liquidity=self.target_liquidity,
+            target_liquidity_usd=self.target_liquidity_usd,
+        )
 
 
 class OrdersConfig(_Config, frozen=True):
@@ -319,6 +333,20 @@ class OrdersConfig(_Config, frozen=True):
     """Reconcile with a venue snapshot this often, seconds; unset: only when needed."""
 
 
+class InstrumentConfig(_Config, frozen=True):
+    """Exchange rules that override the shipped instruments table (``[instrument]``).
+
+    Unset fields come from the table entry of the market's symbol; a symbol the table does
+    not know needs ``tick_size`` and ``lot_size`` here (or ``sz_decimals`` on Hyperliquid).
+    """
+
+    tick_size: PositiveFloat | None = None
+    lot_size: PositiveFloat | None = None
+    min_notional: NonNegativeFloat | None = None
+    sz_decimals: Annotated[int, Meta(ge=0, le=8)] | None = None
+    """Hyperliquid's size decimals: lot 10^-sz_decimals, prices 5 significant figures."""
+
+
 class AppConfig(_Config, frozen=True):
     """The whole configuration file."""
 
@@ -329,6 +357,7 @@ class AppConfig(_Config, frozen=True):
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     ladder: LadderConfig = field(default_factory=LadderConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
+    instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
 
 
 STRATEGY_KINDS: tuple[str, ...] = typing.get_args(StrategyKind)

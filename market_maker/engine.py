@@ -142,6 +142,8 @@ class QuoteEngine:
             config.strategy.kind == "avellaneda_stoikov" and config.strategy.as_terminal
         )
         self.params: MarketParams | None = None
+        self.idle_reason = ""
+        """Why nothing can be quoted although trading is allowed ("" when quoting)."""
         self.quotes = QuoteSet()
         self.wanted: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] = (
             _EMPTY,
@@ -412,6 +414,10 @@ class QuoteEngine:
         asks = self._exchange_quotes(_SELL, quotes.asks, bb, ba, params)
         self.wanted = (bids, asks)
         max_lots = sizer.size_lots(params.effective_max_position())
+        if bids or asks:
+            self.idle_reason = ""
+        elif state is not _REDUCING:
+            self.idle_reason = self._why_idle(params, max_lots, bool(quotes.bids or quotes.asks))
         budget = self.requests.available(ts)
         q = orders.position_lots
         reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
@@ -421,6 +427,29 @@ class QuoteEngine:
         if actions:
             self.requests.spend(len(actions))
         return actions
+
+    def _why_idle(self, params: MarketParams, max_lots: int, wanted: bool) -> str:
+        """The reason an active engine quotes nothing, in the trader's units (rare path)."""
+        sizer = self.sizer
+        mid = params.mid
+        minimum = sizer.min_lots(sizer.nearest_ticks(mid))
+        min_size = sizer.lots_to_size(minimum)
+        order_usd = params.order_size * mid
+        if order_usd < sizer.min_notional or params.order_size < sizer.lot_size:
+            return (
+                f"quoting nothing: {order_usd:,.2f} USD order under the venue's minimum of "
+                f"{max(sizer.min_notional, sizer.lot_size * mid):,.2f} USD "
+                f"({min_size:g} contracts): raise order_size or set order_size_usd"
+            )
+        if max_lots < minimum:
+            return (
+                f"quoting nothing: the position limit "
+                f"({params.effective_max_position():.6g} contracts) is under one minimum order "
+                f"({min_size:g} contracts)"
+            )
+        if wanted:
+            return "quoting nothing: every quote rounds below the venue's minimum order"
+        return ""
 
     def _exchange_quotes(
         self, side: Side, quotes: tuple[Quote, ...], bb: int, ba: int, params: MarketParams
@@ -489,6 +518,7 @@ class QuoteEngine:
                 side: [(sizer.ticks_to_price(t), sizer.lots_to_size(n)) for t, n in levels]
                 for side, levels in zip(("bids", "asks"), self.wanted, strict=True)
             },
+            "quoting_nothing": self.idle_reason,
             "open_orders": self.orders.live_orders(),
             "settling_orders": self.orders.settling_orders(),
             "pending_bids": pending_bids,

@@ -124,7 +124,7 @@ class StatusBoard:
         use = abs(s["position"]) / limit if limit else 0.0
         recent = self.cycle_us[-2000:]
         p50 = statistics.median(recent) if recent else 0.0
-        reasons = "; ".join(s["reasons"]) or "-"
+        reasons = "; ".join(s["reasons"]) or s["quoting_nothing"] or "-"
         mid = s["mid"]
         return [
             f"market_maker  {self.engine.instrument.symbol}   state {s['trading_state'].upper():<9}"
@@ -154,6 +154,7 @@ class StatusBoard:
                 fills=s["fills"],
                 open_orders=s["open_orders"],
                 reasons=s["reasons"],
+                quoting_nothing=s["quoting_nothing"],
             )
             return
         lines = self.render()
@@ -218,6 +219,7 @@ async def run_live(
     wall0 = time.monotonic()
     first_ns: int | None = None
     state = engine.kill_switch.state
+    idle = ""
     shutting_down = False
     deadline = 0.0
     clock = time.perf_counter_ns
@@ -256,6 +258,12 @@ async def run_live(
                     size=ev.size,
                     position=engine.position,
                 )
+            if engine.idle_reason != idle:
+                idle = engine.idle_reason
+                if idle:
+                    log.warning("quoting_nothing", reason=idle)
+                else:
+                    log.info("quoting_again")
             if engine.kill_switch.state is not state:
                 state = engine.kill_switch.state
                 log.warning(

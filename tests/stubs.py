@@ -69,6 +69,54 @@ def market_params(**overrides):
         max_position_value=100_000.0,
         binding_limit=BindingLimit.LEVERAGE,
         trading_state=TradingState.ACTIVE,
+        order_size=0.01,
+        target_liquidity=0.05,
     )
     fields.update(overrides)
     return MarketParams(**fields)
+
+
+def relabel_binance_capture(src, dst, *, symbol: str, lines: int | None = None) -> None:
+    """A Binance USD-M capture of ``symbol`` made from the BTCUSDT one: stream names and ``s``
+    relabelled, every price moved tick for tick from BTCUSDT's 0.1 grid onto a 0.01 grid (a
+    price ten times smaller), sizes unchanged. Books stay exactly as crossed or uncrossed."""
+    import gzip
+
+    import msgspec
+
+    def price(text: str) -> str:
+        ticks = round(float(text) * 10)
+        return f"{ticks // 100}.{ticks % 100:02d}"
+
+    def levels(rows):
+        return [[price(p), q] for p, q in rows]
+
+    low = symbol.lower()
+    with gzip.open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
+        for i, line in enumerate(fin):
+            if lines is not None and i >= lines:
+                break
+            head, _, body = line.partition(b" ")
+            msg = msgspec.json.decode(body)
+            data = msg.get("data", msg)
+            if "stream" in msg:
+                msg["stream"] = low + "@" + msg["stream"].partition("@")[2]
+                data["s"] = symbol
+            for key in ("bids", "asks"):
+                if key in data:
+                    data[key] = levels(data[key])
+            if data.get("e") == "depthUpdate":
+                data["b"], data["a"] = levels(data["b"]), levels(data["a"])
+            elif data.get("e") == "bookTicker":
+                data["b"], data["a"] = price(data["b"]), price(data["a"])
+            elif data.get("e") == "trade":
+                data["p"] = price(data["p"])
+            fout.write(head + b" " + msgspec.json.encode(msg) + b"\n")
+
+
+def relabel_hyperliquid_capture(src, dst, *, coin: str) -> None:
+    """The Hyperliquid BTC capture relabelled as ``coin`` (prices unchanged)."""
+    import gzip
+
+    with gzip.open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
+        fout.write(fin.read().replace(b'"coin":"BTC"', f'"coin":"{coin}"'.encode()))

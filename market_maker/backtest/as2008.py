@@ -126,6 +126,8 @@ def run_as2008(kind: str, *, paths: int = 1000, seed: int = 1, gamma: float = 0.
         max_position_value=None,
         binding_limit=BindingLimit.STATIC,
         trading_state=TradingState.ACTIVE,
+        order_size=1.0,
+        target_liquidity=1.0,
     )
     replace = msgspec.structs.replace
     for path in range(paths):

@@ -27,6 +27,8 @@ def format_summary(r: BacktestResult) -> str:
         f"  engine             {r.quote_cycles:>14,d} cycles   p50 {r.cycle_us_p50:.1f} us   "
         f"p99 {r.cycle_us_p99:.1f} us   {r.events_per_s:,.0f} events/s   wall {r.wall_s:.2f} s",
     ]
+    if r.quoting_nothing:
+        lines.append(f"  {r.quoting_nothing} ({r.time_quoting_nothing_s:,.1f} s)")
     for t, state, reasons in r.state_changes[:10]:
         why = "; ".join(reasons) if reasons else "clear"
         lines.append(f"  t={t:>9.1f} s  -> {state:<9} {why}")

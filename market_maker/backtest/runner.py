@@ -74,6 +74,9 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     wall_s: float
     binding_share: dict[str, float]
     engine_counters: dict[str, int]
+    quoting_nothing: str = ""
+    """The last reason the engine could not quote while trading was allowed ("" if never)."""
+    time_quoting_nothing_s: float = 0.0
 
     def timing_free(self) -> dict[str, object]:
         """Everything but the wall-clock measurements (for determinism checks)."""
@@ -107,6 +110,8 @@ def run_backtest(
     max_abs_q = 0.0
     max_util = 0.0
     reducing_ns = 0
+    idle_ns = 0
+    idle_reason = ""
     state = TradingState.ACTIVE
     state_changes: list[tuple[float, str, list[str]]] = []
     binding_ns: dict[BindingLimit, int] = {}
@@ -144,7 +149,11 @@ def run_backtest(
         if limit > 0.0 and aq / limit > max_util:
             max_util = aq / limit
         dt = ts - last_ns
+        if engine.idle_reason:
+            idle_reason = engine.idle_reason
         if dt > 0:
+            if engine.idle_reason:
+                idle_ns += dt
             if state is TradingState.REDUCING:
                 reducing_ns += dt
             key = ks.binding_limit
@@ -208,6 +217,8 @@ def run_backtest(
         wall_s=wall,
         binding_share={str(k): v / total_binding for k, v in sorted(binding_ns.items())},
         engine_counters=status["counters"],
+        quoting_nothing=idle_reason,
+        time_quoting_nothing_s=idle_ns / _NS,
     )
     return result, rec
 

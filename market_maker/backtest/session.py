@@ -64,7 +64,7 @@ def run_session(
     config = with_strategy(config, strategy)
     exchange: ExchangeCore
     if data is not None:
-        market = ReplayMarket(data)
+        market = ReplayMarket(data, overrides=config.instrument)
         times = market.trade_times_s(5_000)
         if len(times) >= 50:
             hawkes = calibrated_hawkes(times, config.estimators.hawkes)

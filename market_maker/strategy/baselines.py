@@ -46,7 +46,7 @@ class AvellanedaStoikovStrategy:
         if cfg.as_terminal:
             tau = max(0.0, tau - params.ts_ns * 1e-9)
         var = params.sigma_ticks * params.sigma_ticks * tau
-        q = params.position / cfg.order_size
+        q = params.position / params.order_size
         reservation = -q * gamma * var
         half = 0.5 * (gamma * var + 2.0 / gamma * math.log1p(gamma / params.k))
         half *= cfg.spread_multiplier
@@ -55,7 +55,7 @@ class AvellanedaStoikovStrategy:
         ask_depth = max(half + reservation, floor)
         tick = params.tick_size
         return _one_quote_each_side(
-            params, params.mid - bid_depth * tick, params.mid + ask_depth * tick, cfg.order_size
+            params, params.mid - bid_depth * tick, params.mid + ask_depth * tick, params.order_size
         )
 
 
@@ -68,5 +68,5 @@ class SymmetricStrategy:
     def quote(self, params: MarketParams) -> QuoteSet:
         half = self.config.symmetric_half_spread_bps * 1e-4 * params.mid
         return _one_quote_each_side(
-            params, params.mid - half, params.mid + half, self.config.order_size
+            params, params.mid - half, params.mid + half, params.order_size
         )

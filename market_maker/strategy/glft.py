@@ -93,7 +93,7 @@ class GlftStrategy:
         if ratio > 1.0:
             half *= 1.0 + cfg.cascade_widening * (ratio - 1.0)
         floor = cfg.min_half_spread_bps * 1e-4 * params.mid / params.tick_size
-        q = params.position / cfg.order_size
+        q = params.position / params.order_size
         bid = half + skew * q
         ask = half - skew * q
         return GlftDepths(
@@ -111,7 +111,7 @@ class GlftStrategy:
             pending_bids=params.pending_bids,
             pending_asks=params.pending_asks,
         )
-        size = self.config.order_size
+        size = params.order_size
         tick = params.tick_size
         bid_size = size if size < bid_cap else bid_cap
         ask_size = size if size < ask_cap else ask_cap

@@ -100,7 +100,7 @@ class LadderStrategy:
         )
         util = abs(q) / limit if limit > 0.0 else (0.0 if q == 0.0 else 1.0)
         keep = 1.0 - util if util < 1.0 else 0.0
-        target = cfg.target_liquidity
+        target = params.target_liquidity
         bid_total = min(target * (keep if q > 0.0 else 1.0), bid_cap)
         ask_total = min(target * (keep if q < 0.0 else 1.0), ask_cap)
         mid_ticks = params.mid / params.tick_size

@@ -51,6 +51,10 @@ class MarketParams(msgspec.Struct, frozen=True):
     max_position_value: float | None
     binding_limit: BindingLimit
     trading_state: TradingState
+    order_size: float
+    """One quote this cycle, contracts (``order_size_usd / mid`` when sizing in USD)."""
+    target_liquidity: float
+    """The ladder's total per side this cycle, contracts."""
 
     def effective_max_position(self) -> float:
         """The limit in contracts under the optional hard cap."""
@@ -67,13 +71,17 @@ class MarketParams(msgspec.Struct, frozen=True):
 class ParameterAggregator:
     """Builds ``MarketParams`` from the cycle's inputs; re-derives the limit every cycle."""
 
-    __slots__ = ("_cap", "_lot", "_static", "_tick")
+    __slots__ = ("_cap", "_lot", "_size", "_size_usd", "_static", "_target", "_target_usd", "_tick")
 
     def __init__(self, config: AppConfig, instrument: Instrument) -> None:
         self._static = config.risk.max_position
         self._cap = config.risk.max_position_cap
         self._tick = instrument.tick_size
         self._lot = instrument.lot_size
+        self._size = config.strategy.order_size
+        self._size_usd = config.strategy.order_size_usd
+        self._target = config.ladder.target_liquidity
+        self._target_usd = config.ladder.target_liquidity_usd
 
     def build(
         self,
@@ -97,6 +105,13 @@ class ParameterAggregator:
         mid = 0.5 * (best_bid + best_ask)
         flow = buy_intensity + sell_intensity
         imbalance = (buy_intensity - sell_intensity) / flow if flow > 0.0 else 0.0
+        size = self._size
+        target = self._target
+        if mid > 0.0:  # False for NaN too
+            if self._size_usd is not None:
+                size = self._size_usd / mid
+            if self._target_usd is not None:
+                target = self._target_usd / mid
         return MarketParams(
             ts_ns,
             mid,
@@ -118,4 +133,6 @@ class ParameterAggregator:
             max_position_value,
             binding_limit,
             trading_state,
+            size,
+            target,
         )

@@ -27,26 +27,12 @@ from pathlib import Path
 
 import msgspec
 
+from market_maker.config import InstrumentConfig
 from market_maker.errors import VenueError
+from market_maker.instruments import resolve_instrument
 from market_maker.model import BookUpdate, Instrument, Side, Trade
 
-__all__ = ["INSTRUMENTS", "ReplayMarket", "ReplayStats", "detect_venue", "read_capture"]
-
-# Exchange rules of the markets in our captures (Hyperliquid BTC: szDecimals 5; the capture's
-# prices are whole dollars).
-INSTRUMENTS: dict[str, Instrument] = {
-    "binance-usdm:BTCUSDT": Instrument(
-        symbol="BTCUSDT", tick_size=0.1, lot_size=0.001, min_notional=100.0
-    ),
-    "hyperliquid:BTC": Instrument(
-        symbol="BTC",
-        tick_size=1.0,
-        lot_size=0.00001,
-        min_notional=10.0,
-        max_sig_figs=5,
-        max_price_decimals=1,
-    ),
-}
+__all__ = ["CaptureInfo", "ReplayMarket", "ReplayStats", "capture_info", "read_capture"]
 
 
 class ReplayStats(msgspec.Struct, kw_only=True):
@@ -74,22 +60,99 @@ def read_capture(path: str | Path, stats: ReplayStats) -> Iterator[tuple[int, by
             stats.bad_lines += 1  # a truncated capture: replay what was there
 
 
-def detect_venue(path: str | Path) -> str:
-    """``"binance-usdm"`` or ``"hyperliquid"`` from the first lines of a capture."""
+class CaptureInfo(msgspec.Struct, frozen=True):
+    """What the first lines of a capture say: venue, symbol, and a price of the market."""
+
+    venue: str
+    symbol: str
+    price: float | None
+
+
+class _Peek(msgspec.Struct):
+    stream: str | None = None
+    channel: str | None = None
+    data: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+
+
+class _HlLevelPeek(msgspec.Struct):
+    px: str
+
+
+class _PeekCoin(msgspec.Struct):
+    coin: str | None = None
+    levels: list[list[_HlLevelPeek]] | None = None
+
+
+class _PeekTicker(msgspec.Struct):
+    s: str | None = None
+    b: str | None = None
+
+
+def capture_info(path: str | Path) -> CaptureInfo:
+    """Venue, symbol (Binance stream name or ``s``; Hyperliquid ``coin``) and a price."""
     stats = ReplayStats()
+    venue = symbol = None
+    price: float | None = None
     try:
         for _, body in read_capture(path, stats):
-            if b'"channel"' in body:
-                return "hyperliquid"
-            if b'"stream"' in body or b'"lastUpdateId"' in body:
-                return "binance-usdm"
-            if stats.lines > 100:
+            if stats.lines > 2_000 or (symbol is not None and price is not None):
                 break
+            try:
+                msg = msgspec.json.decode(body, type=_Peek)
+            except msgspec.ValidationError:
+                continue
+            except msgspec.DecodeError:
+                continue
+            if msg.channel is not None:
+                venue = "hyperliquid"
+                coin = _peek_hl(msg)
+                if coin is not None:
+                    symbol = symbol or coin[0]
+                    price = price or coin[1]
+            elif msg.stream is not None:
+                venue = "binance-usdm"
+                symbol = symbol or msg.stream.partition("@")[0].upper()
+                if msg.stream.endswith("@bookTicker"):
+                    try:
+                        ticker = msgspec.json.decode(msg.data, type=_PeekTicker)
+                    except msgspec.DecodeError:
+                        continue
+                    if ticker.b is not None:
+                        price = price or _float(ticker.b)
+            elif b'"lastUpdateId"' in body:
+                venue = venue or "binance-usdm"
     except OSError as exc:
         raise VenueError(f"{path}: cannot read the capture: {exc.strerror or exc}") from None
-    raise VenueError(
-        f"{path}: not a Binance USD-M or Hyperliquid capture (<ns> <json> lines, gzip)"
-    )
+    if venue is None:
+        raise VenueError(
+            f"{path}: not a Binance USD-M or Hyperliquid capture (<ns> <json> lines, gzip)"
+        )
+    if symbol is None:
+        raise VenueError(f"{path}: no symbol in the first lines of the {venue} capture")
+    return CaptureInfo(venue=venue, symbol=symbol, price=price)
+
+
+def _peek_hl(msg: _Peek) -> tuple[str, float | None] | None:
+    """``(coin, price)`` from an ``l2Book`` or ``trades`` message."""
+    try:
+        if msg.channel == "l2Book":
+            book = msgspec.json.decode(msg.data, type=_PeekCoin)
+            px = book.levels[0][0].px if book.levels and book.levels[0] else None
+            return (book.coin, _float(px) if px else None) if book.coin else None
+        if msg.channel == "trades":
+            trades = msgspec.json.decode(msg.data, type=list[_PeekCoin])
+            return (trades[0].coin, None) if trades and trades[0].coin else None
+    except msgspec.DecodeError:
+        return None
+    return None
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value > 0.0 and math.isfinite(value) else None
 
 
 # ----- wire types -------------------------------------------------------------------------------
@@ -159,16 +222,23 @@ _hl_trades = msgspec.json.Decoder(list[_HlTrade])
 class ReplayMarket:
     """A ``MarketSource`` over a capture file: books and trades in receive-time order."""
 
-    def __init__(self, path: str | Path, instrument: Instrument | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        instrument: Instrument | None = None,
+        *,
+        overrides: InstrumentConfig | None = None,
+    ) -> None:
+        """Rules come from ``instrument`` if given, else from the instruments table for the
+        capture's own symbol with ``overrides`` (``[instrument]`` / CLI flags) applied."""
         self.path = Path(path)
-        self.venue = detect_venue(path)
+        info = capture_info(path)
+        self.venue = info.venue
+        self.symbol = info.symbol
         self._binance_venue = self.venue == "binance-usdm"
         self.stats = ReplayStats()
-        self.instrument = (
-            instrument
-            or INSTRUMENTS[
-                "binance-usdm:BTCUSDT" if self.venue == "binance-usdm" else "hyperliquid:BTC"
-            ]
+        self.instrument = instrument or resolve_instrument(
+            info.venue, info.symbol, price=info.price, overrides=overrides
         )
         self._tick = self.instrument.tick_size
         self._bids: dict[int, float] = {}

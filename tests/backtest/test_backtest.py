@@ -16,8 +16,8 @@ from market_maker.venues.replay import ReplayMarket
 from market_maker.venues.sim import simulated_exchange
 from tests.test_config import ROOT
 
-BINANCE = ROOT.parent / "shared" / "data" / "binance-usdm" / "btcusdt_20240808.gz"
-HYPERLIQUID = ROOT.parent / "shared" / "data" / "hyperliquid" / "btc_20250126.gz"
+BINANCE = ROOT / "data" / "binance-usdm" / "btcusdt_20240808.gz"
+HYPERLIQUID = ROOT / "data" / "hyperliquid" / "btc_20250126.gz"
 
 
 SHIPPED = sorted((ROOT / "config").glob("*.toml"))
