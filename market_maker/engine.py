@@ -30,7 +30,12 @@ from typing import Any
 import msgspec
 
 from market_maker.config import AppConfig
-from market_maker.estimators import FillIntensityEstimator, IncrementalHawkes, IncrementalVolStats
+from market_maker.estimators import (
+    CascadeDetector,
+    FillIntensityEstimator,
+    IncrementalHawkes,
+    IncrementalVolStats,
+)
 from market_maker.model import (
     AccountUpdate,
     Action,
@@ -96,6 +101,16 @@ class QuoteEngine:
         est = config.estimators
         h = est.hawkes
         self.hawkes = IncrementalHawkes(h.mu, h.alpha, h.beta)
+        c = est.cascade
+        self.cascade = CascadeDetector(
+            prior_rate=self.hawkes.stationary_intensity,
+            window_s=c.window_s,
+            baseline_s=c.baseline_s,
+            prior_weight_s=c.prior_weight_s,
+            warmup_s=c.warmup_s,
+            min_events=c.min_events,
+        )
+        self._unbranched = 1.0 - h.alpha / h.beta
         self.buy_flow = IncrementalHawkes(0.5 * h.mu, h.alpha, h.beta)
         self.sell_flow = IncrementalHawkes(0.5 * h.mu, h.alpha, h.beta)
         self.vol = IncrementalVolStats(
@@ -125,7 +140,6 @@ class QuoteEngine:
         self.best_ask = math.nan
         self._best_bid_ticks = 0
         self._best_ask_ticks = 0
-        self._inv_stationary = 1.0 / self.hawkes.stationary_intensity
         self.mid = math.nan
         self.now_ns = 0
         self._last_book_ns = -1
@@ -274,6 +288,7 @@ class QuoteEngine:
         if key != self._last_print:
             self._last_print = key
             self.hawkes.update(t_s)
+            self.cascade.update(t_s)
             (self.buy_flow if is_buy else self.sell_flow).update(t_s)
         self.intensity.update(price, t_s, is_buy)
         self.kill_switch.on_market_data(ts)
@@ -348,10 +363,18 @@ class QuoteEngine:
         orders = self.orders
         t_s = ts * _NS
         if refresh_flow:
-            trade_rate = self.hawkes.intensity(t_s)
+            # The Hawkes intensity with its baseline taken from the market's own long-run rate
+            # (mu-hat = long rate * (1 - alpha/beta)): equal to that rate in steady state,
+            # above it in a burst, whatever market this is.
+            hawkes = self.hawkes
+            trade_rate = (
+                hawkes.intensity(t_s)
+                - hawkes.mu
+                + self.cascade.long_rate(t_s) * self._unbranched
+            )
             self._flow = (
                 trade_rate,
-                trade_rate * self._inv_stationary,  # == hawkes.activity(t_s)
+                self.cascade.ratio(t_s),
                 self.buy_flow.intensity(t_s),
                 self.sell_flow.intensity(t_s),
             )
@@ -511,7 +534,8 @@ class QuoteEngine:
             "reasons": [f"{r.trigger}: {r.detail}" for r in ks.reasons],
             "sigma": self.vol.sigma,
             "sigma_used": None if limits is None else limits.sigma_used,
-            "hawkes_ratio": self.hawkes.activity(t_s),
+            "hawkes_ratio": self.cascade.ratio(t_s),
+            "trade_rate": self.cascade.long_rate(t_s),
             "fill_intensity_a": self.intensity.a,
             "fill_intensity_k": self.intensity.k,
             "quotes": {

@@ -209,15 +209,30 @@ def test_reducing_quotes_only_the_side_that_shrinks_the_position():
     assert all(o.side is Side.SELL or o.state.name == "PENDING_CANCEL" for o in live)
 
 
+def normal_market(e, seconds: int):
+    """A book and one trade a second: what this market normally does."""
+    for i in range(1, seconds + 1):
+        accept_all(e, e.on_event(book(i * S)), i * S)
+        side = Side.BUY if i % 2 else Side.SELL
+        e.on_event(Trade(ts_ns=i * S + S // 2, price=100_000.0, size=0.01, aggressor=side))
+
+
+def burst(e, start_ns: int, trades: int):
+    actions = []
+    for i in range(trades):
+        actions += e.on_event(
+            Trade(ts_ns=start_ns + i * 10_000_000, price=100_000.0, size=0.5, aggressor=Side.SELL)
+        )
+    return actions
+
+
 def test_cascade_pauses_quoting():
     e = engine()
-    accept_all(e, e.on_event(book(1 * S)), 1 * S)
-    actions = []
-    for i in range(40):
-        actions += e.on_event(
-            Trade(ts_ns=2 * S + i * 1_000_000, price=100_000.0, size=0.5, aggressor=Side.SELL)
-        )
-    assert e.status()["trading_state"] in ("paused", "halted")
+    normal_market(e, 90)
+    assert e.status()["trading_state"] == "active"
+    actions = burst(e, 91 * S, 30)  # 30 trades in 0.3 s against about 1 a second
+    assert e.status()["trading_state"] == "paused"
+    assert "cascade" in e.status()["reasons"][0]
     assert any(isinstance(a, Cancel) for a in actions)
 
 
@@ -450,14 +465,11 @@ def test_reducing_sizes_the_reducing_side_so_it_cannot_flip_the_position():
 
 def test_timers_refresh_trade_flow_so_a_cascade_pause_clears_without_more_trades():
     e = engine()
-    accept_all(e, e.on_event(book(1 * S)), 1 * S)
-    for i in range(15):  # about 4x the long-run rate: pause, not halt
-        e.on_event(
-            Trade(ts_ns=2 * S + i * 1_000_000, price=100_000.0, size=0.5, aggressor=Side.SELL)
-        )
+    normal_market(e, 90)
+    burst(e, 91 * S, 30)
     assert e.status()["trading_state"] == "paused"
-    e.on_event(book(3 * S))  # books alone do not refresh the trade-flow estimates
-    for i in range(1, 31):
-        e.on_event(Timer(ts_ns=3 * S + i * S // 10))
-        e.on_event(book(3 * S + i * S // 10))
+    for i in range(1, 451):  # 45 s of books and timers, no trades
+        ts = 92 * S + i * S // 10
+        e.on_event(Timer(ts_ns=ts))
+        e.on_event(book(ts))
     assert e.status()["trading_state"] == "active"

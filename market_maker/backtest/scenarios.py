@@ -11,16 +11,16 @@ flow and shocks:
 | trend | 0.00015, drift +2e-6/s (+0.7 %/h) | 1.0, 0.5, 1.0 | 0.05 | none |
 | cascade | 0.0001 | 1.0, 0.5, 1.0 | 0.05 | at 5 min: mid -1 %, sell flow +80/s (liquidations) |
 
-``engine_config`` returns the config a user would have calibrated for the scenario: the Hawkes
-baseline of the engine's trade-arrival estimator set to the market's total order rate (so the
-cascade ratio reads 1 in normal trading), and fill-intensity priors at the scenario's A and k.
+``engine_config`` returns the config a user would start from for the scenario: fill-intensity
+priors at the scenario's A and k (the engine refits both from the trades it sees). Trade-rate
+and cascade estimates need no calibration: the engine learns the market's normal rate online.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from market_maker.config import AppConfig, HawkesConfig
+from market_maker.config import AppConfig
 from market_maker.model import Side
 from market_maker.venues.sim import SimParams
 
@@ -66,9 +66,6 @@ def engine_config(params: SimParams, base: AppConfig | None = None) -> AppConfig
     est = cfg.estimators
     calibrated = msgspec.structs.replace(
         est,
-        hawkes=HawkesConfig(
-            mu=2.0 * params.flow_mu, alpha=params.flow_alpha, beta=params.flow_beta
-        ),
         intensity=msgspec.structs.replace(
             est.intensity, a_prior=params.fill_intensity_a, k_prior=params.k
         ),

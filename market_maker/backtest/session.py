@@ -1,11 +1,7 @@
-"""One backtest from the command line's choices: build the market, calibrate, run.
+"""One backtest from the command line's choices: build the market and run the engine on it.
 
-Backtests calibrate the engine's trade-arrival Hawkes baseline to the market they run on (a
-scenario's own flow, or the rate of aggressive orders in a capture), because the cascade ratio
-is only meaningful against the market's own normal activity. The kernel's timescale and
-branching ratio (``alpha``, ``beta``) stay as configured: a maximum-likelihood fit on real
-trades finds kernels that decay in milliseconds (Binance BTCUSDT: beta ~ 80/s), which would
-call every sweep a cascade; cascade detection wants a memory of about a second or more.
+Nothing is calibrated to the market beforehand: the engine learns the market's normal trade
+rate as it goes (``estimators/cascade.py``), exactly as it does live.
 """
 
 from __future__ import annotations
@@ -13,28 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
-
 from market_maker.backtest.runner import BacktestResult, Recording, run_backtest
 from market_maker.backtest.scenarios import engine_config
 from market_maker.backtest.scenarios import scenario as scenario_params
-from market_maker.config import AppConfig, HawkesConfig, with_strategy
+from market_maker.config import AppConfig, with_strategy
 from market_maker.engine import QuoteEngine
 from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel
 from market_maker.venues.replay import ReplayMarket
 from market_maker.venues.sim import simulated_exchange
 
-__all__ = ["calibrated_hawkes", "replay_exchange", "run_session"]
+__all__ = ["replay_exchange", "run_session"]
 
 _NS = 1_000_000_000
-
-
-def calibrated_hawkes(times_s: list[float], base: HawkesConfig) -> HawkesConfig:
-    """``base`` with ``mu`` set so the long-run rate ``mu / (1 - alpha/beta)`` matches the
-    observed rate of ``times_s``."""
-    span = times_s[-1] - times_s[0]
-    rate = (len(times_s) - 1) / span if span > 0 else base.mu
-    return HawkesConfig(mu=rate * (1.0 - base.alpha / base.beta), alpha=base.alpha, beta=base.beta)
 
 
 def replay_exchange(market: ReplayMarket, seed: int) -> ExchangeCore:
@@ -65,11 +51,6 @@ def run_session(
     exchange: ExchangeCore
     if data is not None:
         market = ReplayMarket(data, overrides=config.instrument)
-        times = market.trade_times_s(5_000)
-        if len(times) >= 50:
-            hawkes = calibrated_hawkes(times, config.estimators.hawkes)
-            est = msgspec.structs.replace(config.estimators, hawkes=hawkes)
-            config = msgspec.structs.replace(config, estimators=est)
         exchange = replay_exchange(market, seed)
         first = market.peek_ns() or 0
         end_ns = None if duration_s is None else first + int(duration_s * _NS)

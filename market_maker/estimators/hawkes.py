@@ -3,20 +3,16 @@
 ``lambda(t) = mu + sum_i alpha * m_i * exp(-beta * (t - t_i))``
 
 ``IncrementalHawkes`` keeps the excitation sum ``S`` at the last event time and decays it on
-demand, so each update and each query is O(1) whatever the history length. ``fit_hawkes``
-estimates ``(mu, alpha, beta)`` by maximum likelihood from recorded event times.
+demand, so each update and each query is O(1) whatever the history length. The offline
+maximum-likelihood fit (``fit_hawkes``) lives in ``estimators/fit.py``, so that running the
+engine never imports scipy.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import msgspec
-import numpy as np
-from scipy.optimize import minimize
-
-__all__ = ["HawkesFit", "IncrementalHawkes", "fit_hawkes"]
+__all__ = ["IncrementalHawkes"]
 
 _isfinite = math.isfinite
 _exp = math.exp
@@ -102,123 +98,3 @@ class IncrementalHawkes:
         self.rejected = 0
         self._excitation = 0.0
         self._last_t = -math.inf
-
-
-class HawkesFit(msgspec.Struct, frozen=True, kw_only=True):
-    """Maximum-likelihood Hawkes parameters and the log-likelihood they reach."""
-
-    mu: float
-    alpha: float
-    beta: float
-    log_likelihood: float
-    events: int
-    duration_s: float
-
-    @property
-    def branching_ratio(self) -> float:
-        return self.alpha / self.beta
-
-
-def _neg_log_likelihood(
-    log_params: np.ndarray, times: np.ndarray, marks: np.ndarray, horizon: float
-) -> tuple[float, np.ndarray]:
-    """Negative log-likelihood and its gradient in ``(ln mu, ln alpha, ln beta)``.
-
-    Recursion (O(n)): ``R_i = exp(-beta dt_i) (R_{i-1} + m_{i-1})`` is the kernel sum at ``t_i``
-    and ``D_i = dR_i/dbeta = exp(-beta dt_i) (D_{i-1} - dt_i (R_{i-1} + m_{i-1}))``.
-    """
-    mu, alpha, beta = (float(v) for v in np.exp(log_params))
-    exp = math.exp
-    log = math.log
-    r = 0.0
-    d = 0.0
-    prev_t = float(times[0])
-    prev_m = 0.0
-    sum_log = 0.0
-    g_mu = 0.0
-    g_alpha = 0.0
-    g_beta = 0.0
-    for t, m in zip(times.tolist(), marks.tolist(), strict=True):
-        dt = t - prev_t
-        decay = exp(-beta * dt)
-        carried = r + prev_m
-        d = decay * (d - dt * carried)
-        r = decay * carried
-        lam = mu + alpha * r
-        if lam <= 0.0:
-            return math.inf, np.zeros(3)
-        inv = 1.0 / lam
-        sum_log += log(lam)
-        g_mu += inv
-        g_alpha += r * inv
-        g_beta += alpha * d * inv
-        prev_t = t
-        prev_m = m
-    tail = horizon - times
-    tail_decay = np.exp(-beta * tail)
-    compensator_sum = float(np.dot(marks, 1.0 - tail_decay))
-    compensator_dbeta = float(np.dot(marks, tail * tail_decay))
-    ll = sum_log - mu * horizon - alpha / beta * compensator_sum
-    g_mu -= horizon
-    g_alpha -= compensator_sum / beta
-    g_beta += alpha / (beta * beta) * compensator_sum - alpha / beta * compensator_dbeta
-    grad = np.array([g_mu * mu, g_alpha * alpha, g_beta * beta])
-    return -ll, -grad
-
-
-def fit_hawkes(
-    times: Sequence[float] | np.ndarray,
-    marks: Sequence[float] | np.ndarray | None = None,
-    *,
-    horizon_s: float | None = None,
-) -> HawkesFit:
-    """Fit ``(mu, alpha, beta)`` to event ``times`` (seconds, non-decreasing) by maximum likelihood.
-
-    ``horizon_s`` is the end of the observation window (defaults to the last event). Several
-    starting decay rates are tried and the best stationary optimum is returned.
-    """
-    t = np.asarray(times, dtype=float)
-    if t.ndim != 1 or t.size < 10:
-        raise ValueError("fit_hawkes needs at least 10 event times")
-    if not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0):
-        raise ValueError("event times must be finite and non-decreasing")
-    m = np.ones_like(t) if marks is None else np.asarray(marks, dtype=float)
-    if m.shape != t.shape or not np.all(np.isfinite(m)) or np.any(m <= 0):
-        raise ValueError("marks must be positive, finite and one per event")
-    t0 = float(t[0])
-    rel = t - t0
-    horizon = float(rel[-1]) if horizon_s is None else float(horizon_s) - t0
-    if not horizon > 0:
-        raise ValueError("the observation window must have positive length")
-    rate = t.size / horizon
-    mean_mark = float(m.mean())
-
-    best: tuple[float, np.ndarray] | None = None
-    for beta0 in (0.3 * rate, 3.0 * rate, 30.0 * rate):
-        x0 = np.log([0.5 * rate, 0.5 * beta0 / mean_mark, beta0])
-        res = minimize(
-            _neg_log_likelihood,
-            x0,
-            args=(rel, m, horizon),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-30.0, 30.0)] * 3,
-        )
-        if not np.isfinite(res.fun):
-            continue
-        mu, alpha, beta = np.exp(res.x)
-        if alpha * mean_mark >= beta:
-            continue  # non-stationary optimum: not a usable model
-        if best is None or res.fun < best[0]:
-            best = (float(res.fun), res.x)
-    if best is None:
-        raise ValueError("no stationary Hawkes fit found for these events")
-    mu, alpha, beta = (float(v) for v in np.exp(best[1]))
-    return HawkesFit(
-        mu=mu,
-        alpha=alpha,
-        beta=beta,
-        log_likelihood=-best[0],
-        events=int(t.size),
-        duration_s=horizon,
-    )

@@ -448,12 +448,17 @@ class OrderManager:
             self._settle(order, ack.filled_size, ack.ts_ns)  # it rested, then was cancelled
             return False
         # Refused: the order never rested, so it can never fill.
-        self.counters.rejections += 1
         if order.filled_lots > 0:
             self.needs_reconcile = True  # fills for an order the venue says never rested
             self._settle(order, None, ack.ts_ns)
         else:
             self._close(order)
+        if ack.reason[:9].lower() == "post only":
+            # The market moved to our price while the order travelled: a race, not the venue
+            # refusing us (Hyperliquid: "Post only order would have immediately matched, ...").
+            self.counters.race_rejections += 1
+            return False
+        self.counters.rejections += 1
         return True
 
     def _on_cancel_answer(self, order: TrackedOrder, status: int, ack: OrderAck) -> None:

@@ -105,6 +105,11 @@ class KillSwitch:
         self.connected = True
         self._manual: str | None = None
         self._latched: dict[Trigger, Reason] = {}
+        # Cascade hysteresis: paused until the ratio has stayed low for a while; halted only
+        # when it has stayed extreme for a while.
+        self._cascade_paused = False
+        self._calm_since: int | None = None
+        self._extreme_since: int | None = None
         self.state = TradingState.ACTIVE
         self.reasons: tuple[Reason, ...] = ()
 
@@ -154,6 +159,8 @@ class KillSwitch:
         self._manual = None
         self._latched.clear()
         self._rejections.clear()
+        self._cascade_paused = False
+        self._calm_since = self._extreme_since = None
         if self.account_value is not None:
             self.peak_equity = self.account_value
             self.day_start_equity = self.account_value
@@ -217,7 +224,7 @@ class KillSwitch:
                 self._check_position_value(position, mid),
                 self._check_position_contracts(position),
                 self._check_stale(ts_ns),
-                self._check_cascade(hawkes_ratio),
+                self._check_cascade(ts_ns, hawkes_ratio),
                 self._check_rejections(ts_ns),
                 self._check_disconnected(),
             )
@@ -248,8 +255,10 @@ class KillSwitch:
         ks = self._ks
         if self._manual is not None or not self.connected:
             return False
-        if not ratio <= ks.cascade_pause_ratio:
+        if not ratio <= ks.cascade_pause_ratio or self._cascade_paused:
             return False
+        if self._extreme_since is not None:
+            return False  # let the cascade check clear its timer
         last = self.last_market_ts_ns
         if last is None or (ts_ns - last) >= ks.stale_pause_after_s * _NS_PER_S:
             return False
@@ -334,15 +343,44 @@ class KillSwitch:
             trigger=Trigger.STALE_DATA, state=state, detail=f"no market data for {age_s:.1f} s"
         )
 
-    def _check_cascade(self, ratio: float) -> Reason | None:
-        if not ratio > self._ks.cascade_pause_ratio:  # also false for NaN
+    def _check_cascade(self, ts_ns: int, ratio: float) -> Reason | None:
+        """PAUSED above the pause ratio until the ratio has stayed under the resume ratio for
+        ``cascade_resume_after_s``; HALTED when it has stayed above the halt ratio for
+        ``cascade_halt_after_s``. NaN counts as neither calm nor a burst."""
+        ks = self._ks
+        if ratio > ks.cascade_halt_ratio:
+            if self._extreme_since is None:
+                self._extreme_since = ts_ns
+        else:
+            self._extreme_since = None
+        if ratio > ks.cascade_pause_ratio:
+            self._cascade_paused = True
+            self._calm_since = None
+        elif self._cascade_paused:
+            if ratio < ks.cascade_resume_ratio:
+                if self._calm_since is None:
+                    self._calm_since = ts_ns
+                if ts_ns - self._calm_since >= ks.cascade_resume_after_s * _NS_PER_S:
+                    self._cascade_paused = False
+                    self._calm_since = None
+            else:
+                self._calm_since = None
+        since = self._extreme_since
+        if since is not None and ts_ns - since >= ks.cascade_halt_after_s * _NS_PER_S:
+            return Reason(
+                trigger=Trigger.CASCADE,
+                state=TradingState.HALTED,
+                detail=f"trade arrivals {ratio:.2f}x their long-run rate for "
+                f"{(ts_ns - since) / _NS_PER_S:.1f} s",
+            )
+        if not self._cascade_paused:
             return None
-        state = TradingState.HALTED if ratio > self._ks.cascade_halt_ratio else TradingState.PAUSED
-        return Reason(
-            trigger=Trigger.CASCADE,
-            state=state,
-            detail=f"trade intensity {ratio:.2f}x its long-run average",
+        detail = (
+            f"trade arrivals {ratio:.2f}x their long-run rate"
+            if ratio > ks.cascade_pause_ratio
+            else f"trade arrivals {ratio:.2f}x their long-run rate, waiting for calm"
         )
+        return Reason(trigger=Trigger.CASCADE, state=TradingState.PAUSED, detail=detail)
 
     def _check_rejections(self, ts_ns: int) -> Reason | None:
         window = self._rejections

@@ -148,27 +148,59 @@ def test_no_data_ever_counts_as_stale_from_the_first_check():
     assert ks.check(106 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.PAUSED
 
 
-def test_cascade_ratio_pauses_then_halts():
-    ks = with_account(make(cascade_pause_ratio=3.0, cascade_halt_ratio=6.0))
+def test_cascade_pauses_and_resumes_only_after_a_calm_spell():
+    ks = with_account(
+        make(
+            cascade_pause_ratio=3.0,
+            cascade_resume_ratio=2.0,
+            cascade_resume_after_s=10.0,
+            cascade_halt_ratio=6.0,
+        )
+    )
     assert check(ks, 1 * S, ratio=2.9) is TradingState.ACTIVE
     assert check(ks, 2 * S, ratio=4.0) is TradingState.PAUSED
     assert triggers(ks) == {Trigger.CASCADE}
-    assert check(ks, 3 * S, ratio=1.2) is TradingState.ACTIVE
-    assert check(ks, 4 * S, ratio=7.0) is TradingState.HALTED
-    assert check(ks, 5 * S, ratio=4.0) is TradingState.HALTED  # calmer, still latched
-    assert check(ks, 6 * S, ratio=1.0) is TradingState.HALTED
+    assert check(ks, 3 * S, ratio=2.5) is TradingState.PAUSED  # under the pause line: not calm
+    assert check(ks, 4 * S, ratio=1.2) is TradingState.PAUSED  # calm starts
+    assert check(ks, 9 * S, ratio=1.5) is TradingState.PAUSED
+    assert check(ks, 10 * S, ratio=2.5) is TradingState.PAUSED  # interrupted: start again
+    assert check(ks, 11 * S, ratio=1.0) is TradingState.PAUSED
+    assert check(ks, 20 * S, ratio=1.0) is TradingState.PAUSED
+    assert check(ks, 21 * S, ratio=1.0) is TradingState.ACTIVE  # 10 s of calm
 
 
-def test_cascade_fires_from_a_real_hawkes_burst():
-    from market_maker.estimators import IncrementalHawkes
+def test_cascade_halts_only_on_a_sustained_extreme_and_stays_halted():
+    ks = with_account(
+        make(cascade_pause_ratio=3.0, cascade_halt_ratio=6.0, cascade_halt_after_s=2.0)
+    )
+    assert check(ks, 1 * S, ratio=7.0) is TradingState.PAUSED  # a spike
+    assert check(ks, 2 * S, ratio=4.0) is TradingState.PAUSED
+    assert check(ks, 3 * S, ratio=7.0) is TradingState.PAUSED  # the extreme starts again
+    assert check(ks, 4 * S, ratio=8.0) is TradingState.PAUSED
+    assert check(ks, 5 * S, ratio=7.0) is TradingState.HALTED  # 2 s above 6x
+    assert check(ks, 6 * S, ratio=1.0) is TradingState.HALTED  # latched until reset
 
-    hawkes = IncrementalHawkes(1.0, 0.8, 1.0)
+
+def test_a_calm_spell_clears_the_extreme_timer():
     ks = with_account(make(cascade_pause_ratio=3.0, cascade_halt_ratio=6.0))
-    for i in range(10):
-        hawkes.update(10.0 + 0.05 * i)
-    ratio = hawkes.ratio(10.5)
-    assert ratio > 6.0
-    assert check(ks, int(10.5 * S), ratio=ratio) is TradingState.HALTED
+    assert check(ks, 1 * S, ratio=7.0) is TradingState.PAUSED
+    assert check(ks, 2 * S, ratio=1.0) is TradingState.PAUSED
+    assert check(ks, 60 * S, ratio=7.0) is TradingState.PAUSED  # not 59 s of extreme
+
+
+def test_cascade_fires_from_a_real_burst_and_not_from_the_market_being_busy():
+    from market_maker.estimators import CascadeDetector
+
+    ks = with_account(make(cascade_pause_ratio=3.0, cascade_halt_ratio=6.0))
+    busy = CascadeDetector(prior_rate=1.0, window_s=5.0, warmup_s=60.0)
+    t = 0.0
+    while t < 300.0:  # a busy market, 50 trades a second: normal for it
+        busy.update(t)
+        t += 0.02
+    assert check(ks, 300 * S, ratio=busy.ratio(300.0)) is TradingState.ACTIVE
+    for i in range(1_000):  # then 1,000 trades in 2 seconds
+        busy.update(300.0 + 0.002 * i)
+    assert check(ks, 302 * S, ratio=busy.ratio(302.0)) is TradingState.PAUSED
 
 
 def test_rejection_storm_pauses_until_rejections_age_out():
