@@ -211,6 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout [-]")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(func=_cmd_init_config)
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit Hawkes, fill intensity and volatility from a capture",
+        description="Fit the engine's market parameters from a capture and print them with "
+        "95 %% intervals; -o writes a config overlay that --config accepts.",
+    )
+    cal.add_argument("--data", type=Path, required=True, help="a capture file")
+    cal.add_argument("--config", type=Path, help="TOML config (instrument rules, estimator grids)")
+    cal.add_argument("-o", "--output", type=Path, help="write the overlay here")
+    cal.add_argument("--force", action="store_true", help="overwrite an existing overlay")
+    cal.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_instrument_flags(cal)
+    cal.set_defaults(func=_cmd_calibrate)
     return parser
 
 
@@ -454,6 +468,31 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         f"sigma_prior={risk.sigma_prior:g} max_leverage={risk.max_leverage:g} "
         f"max_horizon_s={risk.max_horizon_s:g}"
     )
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from market_maker.backtest.calibrate import calibrate, format_calibration, overlay_toml
+
+    config = _with_instrument(_load(args.config), args)
+    out: Path | None = args.output
+    if out is not None and out.exists() and not args.force:
+        raise MarketMakerError(f"{out} exists; pass --force to overwrite it")
+    try:
+        result = calibrate(args.data, config)
+    except ValueError as exc:
+        raise MarketMakerError(str(exc)) from None
+    if args.json:
+        print(msgspec.json.encode(result).decode())
+    else:
+        print(format_calibration(result))
+    if out is not None:
+        try:
+            out.write_text(overlay_toml(result), encoding="utf-8")
+        except OSError as exc:
+            raise MarketMakerError(f"{out}: cannot write: {exc.strerror or exc}") from None
+        if not args.json:
+            print(f"wrote {out}")
     return 0
 
 

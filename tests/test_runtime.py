@@ -252,3 +252,31 @@ def test_a_failing_venue_stream_is_raised_not_taken_for_the_end_of_the_market():
         assert "feed lost" in str(exc)
     else:
         raise AssertionError("the venue's error was swallowed")
+
+
+def test_run_on_the_btc_replay_quotes_through_the_capture_with_at_most_two_cascade_changes():
+    from market_maker.backtest.session import replay_exchange
+    from market_maker.venues.replay import ReplayMarket
+    from tests.backtest.test_backtest import BINANCE
+
+    market = ReplayMarket(BINANCE)
+    exchange = replay_exchange(market, 1)
+    engine = QuoteEngine(AppConfig(), market.instrument)
+    changes = []
+    original = engine.on_event
+
+    def spy(event, ts_ns=None):
+        before = engine.kill_switch.state
+        actions = original(event, ts_ns)
+        if engine.kill_switch.state is not before:
+            changes.append(engine.kill_switch.state.label)
+        return actions
+
+    engine.on_event = spy
+    venue = SimVenue(exchange, speed=100_000.0)
+    summary = asyncio.run(run_live(venue, engine, tty=False, install_signals=False))
+    assert summary.reason == "venue ended"
+    assert summary.simulated_s > 340
+    cascade = [c for c in changes if c != "halted"]  # the final halt is the shutdown's
+    assert len(cascade) <= 2, changes
+    assert exchange.stats.placed > 0 and summary.fills > 0

@@ -27,6 +27,9 @@ class HawkesFit(msgspec.Struct, frozen=True, kw_only=True):
     log_likelihood: float
     events: int
     duration_s: float
+    ci95: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None = None
+    """95 % intervals for ``(mu, alpha, beta)`` from the observed information (log scale);
+    None when the information matrix is not invertible."""
 
     @property
     def branching_ratio(self) -> float:
@@ -135,4 +138,35 @@ def fit_hawkes(
         log_likelihood=-best[0],
         events=int(t.size),
         duration_s=horizon,
+        ci95=_intervals(best[1], rel, m, horizon),
+    )
+
+
+def _intervals(
+    x: np.ndarray, rel: np.ndarray, m: np.ndarray, horizon: float
+) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None:
+    """Wald intervals in log-parameter space: the Hessian of the negative log-likelihood by
+    central differences of its analytic gradient, inverted."""
+    h = 1e-4
+    hess = np.empty((3, 3))
+    for i in range(3):
+        step = np.zeros(3)
+        step[i] = h
+        g_plus = _neg_log_likelihood(x + step, rel, m, horizon)[1]
+        g_minus = _neg_log_likelihood(x - step, rel, m, horizon)[1]
+        hess[i] = (np.asarray(g_plus) - np.asarray(g_minus)) / (2 * h)
+    hess = 0.5 * (hess + hess.T)
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return None
+    var = np.diag(cov)
+    if not np.all(np.isfinite(var)) or np.any(var <= 0):
+        return None
+    half = 1.96 * np.sqrt(var)
+    lo, hi = np.exp(x - half), np.exp(x + half)
+    return (
+        (float(lo[0]), float(hi[0])),
+        (float(lo[1]), float(hi[1])),
+        (float(lo[2]), float(hi[2])),
     )
