@@ -36,6 +36,7 @@ __all__ = [
     "EstimatorsConfig",
     "FillIntensityConfig",
     "HawkesConfig",
+    "InputConfig",
     "InstrumentConfig",
     "KillSwitchConfig",
     "LadderConfig",
@@ -384,6 +385,19 @@ class InstrumentConfig(_Config, frozen=True):
     """Hyperliquid's size decimals: lot 10^-sz_decimals, prices 5 significant figures."""
 
 
+class InputConfig(_Config, frozen=True):
+    """Plausibility gates at the engine's edge (``[input]``): what is not believable is counted
+    and ignored, like NaN."""
+
+    max_price_move: Annotated[float, Meta(gt=0.0, le=10.0)] = 0.25
+    """A book or trade further than this fraction from the last accepted mid is refused..."""
+    reanchor_after_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 10.0
+    """... unless refused books have agreed on a new level for this long (the market moved)."""
+    max_future_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 30.0
+    """An event stamped further than this ahead of the engine's clock is refused, not adopted
+    as the new time (timers, which are the clock, are exempt)."""
+
+
 class AppConfig(_Config, frozen=True):
     """The whole configuration file."""
 
@@ -395,6 +409,7 @@ class AppConfig(_Config, frozen=True):
     ladder: LadderConfig = field(default_factory=LadderConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
+    input: InputConfig = field(default_factory=InputConfig)
 
 
 STRATEGY_KINDS: tuple[str, ...] = typing.get_args(StrategyKind)

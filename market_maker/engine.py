@@ -88,6 +88,12 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     bad_trades: int = 0
     bad_accounts: int = 0
     out_of_order: int = 0
+    implausible_prices: int = 0
+    """Books and trades refused for being too far from the last accepted mid."""
+    reanchored: int = 0
+    """Times refused books agreed on a new level long enough to be accepted as the market."""
+    future_events: int = 0
+    """Events stamped too far ahead of the engine's clock, refused."""
     position_mismatches: int = 0
     snapshot_requests: int = 0
 
@@ -170,6 +176,12 @@ class QuoteEngine:
         self._next_reconcile_ns = _NEVER
         self._syncing = False
         self._connected = True
+        gate = config.input
+        self._max_move = gate.max_price_move
+        self._reanchor_ns = int(gate.reanchor_after_s * 1e9)
+        self._max_future_ns = int(gate.max_future_s * 1e9)
+        self._suspect_mid = math.nan  # a refused level that may be the market's new one
+        self._suspect_since = 0
         self._pending_actions: list[Action] = []
         self._handlers: dict[type, Callable[[Any, int], bool]] = {
             BookUpdate: self._on_book,
@@ -201,6 +213,9 @@ class QuoteEngine:
         """Apply ``event`` (at ``ts_ns``, default the event's own) and run a quote cycle."""
         ts = event.ts_ns if ts_ns is None else ts_ns
         self.counters.events += 1
+        if ts - self.now_ns > self._max_future_ns and self.now_ns and type(event) is not Timer:
+            self.counters.future_events += 1  # a bad clock, not the new time
+            return []
         handler = self._handlers.get(type(event))
         if handler is None or not handler(event, ts):
             return []
@@ -253,8 +268,11 @@ class QuoteEngine:
             return False
         bb = bids[0][0]
         ba = asks[0][0]
-        if not (bb > 0.0 and ba > bb and _isfinite(ba)):  # also rejects NaN
+        sizer = self.sizer
+        if not (sizer.price_ok(bb) and sizer.price_ok(ba) and ba > bb):  # also rejects NaN
             self.counters.bad_books += 1
+            return False
+        if not self._plausible_book(0.5 * (bb + ba), ts):
             return False
         self._last_book_ns = ts
         self._touch_moved = bb != self.best_bid or ba != self.best_ask
@@ -271,10 +289,34 @@ class QuoteEngine:
         self.kill_switch.on_market_data(ts)
         return True
 
+    def _plausible_book(self, mid: float, ts: int) -> bool:
+        """Within ``max_price_move`` of the last accepted mid; a refused level that other
+        books keep confirming for ``reanchor_after_s`` becomes the new anchor."""
+        last = self.mid
+        if last != last or abs(mid - last) <= self._max_move * last:
+            self._suspect_mid = math.nan
+            return True
+        self.counters.implausible_prices += 1
+        suspect = self._suspect_mid
+        if suspect == suspect and abs(mid - suspect) <= self._max_move * suspect:
+            if ts - self._suspect_since >= self._reanchor_ns:
+                self.counters.reanchored += 1
+                self._suspect_mid = math.nan
+                return True
+        else:
+            self._suspect_mid = mid
+            self._suspect_since = ts
+        return False
+
     def _on_trade(self, ev: Trade, ts: int) -> bool:
         price = ev.price
-        if not (price > 0.0 and _isfinite(price) and ev.size > 0.0 and _isfinite(ev.size)):
+        sizer = self.sizer
+        if not (sizer.price_ok(price) and sizer.size_ok(ev.size)):
             self.counters.bad_trades += 1
+            return False
+        mid = self.mid
+        if mid == mid and abs(price - mid) > self._max_move * mid:
+            self.counters.implausible_prices += 1
             return False
         if ts < self._last_trade_ns:
             self.counters.out_of_order += 1
@@ -308,7 +350,11 @@ class QuoteEngine:
             self.counters.bad_accounts += 1
             return False
         reported = ev.position
-        if reported is not None and _isfinite(reported):
+        if (
+            reported is not None
+            and _isfinite(reported)
+            and abs(reported) < 1e15 * self.sizer.lot_size
+        ):
             # Fills in flight make one snapshot disagree; two in a row is a real mismatch.
             if self.sizer.nearest_lots(reported) != self.orders.position_lots:
                 if self._mismatched:
@@ -368,9 +414,7 @@ class QuoteEngine:
             # above it in a burst, whatever market this is.
             hawkes = self.hawkes
             trade_rate = (
-                hawkes.intensity(t_s)
-                - hawkes.mu
-                + self.cascade.long_rate(t_s) * self._unbranched
+                hawkes.intensity(t_s) - hawkes.mu + self.cascade.long_rate(t_s) * self._unbranched
             )
             self._flow = (
                 trade_rate,

@@ -315,8 +315,9 @@ class OrderManager:
         if fid in self._fill_ids:
             c.duplicate_fills += 1
             return False
-        lots = self.sizer.nearest_lots(fill.size) if math.isfinite(fill.size) else 0
-        if lots <= 0 or not (fill.price > 0.0 and math.isfinite(fill.price)):
+        sizer = self.sizer
+        lots = sizer.nearest_lots(fill.size) if sizer.size_ok(fill.size) else 0
+        if lots <= 0 or not sizer.price_ok(fill.price):
             c.bad_fills += 1  # unusable numbers: the position is reconciled from the venue
             self.needs_reconcile = True
             return False
@@ -548,7 +549,7 @@ class OrderManager:
         if snap.exchange_ts_ns <= self._snapshot_ts:
             c.stale_snapshots += 1
             return []
-        if not math.isfinite(snap.position):
+        if not abs(snap.position) < 1e15 * self.sizer.lot_size:  # also NaN and inf
             c.bad_snapshots += 1  # unusable: change nothing, ask again
             self.needs_reconcile = True
             return []

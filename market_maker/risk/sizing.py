@@ -29,6 +29,7 @@ _BUY = Side.BUY
 _REL_EPS = 1e-12
 _ABS_EPS = 1e-9
 _POW10: list[int] = [10**i for i in range(40)]
+_MAX_UNITS = 1e15  # ticks or lots beyond this are not a market: refuse them before converting
 
 
 def _decimals(step: float) -> int:
@@ -85,9 +86,21 @@ class PositionSizer:
             ticks = self._apply_sig_figs(ticks, side)
         return ticks
 
+    def price_ok(self, price: float) -> bool:
+        """Finite, positive and within ``1e15`` ticks: a price the integer grid can hold."""
+        return 0.0 < price < self.tick_size * _MAX_UNITS  # False for NaN and inf
+
+    def size_ok(self, size: float) -> bool:
+        """Finite, positive and within ``1e15`` lots."""
+        return 0.0 < size < self.lot_size * _MAX_UNITS
+
     def nearest_ticks(self, price: float) -> int:
-        """Ticks for a price already on the grid (book levels, fills): the nearest integer."""
-        return math.floor(price / self.tick_size + 0.5)
+        """Ticks for a price already on the grid (book levels, fills): the nearest integer.
+        A price no grid can hold (``price_ok`` false, or negative) gives 0."""
+        x = price / self.tick_size
+        if not -_MAX_UNITS < x < _MAX_UNITS:
+            return 0
+        return math.floor(x + 0.5)
 
     def _apply_sig_figs(self, ticks: int, side: Side) -> int:
         """Coarsen to ``max_sig_figs`` significant figures; whole-unit prices are always valid."""
@@ -120,8 +133,12 @@ class PositionSizer:
         return math.floor(x + x * _REL_EPS + _ABS_EPS)
 
     def nearest_lots(self, size: float) -> int:
-        """Lots for a size already on the grid (fills, positions)."""
-        return math.floor(size / self.lot_size + 0.5)
+        """Lots for a size already on the grid (fills, positions); 0 beyond ``1e15`` lots or
+        for NaN (callers check ``size_ok`` or finiteness where it matters)."""
+        x = size / self.lot_size
+        if not -_MAX_UNITS < x < _MAX_UNITS:
+            return 0
+        return math.floor(x + 0.5)
 
     def lots_to_size(self, lots: int) -> float:
         return lots * self._lot_units / _POW10[self._lot_dec]

@@ -1,0 +1,155 @@
+"""Hostile input: absurd but finite values, non-finite values, far-future and stale stamps.
+
+Whatever arrives, the engine never raises, never hangs, and never sends an order that is not
+finite, positive, on the grid and behind the touch it last accepted.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from market_maker.config import AppConfig
+from market_maker.engine import QuoteEngine
+from market_maker.model import (
+    AccountUpdate,
+    BookUpdate,
+    Fill,
+    Instrument,
+    Modify,
+    OrderAck,
+    Place,
+    Side,
+    Timer,
+    Trade,
+)
+
+S = 1_000_000_000
+INST = Instrument(symbol="BTC", tick_size=0.1, lot_size=0.001, min_notional=10.0)
+
+ABSURD = st.sampled_from(
+    [1e308, -1e308, 1e-308, 5e-324, math.inf, -math.inf, math.nan, 0.0, -1.0, 1e18, 1e-9]
+)
+NEAR = st.floats(99_000.0, 101_000.0)
+PRICE = st.one_of(NEAR, NEAR, NEAR, ABSURD)
+SIZE = st.one_of(st.floats(0.001, 5.0), ABSURD)
+DT = st.one_of(st.integers(0, S), st.sampled_from([-3600 * S, 3600 * S, 10**18]))
+
+
+@st.composite
+def events(draw):
+    kind = draw(st.sampled_from(["book", "book", "trade", "trade", "account", "fill", "ack", "timer"]))
+    dt = draw(DT)
+    if kind == "book":
+        bid = draw(PRICE)
+        ask = draw(st.one_of(st.just(bid + 0.1), PRICE))
+        return dt, ("book", bid, ask, draw(SIZE))
+    if kind == "trade":
+        return dt, ("trade", draw(PRICE), draw(SIZE), draw(st.booleans()))
+    if kind == "account":
+        return dt, ("account", draw(st.one_of(st.floats(0, 1e6), ABSURD)), draw(st.one_of(st.none(), ABSURD, st.floats(-1, 1))))
+    if kind == "fill":
+        return dt, ("fill", draw(PRICE), draw(SIZE), draw(st.booleans()))
+    if kind == "ack":
+        return dt, ("ack", draw(st.sampled_from(["accepted", "canceled", "rejected", "bogus"])))
+    return dt, ("timer",)
+
+
+def build(ts, e, engine, sent):
+    kind = e[0]
+    if kind == "book":
+        return BookUpdate(ts_ns=ts, bids=((e[1], e[3]),), asks=((e[2], e[3]),))
+    if kind == "trade":
+        return Trade(ts_ns=ts, price=e[1], size=e[2], aggressor=Side.BUY if e[3] else Side.SELL)
+    if kind == "account":
+        return AccountUpdate(ts_ns=ts, account_value=e[1], balance=e[1], position=e[2])
+    if kind == "fill":
+        cloid = sent[-1].cloid if sent else "0xnone"
+        return Fill(ts_ns=ts, cloid=cloid, price=e[1], size=e[2], side=Side.BUY if e[3] else Side.SELL, fill_id=f"f{ts}")
+    if kind == "ack":
+        cloid = sent[-1].cloid if sent else "0xnone"
+        rid = sent[-1].request_id if sent else None
+        return OrderAck(ts_ns=ts, cloid=cloid, status=e[1], request_id=rid)
+    return Timer(ts_ns=ts)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(events(), min_size=1, max_size=60))
+def test_any_sequence_of_absurd_values_never_raises_and_never_sends_a_bad_order(seq):
+    engine = QuoteEngine(AppConfig(), INST)
+    ts = 1_700_000_000 * S
+    sent = []
+    for dt, e in seq:
+        ts = max(0, ts + dt)
+        actions = engine.on_event(build(ts, e, engine, sent))
+        for a in actions:
+            if isinstance(a, (Place, Modify)):
+                assert math.isfinite(a.price) and a.price > 0, a
+                assert math.isfinite(a.size) and a.size > 0, a
+                assert a.price < 1e7, a  # a BTC-like market: nothing absurd ever leaves
+                sent.append(a)
+    status = engine.status()
+    assert status["position"] == status["position"]  # never NaN
+
+
+def book(ts, bid, spread=0.1):
+    return BookUpdate(ts_ns=ts, bids=((bid, 1.0),), asks=((bid + spread, 1.0),))
+
+
+def test_a_book_far_from_the_last_mid_is_refused_until_the_market_confirms_it():
+    engine = QuoteEngine(AppConfig(), INST)
+    engine.on_event(book(1 * S, 100_000.0))
+    assert engine.on_event(book(2 * S, 1_000.0)) == []  # a fat finger, or a broken feed
+    assert engine.mid == 100_000.05 and engine.counters.implausible_prices == 1
+    engine.on_event(book(3 * S, 100_000.0))  # back to normal: the suspect level is forgotten
+    for i in range(4, 20):  # then the market really gaps down 30 % and stays there
+        engine.on_event(book(i * S, 70_000.0))
+        engine.on_event(Timer(ts_ns=i * S))
+    assert engine.counters.reanchored == 1
+    assert engine.mid == 70_000.05
+
+
+def test_a_trade_far_from_the_mid_is_refused():
+    engine = QuoteEngine(AppConfig(), INST)
+    engine.on_event(book(1 * S, 100_000.0))
+    engine.on_event(Trade(ts_ns=2 * S, price=1e308, size=1.0, aggressor=Side.BUY))
+    engine.on_event(Trade(ts_ns=3 * S, price=10.0, size=1.0, aggressor=Side.SELL))
+    assert engine.counters.bad_trades + engine.counters.implausible_prices == 2
+    assert engine.intensity.count == 0
+
+
+def test_an_event_stamped_an_hour_ahead_does_not_become_the_engines_clock():
+    """From the issue: a book stamped an hour ahead froze staleness for 10 minutes while the
+    engine quoted into a market that had moved."""
+    engine = QuoteEngine(AppConfig(), INST)
+    engine.on_event(book(1 * S, 100_000.0))
+    assert engine.on_event(book(3_600 * S, 100_000.0)) == []
+    assert engine.counters.future_events == 1 and engine.now_ns == 1 * S
+    engine.on_event(Timer(ts_ns=8 * S))  # no good data for 7 s
+    assert "stale_data" in engine.status()["reasons"][0]
+
+
+def test_conversions_never_overflow():
+    from market_maker.risk import PositionSizer
+
+    sizer = PositionSizer(INST)
+    for value in (1e308, -1e308, math.inf, math.nan):
+        assert sizer.nearest_ticks(value) == 0 and sizer.nearest_lots(value) == 0
+        assert not sizer.price_ok(value) and not sizer.size_ok(value)
+    assert sizer.price_ok(100_000.0) and sizer.size_ok(0.001)
+
+
+def test_absurd_fills_and_snapshots_are_counted_not_applied():
+    from market_maker.model import VenueSnapshot
+
+    engine = QuoteEngine(AppConfig(), INST)
+    engine.on_event(book(1 * S, 100_000.0))
+    engine.on_event(
+        Fill(ts_ns=2 * S, cloid="x", price=100_000.0, size=1e308, side=Side.BUY, fill_id="a")
+    )
+    engine.on_event(VenueSnapshot(ts_ns=3 * S, exchange_ts_ns=3 * S, position=1e308))
+    counters = engine.status()["counters"]
+    assert counters["bad_fills"] == 1 and counters["bad_snapshots"] == 1
+    assert engine.position == 0.0
