@@ -296,29 +296,29 @@ class StrategyConfig(_Config, frozen=True):
     """Quoting model (``[strategy]``). Depths in ticks; sizes in contracts."""
 
     kind: StrategyKind = "glft"
-    order_size: PositiveFloat = 0.01
+    order_size: Annotated[float, Meta(gt=0.0, le=1e9)] = 0.01
     """Size of one quote (GLFT's D and the inventory unit), contracts."""
-    order_size_usd: PositiveFloat | None = None
+    order_size_usd: Annotated[float, Meta(gt=0.0, le=1e12)] | None = None
     """Size of one quote in USD at the mid; when set it replaces ``order_size`` (any market)."""
-    gamma: PositiveFloat = 0.05
+    gamma: Annotated[float, Meta(gt=0.0, le=1e6)] = 0.05
     """Risk aversion, per (tick * order): inventory is counted in orders of ``order_size``."""
-    xi: NonNegativeFloat | None = None
+    xi: Annotated[float, Meta(ge=0.0, le=1e6)] | None = None
     """GLFT's xi; unset means xi = gamma (the 2013 paper)."""
-    spread_multiplier: PositiveFloat = 1.0
+    spread_multiplier: Annotated[float, Meta(gt=0.0, le=100.0)] = 1.0
     """Scales GLFT's half spread."""
-    skew_multiplier: NonNegativeFloat = 1.0
+    skew_multiplier: Annotated[float, Meta(ge=0.0, le=100.0)] = 1.0
     """Scales GLFT's inventory skew (the pure model's skew is strong; 0.05-0.5 is common)."""
-    min_half_spread_bps: NonNegativeFloat = 1.0
+    min_half_spread_bps: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 1.0
     """Fee floor: never quote closer to the mid than this, basis points."""
-    cascade_widening: NonNegativeFloat = 0.5
+    cascade_widening: Annotated[float, Meta(ge=0.0, le=100.0)] = 0.5
     """Half spread grows by this fraction per unit of Hawkes ratio above 1."""
-    gamma_utilisation_scale: NonNegativeFloat = 2.0
+    gamma_utilisation_scale: Annotated[float, Meta(ge=0.0, le=1_000.0)] = 2.0
     """gamma_eff = gamma * (1 + scale * utilisation**2), utilisation = |q| / Q."""
-    as_horizon_s: PositiveFloat = 60.0
+    as_horizon_s: Annotated[float, Meta(gt=0.0, le=31_536_000.0)] = 60.0
     """Avellaneda-Stoikov horizon: the rolling T - t, or T itself with ``as_terminal``, seconds."""
     as_terminal: bool = False
     """Avellaneda-Stoikov with a finite session: T - t = as_horizon_s - t (the 2008 paper)."""
-    symmetric_half_spread_bps: PositiveFloat = 5.0
+    symmetric_half_spread_bps: Annotated[float, Meta(gt=0.0, le=10_000.0)] = 5.0
     """Half spread of the symmetric baseline, basis points."""
 
     def __post_init__(self) -> None:
@@ -335,13 +335,13 @@ class LadderConfig(_Config, frozen=True):
 
     levels: Annotated[int, Meta(ge=1, le=50)] = 5
     spacing: Literal["geometric", "fixed"] = "geometric"
-    ratio: Annotated[float, Meta(gt=1.0)] = 1.5
+    ratio: Annotated[float, Meta(gt=1.0, le=100.0)] = 1.5
     """Geometric spacing: level i sits at depth0 * ratio**i."""
     interval_ticks: Annotated[int, Meta(ge=1)] | None = None
     """Grid (and fixed spacing) in ticks; unset: half the inner depth on a 1-2-5 step."""
-    target_liquidity: PositiveFloat = 0.05
+    target_liquidity: Annotated[float, Meta(gt=0.0, le=1e9)] = 0.05
     """Total size per side across all levels, contracts."""
-    target_liquidity_usd: PositiveFloat | None = None
+    target_liquidity_usd: Annotated[float, Meta(gt=0.0, le=1e12)] | None = None
     """Total per side in USD at the mid; when set it replaces ``target_liquidity``."""
 
     def __post_init__(self) -> None:
@@ -465,14 +465,38 @@ def parse_config(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: nested too deeply") from None
     if env:
         _apply_env(data, env, source)
+    _require_sane_numbers(data, source, "")
     try:
         return msgspec.convert(data, AppConfig)
     except msgspec.ValidationError as exc:
         path, reason = _reason_and_path(exc)
         where = f"{path}: " if path else ""
         raise ConfigError(f"{source}: {where}{reason}") from None
+
+
+_MAX_MAGNITUDE = 1e15
+
+
+def _require_sane_numbers(data: object, source: str, path: str, depth: int = 0) -> None:
+    """Every number in a config is finite and within +/-1e15 (no setting means more)."""
+    if depth > 20:
+        raise ConfigError(f"{source}: {path or 'the file'}: nested too deeply")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _require_sane_numbers(value, source, f"{path}.{key}" if path else str(key), depth + 1)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _require_sane_numbers(value, source, f"{path}[{i}]", depth + 1)
+    elif (
+        isinstance(data, float | int)
+        and not isinstance(data, bool)
+        and not -_MAX_MAGNITUDE <= data <= _MAX_MAGNITUDE  # also NaN and inf
+    ):
+        raise ConfigError(f"{source}: {path}: {data!r}: must be finite, |x| <= 1e15")
 
 
 def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> AppConfig:
@@ -482,6 +506,8 @@ def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None =
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     return parse_config(text, source=source, env=os.environ if env is None else env)
 
 

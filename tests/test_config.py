@@ -49,7 +49,7 @@ def test_conservative_derives_a_smaller_limit_than_aggressive():
         ("[risk]\nrisk_fraction = 1.5\n", "risk.risk_fraction", "<= 1.0"),
         ("[risk]\nnum_sigmas = 'five'\n", "risk.num_sigmas", "got `str`"),
         ("[risk]\nmax_levrage = 3\n", "risk", "unknown field `max_levrage`"),
-        ("[risk]\nsigma_prior = inf\n", "risk", "sigma_prior must be finite"),
+        ("[risk]\nsigma_prior = inf\n", "risk.sigma_prior", "inf: must be finite"),
         ("[estimators.hawkes]\nalpha = 2\nbeta = 1\n", "estimators.hawkes", "alpha must be < beta"),
         (
             "[kill_switch]\nstale_pause_after_s = 60\nstale_halt_after_s = 30\n",
@@ -110,3 +110,33 @@ def test_configs_are_frozen():
     cfg = AppConfig()
     with pytest.raises(AttributeError):
         cfg.risk.max_leverage = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ("[strategy]\nspread_multiplier = 1e308", "strategy.spread_multiplier"),
+        ("[strategy]\nmin_half_spread_bps = inf", "strategy.min_half_spread_bps"),
+        ("[strategy]\ncascade_widening = 1e308", "strategy.cascade_widening"),
+        ("[strategy]\nskew_multiplier = inf", "strategy.skew_multiplier"),
+        ("[strategy]\nspread_multiplier = 1000.0", "strategy.spread_multiplier"),
+        ("[ladder]\nratio = 1e9", "ladder.ratio"),
+        ("[risk]\nmax_leverage = nan", "risk.max_leverage"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_naming_the_field(toml, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        parse_config(toml, source="x.toml")
+
+
+def test_any_toml_however_deep_or_badly_encoded_is_one_line(tmp_path, capsys):
+    from market_maker.cli import main
+
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "{a = " * 600 + "1" + "}" * 600 + "\n")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"# caf\xe9\n[risk]\n")
+    for path in (deep, binary):
+        assert main(["check-config", str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(path) in err[0], err

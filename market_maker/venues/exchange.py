@@ -520,6 +520,8 @@ class ExchangeCore:
         if not book.bids or not book.asks:
             return
         tick = self.tick
+        if not (0.0 < book.bids[0][0] < tick * 1e15 and 0.0 < book.asks[0][0] < tick * 1e15):
+            return  # not a price any order of ours can meet
         bb = math.floor(book.bids[0][0] / tick + 0.5)
         ba = math.floor(book.asks[0][0] / tick + 0.5)
         if not 0 < bb < ba:
@@ -535,6 +537,8 @@ class ExchangeCore:
                 self._fill(order, order.remaining_lots, book.ts_ns)
 
     def _on_trade(self, trade: Trade) -> None:
+        if not (0.0 < trade.price < self.tick * 1e15 and trade.size > 0.0):
+            return  # NaN, inf and absurd prints trade with nobody
         price_ticks = math.floor(trade.price / self.tick + 0.5)
         size = trade.size
         sell_aggressor = trade.aggressor is _SELL

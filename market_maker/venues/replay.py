@@ -35,9 +35,34 @@ from market_maker.model import BookUpdate, Instrument, Side, Trade
 __all__ = ["CaptureInfo", "ReplayMarket", "ReplayStats", "capture_info", "read_capture"]
 
 
+# A capture's receive times are nanoseconds since 1970 between these years; a line stamped
+# outside them, or more than an hour after the last good line, is a corrupted stamp.
+_MIN_NS = 946_684_800 * 1_000_000_000  # 2000-01-01
+_MAX_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01
+_MAX_GAP_NS = 3_600 * 1_000_000_000
+_MAX_PRICE = 1e12
+
+
+def _price(text: str) -> float:
+    """A price from the wire: finite, positive, believable; ValueError otherwise."""
+    value = float(text)
+    if not 0.0 < value < _MAX_PRICE:  # also NaN and inf
+        raise ValueError(f"bad price {text!r}")
+    return value
+
+
+def _qty(text: str) -> float:
+    """A size from the wire: finite, not negative; ValueError otherwise."""
+    value = float(text)
+    if not 0.0 <= value < _MAX_PRICE:
+        raise ValueError(f"bad size {text!r}")
+    return value
+
+
 class ReplayStats(msgspec.Struct, kw_only=True):
     lines: int = 0
     bad_lines: int = 0
+    bad_timestamps: int = 0
     books: int = 0
     trades: int = 0
     depth_diffs: int = 0
@@ -294,6 +319,8 @@ class ReplayMarket:
                     keys = [(t.time, t.side) for t in _hl_trades.decode(env.data)]
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
+            if not _MIN_NS <= ns <= _MAX_NS or (out and ns / 1e9 < out[-1]):
+                continue  # a corrupted or out-of-order stamp would break the fit
             for key in keys:
                 if key != last:
                     out.append(ns / 1e9)
@@ -307,6 +334,11 @@ class ReplayMarket:
             ns, body = next(self._lines)
         except StopIteration:
             self._done = True
+            return
+        if not _MIN_NS <= ns <= _MAX_NS or (
+            self._last_ns >= 0 and ns > self._last_ns + _MAX_GAP_NS
+        ):
+            self.stats.bad_timestamps += 1  # corrupted stamp: it would stop the clock
             return
         if ns < self._last_ns:
             self.stats.bad_lines += 1  # out of order: the engine would count it anyway
@@ -327,7 +359,7 @@ class ReplayMarket:
         self._last_ns = ns
 
     def _ticks(self, price: str) -> int:
-        return math.floor(float(price) / self._tick + 0.5)
+        return math.floor(_price(price) / self._tick + 0.5)
 
     def _binance(self, ns: int, env: _Envelope) -> None:
         stream = env.stream or ""
@@ -344,8 +376,8 @@ class ReplayMarket:
             self._buffer.append(
                 Trade(
                     ts_ns=ns,
-                    price=float(tr.p),
-                    size=float(tr.q),
+                    price=_price(tr.p),
+                    size=_qty(tr.q),
                     aggressor=Side.SELL if tr.m else Side.BUY,  # m: the buyer was the maker
                     exchange_ts_ns=tr.T * 1_000_000,
                 )
@@ -361,17 +393,15 @@ class ReplayMarket:
             raise ValueError("unknown stream")
 
     def _ticker(self, ns: int, t: _BnTicker) -> None:
-        bid, ask = float(t.b), float(t.a)
-        if not (bid > 0.0 and ask > 0.0):
-            raise ValueError("bad ticker")
+        bid, ask = _price(t.b), _price(t.a)
         self.stats.books += 1
         self._buffer.append(
-            BookUpdate(ts_ns=ns, bids=((bid, float(t.B)),), asks=((ask, float(t.A)),))
+            BookUpdate(ts_ns=ns, bids=((bid, _qty(t.B)),), asks=((ask, _qty(t.A)),))
         )
 
     def _snapshot(self, env: _Envelope) -> None:
-        self._bids = {self._ticks(p): float(q) for p, q in env.bids or ()}
-        self._asks = {self._ticks(p): float(q) for p, q in env.asks or ()}
+        self._bids = {self._ticks(p): _qty(q) for p, q in env.bids or ()}
+        self._asks = {self._ticks(p): _qty(q) for p, q in env.asks or ()}
         last = env.lastUpdateId
         assert last is not None
         self._synced_u = None
@@ -390,11 +420,12 @@ class ReplayMarket:
         if not first and self._synced_u is not None and diff.pu != self._synced_u:
             self.stats.depth_gaps += 1  # missed diffs: depth is approximate from here
         inv = 1.0 / self._tick
-        to_float = float
-        for book, levels in ((self._bids, diff.b), (self._asks, diff.a)):
-            for price, qty in levels:
-                ticks = int(to_float(price) * inv + 0.5)
-                size = to_float(qty)
+        parsed = [
+            [(int(_price(price) * inv + 0.5), _qty(qty)) for price, qty in levels]
+            for levels in (diff.b, diff.a)
+        ]  # every level checked before any is applied: a bad diff changes nothing
+        for book, levels in zip((self._bids, self._asks), parsed, strict=True):
+            for ticks, size in levels:
                 if size > 0.0:
                     book[ticks] = size
                 else:
@@ -406,10 +437,11 @@ class ReplayMarket:
             raise ValueError("no data")
         if env.channel == "l2Book":
             book = _hl_book.decode(env.data)
-            bids = tuple((float(lv.px), float(lv.sz)) for lv in book.levels[0])
-            asks = tuple((float(lv.px), float(lv.sz)) for lv in book.levels[1])
-            self._bids = {self._ticks(lv.px): float(lv.sz) for lv in book.levels[0]}
-            self._asks = {self._ticks(lv.px): float(lv.sz) for lv in book.levels[1]}
+            bids = tuple((_price(lv.px), _qty(lv.sz)) for lv in book.levels[0])
+            asks = tuple((_price(lv.px), _qty(lv.sz)) for lv in book.levels[1])
+            inv = 1.0 / self._tick
+            self._bids = {math.floor(px * inv + 0.5): sz for px, sz in bids}
+            self._asks = {math.floor(px * inv + 0.5): sz for px, sz in asks}
             self.stats.books += 1
             self._buffer.append(BookUpdate(ts_ns=ns, bids=bids, asks=asks))
         elif env.channel == "trades":
@@ -418,8 +450,8 @@ class ReplayMarket:
                 self._buffer.append(
                     Trade(
                         ts_ns=ns,
-                        price=float(tr.px),
-                        size=float(tr.sz),
+                        price=_price(tr.px),
+                        size=_qty(tr.sz),
                         aggressor=Side.BUY if tr.side == "B" else Side.SELL,
                         exchange_ts_ns=tr.time * 1_000_000,
                     )

@@ -111,7 +111,7 @@ def test_malformed_and_truncated_lines_are_skipped_and_counted(tmp_path):
     while market.peek_ns() is not None:
         market.pop()
         n += 1
-    assert market.stats.bad_lines >= 4
+    assert market.stats.bad_lines + market.stats.bad_timestamps >= 4
     assert n > 2_000
 
 
@@ -191,3 +191,40 @@ def test_a_venue_that_loses_duplicates_and_reorders_messages_never_breaks_the_li
     assert counters["snapshots"] > 0 and counters["lost_requests"] > 0
     if faults.drop_fill == 0.0:
         assert engine.orders.position_lots == exchange.position_lots
+
+
+CORRUPTIONS = {
+    "trade price nan": (b'"p":"', b'"p":"nan', b"@trade"),
+    "trade price inf": (b'"p":"', b'"p":"inf', b"@trade"),
+    "trade price 1e400": (b'"p":"', b'"p":"1e400', b"@trade"),
+    "ticker bid 1e400": (b'"b":"', b'"b":"1e400', b"@bookTicker"),
+    "ticker bid nan": (b'"b":"', b'"b":"nan', b"@bookTicker"),
+    "depth price nan": (b'"b":[["', b'"b":[["nan', b"@depth"),
+    "invalid utf-8": (b'"p":"', b'"p":"\xff\xfe', b"@trade"),
+    "stamp with a leading 9": (b"", b"9", b"@trade"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_a_corrupted_capture_line_is_skipped_and_counted_never_a_crash_or_a_hang(name, tmp_path):
+    old, new, stream = CORRUPTIONS[name]
+    with gzip.open(BINANCE, "rb") as fh:
+        lines = fh.read().split(b"\n")[:6_000]
+    hit = next(i for i, line in enumerate(lines) if stream in line and i > 100)
+    line = lines[hit]
+    if old:
+        head, _, body = line.partition(b" ")
+        line = head + b" " + body.replace(old, new, 1)
+    else:
+        line = new + line
+    lines[hit] = line
+    path = tmp_path / "corrupt.gz"
+    path.write_bytes(gzip.compress(b"\n".join(lines)))
+    market = ReplayMarket(path)
+    events = 0
+    while market.peek_ns() is not None:
+        market.pop()
+        events += 1
+    assert market.stats.bad_lines + market.stats.bad_timestamps >= 1
+    result, _ = run_session(AppConfig(), data=path, seed=1)
+    assert result.market_events >= events - 1 and result.limit_breaches == 0
