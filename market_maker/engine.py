@@ -94,6 +94,8 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     """Times refused books agreed on a new level long enough to be accepted as the market."""
     future_events: int = 0
     """Events stamped too far ahead of the engine's clock, refused."""
+    equity_estimated: int = 0
+    """Invalid equity reports replaced by the last good equity plus our own PnL since."""
     position_mismatches: int = 0
     snapshot_requests: int = 0
 
@@ -181,6 +183,7 @@ class QuoteEngine:
         self._reanchor_ns = int(gate.reanchor_after_s * 1e9)
         self._max_future_ns = int(gate.max_future_s * 1e9)
         self._suspect_mid = math.nan  # a refused level that may be the market's new one
+        self._equity_anchor: tuple[float, float] | None = None  # (venue equity, our PnL)
         self._suspect_since = 0
         self._pending_actions: list[Action] = []
         self._handlers: dict[type, Callable[[Any, int], bool]] = {
@@ -333,7 +336,7 @@ class QuoteEngine:
             self.cascade.update(t_s)
             (self.buy_flow if is_buy else self.sell_flow).update(t_s)
         self.intensity.update(price, t_s, is_buy)
-        self.kill_switch.on_market_data(ts)
+        # Trades do not refresh staleness: prints over a frozen book must not hide the freeze.
         return True
 
     def _on_fill(self, ev: Fill, ts: int) -> bool:
@@ -346,9 +349,22 @@ class QuoteEngine:
         return True
 
     def _on_account(self, ev: AccountUpdate, ts: int) -> bool:
-        if not self.kill_switch.on_account(ts, ev.account_value, ev.balance):
+        ks = self.kill_switch
+        value = ev.account_value
+        if not abs(value) < 1e15:  # also NaN and inf
+            self.counters.bad_accounts += 1
+            anchor = self._equity_anchor
+            if anchor is None:
+                return False
+            # Loss triggers must not switch off: the last good equity moved by our own PnL.
+            self.counters.equity_estimated += 1
+            value = anchor[0] + (self.pnl_usd() - anchor[1])
+            ks.on_account(ts, value)
+            return True
+        if not ks.on_account(ts, value, ev.balance):
             self.counters.bad_accounts += 1
             return False
+        self._equity_anchor = (value, self.pnl_usd())
         reported = ev.position
         if (
             reported is not None

@@ -16,6 +16,7 @@ from market_maker.engine import QuoteEngine
 from market_maker.model import (
     AccountUpdate,
     BookUpdate,
+    Cancel,
     Fill,
     Instrument,
     Modify,
@@ -40,7 +41,9 @@ DT = st.one_of(st.integers(0, S), st.sampled_from([-3600 * S, 3600 * S, 10**18])
 
 @st.composite
 def events(draw):
-    kind = draw(st.sampled_from(["book", "book", "trade", "trade", "account", "fill", "ack", "timer"]))
+    kind = draw(
+        st.sampled_from(["book", "book", "trade", "trade", "account", "fill", "ack", "timer"])
+    )
     dt = draw(DT)
     if kind == "book":
         bid = draw(PRICE)
@@ -49,7 +52,11 @@ def events(draw):
     if kind == "trade":
         return dt, ("trade", draw(PRICE), draw(SIZE), draw(st.booleans()))
     if kind == "account":
-        return dt, ("account", draw(st.one_of(st.floats(0, 1e6), ABSURD)), draw(st.one_of(st.none(), ABSURD, st.floats(-1, 1))))
+        return dt, (
+            "account",
+            draw(st.one_of(st.floats(0, 1e6), ABSURD)),
+            draw(st.one_of(st.none(), ABSURD, st.floats(-1, 1))),
+        )
     if kind == "fill":
         return dt, ("fill", draw(PRICE), draw(SIZE), draw(st.booleans()))
     if kind == "ack":
@@ -67,7 +74,14 @@ def build(ts, e, engine, sent):
         return AccountUpdate(ts_ns=ts, account_value=e[1], balance=e[1], position=e[2])
     if kind == "fill":
         cloid = sent[-1].cloid if sent else "0xnone"
-        return Fill(ts_ns=ts, cloid=cloid, price=e[1], size=e[2], side=Side.BUY if e[3] else Side.SELL, fill_id=f"f{ts}")
+        return Fill(
+            ts_ns=ts,
+            cloid=cloid,
+            price=e[1],
+            size=e[2],
+            side=Side.BUY if e[3] else Side.SELL,
+            fill_id=f"f{ts}",
+        )
     if kind == "ack":
         cloid = sent[-1].cloid if sent else "0xnone"
         rid = sent[-1].request_id if sent else None
@@ -153,3 +167,62 @@ def test_absurd_fills_and_snapshots_are_counted_not_applied():
     counters = engine.status()["counters"]
     assert counters["bad_fills"] == 1 and counters["bad_snapshots"] == 1
     assert engine.position == 0.0
+
+
+def test_trades_over_a_frozen_book_do_not_hide_that_the_book_is_stale():
+    engine = QuoteEngine(AppConfig(), INST)
+    engine.on_event(book(1 * S, 100_000.0))
+    for i in range(2, 12):
+        engine.on_event(Trade(ts_ns=i * S, price=100_000.0, size=0.01, aggressor=Side.BUY))
+    assert "stale_data" in engine.status()["reasons"][0]
+
+
+def test_a_venue_that_refuses_every_modify_and_cancel_pauses_us():
+    engine = QuoteEngine(AppConfig(), INST)
+
+    def venue(actions, ts):
+        """Accepts places, refuses everything else, answering whatever comes back too."""
+        for _ in range(50):
+            if not actions:
+                return
+            pending, actions = actions, []
+            for a in pending:
+                if isinstance(a, Place | Modify | Cancel):
+                    status = "accepted" if isinstance(a, Place) else "rejected"
+                    ack = OrderAck(ts_ns=ts, cloid=a.cloid, status=status, request_id=a.request_id)
+                    actions += engine.on_event(ack)
+
+    for i in range(1, 8):  # the touch moves, every re-price is refused
+        venue(engine.on_event(book(i * S, 100_000.0 + 10 * i)), i * S)
+    assert engine.status()["counters"]["refusals"] >= 3
+    assert engine.status()["trading_state"] == "paused"
+    assert "rejections" in engine.status()["reasons"][0]
+
+
+def test_invalid_equity_keeps_the_loss_triggers_working_on_our_own_pnl():
+    """From the issue: equity reported as NaN switched off the loss triggers while the engine's
+    own PnL was -900 USD against a 500 USD limit."""
+    engine = QuoteEngine(AppConfig(), INST)
+    engine.on_event(book(1 * S, 100_000.0))
+    engine.on_event(AccountUpdate(ts_ns=1 * S, account_value=10_000.0))
+    engine.on_event(
+        Fill(ts_ns=2 * S, cloid="x", price=100_000.0, size=0.1, side=Side.BUY, fill_id="a")
+    )
+    engine.on_event(book(3 * S, 95_000.0))  # -500 USD on 0.1 BTC
+    engine.on_event(book(4 * S, 91_000.0))  # -900 USD
+    engine.on_event(AccountUpdate(ts_ns=5 * S, account_value=math.nan))
+    status = engine.status()
+    assert status["counters"]["equity_estimated"] == 1
+    assert status["trading_state"] == "halted"
+    assert any("loss" in r or "drawdown" in r for r in status["reasons"])
+
+
+def test_an_account_snapshot_stamped_yesterday_does_not_reset_the_daily_baseline():
+    from market_maker.risk import KillSwitch
+
+    ks = KillSwitch(AppConfig())
+    day = 86_400 * S
+    ks.on_account(10 * day + S, 10_000.0)
+    ks.on_account(10 * day + 2 * S, 9_700.0)
+    ks.on_account(9 * day + 3 * S, 9_700.0)  # a stale snapshot from the day before
+    assert ks.day_start_equity == 10_000.0

@@ -159,7 +159,11 @@ class OrderCounters(msgspec.Struct, kw_only=True):
     late_acks: int = 0
     unknown_statuses: int = 0
     rejections: int = 0
+    """New orders refused (toward the kill switch's rejection storm)."""
+    refusals: int = 0
+    """Modifies and cancels refused with nothing changed (also toward the storm)."""
     race_rejections: int = 0
+    """Refusals that are races with the market: not found (filled or gone), post only."""
     settled_by_fills: int = 0
     """Orders gone from the venue whose last outstanding fill arrived."""
     settled_by_snapshot: int = 0
@@ -401,9 +405,7 @@ class OrderManager:
         if old is None:
             c.late_acks += 1  # e.g. a cancel refused because the order had just filled
         if request.kind == _CANCEL:
-            if old is not None:
-                self._on_cancel_answer(old, status, ack)
-            return False
+            return old is not None and self._on_cancel_answer(old, status, ack)
         new = self.orders.get(request.new_cloid)
         if status == _ACCEPTED:
             if new is not None and new.state is _PENDING_NEW:
@@ -416,10 +418,12 @@ class OrderManager:
             self._close(new)  # the new leg was never placed
         if old is not None:
             if status == _REJECTED:
-                c.race_rejections += 1
+                # Nothing changed at the venue: it refused us (rate limit, margin, ...).
+                c.refusals += 1
                 if old.state is _PENDING_CANCEL:
-                    old.state = _OPEN  # nothing changed at the venue
+                    old.state = _OPEN
                     self._touch(old.side)
+                return True
             else:  # CANCELED (old leg cancelled, new one refused) or NOT_FOUND
                 if status == _NOT_FOUND:
                     c.race_rejections += 1
@@ -462,22 +466,27 @@ class OrderManager:
         self.counters.rejections += 1
         return True
 
-    def _on_cancel_answer(self, order: TrackedOrder, status: int, ack: OrderAck) -> None:
+    def _on_cancel_answer(self, order: TrackedOrder, status: int, ack: OrderAck) -> bool:
+        """True when the venue refused the cancel (it counts toward a refusal storm)."""
         if status == _CANCELED:
             self._settle(order, ack.filled_size, ack.ts_ns)
-        elif status == _NOT_FOUND:
+            return False
+        if status == _NOT_FOUND:
             # Gone already (filled, or cancelled before): its fills may still be on the way.
             self.counters.race_rejections += 1
             self._settle(order, ack.filled_size, ack.ts_ns)
-        else:
-            # Refused (or a status that makes no sense for a cancel): it may still rest.
-            # Keep it live so the next plan cancels it again; a snapshot settles doubt.
+            return False
+        # Refused (or a status that makes no sense for a cancel): it may still rest.
+        # Keep it live so the next plan cancels it again; a snapshot settles doubt.
+        if order.state is _PENDING_CANCEL:
+            order.state = _OPEN
+            self._touch(order.side)
+        if status != _REJECTED:
+            self.needs_reconcile = True
             self.counters.race_rejections += 1
-            if order.state is _PENDING_CANCEL:
-                order.state = _OPEN
-                self._touch(order.side)
-            if status != _REJECTED:
-                self.needs_reconcile = True
+            return False
+        self.counters.refusals += 1
+        return True
 
     def _on_update(self, ack: OrderAck, status: int | None) -> bool:
         """An answer to no open request: a venue-side order update, or a stray message."""

@@ -126,7 +126,7 @@ class KillSwitch:
         if balance is not None and _isfinite(balance):
             self.balance = balance
         day = ts_ns // _NS_PER_DAY
-        if day != self._day:
+        if day > self._day:  # only forward: a snapshot stamped yesterday resets nothing
             self._day = day
             self.day_start_equity = account_value
         if self.peak_equity is None or account_value > self.peak_equity:

@@ -267,11 +267,28 @@ def test_a_refused_modify_leaves_the_old_order_live():
     m = manager()
     (place,) = resting(m, bids=((1000, 5),))
     (modify,) = m.plan(((999, 5),), (), max_lots=100, ts_ns=1)
-    ack(m, modify, AckStatus.REJECTED)
+    assert ack(m, modify, AckStatus.REJECTED) is True  # the venue refused us: storm material
     order = m.orders[place.cloid]
     assert order.state is OrderState.OPEN and order.price_ticks == 1000
     assert modify.new_cloid not in m.orders
-    assert (m.counters.rejections, m.counters.race_rejections) == (0, 1)
+    assert (m.counters.rejections, m.counters.refusals, m.counters.race_rejections) == (0, 1, 0)
+
+
+def test_races_are_counted_apart_from_refusals():
+    m = manager()
+    resting(m, bids=((1000, 5),))
+    (cancel,) = m.cancel_all()
+    assert ack(m, cancel, AckStatus.NOT_FOUND) is False  # it had filled: a race
+    (place2,) = m.plan(((990, 5),), (), max_lots=100, ts_ns=2)
+    refused = OrderAck(
+        ts_ns=0,
+        cloid=place2.cloid,
+        status=AckStatus.REJECTED,
+        reason="Post only order would have immediately matched, bbo was 99.0@99.1",
+        request_id=place2.request_id,
+    )
+    assert m.on_ack(refused) is False  # the market moved: a race
+    assert (m.counters.race_rejections, m.counters.rejections, m.counters.refusals) == (2, 0, 0)
 
 
 def test_a_cancel_refused_as_not_found_keeps_the_remainder_until_fills_settle_it():
