@@ -27,6 +27,13 @@ def format_summary(r: BacktestResult) -> str:
         f"  engine             {r.quote_cycles:>14,d} cycles   p50 {r.cycle_us_p50:.1f} us   "
         f"p99 {r.cycle_us_p99:.1f} us   {r.events_per_s:,.0f} events/s   wall {r.wall_s:.2f} s",
     ]
+    if r.capture is not None:
+        c = r.capture
+        lines.append(
+            f"  capture            {c['lines']:>14,d} lines   skipped {c['bad_lines']:,} bad, "
+            f"{c['bad_timestamps']:,} bad stamps   reordered {c['reordered']:,}   "
+            f"depth gaps {c['depth_gaps']:,}"
+        )
     if r.quoting_nothing:
         lines.append(f"  {r.quoting_nothing} ({r.time_quoting_nothing_s:,.1f} s)")
     for t, state, reasons in r.state_changes[:10]:

@@ -74,6 +74,9 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     wall_s: float
     binding_share: dict[str, float]
     engine_counters: dict[str, int]
+    capture: dict[str, int] | None = None
+    """What the replay read, skipped and repaired (lines, bad_lines, bad_timestamps,
+    reordered, depth_gaps, ...); None for simulated scenarios."""
     quoting_nothing: str = ""
     """The last reason the engine could not quote while trading was allowed ("" if never)."""
     time_quoting_nothing_s: float = 0.0

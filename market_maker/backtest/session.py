@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
 from market_maker.backtest.runner import BacktestResult, Recording, run_backtest
 from market_maker.backtest.scenarios import engine_config
 from market_maker.backtest.scenarios import scenario as scenario_params
@@ -49,8 +51,9 @@ def run_session(
 ) -> tuple[BacktestResult, Recording | None]:
     config = with_strategy(config, strategy)
     exchange: ExchangeCore
+    replay: ReplayMarket | None = None
     if data is not None:
-        market = ReplayMarket(data, overrides=config.instrument)
+        market = replay = ReplayMarket(data, overrides=config.instrument)
         exchange = replay_exchange(market, seed)
         first = market.peek_ns() or 0
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
@@ -64,6 +67,10 @@ def run_session(
         source = f"scenario:{scenario or 'calm'}"
         instrument = params.instrument
     engine = QuoteEngine(config, instrument)
-    return run_backtest(
+    result, rec = run_backtest(
         exchange, engine, source=source, seed=seed, end_ns=end_ns, record=record, progress=progress
     )
+    if replay is not None:
+        stats = msgspec.structs.asdict(replay.stats)
+        result = msgspec.structs.replace(result, capture=stats)
+    return result, rec

@@ -19,6 +19,7 @@ with the exchange core's queue model (see ``venues/exchange.py``).
 from __future__ import annotations
 
 import gzip
+import heapq
 import math
 import zlib
 from collections import deque
@@ -40,6 +41,7 @@ __all__ = ["CaptureInfo", "ReplayMarket", "ReplayStats", "capture_info", "read_c
 _MIN_NS = 946_684_800 * 1_000_000_000  # 2000-01-01
 _MAX_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01
 _MAX_GAP_NS = 3_600 * 1_000_000_000
+_REORDER = 256  # lines held back to put small disorder back in order
 _MAX_PRICE = 1e12
 
 
@@ -63,6 +65,8 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     lines: int = 0
     bad_lines: int = 0
     bad_timestamps: int = 0
+    reordered: int = 0
+    """Lines that arrived before one stamped earlier and were put back in order."""
     books: int = 0
     trades: int = 0
     depth_diffs: int = 0
@@ -272,6 +276,10 @@ class ReplayMarket:
         self._pending_diffs: list[_BnDepth] = []
         self._buffer: deque[BookUpdate | Trade] = deque()
         self._lines = read_capture(path, self.stats)
+        self._window: list[tuple[int, int, bytes]] = []  # (ns, line number, body) heap
+        self._seq = 0
+        self._max_read_ns = -1
+        self._eof = False
         self._done = False
         self._last_ns = -1
 
@@ -329,17 +337,39 @@ class ReplayMarket:
 
     # ----- parsing ---------------------------------------------------------------------------
 
+    def _next_line(self) -> tuple[int, bytes] | None:
+        """The next line in receive-time order: a window of ``_REORDER`` lines puts small
+        disorder (lines swapped between streams) back in order; stamps no capture can have
+        are dropped before they enter it."""
+        window = self._window
+        stats = self.stats
+        while not self._eof and len(window) < _REORDER:
+            try:
+                ns, body = next(self._lines)
+            except StopIteration:
+                self._eof = True
+                break
+            top = self._max_read_ns
+            if not _MIN_NS <= ns <= _MAX_NS or (top >= 0 and ns > top + _MAX_GAP_NS):
+                stats.bad_timestamps += 1  # corrupted stamp: it would stop the clock
+                continue
+            if ns < top:
+                stats.reordered += 1
+            else:
+                self._max_read_ns = ns
+            self._seq += 1
+            heapq.heappush(window, (ns, self._seq, body))
+        if not window:
+            return None
+        ns, _, body = heapq.heappop(window)
+        return ns, body
+
     def _read_one(self) -> None:
-        try:
-            ns, body = next(self._lines)
-        except StopIteration:
+        line = self._next_line()
+        if line is None:
             self._done = True
             return
-        if not _MIN_NS <= ns <= _MAX_NS or (
-            self._last_ns >= 0 and ns > self._last_ns + _MAX_GAP_NS
-        ):
-            self.stats.bad_timestamps += 1  # corrupted stamp: it would stop the clock
-            return
+        ns, body = line
         if ns < self._last_ns:
             self.stats.bad_lines += 1  # out of order: the engine would count it anyway
             return
