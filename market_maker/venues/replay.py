@@ -42,6 +42,7 @@ _MIN_NS = 946_684_800 * 1_000_000_000  # 2000-01-01
 _MAX_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01
 _MAX_GAP_NS = 3_600 * 1_000_000_000
 _REORDER = 256  # lines held back to put small disorder back in order
+_MAX_PENDING_DIFFS = 10_000
 _MAX_PRICE = 1e12
 
 
@@ -273,7 +274,9 @@ class ReplayMarket:
         self._bids: dict[int, float] = {}
         self._asks: dict[int, float] = {}
         self._synced_u: int | None = None
-        self._pending_diffs: list[_BnDepth] = []
+        # Diffs that arrive before the depth snapshot, bounded: a capture without one must
+        # not grow memory without end (the oldest are useless once the snapshot comes anyway).
+        self._pending_diffs: deque[_BnDepth] = deque(maxlen=_MAX_PENDING_DIFFS)
         self._buffer: deque[BookUpdate | Trade] = deque()
         self._lines = read_capture(path, self.stats)
         self._window: list[tuple[int, int, bytes]] = []  # (ns, line number, body) heap

@@ -246,3 +246,38 @@ def test_a_capture_with_five_percent_of_its_lines_swapped_keeps_its_market(tmp_p
     assert result.market_events >= 0.9 * (66_089 + 21_313)
     assert result.capture is not None and result.capture["reordered"] > 1_000
     assert result.limit_breaches == 0
+
+
+def test_cycle_latency_percentiles_in_constant_memory_within_two_percent():
+    import numpy as np
+
+    from market_maker.backtest.runner import LatencyHistogram
+
+    rng = np.random.default_rng(3)
+    samples = (rng.lognormal(mean=10.0, sigma=0.8, size=200_000)).astype(int)  # ~20 us
+    hist = LatencyHistogram()
+    size = len(hist.counts)
+    for ns in samples:
+        hist.observe_ns(int(ns))
+    assert len(hist.counts) == size  # nothing grows with the number of events
+    for q in (0.5, 0.99):
+        exact = float(np.quantile(samples, q)) / 1000.0
+        assert abs(hist.percentile_us(q) / exact - 1.0) < 0.02
+
+
+def test_depth_diffs_before_a_snapshot_are_bounded(tmp_path):
+    from market_maker.venues.replay import _MAX_PENDING_DIFFS
+
+    with gzip.open(BINANCE, "rb") as fh:
+        lines = [line for line in fh.read().split(b"\n") if b"@depth" in line]
+    path = tmp_path / "diffs-only.gz"
+    later = []  # the same diffs again, 400 s later: 13,102 diffs and never a snapshot
+    for line in lines:
+        head, _, body = line.partition(b" ")
+        later.append(str(int(head) + 400 * 10**9).encode() + b" " + body)
+    path.write_bytes(gzip.compress(b"\n".join(lines + later)))
+    market = ReplayMarket(path)
+    while market.peek_ns() is not None:
+        market.pop()
+    assert market.stats.depth_diffs > _MAX_PENDING_DIFFS
+    assert len(market._pending_diffs) == _MAX_PENDING_DIFFS
