@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -84,6 +84,10 @@ class EngineAgainstDisorderlyVenue(RuleBasedStateMachine):
         self.lost_stamp: int | None = None  # a fill report was lost at this stamp
         self.synced = True
         self.worst = (0, 0)
+        self.peak_use = 0.0  # the venue's worst case over the limit, at its highest
+
+    def teardown(self) -> None:
+        target(self.peak_use, label="venue worst case / limit")  # steer to where it binds
 
     # ----- set-up -------------------------------------------------------------------------
 
@@ -365,6 +369,8 @@ class EngineAgainstDisorderlyVenue(RuleBasedStateMachine):
             self.worst = (high, low)
             return
         limit = math.floor(e.kill_switch.max_position(e.mid) / LOT + 1e-9)
+        if limit > 0:
+            self.peak_use = max(self.peak_use, min(max(high, low) / limit, 1.5))
         prev_high, prev_low = self.worst
         assert high <= limit + 1 or high <= prev_high, (high, limit, prev_high)
         assert low <= limit + 1 or low <= prev_low, (low, limit, prev_low)
