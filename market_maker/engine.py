@@ -366,11 +366,7 @@ class QuoteEngine:
             return False
         self._equity_anchor = (value, self.pnl_usd())
         reported = ev.position
-        if (
-            reported is not None
-            and _isfinite(reported)
-            and abs(reported) < 1e15 * self.sizer.lot_size
-        ):
+        if reported is not None and self.sizer.position_ok(reported):
             # Fills in flight make one snapshot disagree; two in a row is a real mismatch.
             if self.sizer.nearest_lots(reported) != self.orders.position_lots:
                 if self._mismatched:
@@ -429,12 +425,11 @@ class QuoteEngine:
             # (mu-hat = long rate * (1 - alpha/beta)): equal to that rate in steady state,
             # above it in a burst, whatever market this is.
             hawkes = self.hawkes
-            trade_rate = (
-                hawkes.intensity(t_s) - hawkes.mu + self.cascade.long_rate(t_s) * self._unbranched
-            )
+            long_rate, ratio = self.cascade.rates(t_s)
+            trade_rate = hawkes.intensity(t_s) - hawkes.mu + long_rate * self._unbranched
             self._flow = (
                 trade_rate,
-                self.cascade.ratio(t_s),
+                ratio,
                 self.buy_flow.intensity(t_s),
                 self.sell_flow.intensity(t_s),
             )

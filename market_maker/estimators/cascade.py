@@ -106,7 +106,12 @@ class CascadeDetector:
 
     def ratio(self, t_s: float) -> float:
         """Short-term arrivals over what the long-run rate predicts; 1 while warming up."""
+        return self.rates(t_s)[1]
+
+    def rates(self, t_s: float) -> tuple[float, float]:
+        """``(long_rate(t_s), ratio(t_s))``, the long-run rate computed once."""
+        long_rate = self.long_rate(t_s)
         if self.count == 0 or not t_s - self._first_t >= self.warmup_s:
-            return 1.0
+            return long_rate, 1.0
         m = self.min_events
-        return (self.short_count(t_s) + m) / (self.long_rate(t_s) * self.window_s + m)
+        return long_rate, (self.short_count(t_s) + m) / (long_rate * self.window_s + m)

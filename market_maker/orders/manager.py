@@ -558,7 +558,7 @@ class OrderManager:
         if snap.exchange_ts_ns <= self._snapshot_ts:
             c.stale_snapshots += 1
             return []
-        if not abs(snap.position) < 1e15 * self.sizer.lot_size:  # also NaN and inf
+        if not self.sizer.position_ok(snap.position):
             c.bad_snapshots += 1  # unusable: change nothing, ask again
             self.needs_reconcile = True
             return []

@@ -94,6 +94,10 @@ class PositionSizer:
         """Finite, positive and within ``1e15`` lots."""
         return 0.0 < size < self.lot_size * _MAX_UNITS
 
+    def position_ok(self, position: float) -> bool:
+        """Finite and within ``1e15`` lots either way: a position the lot count can hold."""
+        return abs(position) < self.lot_size * _MAX_UNITS  # False for NaN and inf
+
     def nearest_ticks(self, price: float) -> int:
         """Ticks for a price already on the grid (book levels, fills): the nearest integer.
         A price no grid can hold (``price_ok`` false, or negative) gives 0."""

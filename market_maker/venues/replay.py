@@ -98,12 +98,6 @@ class CaptureInfo(msgspec.Struct, frozen=True):
     price: float | None
 
 
-class _Peek(msgspec.Struct):
-    stream: str | None = None
-    channel: str | None = None
-    data: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
-
-
 class _HlLevelPeek(msgspec.Struct):
     px: str
 
@@ -128,10 +122,8 @@ def capture_info(path: str | Path) -> CaptureInfo:
             if stats.lines > 2_000 or (symbol is not None and price is not None):
                 break
             try:
-                msg = msgspec.json.decode(body, type=_Peek)
-            except msgspec.ValidationError:
-                continue
-            except msgspec.DecodeError:
+                msg = _envelope.decode(body)
+            except msgspec.DecodeError:  # ValidationError is one
                 continue
             if msg.channel is not None:
                 venue = "hyperliquid"
@@ -149,7 +141,7 @@ def capture_info(path: str | Path) -> CaptureInfo:
                         continue
                     if ticker.b is not None:
                         price = price or _float(ticker.b)
-            elif b'"lastUpdateId"' in body:
+            elif msg.lastUpdateId is not None:
                 venue = venue or "binance-usdm"
     except OSError as exc:
         raise VenueError(f"{path}: cannot read the capture: {exc.strerror or exc}") from None
@@ -162,7 +154,7 @@ def capture_info(path: str | Path) -> CaptureInfo:
     return CaptureInfo(venue=venue, symbol=symbol, price=price)
 
 
-def _peek_hl(msg: _Peek) -> tuple[str, float | None] | None:
+def _peek_hl(msg: _Envelope) -> tuple[str, float | None] | None:
     """``(coin, price)`` from an ``l2Book`` or ``trades`` message."""
     try:
         if msg.channel == "l2Book":
@@ -178,11 +170,11 @@ def _peek_hl(msg: _Peek) -> tuple[str, float | None] | None:
 
 
 def _float(text: str) -> float | None:
+    """``_price(text)``, or None instead of an error."""
     try:
-        value = float(text)
+        return _price(text)
     except ValueError:
         return None
-    return value if value > 0.0 and math.isfinite(value) else None
 
 
 # ----- wire types -------------------------------------------------------------------------------
