@@ -361,7 +361,11 @@ class QuoteEngine:
             value = anchor[0] + (self.pnl_usd() - anchor[1])
             ks.on_account(ts, value)
             return True
-        if not ks.on_account(ts, value, ev.balance):
+        balance = ev.balance
+        if balance is not None and not abs(balance) < 1e15:
+            self.counters.bad_accounts += 1
+            balance = None
+        if not ks.on_account(ts, value, balance):
             self.counters.bad_accounts += 1
             return False
         self._equity_anchor = (value, self.pnl_usd())

@@ -198,14 +198,7 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 Event = (
-    BookUpdate
-    | Trade
-    | Fill
-    | OrderAck
-    | AccountUpdate
-    | VenueSnapshot
-    | ConnectionStatus
-    | Timer
+    BookUpdate | Trade | Fill | OrderAck | AccountUpdate | VenueSnapshot | ConnectionStatus | Timer
 )
 
 

@@ -18,6 +18,7 @@ import signal
 import statistics
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import TextIO
 
@@ -25,7 +26,7 @@ import msgspec
 
 from market_maker.engine import QuoteEngine
 from market_maker.log import get_logger
-from market_maker.metrics import CycleHistogram, MetricsServer
+from market_maker.metrics import CycleHistogram, LatencyHistogram, MetricsServer
 from market_maker.model import Action, Event, Fill, Timer
 from market_maker.venues.base import Venue
 from market_maker.venues.exchange import ExchangeCore
@@ -110,7 +111,9 @@ class StatusBoard:
         self.out = out
         self.tty = tty
         self.interval_s = interval_s if tty else 5.0
-        self.cycle_us: list[float] = []
+        self.cycle_us = LatencyHistogram()
+        """Every cycle of the run, in constant memory."""
+        self.recent_us: deque[float] = deque(maxlen=2000)
         self._lines = 0
         self._log = get_logger("status")
 
@@ -122,7 +125,7 @@ class StatusBoard:
         ask = f"{asks[0][1]:.4f} @ {asks[0][0]:,.2f}" if asks else "-"
         limit = s["effective_max_position"]
         use = abs(s["position"]) / limit if limit else 0.0
-        recent = self.cycle_us[-2000:]
+        recent = self.recent_us
         p50 = statistics.median(recent) if recent else 0.0
         reasons = "; ".join(s["reasons"]) or s["quoting_nothing"] or "-"
         mid = s["mid"]
@@ -244,10 +247,9 @@ async def run_live(
             t0 = clock()
             actions = engine.on_event(ev)
             us = (clock() - t0) / 1000.0
-            board.cycle_us.append(us)
+            board.cycle_us.observe_ns(int(us * 1000.0))
+            board.recent_us.append(us)
             histogram.observe(us)
-            if len(board.cycle_us) > 100_000:
-                del board.cycle_us[:50_000]
             if actions:
                 await venue.submit(actions)
             if isinstance(ev, Fill):
@@ -299,7 +301,6 @@ async def run_live(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
     status = engine.status()
-    cycles = sorted(board.cycle_us) or [0.0]
     summary = RunSummary(
         reason=reason[0],
         wall_s=time.monotonic() - wall0,
@@ -312,8 +313,8 @@ async def run_live(
         fees_usd=engine.orders.fees_usd,
         open_orders=engine.orders.live_orders(),
         trading_state=status["trading_state"],
-        cycle_us_p50=cycles[len(cycles) // 2],
-        cycle_us_p99=cycles[min(len(cycles) - 1, int(len(cycles) * 0.99))],
+        cycle_us_p50=board.cycle_us.percentile_us(0.50),
+        cycle_us_p99=board.cycle_us.percentile_us(0.99),
     )
     log.info("stopped", **msgspec.to_builtins(summary))
     return summary

@@ -414,9 +414,7 @@ def test_a_settle_timeout_asks_for_a_snapshot_which_releases_the_reserved_remain
     accept_all(e, placed, 1 * S)
     cancels = e.on_event(ConnectionStatus(ts_ns=2 * S, connected=False))
     for c in cancels:  # the venue cancels without saying what filled
-        e.on_event(
-            OrderAck(ts_ns=2 * S, cloid=c.cloid, status="canceled", request_id=c.request_id)
-        )
+        e.on_event(OrderAck(ts_ns=2 * S, cloid=c.cloid, status="canceled", request_id=c.request_id))
     assert e.status()["settling_orders"] == len(cancels)
     assert not any(isinstance(a, RequestSnapshot) for a in e.on_event(Timer(ts_ns=3 * S)))
     asked = [a for a in e.on_event(Timer(ts_ns=5 * S)) if isinstance(a, RequestSnapshot)]

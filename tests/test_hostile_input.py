@@ -226,3 +226,14 @@ def test_an_account_snapshot_stamped_yesterday_does_not_reset_the_daily_baseline
     ks.on_account(10 * day + 2 * S, 9_700.0)
     ks.on_account(9 * day + 3 * S, 9_700.0)  # a stale snapshot from the day before
     assert ks.day_start_equity == 10_000.0
+
+
+def test_absurd_equity_or_balance_never_becomes_a_limit():
+    engine = QuoteEngine(AppConfig(), INST)
+    engine.on_event(book(1 * S, 100_000.0))
+    engine.on_event(AccountUpdate(ts_ns=2 * S, account_value=10_000.0, balance=10_000.0))
+    limit = engine.status()["max_position_value"]
+    engine.on_event(AccountUpdate(ts_ns=3 * S, account_value=1e308, balance=1e308))
+    engine.on_event(AccountUpdate(ts_ns=4 * S, account_value=10_000.0, balance=1e308))
+    assert engine.status()["max_position_value"] <= limit
+    assert engine.status()["counters"]["bad_accounts"] == 2

@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 
 from market_maker.engine import QuoteEngine
+from market_maker.metrics import LatencyHistogram
 from market_maker.model import BookUpdate, Fill, RequestSnapshot, Trade
 from market_maker.risk import BindingLimit, TradingState
 from market_maker.venues.exchange import ExchangeCore
@@ -25,38 +26,6 @@ __all__ = ["BacktestResult", "LatencyHistogram", "Recording", "run_backtest"]
 _NS = 1_000_000_000
 _MINUTES_PER_YEAR = 525_600
 _MARKET = frozenset((BookUpdate, Trade))
-
-
-class LatencyHistogram:
-    """Cycle latencies in constant memory: log-spaced buckets 2 % wide from 100 ns to 10 s, so
-    a day of events costs a few kilobytes and any percentile is within 2 %."""
-
-    __slots__ = ("count", "counts")
-
-    _FLOOR_NS = 100.0
-    _LOG_STEP = math.log(1.02)
-    _BUCKETS = 932  # 100 ns * 1.02**932 ~ 10 s
-
-    def __init__(self) -> None:
-        self.counts = [0] * (self._BUCKETS + 1)
-        self.count = 0
-
-    def observe_ns(self, ns: int) -> None:
-        i = int(math.log(ns / self._FLOOR_NS) / self._LOG_STEP) if ns > self._FLOOR_NS else 0
-        self.counts[i if i < self._BUCKETS else self._BUCKETS] += 1
-        self.count += 1
-
-    def percentile_us(self, q: float) -> float:
-        """The ``q`` quantile (0..1) in microseconds: the middle of its bucket."""
-        if self.count == 0:
-            return 0.0
-        rank = q * (self.count - 1)
-        seen = 0
-        for i, n in enumerate(self.counts):
-            seen += n
-            if seen > rank:
-                return self._FLOOR_NS * math.exp((i + 0.5) * self._LOG_STEP) / 1000.0
-        return self._FLOOR_NS * math.exp((self._BUCKETS + 0.5) * self._LOG_STEP) / 1000.0
 
 
 class Recording(msgspec.Struct, kw_only=True):

@@ -61,7 +61,7 @@ _STATUS = {
     AckStatus.NOT_FOUND.value: _NOT_FOUND,
 }
 
-_RECENT = 4096  # closed cloids and fill ids remembered for late or duplicate messages
+_RECENT = 4096  # closed orders (with their fill ids) remembered for late or duplicate messages
 _FILL_LOG = 65_536  # received fills remembered for adopting a snapshot's position
 
 
@@ -103,6 +103,9 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     last_fill_ts_ns: int | None = None
     final_lots: int | None = None
     """Total filled at the venue once it is gone, when the venue said; None: unknown."""
+    fill_ids: set[str] = msgspec.field(default_factory=set)
+    """Ids of the fills booked against it: a re-sent fill is recognised however many other
+    fills came between. Bounded by the order itself (every fill is at least one lot)."""
 
     @property
     def remaining_lots(self) -> int:
@@ -218,8 +221,7 @@ class OrderManager:
         self._snapshot_ts = -(1 << 62)
         self._fill_log: deque[tuple[int, int, str]] = deque()
         self._unexplained = 0  # lots the last snapshot added that no late fill has explained
-        self._closed: OrderedDict[str, Side] = OrderedDict()
-        self._fill_ids: OrderedDict[str, None] = OrderedDict()
+        self._closed: OrderedDict[str, TrackedOrder] = OrderedDict()
         # Bumped whenever an order on that side changes; plans and exposure sums are cached
         # against them, so a cycle in which nothing changed costs two tuple comparisons.
         self._buy_version = 0
@@ -313,10 +315,19 @@ class OrderManager:
     # ----- fills --------------------------------------------------------------------------
 
     def on_fill(self, fill: Fill) -> bool:
-        """Apply a fill; False for a duplicate, an unusable one, or one a snapshot included."""
+        """Apply a fill; False for a duplicate, an unusable one, or one a snapshot included.
+
+        Duplicates are recognised per order: each order (live, or among the last closed ones)
+        keeps the ids of its fills. A fill for an order forgotten long ago is stamped before
+        the latest snapshot, whose position already holds it.
+        """
         c = self.counters
         fid = fill.fill_id
-        if fid in self._fill_ids:
+        cloid = fill.cloid
+        order = self.orders.get(cloid)
+        closed = self._closed.get(cloid) if order is None else None
+        known = order if order is not None else closed
+        if known is not None and fid in known.fill_ids:
             c.duplicate_fills += 1
             return False
         sizer = self.sizer
@@ -325,34 +336,53 @@ class OrderManager:
             c.bad_fills += 1  # unusable numbers: the position is reconciled from the venue
             self.needs_reconcile = True
             return False
-        self._fill_ids[fid] = None
-        if len(self._fill_ids) > _RECENT:
-            self._fill_ids.popitem(last=False)
         ets = fill.exchange_ts_ns
-        order = self.orders.get(fill.cloid)
         if ets is not None and ets <= self._snapshot_ts:
             # Already in the snapshot we adopted: its position and the orders' fill counts
             # include it. Counting it again would double it.
             c.fills_in_snapshot += 1
-            side = order.side if order is not None else fill.side
+            side = known.side if known is not None else fill.side
             self._unexplained -= lots if side is _BUY else -lots
+            if known is not None:
+                known.fill_ids.add(fid)
             return False
-        side = fill.side
         if order is not None:
             side = order.side
+            order.fill_ids.add(fid)
             order.filled_lots += lots
             order.fill_value += fill.price * lots * self.sizer.lot_size
             order.last_fill_ts_ns = fill.ts_ns
             self._after_fill(order)
-        elif fill.cloid in self._closed:
+        elif closed is not None:
             c.late_fills += 1
-            side = self._closed[fill.cloid]
+            side = closed.side
+            closed.fill_ids.add(fid)
+            closed.filled_lots += lots
+            final = closed.final_lots if closed.final_lots is not None else closed.size_lots
+            if closed.filled_lots > final:
+                c.overfills += 1
+                self.needs_reconcile = True
         else:
+            # Not ours as far as we know (an earlier process's order, or one forgotten):
+            # book it as the venue says and let a snapshot confirm. Remember its id.
             c.unknown_fills += 1
             self.needs_reconcile = True
+            side = fill.side
+            self._remember_closed(
+                TrackedOrder(
+                    cloid=cloid,
+                    side=side,
+                    price_ticks=0,
+                    size_lots=lots,
+                    state=_SETTLING,
+                    created_ts_ns=fill.ts_ns,
+                    filled_lots=lots,
+                    fill_ids={fid},
+                )
+            )
         signed = lots if side is _BUY else -lots
         if ets is not None:
-            self._fill_log.append((ets, signed, fill.cloid))
+            self._fill_log.append((ets, signed, cloid))
             if len(self._fill_log) > _FILL_LOG:
                 self._fill_log.popleft()
         notional = fill.price * lots * self.sizer.lot_size
@@ -532,7 +562,10 @@ class OrderManager:
     def _close(self, order: TrackedOrder) -> None:
         if self.orders.pop(order.cloid, None) is not None:
             self._touch(order.side)
-        self._closed[order.cloid] = order.side
+        self._remember_closed(order)
+
+    def _remember_closed(self, order: TrackedOrder) -> None:
+        self._closed[order.cloid] = order
         if len(self._closed) > _RECENT:
             self._closed.popitem(last=False)
 
@@ -648,7 +681,9 @@ class OrderManager:
                 created_ts_ns=ts,
                 since_ns=ts,
             )
-            self._closed.pop(held.cloid, None)
+            forgotten = self._closed.pop(held.cloid, None)
+            if forgotten is not None:
+                order.fill_ids = forgotten.fill_ids
             self.orders[held.cloid] = order
             self._touch(held.side)
             rid_cancel = self._new_request(_CANCEL, held.cloid, "", ts)

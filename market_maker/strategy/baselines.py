@@ -67,6 +67,4 @@ class SymmetricStrategy:
 
     def quote(self, params: MarketParams) -> QuoteSet:
         half = self.config.symmetric_half_spread_bps * 1e-4 * params.mid
-        return _one_quote_each_side(
-            params, params.mid - half, params.mid + half, params.order_size
-        )
+        return _one_quote_each_side(params, params.mid - half, params.mid + half, params.order_size)

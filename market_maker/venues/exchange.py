@@ -469,9 +469,7 @@ class ExchangeCore:
         filled: int | None = None,
     ) -> None:
         filled_size = (
-            float(filled * self._lot_exact)
-            if filled is not None and self.ack_filled_size
-            else None
+            float(filled * self._lot_exact) if filled is not None and self.ack_filled_size else None
         )
         self._reply(
             t,

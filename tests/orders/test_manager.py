@@ -183,6 +183,36 @@ def test_fills_are_idempotent_by_fill_id_and_close_filled_orders():
     assert m.cash_usd == pytest.approx(-(0.002 * 100.0 + 0.003 * 99.0) - 0.01)
 
 
+def test_a_fill_resent_after_thousands_of_other_fills_is_still_a_duplicate():
+    """Duplicates are known by the order, not by a memory of the last N fill ids."""
+    m = manager()
+    (place,) = resting(m, bids=((1000, 10),))
+    assert fill(m, place.cloid, 1, fill_id="first")
+    # 5,000 fills on 5,000 other orders (each filled and closed; 5,000 > any fixed window).
+    for i in range(5_000):
+        actions = m.plan(((1000, 9),), ((1010 + i % 7, 1),), max_lots=10_000, ts_ns=i + 1)
+        (other,) = [a for a in actions if isinstance(a, Place)]
+        ack(m, other)
+        assert fill(m, other.cloid, 1, side=Side.SELL)
+    before = m.position_lots
+    assert not fill(m, place.cloid, 1, fill_id="first")
+    assert m.position_lots == before and m.counters.duplicate_fills == 1
+
+
+def test_duplicates_of_late_and_unknown_fills_are_recognised():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 2),))
+    assert fill(m, place.cloid, 2, fill_id="a")  # fills and closes it
+    assert place.cloid not in m.orders
+    assert not fill(m, place.cloid, 2, fill_id="a")  # the order is closed: still a duplicate
+    assert fill(m, "0xnotours", 3, side=Side.SELL, fill_id="x")
+    assert not fill(m, "0xnotours", 3, side=Side.SELL, fill_id="x")
+    assert m.position_lots == 2 - 3
+    assert m.counters.duplicate_fills == 2 and m.counters.unknown_fills == 1
+    assert fill(m, place.cloid, 1, fill_id="b")  # a genuine late fill past the order's size
+    assert m.counters.overfills == 1 and m.needs_reconcile
+
+
 def test_average_fill_price():
     m = manager()
     (place,) = m.plan(((1000, 10),), (), max_lots=100, ts_ns=0)
@@ -324,7 +354,9 @@ def test_statuses_compare_by_value_and_an_unknown_status_frees_nothing():
     m.on_ack(OrderAck(ts_ns=0, cloid=place.cloid, status="accepted", request_id=place.request_id))
     assert m.orders[place.cloid].state is OrderState.OPEN
     (cancel,) = m.cancel_all()
-    m.on_ack(OrderAck(ts_ns=0, cloid=place.cloid, status="cancelled?", request_id=cancel.request_id))
+    m.on_ack(
+        OrderAck(ts_ns=0, cloid=place.cloid, status="cancelled?", request_id=cancel.request_id)
+    )
     assert m.pending_exposure_lots() == (5, 0)
     assert m.counters.unknown_statuses == 1 and m.needs_reconcile
 
