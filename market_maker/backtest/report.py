@@ -32,7 +32,7 @@ def format_summary(r: BacktestResult) -> str:
         lines.append(
             f"  capture            {c['lines']:>14,d} lines   skipped {c['bad_lines']:,} bad, "
             f"{c['bad_timestamps']:,} bad stamps   reordered {c['reordered']:,}   "
-            f"depth gaps {c['depth_gaps']:,}"
+            f"depth gaps {c['depth_gaps']:,} (re-synced {c['depth_resyncs']:,})"
         )
     if r.quoting_nothing:
         lines.append(f"  {r.quoting_nothing} ({r.time_quoting_nothing_s:,.1f} s)")

@@ -6,9 +6,11 @@ text, one message per line, ``<local receive time in ns> <raw JSON>``.
 - **Binance USD-M futures**: a REST depth snapshot line (``lastUpdateId``), ``@depth`` diffs,
   ``@trade`` and ``@bookTicker`` on a combined stream. Diffs before the snapshot are buffered;
   the first one applied must span ``lastUpdateId`` and each next one must continue the previous
-  (``pu == u``), otherwise the gap is counted (the book would need a fresh snapshot). The best
-  bid and ask come from ``bookTicker``; the depth book supplies the size queued at deeper
-  levels.
+  (``pu == u``). A gap (diffs lost or out of order) re-syncs without a fresh snapshot: diffs
+  carry absolute sizes, so the next ``_RESYNC_DIFFS`` diffs rewrite every level that still
+  moves, then the levels none of them touched are dropped as stale. A capture without a
+  snapshot is rebuilt the same way from its diffs alone. The best bid and ask always come from
+  ``bookTicker``; the depth book supplies the size queued at deeper levels.
 - **Hyperliquid**: ``l2Book`` (full snapshots) and ``trades`` batches.
 
 Malformed, truncated or unknown lines are skipped and counted in ``ReplayStats``; a truncated
@@ -43,6 +45,7 @@ _MAX_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01
 _MAX_GAP_NS = 3_600 * 1_000_000_000
 _REORDER = 256  # lines held back to put small disorder back in order
 _MAX_PENDING_DIFFS = 10_000
+_RESYNC_DIFFS = 200  # diffs after a gap before untouched levels are dropped as stale
 _MAX_PRICE = 1e12
 
 
@@ -72,6 +75,9 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     trades: int = 0
     depth_diffs: int = 0
     depth_gaps: int = 0
+    """Depth diffs that did not continue the previous one (each starts a re-sync)."""
+    depth_resyncs: int = 0
+    """Depth books rebuilt from later diffs' absolute levels after a gap (or no snapshot)."""
     skipped_before_snapshot: int = 0
 
 
@@ -269,6 +275,9 @@ class ReplayMarket:
         # Diffs that arrive before the depth snapshot, bounded: a capture without one must
         # not grow memory without end (the oldest are useless once the snapshot comes anyway).
         self._pending_diffs: deque[_BnDepth] = deque(maxlen=_MAX_PENDING_DIFFS)
+        self._resync_left = 0  # diffs to go before a gapped book drops its stale levels
+        self._fresh_bids: set[int] = set()
+        self._fresh_asks: set[int] = set()
         self._buffer: deque[BookUpdate | Trade] = deque()
         self._lines = read_capture(path, self.stats)
         self._window: list[tuple[int, int, bytes]] = []  # (ns, line number, body) heap
@@ -397,7 +406,6 @@ class ReplayMarket:
             self._ticker(ns, _bn_ticker.decode(env.data))
         elif stream.endswith("@trade"):
             tr = _bn_trade.decode(env.data)
-            self.stats.trades += 1
             self._buffer.append(
                 Trade(
                     ts_ns=ns,
@@ -407,22 +415,26 @@ class ReplayMarket:
                     exchange_ts_ns=tr.T * 1_000_000,
                 )
             )
+            self.stats.trades += 1
         elif "@depth" in stream:
             diff = _bn_depth.decode(env.data)
             self.stats.depth_diffs += 1
             if self._synced_u is None and not self._bids:
-                self._pending_diffs.append(diff)
+                pending = self._pending_diffs
+                pending.append(diff)
+                if len(pending) == _MAX_PENDING_DIFFS:
+                    self._rebuild_without_snapshot()
             else:
                 self._apply_diff(diff)
         else:
             raise ValueError("unknown stream")
 
     def _ticker(self, ns: int, t: _BnTicker) -> None:
-        bid, ask = _price(t.b), _price(t.a)
-        self.stats.books += 1
-        self._buffer.append(
-            BookUpdate(ts_ns=ns, bids=((bid, _qty(t.B)),), asks=((ask, _qty(t.A)),))
+        book = BookUpdate(
+            ts_ns=ns, bids=((_price(t.b), _qty(t.B)),), asks=((_price(t.a), _qty(t.A)),)
         )
+        self._buffer.append(book)
+        self.stats.books += 1
 
     def _snapshot(self, env: _Envelope) -> None:
         self._bids = {self._ticks(p): _qty(q) for p, q in env.bids or ()}
@@ -430,20 +442,41 @@ class ReplayMarket:
         last = env.lastUpdateId
         assert last is not None
         self._synced_u = None
+        self._resync_left = 0
         for diff in self._pending_diffs:
             if diff.u < last:
                 self.stats.skipped_before_snapshot += 1
                 continue
-            if self._synced_u is None and not diff.U <= last <= diff.u:
-                self.stats.depth_gaps += 1
-            self._apply_diff(diff, first=self._synced_u is None)
+            first = self._synced_u is None
+            if first and not diff.U <= last <= diff.u:
+                self._gap()
+            self._apply_diff(diff, first=first)
         self._pending_diffs.clear()
         if self._synced_u is None:
             self._synced_u = last
 
+    def _rebuild_without_snapshot(self) -> None:
+        """No snapshot after ``_MAX_PENDING_DIFFS`` diffs: build the book from them alone."""
+        pending = self._pending_diffs
+        self._gap()
+        self._resync_left = 0  # every level is rebuilt from absolute sizes: nothing stale
+        self.stats.depth_resyncs += 1
+        first = True
+        for diff in pending:
+            self._apply_diff(diff, first=first)
+            first = False
+        pending.clear()
+
+    def _gap(self) -> None:
+        """Diffs were lost: rewrite the book from the absolute levels of the next ones."""
+        self.stats.depth_gaps += 1
+        self._resync_left = _RESYNC_DIFFS
+        self._fresh_bids.clear()
+        self._fresh_asks.clear()
+
     def _apply_diff(self, diff: _BnDepth, *, first: bool = False) -> None:
         if not first and self._synced_u is not None and diff.pu != self._synced_u:
-            self.stats.depth_gaps += 1  # missed diffs: depth is approximate from here
+            self._gap()
         inv = 1.0 / self._tick
         parsed = [
             [(int(_price(price) * inv + 0.5), _qty(qty)) for price, qty in levels]
@@ -456,6 +489,17 @@ class ReplayMarket:
                 else:
                     book.pop(ticks, None)
         self._synced_u = diff.u
+        if self._resync_left:
+            self._fresh_bids.update(t for t, _ in parsed[0])
+            self._fresh_asks.update(t for t, _ in parsed[1])
+            self._resync_left -= 1
+            if not self._resync_left:
+                fresh_b, fresh_a = self._fresh_bids, self._fresh_asks
+                self._bids = {t: q for t, q in self._bids.items() if t in fresh_b}
+                self._asks = {t: q for t, q in self._asks.items() if t in fresh_a}
+                fresh_b.clear()
+                fresh_a.clear()
+                self.stats.depth_resyncs += 1
 
     def _hyperliquid(self, ns: int, env: _Envelope) -> None:
         if not env.data:
@@ -470,17 +514,19 @@ class ReplayMarket:
             self.stats.books += 1
             self._buffer.append(BookUpdate(ts_ns=ns, bids=bids, asks=asks))
         elif env.channel == "trades":
-            for tr in _hl_trades.decode(env.data):
-                self.stats.trades += 1
-                self._buffer.append(
-                    Trade(
-                        ts_ns=ns,
-                        price=_price(tr.px),
-                        size=_qty(tr.sz),
-                        aggressor=Side.BUY if tr.side == "B" else Side.SELL,
-                        exchange_ts_ns=tr.time * 1_000_000,
-                    )
+            # The whole batch is checked before any of it is used: a bad line changes nothing.
+            trades = [
+                Trade(
+                    ts_ns=ns,
+                    price=_price(tr.px),
+                    size=_qty(tr.sz),
+                    aggressor=Side.BUY if tr.side == "B" else Side.SELL,
+                    exchange_ts_ns=tr.time * 1_000_000,
                 )
+                for tr in _hl_trades.decode(env.data)
+            ]
+            self._buffer.extend(trades)
+            self.stats.trades += len(trades)
         elif env.channel in ("subscriptionResponse", "pong"):
             return
         else:
