@@ -34,8 +34,21 @@ from market_maker.config import InstrumentConfig
 from market_maker.errors import VenueError
 from market_maker.instruments import resolve_instrument
 from market_maker.model import BookUpdate, Instrument, Side, Trade
+from market_maker.venues.hyperliquid.messages import (
+    CHANNEL_DECODERS,
+    bbo_event,
+    book_event,
+    trade_events,
+)
 
-__all__ = ["CaptureInfo", "ReplayMarket", "ReplayStats", "capture_info", "read_capture"]
+__all__ = [
+    "RECORDER_CHANNEL",
+    "CaptureInfo",
+    "ReplayMarket",
+    "ReplayStats",
+    "capture_info",
+    "read_capture",
+]
 
 
 # A capture's receive times are nanoseconds since 1970 between these years; a line stamped
@@ -47,6 +60,8 @@ _REORDER = 256  # lines held back to put small disorder back in order
 _MAX_PENDING_DIFFS = 10_000
 _RESYNC_DIFFS = 200  # diffs after a gap before untouched levels are dropped as stale
 _MAX_PRICE = 1e12
+RECORDER_CHANNEL = "recorder"
+"""Channel of the lines ``market-maker record`` adds about itself (connects, reconnects)."""
 
 
 def _price(text: str) -> float:
@@ -79,6 +94,8 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     depth_resyncs: int = 0
     """Depth books rebuilt from later diffs' absolute levels after a gap (or no snapshot)."""
     skipped_before_snapshot: int = 0
+    notes: int = 0
+    """Lines a recorder wrote about itself (reconnects, gaps in the recording)."""
 
 
 def read_capture(path: str | Path, stats: ReplayStats) -> Iterator[tuple[int, bytes]]:
@@ -217,23 +234,6 @@ class _BnTrade(msgspec.Struct):
     T: int
 
 
-class _HlLevel(msgspec.Struct):
-    px: str
-    sz: str
-
-
-class _HlBook(msgspec.Struct):
-    levels: tuple[list[_HlLevel], list[_HlLevel]]
-    time: int | None = None
-
-
-class _HlTrade(msgspec.Struct):
-    px: str
-    sz: str
-    side: str
-    time: int
-
-
 class _BnTickerMsg(msgspec.Struct):
     data: _BnTicker
 
@@ -243,8 +243,9 @@ _bn_ticker_msg = msgspec.json.Decoder(_BnTickerMsg)
 _bn_depth = msgspec.json.Decoder(_BnDepth)
 _bn_ticker = msgspec.json.Decoder(_BnTicker)
 _bn_trade = msgspec.json.Decoder(_BnTrade)
-_hl_book = msgspec.json.Decoder(_HlBook)
-_hl_trades = msgspec.json.Decoder(list[_HlTrade])
+_hl_book = CHANNEL_DECODERS["l2Book"]
+_hl_bbo = CHANNEL_DECODERS["bbo"]
+_hl_trades = CHANNEL_DECODERS["trades"]
 
 
 class ReplayMarket:
@@ -328,7 +329,7 @@ class ReplayMarket:
                     if b'"trades"' not in body:
                         continue
                     env = _envelope.decode(body)
-                    keys = [(t.time, t.side) for t in _hl_trades.decode(env.data)]
+                    keys = [(t.time, t.side) for t in _hl_trades(env.data)]
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
             if not _MIN_NS <= ns <= _MAX_NS or (out and ns / 1e9 < out[-1]):
@@ -504,30 +505,25 @@ class ReplayMarket:
     def _hyperliquid(self, ns: int, env: _Envelope) -> None:
         if not env.data:
             raise ValueError("no data")
-        if env.channel == "l2Book":
-            book = _hl_book.decode(env.data)
-            bids = tuple((_price(lv.px), _qty(lv.sz)) for lv in book.levels[0])
-            asks = tuple((_price(lv.px), _qty(lv.sz)) for lv in book.levels[1])
+        channel = env.channel
+        if channel == "l2Book":
+            book = book_event(_hl_book(env.data), ns)
             inv = 1.0 / self._tick
-            self._bids = {math.floor(px * inv + 0.5): sz for px, sz in bids}
-            self._asks = {math.floor(px * inv + 0.5): sz for px, sz in asks}
+            self._bids = {math.floor(px * inv + 0.5): sz for px, sz in book.bids}
+            self._asks = {math.floor(px * inv + 0.5): sz for px, sz in book.asks}
             self.stats.books += 1
-            self._buffer.append(BookUpdate(ts_ns=ns, bids=bids, asks=asks))
-        elif env.channel == "trades":
+            self._buffer.append(book)
+        elif channel == "bbo":
+            self._buffer.append(bbo_event(_hl_bbo(env.data), ns))
+            self.stats.books += 1
+        elif channel == "trades":
             # The whole batch is checked before any of it is used: a bad line changes nothing.
-            trades = [
-                Trade(
-                    ts_ns=ns,
-                    price=_price(tr.px),
-                    size=_qty(tr.sz),
-                    aggressor=Side.BUY if tr.side == "B" else Side.SELL,
-                    exchange_ts_ns=tr.time * 1_000_000,
-                )
-                for tr in _hl_trades.decode(env.data)
-            ]
+            trades = trade_events(_hl_trades(env.data), ns)
             self._buffer.extend(trades)
             self.stats.trades += len(trades)
-        elif env.channel in ("subscriptionResponse", "pong"):
+        elif channel in ("subscriptionResponse", "pong"):
             return
+        elif channel == RECORDER_CHANNEL:
+            self.stats.notes += 1  # the recorder's own notes (reconnects)
         else:
             raise ValueError("unknown channel")
