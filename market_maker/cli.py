@@ -102,6 +102,24 @@ def _add_instrument_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sz-decimals", type=int, help="Hyperliquid size decimals")
 
 
+def _add_hyperliquid_flags(group: Any) -> None:
+    group.add_argument("--ws-url", help="websocket endpoint [[venue] ws_url, else mainnet]")
+    group.add_argument("--testnet", action="store_true", help="use Hyperliquid's testnet")
+
+
+def _client_config(config: AppConfig, args: argparse.Namespace) -> Any:
+    from market_maker.venues.hyperliquid.client import MAINNET_WS, TESTNET_WS, ClientConfig
+
+    venue = config.venue
+    testnet = args.testnet or venue.testnet
+    url = args.ws_url or venue.ws_url or (TESTNET_WS if testnet else MAINNET_WS)
+    if not url.startswith(("ws://", "wss://")):
+        raise MarketMakerError(f"--ws-url must start with ws:// or wss:// (got {url!r})")
+    return ClientConfig(
+        url=url, ping_interval_s=venue.ping_interval_s, pong_timeout_s=venue.pong_timeout_s
+    )
+
+
 def _with_instrument(config: AppConfig, args: argparse.Namespace) -> AppConfig:
     """``config`` with the instrument flags given on the command line applied."""
     flags = {
@@ -169,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         "every order, waits for the acknowledgements and prints a summary.",
     )
     run.add_argument("--asset", default="BTC", help="asset to quote [BTC]")
-    run.add_argument("--venue", choices=["sim", "replay"], default="sim", help="[sim]")
+    run.add_argument(
+        "--venue", choices=["sim", "replay", "hyperliquid"], default="sim", help="[sim]"
+    )
     run.add_argument(
         "--scenario", choices=SIM_SCENARIOS, default="calm", help="simulator scenario [calm]"
     )
@@ -182,7 +202,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics"
     )
+    live = run.add_argument_group("hyperliquid")
+    live.add_argument(
+        "--paper",
+        action="store_true",
+        help="paper trade on the live market: orders rest in a local book (the default)",
+    )
+    _add_hyperliquid_flags(live)
+    live.add_argument(
+        "--address", help="watch this account read-only; paper trading starts from its value"
+    )
     run.set_defaults(func=_cmd_run)
+
+    rec = sub.add_parser(
+        "record",
+        help="record live market data to a capture file (replays with backtest --data)",
+        description="Write every market-data frame of one asset, as received, to a gzip "
+        "capture (<ns> <json> lines) that stays readable if the recorder is killed.",
+    )
+    rec.add_argument("--venue", choices=["hyperliquid"], default="hyperliquid")
+    rec.add_argument("--asset", default="BTC", help="asset to record [BTC]")
+    rec.add_argument("--out", type=Path, required=True, help="capture file to write (.gz)")
+    rec.add_argument("--force", action="store_true", help="overwrite an existing file")
+    rec.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    rec.add_argument("--config", type=Path, help="TOML config ([venue] settings)")
+    _add_hyperliquid_flags(rec)
+    rec.set_defaults(func=_cmd_record)
 
     bt = sub.add_parser(
         "backtest",
@@ -359,6 +404,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.venue == "replay" and args.data is None:
         raise MarketMakerError("--venue replay needs --data FILE")
+    if args.data is not None and args.venue != "replay":
+        raise MarketMakerError("--data only applies to --venue replay")
+    live_flags = [f for f in ("paper", "ws_url", "testnet", "address") if getattr(args, f)]
+    if live_flags and args.venue != "hyperliquid":
+        flag = "--" + live_flags[0].replace("_", "-")
+        raise MarketMakerError(f"{flag} only applies to --venue hyperliquid")
     config = _with_instrument(with_strategy(_load(args.config), args.strategy), args)
     tty = sys.stdout.isatty()
     # On a terminal the status board owns stdout and only errors are logged (to stderr);
@@ -366,6 +417,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     configure_logging(
         level="error" if tty else "info", json=not tty, stream=sys.stdout if not tty else None
     )
+    if args.venue == "hyperliquid":
+        summary = asyncio.run(_run_hyperliquid(config, args, tty))
+        if tty:
+            print()
+            print(format_run_summary(summary))
+        return 0
     exchange: ExchangeCore
     if args.venue == "replay":
         exchange = replay_exchange(ReplayMarket(args.data, overrides=config.instrument), args.seed)
@@ -383,6 +440,89 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if tty:
         print()
         print(format_run_summary(summary))
+    return 0
+
+
+async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: bool) -> Any:
+    from market_maker.engine import QuoteEngine
+    from market_maker.log import get_logger
+    from market_maker.runtime import run_live
+    from market_maker.venues.exchange import FeeModel
+    from market_maker.venues.hyperliquid.feed import HyperliquidFeed
+    from market_maker.venues.paper import PaperVenue
+
+    if os.environ.get("HYPERLIQUID_PRIVATE_KEY") and not args.paper:
+        raise MarketMakerError(
+            "live trading on Hyperliquid is not built yet: pass --paper to paper trade "
+            "(HYPERLIQUID_PRIVATE_KEY is set but unused)"
+        )
+    address = args.address or config.venue.address
+    if address is not None:
+        _check_address(address)
+    client = _client_config(config, args)
+    log = get_logger("hyperliquid")
+    feed = HyperliquidFeed(args.asset, client)
+    try:
+        info = await feed.discover(config.instrument, address)
+    except BaseException:
+        await feed.close()
+        raise
+    equity = config.venue.paper_equity_usd
+    if info.account_value is not None and info.account_value > 0.0:
+        equity = info.account_value
+    inst = info.instrument
+    log.info(
+        "paper_trading",
+        url=client.url,
+        asset=args.asset,
+        asset_index=info.asset_index,
+        tick=inst.tick_size,
+        lot=inst.lot_size,
+        min_notional=inst.min_notional,
+        mid=info.mid,
+        equity_usd=equity,
+        watched=address,
+        watched_position=info.position,
+    )
+    venue = PaperVenue(
+        feed, inst, seed=args.seed, initial_equity=equity, fees=FeeModel(maker_bps=1.5)
+    )
+    engine = QuoteEngine(config, inst)
+    return await run_live(
+        venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port
+    )
+
+
+def _check_address(address: str) -> None:
+    body = address[2:]
+    if not (
+        address.startswith("0x")
+        and len(body) == 40
+        and all(c in "0123456789abcdefABCDEF" for c in body)
+    ):
+        raise MarketMakerError(f"--address must be 0x and 40 hex digits (got {address!r})")
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from market_maker.log import configure_logging
+    from market_maker.venues.hyperliquid.recorder import record
+
+    config = _load(args.config)
+    out: Path = args.out
+    if out.exists() and not args.force:
+        raise MarketMakerError(f"{out} exists (pass --force to overwrite)")
+    if out.is_dir() or not out.parent.is_dir():
+        raise MarketMakerError(f"{out}: not a file in an existing directory")
+    client = _client_config(config, args)
+    configure_logging(level="info", json=not sys.stderr.isatty(), stream=sys.stderr)
+    summary = asyncio.run(record(args.asset, client, out, duration_s=args.duration))
+    print(
+        f"recorded {summary.lines:,} lines ({summary.bytes:,} bytes) of {args.asset} to "
+        f"{summary.path} in {summary.wall_s:.1f} s; connects {summary.connects}, "
+        f"disconnects {summary.disconnects}; stopped: {summary.reason}"
+    )
     return 0
 
 

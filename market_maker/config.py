@@ -44,6 +44,7 @@ __all__ = [
     "SizingConfig",
     "StrategyConfig",
     "StrategyKind",
+    "VenueConfig",
     "VolatilityConfig",
     "default_config_text",
     "load_config",
@@ -398,6 +399,22 @@ class InputConfig(_Config, frozen=True):
     as the new time (timers, which are the clock, are exempt)."""
 
 
+class VenueConfig(_Config, frozen=True):
+    """Live venues (``[venue]``): where to connect and how to paper trade."""
+
+    ws_url: Annotated[str, Meta(pattern=r"^wss?://\S+$", max_length=500)] | None = None
+    """Websocket endpoint; unset: Hyperliquid mainnet (or testnet with ``testnet = true``)."""
+    testnet: bool = False
+    address: Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}$")] | None = None
+    """An account to watch read-only: paper trading starts from its account value."""
+    paper_equity_usd: Annotated[float, Meta(gt=0.0, le=1e12)] = 10_000.0
+    """The paper account's starting equity when no address is watched."""
+    ping_interval_s: Annotated[float, Meta(gt=0.0, le=55.0)] = 30.0
+    """Heartbeat: the server closes a connection after 60 s without a message from us."""
+    pong_timeout_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 10.0
+    """No pong this long after a ping: the socket is half-open, replace it."""
+
+
 class AppConfig(_Config, frozen=True):
     """The whole configuration file."""
 
@@ -410,6 +427,7 @@ class AppConfig(_Config, frozen=True):
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
     input: InputConfig = field(default_factory=InputConfig)
+    venue: VenueConfig = field(default_factory=VenueConfig)
 
 
 STRATEGY_KINDS: tuple[str, ...] = typing.get_args(StrategyKind)

@@ -251,20 +251,44 @@ class ExchangeCore:
 
     def pop_next(self) -> Event | None:
         """The next event the engine receives, advancing virtual time; None at the end."""
+        return self._pop(None)
+
+    def pop_due(self, now_ns: int) -> Event | None:
+        """Live pacing (paper trading): the next event due by ``now_ns``, None when nothing
+        is due yet. The market source may be empty for a while without having ended."""
+        return self._pop(now_ns)
+
+    def next_due_ns(self) -> int | None:
+        """When the next private message, timer or market event is due (None: none queued)."""
+        t_market = self.market.peek_ns()
+        t_heap = self._heap[0][0] if self._heap else None
+        if t_heap is None or (t_market is not None and t_market < t_heap):
+            return t_market
+        return t_heap
+
+    def _pop(self, until_ns: int | None) -> Event | None:
+        live = until_ns is not None
+        limit = until_ns if until_ns is not None else 0
         if not self._started:
-            self._start()
+            self._start(until_ns)
         heap = self._heap
         market = self.market
         while True:
             t_market = market.peek_ns()
-            if heap and (t_market is None or heap[0][0] <= t_market):
+            if live and t_market is not None and t_market > limit:
+                t_market = None  # not yet
+            if (
+                heap
+                and (t_market is None or heap[0][0] <= t_market)
+                and (not live or heap[0][0] <= limit)
+            ):
                 t, _, kind, payload = heapq.heappop(heap)
                 self.now_ns = t
                 if kind == _DELIVER:
                     return payload  # type: ignore[return-value]
                 if kind == _ARRIVE:
                     self._on_action(payload, t)  # type: ignore[arg-type]
-                elif t_market is None:
+                elif t_market is None and not live:
                     continue  # the market has ended: no more timers or snapshots
                 elif kind == _ACCOUNT:
                     self._deliver(t, self.account_update(t))
@@ -338,9 +362,9 @@ class ExchangeCore:
 
     # ----- internals ------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self, now_ns: int | None = None) -> None:
         self._started = True
-        t0 = self.market.peek_ns() or 0
+        t0 = now_ns if now_ns is not None else self.market.peek_ns() or 0
         self._tokens_ns = t0
         self._push(t0, _ACCOUNT, None)
         self._push(t0 + self._timer_ns, _TIMER, None)

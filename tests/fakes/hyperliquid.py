@@ -5,8 +5,8 @@ What it does, per ``reference/hyperliquid-verified.md`` section 4:
 - the greeting text frame on connect; ``subscriptionResponse`` acks echoing the subscription
   (plus a field the server adds, so clients must match by subset); ``pong`` for
   ``{"method": "ping"}``; an idle close after ``idle_timeout_s`` (60 s) without client messages;
-- a market process (a random walk of the mid on a 1-tick grid, Poisson trades that sometimes
-  sweep a few ticks) published as ``l2Book`` (5 levels with ``fast: true``, else 20), ``bbo``
+- a market process (a random walk of the mid on a 1-tick grid, Poisson trades that sweep an
+  exponential number of ticks past the touch, mean ``sweep_ticks``) published as ``l2Book`` (5 levels with ``fast: true``, else 20), ``bbo``
   when the touch changes, and ``trades``;
 - ``post`` requests of type ``info``: ``meta``, ``clearinghouseState``, ``openOrders``,
   ``orderStatus``; anything else answers an ``error`` payload (Hyperliquid II adds actions);
@@ -74,6 +74,7 @@ class FakeHyperliquid:
         sz_decimals: int = 5,
         book_interval_s: float = 0.05,
         trade_rate_per_s: float = 20.0,
+        sweep_ticks: float = 1.5,
         account_value: float = 25_000.0,
         idle_timeout_s: float = 60.0,
         greeting: bool = True,
@@ -88,6 +89,7 @@ class FakeHyperliquid:
         self.mid_ticks = round(mid / tick)
         self.book_interval_s = book_interval_s
         self.trade_rate_per_s = trade_rate_per_s
+        self.sweep_ticks = sweep_ticks
         self.account_value = account_value
         self.idle_timeout_s = idle_timeout_s
         self.greeting = greeting
@@ -372,7 +374,7 @@ class FakeHyperliquid:
         rng = self.rng
         buy = rng.random() < 0.5
         bid, ask = self._touch()
-        sweep = int(rng.expovariate(1 / 1.5))  # ticks past the touch
+        sweep = int(rng.expovariate(1 / self.sweep_ticks))  # ticks past the touch
         px = ask + sweep if buy else bid - sweep
         self._tid += 1
         trade = {
@@ -412,3 +414,34 @@ def _fmt(x: float) -> str:
         raise ValueError(x)
     text = f"{x:.8f}".rstrip("0")
     return text + "0" if text.endswith(".") else text
+
+
+class FakeInThread:
+    """The fake on its own event loop in a thread, for code that runs ``asyncio.run`` itself
+    (the CLI). ``with FakeInThread() as fake: fake.url``; ``fake.call(coro_fn)`` runs a fault
+    on the fake's loop."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        import threading
+
+        self.fake = FakeHyperliquid(**kwargs)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self.fake.url
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10.0)
+
+    def __enter__(self) -> FakeInThread:
+        self._thread.start()
+        self.call(self.fake.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(self.fake.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+        self._loop.close()

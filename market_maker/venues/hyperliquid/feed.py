@@ -1,0 +1,206 @@
+"""Hyperliquid market data for one coin: books, best bid/offer and trades as engine events.
+
+``HyperliquidFeed`` owns a ``HyperliquidClient`` subscribed to ``l2Book`` (``fast: true``: 5
+levels every 0.5 s), ``bbo`` (on every block where the touch changes) and ``trades``. Frames
+become ``BookUpdate``/``Trade`` events stamped with their local receive time; a book older (by
+the venue's own ``time``) than one already passed on is dropped, so a slow 5-level snapshot
+never undoes a newer best bid/offer. Connection changes become ``ConnectionStatus`` events (the
+kill switch pauses quoting while disconnected). ``discover()`` reads the instrument from the
+venue (``meta``: size decimals and asset index; the first book: the price that sets the tick)
+and, given an address, that account's value and position (``clearinghouseState``), all over
+the same websocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import msgspec
+
+from market_maker.config import InstrumentConfig
+from market_maker.errors import VenueError
+from market_maker.instruments import resolve_instrument
+from market_maker.log import get_logger
+from market_maker.model import BookUpdate, ConnectionStatus, Event, Instrument
+from market_maker.venues.hyperliquid.client import ClientConfig, HyperliquidClient
+from market_maker.venues.hyperliquid.messages import (
+    ClearinghouseState,
+    Message,
+    Meta,
+    WsBbo,
+    WsBook,
+    WsTrade,
+    bbo_event,
+    book_event,
+    finite,
+    trade_events,
+)
+
+__all__ = ["FeedStats", "HyperliquidFeed", "VenueInfo", "market_subscriptions"]
+
+
+def market_subscriptions(coin: str) -> list[dict[str, object]]:
+    return [
+        {"type": "l2Book", "coin": coin, "fast": True},
+        {"type": "bbo", "coin": coin},
+        {"type": "trades", "coin": coin},
+    ]
+
+
+class FeedStats(msgspec.Struct, kw_only=True):
+    books: int = 0
+    trades: int = 0
+    stale_books: int = 0
+    """Books older than one already passed on (a snapshot behind a newer bbo)."""
+    bad_values: int = 0
+    """Frames of the right shape with unusable prices or sizes."""
+    other_coins: int = 0
+
+
+class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What the venue says about the market (and a watched account)."""
+
+    instrument: Instrument
+    asset_index: int
+    sz_decimals: int
+    max_leverage: int
+    mid: float
+    account_value: float | None = None
+    position: float | None = None
+
+
+class HyperliquidFeed:
+    """Live market data of ``coin`` (a ``LiveFeed`` for ``PaperVenue``)."""
+
+    def __init__(
+        self,
+        coin: str,
+        config: ClientConfig,
+        *,
+        on_frame: Callable[[int, str], None] | None = None,
+        connect_timeout_s: float = 15.0,
+    ) -> None:
+        self.coin = coin
+        self.stats = FeedStats()
+        self.connect_timeout_s = connect_timeout_s
+        self.client = HyperliquidClient(
+            config,
+            market_subscriptions(coin),
+            on_message=self._on_message,
+            on_status=self._on_status,
+            on_frame=on_frame,
+        )
+        self._sink: Callable[[Event], None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_book_ms = -1
+        self._first_book = asyncio.Event()
+        self._mid = 0.0
+        self._log = get_logger("hyperliquid")
+
+    # ----- LiveFeed -----------------------------------------------------------------------
+
+    async def start(self, sink: Callable[[Event], None] | None = None) -> None:
+        """Connect (once) and deliver events to ``sink`` from now on."""
+        if sink is not None:
+            self._sink = sink
+        if self._task is None:
+            self._task = asyncio.create_task(self.client.run())
+            await self.client.wait_ready(self.connect_timeout_s)
+
+    def failure(self) -> BaseException | None:
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception() or VenueError("the Hyperliquid connection ended")
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    # ----- discovery ----------------------------------------------------------------------
+
+    async def discover(
+        self, overrides: InstrumentConfig | None = None, address: str | None = None
+    ) -> VenueInfo:
+        """The market's rules from ``meta`` and its first book; a watched account's state."""
+        await self.start()
+        client = self.client
+        meta = await client.info({"type": "meta"}, Meta)
+        found = meta.asset(self.coin)
+        if found is None:
+            names = ", ".join(a.name for a in meta.universe[:12])
+            raise VenueError(f"Hyperliquid has no perpetual {self.coin!r} (e.g. {names}, ...)")
+        index, asset = found
+        if asset.isDelisted:
+            raise VenueError(f"Hyperliquid's {self.coin} is delisted")
+        try:
+            await asyncio.wait_for(self._first_book.wait(), self.connect_timeout_s)
+        except TimeoutError:
+            raise VenueError(f"no {self.coin} book within {self.connect_timeout_s:g} s") from None
+        o = overrides or InstrumentConfig()
+        if o.sz_decimals is None:
+            o = msgspec.structs.replace(o, sz_decimals=asset.szDecimals)
+        instrument = resolve_instrument("hyperliquid", self.coin, price=self._mid, overrides=o)
+        account_value = position = None
+        if address is not None:
+            state = await client.info(
+                {"type": "clearinghouseState", "user": address}, ClearinghouseState
+            )
+            account_value = finite(state.marginSummary.accountValue)
+            position = finite(state.position(self.coin))
+        return VenueInfo(
+            instrument=instrument,
+            asset_index=index,
+            sz_decimals=asset.szDecimals,
+            max_leverage=asset.maxLeverage,
+            mid=self._mid,
+            account_value=account_value,
+            position=position,
+        )
+
+    # ----- frames -------------------------------------------------------------------------
+
+    def _on_status(self, ns: int, connected: bool) -> None:
+        if self._sink is not None:
+            self._sink(ConnectionStatus(ts_ns=ns, connected=connected))
+
+    def _on_message(self, ns: int, channel: str, message: Message) -> None:
+        stats = self.stats
+        try:
+            if channel == "l2Book" and isinstance(message, WsBook):
+                if message.coin != self.coin:
+                    stats.other_coins += 1
+                    return
+                self._book(message.time, book_event(message, ns))
+            elif channel == "bbo" and isinstance(message, WsBbo):
+                if message.coin != self.coin:
+                    stats.other_coins += 1
+                    return
+                self._book(message.time, bbo_event(message, ns))
+            elif channel == "trades" and isinstance(message, tuple):
+                trades = [t for t in message if isinstance(t, WsTrade) and t.coin == self.coin]
+                events = trade_events(tuple(trades), ns)
+                stats.trades += len(events)
+                if self._sink is not None:
+                    for ev in events:
+                        self._sink(ev)
+        except ValueError:
+            stats.bad_values += 1
+
+    def _book(self, time_ms: int, book: BookUpdate) -> None:
+        stats = self.stats
+        if time_ms < self._last_book_ms:
+            stats.stale_books += 1
+            return
+        self._last_book_ms = time_ms
+        stats.books += 1
+        if book.bids and book.asks:
+            self._mid = 0.5 * (book.bids[0][0] + book.asks[0][0])
+            self._first_book.set()
+        if self._sink is not None:
+            self._sink(book)
