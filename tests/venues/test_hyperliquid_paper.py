@@ -7,6 +7,7 @@ import asyncio
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -41,6 +42,14 @@ class CheckedVenue(PaperVenue):
             yield ev
 
 
+@dataclass
+class Run:
+    summary: RunSummary
+    venue: CheckedVenue
+    engine: QuoteEngine
+    feed: HyperliquidFeed
+
+
 def binding(cap: float = 0.03) -> AppConfig:
     config = AppConfig()
     return msgspec.structs.replace(
@@ -53,7 +62,7 @@ async def paper(
     duration_s: float,
     during: Callable[[CheckedVenue, QuoteEngine], Awaitable[None]] | None = None,
     **client: Any,
-) -> tuple[RunSummary, CheckedVenue, QuoteEngine, HyperliquidFeed]:
+) -> Run:
     feed = HyperliquidFeed("BTC", ClientConfig(url=fake.url, **client))
     info = await feed.discover()
     venue = CheckedVenue(feed, info.instrument, initial_equity=10_000.0)
@@ -65,7 +74,7 @@ async def paper(
     )
     if side is not None:
         await side
-    return summary, venue, engine, feed
+    return Run(summary, venue, engine, feed)
 
 
 def quoting(venue: PaperVenue, engine: QuoteEngine) -> bool:
@@ -84,16 +93,17 @@ async def until(check: Callable[[], bool], timeout_s: float) -> float:
 def test_paper_trading_quotes_fills_and_holds_the_limit_while_it_binds():
     async def main() -> None:
         async with FakeHyperliquid(sweep_ticks=12.0, trade_rate_per_s=30.0) as fake:
-            summary, venue, engine, feed = await paper(fake, 18.0)
-        assert summary.fills >= 5
+            run = await paper(fake, 18.0)
+        assert run.summary.fills >= 5
         # A fill still in flight at the end is adopted from the venue's snapshot instead.
-        assert 0 <= venue.exchange.stats.fills - summary.fills <= 1
-        assert abs(summary.position - venue.exchange.position) < 1e-9
-        assert venue.exchange.stats.placed >= 2
-        assert venue.breaches == 0
-        assert venue.max_util >= 0.8, venue.max_util  # the limit bound: 0 breaches means something
-        assert summary.open_orders == 0  # shutdown cancelled everything
-        assert feed.stats.books > 100 and feed.stats.trades > 100
+        assert 0 <= run.venue.exchange.stats.fills - run.summary.fills <= 1
+        assert abs(run.summary.position - run.venue.exchange.position) < 1e-9
+        assert run.venue.exchange.stats.placed >= 2
+        assert run.venue.breaches == 0
+        # The limit bound, so 0 breaches means something.
+        assert run.venue.max_util >= 0.8, run.venue.max_util
+        assert run.summary.open_orders == 0  # shutdown cancelled everything
+        assert run.feed.stats.books > 100 and run.feed.stats.trades > 100
 
     asyncio.run(main())
 
@@ -112,10 +122,10 @@ def test_after_a_dropped_connection_it_reconnects_and_quotes_again_within_5_s():
     async def main() -> None:
         async with FakeHyperliquid(sweep_ticks=12.0) as fake:
             faults.fake = fake  # type: ignore[attr-defined]
-            summary, venue, engine, feed = await paper(fake, 16.0, faults)
+            run = await paper(fake, 16.0, faults)
         assert len(recovered) == 2 and max(recovered) < 5.0, recovered
-        assert fake.stats.connections == 3 and feed.client.stats.connects == 3
-        assert venue.breaches == 0
+        assert fake.stats.connections == 3 and run.feed.client.stats.connects == 3
+        assert run.venue.breaches == 0
 
     asyncio.run(main())
 
@@ -140,10 +150,8 @@ def test_a_stalled_feed_pauses_quoting_and_is_replaced():
     async def main() -> None:
         async with FakeHyperliquid() as fake:
             faults.fake = fake  # type: ignore[attr-defined]
-            summary, venue, engine, feed = await paper(
-                fake, 14.0, faults, ping_interval_s=2.0, pong_timeout_s=1.0
-            )
-        assert feed.client.stats.pong_timeouts >= 1 and fake.stats.connections >= 2
+            run = await paper(fake, 14.0, faults, ping_interval_s=2.0, pong_timeout_s=1.0)
+        assert run.feed.client.stats.pong_timeouts >= 1 and fake.stats.connections >= 2
         assert "back" in seen
 
     asyncio.run(main())
@@ -169,10 +177,10 @@ def test_malformed_and_unknown_frames_do_not_stop_paper_trading():
     async def main() -> None:
         async with FakeHyperliquid() as fake:
             faults.fake = fake  # type: ignore[attr-defined]
-            summary, venue, engine, feed = await paper(fake, 8.0, faults)
-        stats = feed.client.decoder.stats
+            run = await paper(fake, 8.0, faults)
+        stats = run.feed.client.decoder.stats
         assert stats.malformed == 2 and stats.unknown_channels == 1
-        assert feed.stats.bad_values == 3 and feed.stats.other_coins == 1
-        assert fake.stats.connections == 1 and venue.breaches == 0
+        assert run.feed.stats.bad_values == 3 and run.feed.stats.other_coins == 1
+        assert fake.stats.connections == 1 and run.venue.breaches == 0
 
     asyncio.run(main())
