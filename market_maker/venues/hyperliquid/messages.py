@@ -437,7 +437,11 @@ def to_units(text: str, decimals: int) -> int:
 
 
 def _levels(levels: tuple[WsLevel, ...]) -> tuple[Level, ...]:
-    return tuple((parse_price(lv.px), parse_price(lv.sz)) for lv in levels)
+    out = tuple([(float(lv.px), float(lv.sz)) for lv in levels])
+    for px, sz in out:
+        if not (0.0 < px < _MAX_PRICE and 0.0 < sz < _MAX_PRICE):  # also NaN and inf
+            raise ValueError(f"not a usable level: {px!r} {sz!r}")
+    return out
 
 
 def book_event(book: WsBook, ts_ns: int) -> BookUpdate:
