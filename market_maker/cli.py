@@ -116,7 +116,10 @@ def _client_config(config: AppConfig, args: argparse.Namespace) -> Any:
     if not url.startswith(("ws://", "wss://")):
         raise MarketMakerError(f"--ws-url must start with ws:// or wss:// (got {url!r})")
     return ClientConfig(
-        url=url, ping_interval_s=venue.ping_interval_s, pong_timeout_s=venue.pong_timeout_s
+        url=url,
+        ping_interval_s=venue.ping_interval_s,
+        pong_timeout_s=venue.pong_timeout_s,
+        silence_ping_s=venue.silence_ping_s,
     )
 
 

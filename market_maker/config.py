@@ -123,7 +123,8 @@ class KillSwitchConfig(_Config, frozen=True):
     stale_pause_after_s: PositiveFloat = 5.0
     """PAUSED when no market data has arrived for this long, seconds."""
     stale_halt_after_s: PositiveFloat = 30.0
-    """HALTED when no market data has arrived for this long, seconds."""
+    """HALTED when no market data has arrived for this long on a live connection, seconds
+    (while the venue is disconnected, silence only pauses)."""
     cascade_pause_ratio: Annotated[float, Meta(gt=1.0)] = 3.0
     """PAUSED when trade arrivals over the last ``estimators.cascade.window_s`` exceed this
     multiple of what the market's own long-run rate predicts."""
@@ -413,6 +414,8 @@ class VenueConfig(_Config, frozen=True):
     """Heartbeat: the server closes a connection after 60 s without a message from us."""
     pong_timeout_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 10.0
     """No pong this long after a ping: the socket is half-open, replace it."""
+    silence_ping_s: Annotated[float, Meta(gt=0.0, le=55.0)] = 5.0
+    """Nothing received for this long (books come every 0.5 s): ping at once."""
 
 
 class AppConfig(_Config, frozen=True):

@@ -333,7 +333,9 @@ class KillSwitch:
         if last is None:
             return None
         age_s = (ts_ns - last) / _NS_PER_S
-        if age_s >= self._ks.stale_halt_after_s:
+        if age_s >= self._ks.stale_halt_after_s and self.connected:
+            # Silence on a connection that claims to be healthy is what halts; while the
+            # venue is disconnected the silence is explained, and reconnecting clears it.
             state = TradingState.HALTED
         elif age_s >= self._ks.stale_pause_after_s:
             state = TradingState.PAUSED

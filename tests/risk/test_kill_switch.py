@@ -142,6 +142,20 @@ def test_stale_data_pauses_then_halts():
     assert check(ks, 39 * S) is TradingState.HALTED  # latched
 
 
+def test_silence_while_disconnected_pauses_and_never_halts():
+    """A reconnect can take longer than stale_halt_after_s (backoff up to 30 s): the silence
+    is explained by the disconnect, so it must not latch a halt."""
+    ks = with_account(make(stale_pause_after_s=5.0, stale_halt_after_s=30.0))
+    assert check(ks, 0) is TradingState.ACTIVE
+    ks.set_connected(False)
+    assert ks.check(90 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.PAUSED
+    assert triggers(ks) == {Trigger.STALE_DATA, Trigger.DISCONNECTED}
+    ks.set_connected(True)
+    assert check(ks, 91 * S) is TradingState.ACTIVE  # data is back
+    # Connected and silent for 30 s: that is what halts.
+    assert ks.check(122 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.HALTED
+
+
 def test_no_data_ever_counts_as_stale_from_the_first_check():
     ks = make(stale_pause_after_s=5.0, stale_halt_after_s=30.0)
     assert ks.check(100 * S, position=0.0, mid=MID, hawkes_ratio=1.0) is TradingState.ACTIVE

@@ -4,8 +4,10 @@
 
 - connect (at most ``max_new_connections_per_min`` new connections a minute; the venue allows
   30 and 10 at a time, we use one), subscribe and wait for every subscription's ack;
-- ping every ``ping_interval_s`` (30 s) and drop the socket when no pong comes within
-  ``pong_timeout_s`` (10 s): a half-open socket is found within 40 s;
+- ping every ``ping_interval_s`` (30 s), and at once when nothing at all has arrived for
+  ``silence_ping_s`` (5 s; books alone come every 0.5 s); drop the socket when no pong comes
+  within ``pong_timeout_s`` (10 s): a half-open socket is found within 15 s, well before the
+  kill switch's 30 s stale-data halt;
 - on any loss (a clean close included: the server closes idle sockets after 60 s and restarts
   without notice) report the disconnect, wait a jittered exponential backoff (0.25 s doubling
   to 30 s, reset once a connection is subscribed) and start again;
@@ -66,6 +68,9 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     url: str = MAINNET_WS
     ping_interval_s: float = 30.0
     pong_timeout_s: float = 10.0
+    silence_ping_s: float = 5.0
+    """No frame at all for this long (books come every 0.5 s): ping now, not at the next
+    interval, so a half-open socket is found in ``silence_ping_s + pong_timeout_s``."""
     backoff_min_s: float = 0.25
     backoff_max_s: float = 30.0
     subscribe_timeout_s: float = 10.0
@@ -153,6 +158,7 @@ class HyperliquidClient:
         self._all_acked = asyncio.Event()
         self._ready = asyncio.Event()
         self._session_ok = False
+        self._last_frame = time.monotonic()
 
     # ----- public ---------------------------------------------------------------------------
 
@@ -272,6 +278,7 @@ class HyperliquidClient:
                         self.stats.last_error = "subscriptions not acknowledged"
                     return
                 self._session_ok = True
+                self._last_frame = time.monotonic()
                 self.stats.connects += 1
                 self.connected = True
                 self._ready.set()
@@ -297,6 +304,7 @@ class HyperliquidClient:
         on_message = self.on_message
         async for frame in ws:
             ns = time.time_ns()
+            self._last_frame = time.monotonic()
             text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
             if on_frame is not None:
                 on_frame(ns, text)
@@ -336,8 +344,13 @@ class HyperliquidClient:
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         cfg = self.config
+        next_ping = time.monotonic() + cfg.ping_interval_s
         while True:
-            await asyncio.sleep(cfg.ping_interval_s)
+            now = time.monotonic()
+            quiet_at = self._last_frame + cfg.silence_ping_s
+            if now < next_ping and now < quiet_at:
+                await asyncio.sleep(min(next_ping, quiet_at) - now)
+                continue
             self._pong.clear()
             self.stats.pings += 1
             await self._send(ws, _PING)
@@ -351,6 +364,7 @@ class HyperliquidClient:
                 self._log.warning("stalled", no_pong_s=cfg.pong_timeout_s)
                 ws.transport.abort()
                 return
+            next_ping = time.monotonic() + cfg.ping_interval_s
 
     async def _send(self, ws: ClientConnection, message: dict[str, Any] | str) -> None:
         await self._messages.acquire()
