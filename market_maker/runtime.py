@@ -292,8 +292,9 @@ async def run_live(
                 await task
         if tty:
             board.show()
-        if engine.orders.orders:
-            await venue.cancel_all()
+        # The venue's own sweep, whatever the engine believes (a live venue confirms with its
+        # list of open orders; the simulated ones have nothing left to sweep).
+        await venue.cancel_all()
         await venue.close()
         if metrics is not None:
             await metrics.stop()

@@ -241,8 +241,7 @@ class FakeHyperliquid:
                 conn,
                 self._frame("subscriptionResponse", {"method": "subscribe", "subscription": echo}),
             )
-            if sub.get("type") == "l2Book":
-                await self._send(conn, self._book_frame(sub))
+            await self.on_subscribed(conn, sub)
         elif method == "post":
             self.stats.posts += 1
             task = asyncio.create_task(self._post(conn, msg))
@@ -269,11 +268,33 @@ class FakeHyperliquid:
             if kind == "info":
                 data = self.info(payload)
                 answer = {"type": "info", "payload": {"type": payload.get("type"), "data": data}}
+            elif kind == "action":
+                answer = {"type": "action", "payload": self.action(payload)}
             else:
                 answer = {"type": "error", "payload": f"unsupported request type {kind!r}"}
-            await self._send(conn, self._frame("post", {"id": rid, "response": answer}))
+            await self.reply(conn, self._frame("post", {"id": rid, "response": answer}))
         finally:
             self._in_flight -= 1
+
+    # ----- hooks for the trading fake (tests/fakes/hyperliquid_exchange.py) ----------------
+
+    async def on_subscribed(self, conn: _Conn, sub: dict[str, Any]) -> None:
+        """After the ack: the first message of a snapshot channel."""
+        if sub.get("type") == "l2Book":
+            await self._send(conn, self._book_frame(sub))
+
+    def action(self, payload: dict[str, Any]) -> Any:
+        return {"status": "err", "response": "this fake takes no actions"}
+
+    async def reply(self, conn: _Conn, frame: str) -> None:
+        """A ``post`` answer (the trading fake delays and reorders these)."""
+        await self._send(conn, frame)
+
+    async def on_trade(self, trade: dict[str, Any]) -> None:
+        """A public trade printed (the trading fake matches our orders against it)."""
+
+    async def on_tick(self) -> None:
+        """Every book interval, after the touch moved."""
 
     def info(self, payload: dict[str, Any]) -> Any:
         kind = payload.get("type")
@@ -322,6 +343,7 @@ class FakeHyperliquid:
                         if sub.get("type") == "l2Book" and sub.get("coin") == self.coin:
                             await self._send(conn, self._book_frame(sub))
                 await self._publish_bbo()
+                await self.on_tick()
             if now >= next_trade:
                 next_trade = now + rng.expovariate(self.trade_rate_per_s)
                 await self._publish_trade()
@@ -388,6 +410,7 @@ class FakeHyperliquid:
             "users": ["0x" + "1" * 40, "0x" + "2" * 40],
         }
         await self._broadcast("trades", self._frame("trades", [trade]))
+        await self.on_trade(trade)
 
     async def _broadcast(self, kind: str, frame: str) -> None:
         for conn in list(self.conns):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -81,13 +81,17 @@ class HyperliquidFeed:
         *,
         on_frame: Callable[[int, str], None] | None = None,
         connect_timeout_s: float = 15.0,
+        user_subscriptions: Sequence[dict[str, object]] = (),
+        on_user: Callable[[int, str, Message], None] | None = None,
     ) -> None:
+        """``user_subscriptions`` ride on the same socket; their messages go to ``on_user``."""
         self.coin = coin
+        self.on_user = on_user
         self.stats = FeedStats()
         self.connect_timeout_s = connect_timeout_s
         self.client = HyperliquidClient(
             config,
-            market_subscriptions(coin),
+            [*market_subscriptions(coin), *user_subscriptions],
             on_message=self._on_message,
             on_status=self._on_status,
             on_frame=on_frame,
@@ -189,6 +193,8 @@ class HyperliquidFeed:
                 if self._sink is not None:
                     for ev in events:
                         self._sink(ev)
+            elif self.on_user is not None:
+                self.on_user(ns, channel, message)
         except ValueError:
             stats.bad_values += 1
 

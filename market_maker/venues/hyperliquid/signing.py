@@ -110,7 +110,9 @@ def recover_signer(
 ) -> str:
     """The address (lower case) that signed ``action``; ValueError for a malformed signature."""
     coincurve, _ = _require()
-    digest = eip712_digest(action_hash(action, vault_address, nonce, expires_after), mainnet=mainnet)
+    digest = eip712_digest(
+        action_hash(action, vault_address, nonce, expires_after), mainnet=mainnet
+    )
     r = int(str(signature["r"]), 16)
     s = int(str(signature["s"]), 16)
     v = int(signature["v"])

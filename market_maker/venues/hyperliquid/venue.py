@@ -1,0 +1,588 @@
+"""Live trading on Hyperliquid: the engine's actions as signed ``post`` actions on one websocket.
+
+``HyperliquidVenue`` is a ``Venue``. Per call of ``submit`` it sends at most one signed action
+of each kind, in this order: ``cancelByCloid`` for every cancel (``cancel`` by oid for orders
+an earlier process left without a cloid), ``batchModify`` for every re-price (cancel-replace:
+the new leg carries the engine's fresh cloid), one ``order`` batch of post-only (``Alo``)
+orders, then a snapshot query if the engine asked for one (so it covers everything before).
+Nothing waits on the network: answers come back later as events.
+
+What comes back, and how it maps:
+
+- post replies: one status per order, matched to the action's ``request_id`` (``resting`` ->
+  ACCEPTED, an error -> REJECTED with the venue's text, ``Order was never placed, already
+  canceled, or filled`` / ``Cannot modify canceled or filled order`` -> NOT_FOUND, ``Error
+  placing new order during modify`` -> CANCELED: the old leg is gone); a refusal of the whole
+  action answers every request in it. A post that times out or dies with the connection has
+  no answer: the engine's settle timeout asks for a snapshot, which settles it.
+- ``orderUpdates``: venue-side facts about an order, sent as unsolicited updates (request id
+  ``UPDATE``) with ``filled_size = origSz - sz``: ``open``, ``filled`` and every cancel status
+  (CANCELED), every rejection (REJECTED); an unknown status goes through as its text, which
+  the engine counts and reconciles (never a crash, never freed exposure).
+- ``userFills``: each fill once, keyed by (``tid``, ``oid``); a subscription snapshot's fills
+  older than this process are history (already in the position) and are skipped.
+- snapshots: ``openOrders`` then ``clearinghouseState`` (in that order: a fill between the two
+  over-reserves, never under-reserves), stamped with the venue's ``time``; also an
+  ``AccountUpdate`` (account value, withdrawable, position) every ``account_interval_s``.
+
+The dead man's switch: while connected, ``scheduleCancel`` is kept ``dms_ahead_s`` ahead,
+refreshed every ``dms_refresh_s``; an account the venue refuses it to (under 1,000,000 USD
+traded) is told once and relies on the engine's own stale-data and disconnect pauses, which
+cancel every quote. Requests also pass a local copy of the address budget (1 request per USDC
+traded plus 10,000; one per 10 s once spent): new orders are refused here, before the venue
+would, while cancels always go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+
+from market_maker.config import InstrumentConfig
+from market_maker.errors import VenueError
+from market_maker.log import get_logger
+from market_maker.model import (
+    AccountUpdate,
+    AckStatus,
+    Action,
+    Cancel,
+    Event,
+    Fill,
+    Instrument,
+    Modify,
+    OpenOrder,
+    OrderAck,
+    Place,
+    RequestSnapshot,
+    Side,
+    VenueSnapshot,
+)
+from market_maker.venues.hyperliquid import wire
+from market_maker.venues.hyperliquid.client import ClientConfig
+from market_maker.venues.hyperliquid.feed import HyperliquidFeed, VenueInfo
+from market_maker.venues.hyperliquid.messages import (
+    ClearinghouseState,
+    Message,
+    OpenOrderWire,
+    WsFill,
+    WsOrder,
+    WsUserFills,
+    finite,
+    order_status,
+)
+from market_maker.venues.hyperliquid.signing import NonceSource, Signer
+
+__all__ = ["UPDATE", "AddressBudget", "HyperliquidVenue", "LiveStats"]
+
+UPDATE = -1
+"""``request_id`` of an order update the venue pushed on its own: never taken as the answer to
+one of our requests (a modify's old leg reports ``canceled`` while the modify succeeded)."""
+
+_NOT_FOUND = ("Order was never placed", "Cannot modify canceled or filled order")
+_MODIFY_HALF_DONE = "Error placing new order during modify"
+_DMS_GATE = "Cannot set scheduled cancel time"
+_SEEN_FILLS = 20_000
+_GONE = AckStatus.NOT_FOUND
+_REFUSED = AckStatus.REJECTED
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Recent(OrderedDict[K, V]):
+    """A mapping that forgets its oldest entries beyond ``_SEEN_FILLS``."""
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        if len(self) > _SEEN_FILLS:
+            self.popitem(last=False)
+
+
+class LiveStats(msgspec.Struct, kw_only=True):
+    actions: int = 0
+    action_failures: int = 0
+    """Posts with no answer (timeout, connection lost): the engine reconciles."""
+    refused_actions: int = 0
+    refused_locally: int = 0
+    order_updates: int = 0
+    fills: int = 0
+    duplicate_fills: int = 0
+    history_fills: int = 0
+    snapshots: int = 0
+    dms_refreshes: int = 0
+    dms_available: bool = True
+    last_refusal: str = ""
+
+
+class AddressBudget:
+    """Hyperliquid's per-address request budget, tracked locally: 10,000 plus one per USDC
+    traded; once spent, one request per 10 s."""
+
+    def __init__(self, initial: float = 10_000.0, clock: Any = time.monotonic) -> None:
+        self.left = initial
+        self._clock = clock
+        self._last_trickle = -1e18
+
+    def on_traded(self, notional_usd: float) -> None:
+        self.left += notional_usd
+
+    def take(self, n: int) -> bool:
+        if self.left >= n:
+            self.left -= n
+            return True
+        now = self._clock()
+        if now - self._last_trickle >= 10.0:
+            self._last_trickle = now
+            return True
+        return False
+
+
+class HyperliquidVenue:
+    """Live trading for one coin (see the module docstring)."""
+
+    def __init__(
+        self,
+        coin: str,
+        config: ClientConfig,
+        signer: Signer,
+        *,
+        account: str | None = None,
+        dms_ahead_s: float = 15.0,
+        dms_refresh_s: float = 5.0,
+        account_interval_s: float = 60.0,
+        budget: AddressBudget | None = None,
+    ) -> None:
+        self.coin = coin
+        self.signer = signer
+        self.user = (account or signer.address).lower()
+        """The master account: queries and user streams name it, the agent only signs."""
+        self.feed = HyperliquidFeed(
+            coin,
+            config,
+            user_subscriptions=[
+                {"type": "orderUpdates", "user": self.user},
+                {"type": "userFills", "user": self.user},
+            ],
+            on_user=self._on_user,
+        )
+        self.client = self.feed.client
+        self.nonces = NonceSource()
+        self.budget = budget or AddressBudget()
+        self.stats = LiveStats()
+        self.dms_ahead_s = dms_ahead_s
+        self.dms_refresh_s = dms_refresh_s
+        self.account_interval_s = account_interval_s
+        self.instrument = Instrument(symbol=coin, tick_size=1.0, lot_size=1.0)
+        self.asset = -1
+        self._start_ms = time.time_ns() // 1_000_000
+        self._events: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._last_ns = 0
+        self._seen: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self._cloids = _Recent[int, str]()
+        """Order id -> our cloid (fills and updates may name only the oid)."""
+        self._sides = _Recent[str, Side]()
+        """Our cloid -> side (a modify names the order, the order wire needs the side)."""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._log = get_logger("hyperliquid")
+
+    # ----- Venue ----------------------------------------------------------------------------
+
+    async def discover(self, overrides: InstrumentConfig | None = None) -> VenueInfo:
+        info = await self.feed.discover(overrides, address=self.user)
+        self.instrument = info.instrument
+        self.asset = info.asset_index
+        return info
+
+    async def connect(self) -> None:
+        await self.feed.start(self._push)
+        self._spawn(self._keep_account())
+        self._spawn(self._keep_dead_mans_switch())
+
+    def now_ns(self) -> int:
+        now = time.time_ns()
+        return now if now > self._last_ns else self._last_ns
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            failure = self.feed.failure()
+            if failure is not None:
+                raise failure
+            if self._events:
+                ev = self._events.popleft()
+                ts = self.now_ns()
+                self._last_ns = ts
+                yield msgspec.structs.replace(ev, ts_ns=ts)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+
+    async def submit(self, actions: Sequence[Action]) -> None:
+        cancels = [a for a in actions if isinstance(a, Cancel)]
+        modifies = [a for a in actions if isinstance(a, Modify)]
+        places = [a for a in actions if isinstance(a, Place)]
+        for p in places:
+            self._sides[p.cloid] = p.side
+        for m in modifies:
+            self._sides[m.new_cloid or m.cloid] = self._side_of(m.cloid)
+        snapshots = [a for a in actions if isinstance(a, RequestSnapshot)]
+        if cancels:
+            self._spawn(self._cancel(cancels))
+        if modifies:
+            self._spawn(self._modify(modifies))
+        if places:
+            self._spawn(self._place(places))
+        for snap in snapshots:
+            self._spawn(self._snapshot(snap.request_id))
+        await asyncio.sleep(0)  # let the posts go out in the order created
+
+    async def cancel_all(self) -> None:
+        """Cancel every order of ours on this coin, and check with ``openOrders`` (3 tries)."""
+        for _ in range(3):
+            try:
+                orders = await self._open_orders()
+            except VenueError as exc:
+                self._log.warning("cancel_all", error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            if not orders:
+                return
+            by_cloid = [o.cloid for o in orders if o.cloid]
+            by_oid = [o.oid for o in orders if not o.cloid]
+            if by_cloid:
+                await self._post(wire.cancel_by_cloid(self.asset, by_cloid))
+            if by_oid:
+                await self._post(wire.cancel_by_oid(self.asset, by_oid))
+            await asyncio.sleep(0.2)
+        self._log.error("cancel_all_unconfirmed", coin=self.coin)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.stats.dms_available and self.client.connected:
+            with contextlib.suppress(VenueError):
+                await self._post(wire.schedule_cancel(None))
+        await self.feed.close()
+
+    # ----- sending --------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _push(self, event: Event) -> None:
+        self._events.append(event)
+        self._wake.set()
+
+    async def _post(self, action: dict[str, Any]) -> Any:
+        """Sign and send ``action``; its payload ``{"status", "response"}``. VenueError when
+        no answer came (timeout, connection lost): the outcome is unknown."""
+        nonce = self.nonces.next()
+        payload = {
+            "action": action,
+            "nonce": nonce,
+            "signature": self.signer.sign(action, nonce),
+            "vaultAddress": None,
+        }
+        self.stats.actions += 1
+        try:
+            response = await self.client.post("action", payload)
+        except VenueError:
+            self.stats.action_failures += 1
+            raise
+        try:
+            answer = msgspec.json.decode(response.response.payload)
+        except msgspec.DecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise VenueError(f"unexpected answer to {action.get('type')}")
+        if answer.get("status") != "ok":
+            self.stats.refused_actions += 1
+            self.stats.last_refusal = str(answer.get("response"))[:200]
+        return answer
+
+    def _ack(self, cloid: str, rid: int, status: AckStatus | str, reason: str = "") -> None:
+        self._push(
+            OrderAck(
+                ts_ns=time.time_ns(), cloid=cloid, status=status, reason=reason, request_id=rid
+            )
+        )
+
+    async def _statuses(
+        self, action: dict[str, Any], requests: Sequence[Place | Modify | Cancel]
+    ) -> list[Any] | None:
+        """Post ``action``; one status per request, or None when there is no answer."""
+        try:
+            answer = await self._post(action)
+        except VenueError as exc:
+            self._log.warning("no_answer", action=action["type"], error=str(exc)[:200])
+            return None
+        if answer.get("status") != "ok":
+            text = str(answer.get("response"))
+            return [{"error": text}] * len(requests)
+        data = (answer.get("response") or {}).get("data") or {}
+        statuses = list(data.get("statuses") or [])
+        if len(statuses) == 1 and len(requests) > 1 and isinstance(statuses[0], dict):
+            statuses = statuses * len(requests)  # one error for the whole batch
+        if len(statuses) != len(requests):
+            self._log.warning("short_statuses", action=action["type"], got=len(statuses))
+            return statuses + [None] * (len(requests) - len(statuses))
+        return statuses
+
+    async def _place(self, places: list[Place]) -> None:
+        if not self.budget.take(len(places)):
+            self.stats.refused_locally += len(places)
+            for p in places:
+                self._ack(p.cloid, p.request_id, AckStatus.REJECTED, "address request budget spent")
+            return
+        inst = self.instrument
+        orders = [
+            wire.order_wire(inst, self.asset, p.side, p.price, p.size, p.cloid) for p in places
+        ]
+        statuses = await self._statuses(wire.order_action(orders), places)
+        if statuses is None:
+            return
+        for p, st in zip(places, statuses, strict=True):
+            if isinstance(st, dict) and ("resting" in st or "filled" in st):
+                body = st.get("resting") or st.get("filled") or {}
+                if "oid" in body:
+                    self._cloids[int(body["oid"])] = p.cloid
+                self._ack(p.cloid, p.request_id, AckStatus.ACCEPTED)
+            elif isinstance(st, dict) and "error" in st:
+                self._ack(p.cloid, p.request_id, AckStatus.REJECTED, str(st["error"]))
+            # anything else (waitingForFill, missing): no answer; a snapshot will say
+
+    async def _cancel(self, cancels: list[Cancel]) -> None:
+        self.budget.take(len(cancels))  # cancels always go; they still spend the budget
+        by_oid = [c for c in cancels if c.cloid.startswith("oid:")]
+        by_cloid = [c for c in cancels if not c.cloid.startswith("oid:")]
+        for group, action in (
+            (by_cloid, wire.cancel_by_cloid(self.asset, [c.cloid for c in by_cloid])),
+            (by_oid, wire.cancel_by_oid(self.asset, [int(c.cloid[4:]) for c in by_oid])),
+        ):
+            if not group:
+                continue
+            statuses = await self._statuses(action, group)
+            if statuses is None:
+                continue
+            for c, st in zip(group, statuses, strict=True):
+                if st == "success":
+                    self._ack(c.cloid, c.request_id, AckStatus.CANCELED)
+                elif isinstance(st, dict) and "error" in st:
+                    text = str(st["error"])
+                    status = (
+                        AckStatus.NOT_FOUND if text.startswith(_NOT_FOUND) else AckStatus.REJECTED
+                    )
+                    self._ack(c.cloid, c.request_id, status, text)
+
+    async def _modify(self, modifies: list[Modify]) -> None:
+        if not self.budget.take(len(modifies)):
+            self.stats.refused_locally += len(modifies)
+            for m in modifies:
+                self._ack(m.cloid, m.request_id, AckStatus.REJECTED, "address request budget spent")
+            return
+        inst = self.instrument
+        legs: list[tuple[str | int, dict[str, Any]]] = []
+        for m in modifies:
+            side = self._side_of(m.cloid)
+            new = m.new_cloid or m.cloid
+            target: str | int = int(m.cloid[4:]) if m.cloid.startswith("oid:") else m.cloid
+            legs.append((target, wire.order_wire(inst, self.asset, side, m.price, m.size, new)))
+        statuses = await self._statuses(wire.batch_modify(legs), modifies)
+        if statuses is None:
+            return
+        for m, st in zip(modifies, statuses, strict=True):
+            if isinstance(st, dict) and "resting" in st:
+                self._ack(m.cloid, m.request_id, AckStatus.ACCEPTED)
+            elif isinstance(st, dict) and "error" in st:
+                text = str(st["error"])
+                if text.startswith(_NOT_FOUND):
+                    status = AckStatus.NOT_FOUND
+                elif text.startswith(_MODIFY_HALF_DONE):
+                    status = AckStatus.CANCELED
+                else:
+                    status = AckStatus.REJECTED
+                self._ack(m.cloid, m.request_id, status, text)
+
+    def _side_of(self, cloid: str) -> Side:
+        return self._sides.get(cloid, Side.BUY)
+
+    # ----- snapshots and account ------------------------------------------------------------
+
+    async def _open_orders(self) -> list[OpenOrderWire]:
+        orders = await self.client.info(
+            {"type": "openOrders", "user": self.user}, list[OpenOrderWire]
+        )
+        return [o for o in orders if o.coin == self.coin]
+
+    async def _state(self) -> ClearinghouseState:
+        return await self.client.info(
+            {"type": "clearinghouseState", "user": self.user}, ClearinghouseState
+        )
+
+    async def _snapshot(self, request_id: int) -> None:
+        try:
+            orders = await self._open_orders()
+            state = await self._state()
+        except VenueError as exc:
+            self._log.warning("snapshot_failed", error=str(exc)[:200])
+            return  # the engine asks again on its settle timeout
+        self.stats.snapshots += 1
+        position = finite(state.position(self.coin))
+        if position is None:
+            return
+        held = []
+        for o in orders:
+            price, size = finite(o.limitPx), finite(o.sz)
+            orig = finite(o.origSz) if o.origSz is not None else size
+            if price is None or size is None or orig is None:
+                continue
+            cloid = o.cloid or f"oid:{o.oid}"
+            self._cloids[o.oid] = cloid
+            side = Side.BUY if o.side == "B" else Side.SELL
+            self._sides[cloid] = side
+            held.append(
+                OpenOrder(
+                    cloid=cloid,
+                    side=side,
+                    price=price,
+                    size=size,
+                    filled_size=max(0.0, orig - size),
+                )
+            )
+        ts = time.time_ns()
+        self._push(
+            VenueSnapshot(
+                ts_ns=ts,
+                exchange_ts_ns=state.time * 1_000_000,
+                position=position,
+                orders=tuple(held),
+                request_id=request_id,
+            )
+        )
+        self._account(ts, state)
+
+    def _account(self, ts: int, state: ClearinghouseState) -> None:
+        value = finite(state.marginSummary.accountValue)
+        if value is not None:
+            self._push(
+                AccountUpdate(
+                    ts_ns=ts,
+                    account_value=value,
+                    balance=finite(state.withdrawable),
+                    position=finite(state.position(self.coin)),
+                )
+            )
+
+    async def _keep_account(self) -> None:
+        while True:
+            if self.client.connected:
+                try:
+                    self._account(time.time_ns(), await self._state())
+                except VenueError as exc:
+                    self._log.warning("account_sync_failed", error=str(exc)[:200])
+            await asyncio.sleep(self.account_interval_s)
+
+    async def _keep_dead_mans_switch(self) -> None:
+        while self.stats.dms_available:
+            if self.client.connected:
+                when = time.time_ns() // 1_000_000 + int(self.dms_ahead_s * 1000)
+                try:
+                    answer = await self._post(wire.schedule_cancel(when))
+                except VenueError:
+                    answer = None
+                if answer is not None and answer.get("status") == "ok":
+                    self.stats.dms_refreshes += 1
+                elif answer is not None and str(answer.get("response")).startswith(_DMS_GATE):
+                    self.stats.dms_available = False
+                    self._log.warning(
+                        "dead_mans_switch_unavailable",
+                        reason=str(answer.get("response"))[:200],
+                        fallback="quotes are cancelled by the stale-data and disconnect pauses",
+                    )
+                    return
+            await asyncio.sleep(self.dms_refresh_s)
+
+    # ----- user streams ---------------------------------------------------------------------
+
+    def _on_user(self, ns: int, channel: str, message: Message) -> None:
+        if channel == "orderUpdates" and isinstance(message, tuple):
+            for update in message:
+                if isinstance(update, WsOrder) and update.order.coin == self.coin:
+                    self._order_update(ns, update)
+        elif channel == "userFills" and isinstance(message, WsUserFills):
+            for fill in message.fills:
+                if fill.coin == self.coin:
+                    self._fill(ns, fill, snapshot=message.isSnapshot)
+
+    def _cloid(self, oid: int, cloid: str | None) -> str:
+        if cloid:
+            self._cloids[oid] = cloid
+            return cloid
+        return self._cloids.get(oid, f"oid:{oid}")
+
+    def _order_update(self, ns: int, update: WsOrder) -> None:
+        self.stats.order_updates += 1
+        o = update.order
+        cloid = self._cloid(o.oid, o.cloid)
+        self._sides[cloid] = Side.BUY if o.side == "B" else Side.SELL
+        status: AckStatus | str | None = order_status(update.status)
+        if status is None:
+            self.feed.client.decoder.stats.unknown_statuses += 1
+            status = update.status  # the engine counts it and reconciles
+        orig, left = finite(o.origSz or o.sz), finite(o.sz)
+        if update.status == "filled":
+            left = 0.0
+        filled = None if orig is None or left is None else max(0.0, orig - left)
+        self._push(
+            OrderAck(
+                ts_ns=ns,
+                cloid=cloid,
+                status=status,
+                reason=update.status,
+                request_id=UPDATE,
+                filled_size=filled,
+            )
+        )
+
+    def _fill(self, ns: int, fill: WsFill, *, snapshot: bool) -> None:
+        stats = self.stats
+        if snapshot and fill.time < self._start_ms:
+            stats.history_fills += 1  # before this process: already in the position
+            return
+        key = (fill.tid, fill.oid)
+        if key in self._seen:
+            stats.duplicate_fills += 1
+            return
+        self._seen[key] = None
+        if len(self._seen) > _SEEN_FILLS:
+            self._seen.popitem(last=False)
+        price, size, fee = finite(fill.px), finite(fill.sz), finite(fill.fee)
+        if price is None or size is None:
+            return  # the engine's position is reconciled from snapshots
+        stats.fills += 1
+        self.budget.on_traded(price * size)
+        self._push(
+            Fill(
+                ts_ns=ns,
+                cloid=self._cloid(fill.oid, fill.cloid),
+                price=price,
+                size=size,
+                side=Side.BUY if fill.side == "B" else Side.SELL,
+                fill_id=f"{fill.tid}:{fill.oid}",
+                fee=fee or 0.0,
+                exchange_ts_ns=fill.time * 1_000_000,
+            )
+        )
