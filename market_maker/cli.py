@@ -454,12 +454,10 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
     from market_maker.venues.hyperliquid.feed import HyperliquidFeed
     from market_maker.venues.paper import PaperVenue
 
-    if os.environ.get("HYPERLIQUID_PRIVATE_KEY") and not args.paper:
-        raise MarketMakerError(
-            "live trading on Hyperliquid is not built yet: pass --paper to paper trade "
-            "(HYPERLIQUID_PRIVATE_KEY is set but unused)"
-        )
     address = args.address or config.venue.address
+    key = None if args.paper else _private_key(config)
+    if key is not None:
+        return await _trade_hyperliquid(config, args, tty, key, address)
     if address is not None:
         _check_address(address)
     client = _client_config(config, args)
@@ -494,6 +492,89 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
     return await run_live(
         venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port
     )
+
+
+def _private_key(config: AppConfig) -> str | None:
+    """The API wallet's key: ``HYPERLIQUID_PRIVATE_KEY``, else ``[venue] private_key_file``."""
+    key = os.environ.get("HYPERLIQUID_PRIVATE_KEY")
+    if key:
+        return key
+    path = config.venue.private_key_file
+    if path is None:
+        return None
+    try:
+        return Path(path).expanduser().read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"venue.private_key_file: cannot read {path}: {type(exc).__name__}"
+        ) from None
+
+
+async def _trade_hyperliquid(
+    config: AppConfig, args: argparse.Namespace, tty: bool, key: str, address: str | None
+) -> Any:
+    """Live trading: signed orders on the venue."""
+    from market_maker.engine import QuoteEngine
+    from market_maker.log import get_logger
+    from market_maker.runtime import run_live
+    from market_maker.venues.hyperliquid.signing import Signer
+    from market_maker.venues.hyperliquid.venue import HyperliquidVenue
+
+    address = address or os.environ.get("HYPERLIQUID_ACCOUNT_ADDRESS") or None
+    if address is not None:
+        _check_address(address)
+    client = _client_config(config, args)
+    testnet = args.testnet or config.venue.testnet
+    signer = Signer(key, mainnet=not testnet)
+    v = config.venue
+    venue = HyperliquidVenue(
+        args.asset,
+        client,
+        signer,
+        account=address,
+        dms_ahead_s=v.dms_ahead_s,
+        dms_refresh_s=v.dms_refresh_s,
+        account_interval_s=v.account_interval_s,
+    )
+    try:
+        info = await venue.discover(config.instrument)
+    except BaseException:
+        await venue.feed.close()
+        raise
+    inst = info.instrument
+    get_logger("hyperliquid").info(
+        "live_trading",
+        url=client.url,
+        asset=args.asset,
+        asset_index=info.asset_index,
+        tick=inst.tick_size,
+        lot=inst.lot_size,
+        account=venue.user,
+        agent=signer.address,
+        account_value=info.account_value,
+        position=info.position,
+    )
+    engine = QuoteEngine(config, inst)
+    summary = await run_live(
+        venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port
+    )
+    # The flat check: what the venue says after the final sweep against what we believe.
+    held, left = venue.final_position, venue.final_open_orders
+    ok = held is not None and abs(held - summary.position) < inst.lot_size / 2 and left == 0
+    log = get_logger("hyperliquid")
+    (log.info if ok else log.error)(
+        "final_check",
+        ok=ok,
+        venue_position=held,
+        engine_position=summary.position,
+        venue_open_orders=left,
+    )
+    if not ok:
+        raise MarketMakerError(
+            f"final check failed: the venue holds {held} with {left} open orders, "
+            f"the engine believes {summary.position}"
+        )
+    return summary
 
 
 def _check_address(address: str) -> None:

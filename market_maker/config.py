@@ -407,7 +407,9 @@ class VenueConfig(_Config, frozen=True):
     """Websocket endpoint; unset: Hyperliquid mainnet (or testnet with ``testnet = true``)."""
     testnet: bool = False
     address: Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}$")] | None = None
-    """An account to watch read-only: paper trading starts from its account value."""
+    """The account (master address): traded live, or watched read-only when paper trading
+    (which then starts from its account value). ``HYPERLIQUID_ACCOUNT_ADDRESS`` also sets it;
+    unset, live trading uses the key's own address."""
     paper_equity_usd: Annotated[float, Meta(gt=0.0, le=1e12)] = 10_000.0
     """The paper account's starting equity when no address is watched."""
     ping_interval_s: Annotated[float, Meta(gt=0.0, le=55.0)] = 30.0
@@ -416,6 +418,14 @@ class VenueConfig(_Config, frozen=True):
     """No pong this long after a ping: the socket is half-open, replace it."""
     silence_ping_s: Annotated[float, Meta(gt=0.0, le=55.0)] = 5.0
     """Nothing received for this long (books come every 0.5 s): ping at once."""
+    private_key_file: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+    """A file holding the API (agent) wallet's key, for live trading; the environment's
+    ``HYPERLIQUID_PRIVATE_KEY`` wins. The key is never logged or shown."""
+    dms_ahead_s: Annotated[float, Meta(ge=5.0, le=3600.0)] = 15.0
+    """Dead man's switch: every order is cancelled this long after we stop refreshing it."""
+    dms_refresh_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
+    account_interval_s: Annotated[float, Meta(ge=1.0, le=3600.0)] = 60.0
+    """Live: account value and position are synced from the venue this often."""
 
 
 class AppConfig(_Config, frozen=True):

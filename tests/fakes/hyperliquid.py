@@ -447,9 +447,19 @@ class FakeInThread:
     def __init__(self, **kwargs: Any) -> None:
         import threading
 
-        self.fake = FakeHyperliquid(**kwargs)
+        self.fake = self._make(**kwargs)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    _make: Any = FakeHyperliquid
+
+    @classmethod
+    def of(cls, kind: type, **kwargs: Any) -> FakeInThread:
+        """The same, for a subclass of the fake (the trading exchange)."""
+        server = cls.__new__(cls)
+        server._make = kind
+        server.__init__(**kwargs)  # type: ignore[misc]
+        return server
 
     @property
     def url(self) -> str:

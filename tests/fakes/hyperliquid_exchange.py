@@ -109,11 +109,15 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             statuses = [self._place(o) for o in action.get("orders", [])]
             return self._ok("order", statuses)
         if kind == "cancelByCloid":
-            return self._ok("cancel", [self._cancel(c.get("cloid"), None) for c in action["cancels"]])
+            return self._ok(
+                "cancel", [self._cancel(c.get("cloid"), None) for c in action["cancels"]]
+            )
         if kind == "cancel":
             return self._ok("cancel", [self._cancel(None, c.get("o")) for c in action["cancels"]])
         if kind == "batchModify":
-            return self._ok("order", [self._modify(m["oid"], m["order"]) for m in action["modifies"]])
+            return self._ok(
+                "order", [self._modify(m["oid"], m["order"]) for m in action["modifies"]]
+            )
         if kind == "scheduleCancel":
             if self.traded_volume_usd < 1_000_000:
                 return self._err(
@@ -122,7 +126,9 @@ class FakeHyperliquidExchange(FakeHyperliquid):
                 )
             when = action.get("time")
             if when is not None and when < time.time() * 1000 + 5000:
-                return self._err("Scheduled cancel time too early, must be at least 5 seconds from now.")
+                return self._err(
+                    "Scheduled cancel time too early, must be at least 5 seconds from now."
+                )
             self.dms_ms = when
             return {"status": "ok", "response": {"type": "default"}}
         return self._err(f"Unknown action type {kind!r}")
@@ -303,7 +309,10 @@ class FakeHyperliquidExchange(FakeHyperliquid):
 
     def _user_stream(self, kind: str, frame: str) -> None:
         for conn in list(self.conns):
-            if any(s.get("type") == kind and str(s.get("user", "")).lower() == self.user for s in conn.subs):
+            if any(
+                s.get("type") == kind and str(s.get("user", "")).lower() == self.user
+                for s in conn.subs
+            ):
                 self._later(conn, kind, frame)
 
     async def reply(self, conn: _Conn, frame: str) -> None:
@@ -351,12 +360,23 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         if kind == "clearinghouseState":
             mid = self.mid_ticks * self.tick
             value = self.account_value + self.cash + self.position * mid
-            summary = {"accountValue": _fmt(round(value, 6)), "totalNtlPos": "0.0", "totalRawUsd": "0.0", "totalMarginUsed": "0.0"}
+            summary = {
+                "accountValue": _fmt(round(value, 6)),
+                "totalNtlPos": "0.0",
+                "totalRawUsd": "0.0",
+                "totalMarginUsed": "0.0",
+            }
             positions = []
             if self.position_lots:
                 szi = self._size(abs(self.position_lots))
                 positions.append(
-                    {"type": "oneWay", "position": {"coin": self.coin, "szi": szi if self.position_lots > 0 else "-" + szi}}
+                    {
+                        "type": "oneWay",
+                        "position": {
+                            "coin": self.coin,
+                            "szi": szi if self.position_lots > 0 else "-" + szi,
+                        },
+                    }
                 )
             return {
                 "assetPositions": positions,

@@ -181,6 +181,9 @@ class HyperliquidVenue:
         self.account_interval_s = account_interval_s
         self.instrument = Instrument(symbol=coin, tick_size=1.0, lot_size=1.0)
         self.asset = -1
+        self.final_position: float | None = None
+        self.final_open_orders: int | None = None
+        """What the venue held after ``cancel_all`` (the shutdown's flat check)."""
         self._start_ms = time.time_ns() // 1_000_000
         self._events: deque[Event] = deque()
         self._wake = asyncio.Event()
@@ -246,14 +249,17 @@ class HyperliquidVenue:
 
     async def cancel_all(self) -> None:
         """Cancel every order of ours on this coin, and check with ``openOrders`` (3 tries)."""
-        for _ in range(3):
+        for _ in range(5):
             try:
                 orders = await self._open_orders()
             except VenueError as exc:
                 self._log.warning("cancel_all", error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
+            self.final_open_orders = len(orders)
             if not orders:
+                with contextlib.suppress(VenueError):
+                    self.final_position = finite((await self._state()).position(self.coin))
                 return
             by_cloid = [o.cloid for o in orders if o.cloid]
             by_oid = [o.oid for o in orders if not o.cloid]

@@ -1,0 +1,245 @@
+"""Live trading against the trading loopback exchange, with its messages out of order:
+the limit held at the venue while it binds, the engine's position equal to the venue's at the
+end, no orders left, recovery from drops, the dead man's switch, the request budget."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from market_maker.config import AppConfig
+from market_maker.engine import QuoteEngine
+from market_maker.runtime import RunSummary, run_live
+from market_maker.venues.hyperliquid.client import ClientConfig
+from market_maker.venues.hyperliquid.signing import Signer
+from market_maker.venues.hyperliquid.venue import AddressBudget, HyperliquidVenue
+from tests.fakes.hyperliquid import FakeInThread
+from tests.fakes.hyperliquid_exchange import FakeHyperliquidExchange
+from tests.test_config import ROOT
+
+KEY = "0x" + "ab" * 32
+SIGNER = Signer(KEY, mainnet=True)
+USER = "0x" + "c" * 40
+LOT = 1e-5
+
+
+def binding(cap: float = 0.03) -> AppConfig:
+    config = AppConfig()
+    return msgspec.structs.replace(
+        config, risk=msgspec.structs.replace(config.risk, max_position_cap=cap)
+    )
+
+
+@dataclass
+class Live:
+    summary: RunSummary
+    venue: HyperliquidVenue
+    engine: QuoteEngine
+    breaches: int = 0
+    max_util: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+async def trade(
+    fake: FakeHyperliquidExchange,
+    duration_s: float,
+    during: Callable[[Live], Awaitable[None]] | None = None,
+    budget: AddressBudget | None = None,
+) -> Live:
+    venue = HyperliquidVenue("BTC", ClientConfig(url=fake.url), SIGNER, account=USER, budget=budget)
+    info = await venue.discover()
+    engine = QuoteEngine(binding(), info.instrument)
+    live = Live(summary=None, venue=venue, engine=engine)  # type: ignore[arg-type]
+
+    async def watch() -> None:  # the limit against the venue's own position, every 5 ms
+        while True:
+            await asyncio.sleep(0.005)
+            limit = engine.kill_switch.max_position(engine.mid)
+            if limit > 0.0:
+                live.max_util = max(live.max_util, abs(fake.position) / limit)
+                if abs(fake.position) > limit + LOT * 1.000001:
+                    live.breaches += 1
+
+    watcher = asyncio.create_task(watch())
+    side = asyncio.create_task(during(live)) if during else None
+    live.summary = await run_live(
+        venue, engine, duration_s=duration_s, out=io.StringIO(), tty=False, install_signals=False
+    )
+    watcher.cancel()
+    if side is not None:
+        await side
+    return live
+
+
+def ends_flat(live: Live, fake: FakeHyperliquidExchange) -> None:
+    assert fake.open_orders() == 0 and live.summary.open_orders == 0
+    assert abs(live.summary.position - fake.position) < LOT / 2
+    assert live.venue.final_open_orders == 0
+    assert (
+        live.venue.final_position is not None
+        and abs(live.venue.final_position - fake.position) < LOT / 2
+    )
+
+
+async def until(check: Callable[[], bool], timeout_s: float) -> float:
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout_s:
+            raise AssertionError(f"not within {timeout_s} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def test_live_trading_with_disorderly_streams_holds_the_limit_and_ends_flat():
+    async def main() -> None:
+        async with FakeHyperliquidExchange(
+            agent=SIGNER.address, user=USER, sweep_ticks=12.0, reorder_ms=60.0, duplicate_fills=0.1
+        ) as fake:
+            live = await trade(fake, 20.0)
+        assert live.summary.fills >= 10
+        assert live.breaches == 0 and live.max_util >= 0.8, (live.breaches, live.max_util)
+        assert live.venue.stats.duplicate_fills >= 1  # the fake re-sent fills; none counted twice
+        assert "batchModify" in fake.actions and "cancelByCloid" in fake.actions
+        ends_flat(live, fake)
+
+    asyncio.run(main())
+
+
+def test_after_drops_it_quotes_again_within_5_s_with_no_duplicated_or_orphaned_orders():
+    recovered: list[float] = []
+
+    async def faults(live: Live) -> None:
+        fake = faults.fake  # type: ignore[attr-defined]
+        venue, engine = live.venue, live.engine
+
+        def quoting() -> bool:
+            return engine.status()["trading_state"] == "active" and fake.open_orders() > 0
+
+        for clean in (True, False, False):
+            await until(quoting, 10.0)
+            await fake.drop(clean=clean)
+            await until(lambda: not venue.client.connected, 2.0)
+            recovered.append(await until(quoting, 10.0))
+            await asyncio.sleep(1.0)
+            ours = set(engine.orders.orders)
+            at_venue = {o.cloid for o in fake.orders.values()}
+            assert at_venue <= ours, at_venue - ours  # nothing orphaned at the venue
+            assert len(at_venue) <= 2  # one order a side, never doubled
+
+    async def main() -> None:
+        async with FakeHyperliquidExchange(
+            agent=SIGNER.address, user=USER, sweep_ticks=12.0, reorder_ms=40.0
+        ) as fake:
+            faults.fake = fake  # type: ignore[attr-defined]
+            live = await trade(fake, 22.0, faults)
+        assert len(recovered) == 3 and max(recovered) < 5.0, recovered
+        assert live.breaches == 0
+        ends_flat(live, fake)
+
+    asyncio.run(main())
+
+
+def test_a_spent_request_budget_pauses_quoting_and_is_never_exceeded():
+    async def main() -> None:
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            live = await trade(fake, 8.0, budget=AddressBudget(initial=12.0))
+        sent = sum(1 for a in fake.actions if a in ("order", "batchModify"))
+        assert live.venue.stats.refused_locally > 0
+        assert sent <= 12 + 1 + 1  # the budget, plus one trickle request per 10 s
+        counters = live.engine.status()["counters"]
+        assert counters["rejections"] + counters["refusals"] > 0  # the kill switch heard them
+        ends_flat(live, fake)
+
+    asyncio.run(main())
+
+
+def test_the_dead_mans_switch_cancels_everything_when_the_process_is_killed(tmp_path):
+    config = tmp_path / "dms.toml"
+    config.write_text("[venue]\ndms_ahead_s = 6.0\ndms_refresh_s = 1.0\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HYPERLIQUID_PRIVATE_KEY": KEY,
+        "HYPERLIQUID_ACCOUNT_ADDRESS": USER,
+    }
+    with FakeInThread.of(
+        FakeHyperliquidExchange, agent=SIGNER.address, user=USER, traded_volume_usd=2_000_000.0
+    ) as server:
+        fake = server.fake
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "market_maker",
+                "run",
+                "--venue",
+                "hyperliquid",
+                "--ws-url",
+                server.url,
+                "--config",
+                str(config),
+                "--duration",
+                "120",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not (fake.open_orders() > 0 and fake.dms_ms) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert fake.open_orders() > 0 and fake.dms_ms, "never quoted with the switch armed"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        killed = time.monotonic()
+        while fake.open_orders() > 0 and time.monotonic() - killed < 15:
+            time.sleep(0.1)
+        assert fake.open_orders() == 0 and fake.dms_triggers == 1
+        assert time.monotonic() - killed <= 6.5
+
+
+def test_the_cli_trades_live_and_ends_with_a_flat_check_and_never_shows_the_key(
+    capsys, monkeypatch
+):
+    import json
+
+    from market_maker.cli import main
+
+    monkeypatch.setenv("HYPERLIQUID_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("HYPERLIQUID_ACCOUNT_ADDRESS", USER)
+    with FakeInThread.of(
+        FakeHyperliquidExchange, agent=SIGNER.address, user=USER, sweep_ticks=12.0, reorder_ms=30.0
+    ) as server:
+        code = main(
+            [
+                "run",
+                "--venue",
+                "hyperliquid",
+                "--asset",
+                "BTC",
+                "--ws-url",
+                server.url,
+                "--duration",
+                "8",
+            ]
+        )
+        fake = server.fake
+    out = capsys.readouterr()
+    assert code == 0
+    assert KEY[2:] not in out.out + out.err and "abababababababab" not in out.out + out.err
+    events = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
+    check = next(e for e in events if e["event"] == "final_check")
+    assert check["ok"] and check["venue_open_orders"] == 0
+    assert fake.open_orders() == 0
