@@ -371,6 +371,11 @@ class OrdersConfig(_Config, frozen=True):
     this long asks the venue for a snapshot (also the time to wait for a snapshot's reply)."""
     reconcile_interval_s: Annotated[float, Meta(gt=0.0, le=86400.0)] | None = 10.0
     """Reconcile with a venue snapshot this often, seconds; unset: only when needed."""
+    reject_backoff_s: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.1
+    """After a side's new order is refused, hold that side's new orders this long, doubling
+    with each refusal in a row (cancels always go; an accepted order resets it)..."""
+    reject_backoff_max_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 10.0
+    """... up to this long."""
 
 
 class InstrumentConfig(_Config, frozen=True):

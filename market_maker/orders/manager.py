@@ -46,7 +46,7 @@ from market_maker.model import (
 )
 from market_maker.risk.sizing import PositionSizer
 
-__all__ = ["OrderCounters", "OrderManager", "OrderState", "TrackedOrder"]
+__all__ = ["OrderCounters", "OrderManager", "OrderState", "TrackedOrder", "rejection_backoff_s"]
 
 # Enum members as module constants: attribute access on an Enum class is slow in 3.11.
 _BUY = Side.BUY
@@ -63,6 +63,14 @@ _STATUS = {
 
 _RECENT = 4096  # closed orders (with their fill ids) remembered for late or duplicate messages
 _FILL_LOG = 65_536  # received fills remembered for adopting a snapshot's position
+
+
+def rejection_backoff_s(refusals: int, base_s: float, cap_s: float) -> float:
+    """How long to hold new orders on a side after ``refusals`` refusals in a row:
+    ``base_s * 2**(refusals - 1)``, capped at ``cap_s``; 0 before the first."""
+    if refusals <= 0:
+        return 0.0
+    return min(cap_s, base_s * 2.0 ** min(refusals - 1, 60))
 
 
 class OrderState(IntEnum):
@@ -150,6 +158,8 @@ class OrderCounters(msgspec.Struct, kw_only=True):
 
     fills: int = 0
     duplicate_fills: int = 0
+    backoffs: int = 0
+    """Times a side's new orders were held after a refusal (exponential, per side)."""
     unknown_fills: int = 0
     bad_fills: int = 0
     late_fills: int = 0
@@ -222,6 +232,8 @@ class OrderManager:
         self._fill_log: deque[tuple[int, int, str]] = deque()
         self._unexplained = 0  # lots the last snapshot added that no late fill has explained
         self._closed: OrderedDict[str, TrackedOrder] = OrderedDict()
+        self._refusals = {_BUY: 0, _SELL: 0}
+        self._backoff_until = {_BUY: 0, _SELL: 0}
         # Bumped whenever an order on that side changes; plans and exposure sums are cached
         # against them, so a cycle in which nothing changed costs two tuple comparisons.
         self._buy_version = 0
@@ -450,6 +462,7 @@ class OrderManager:
             if status == _REJECTED:
                 # Nothing changed at the venue: it refused us (rate limit, margin, ...).
                 c.refusals += 1
+                self._refused(old.side, ack.ts_ns)
                 if old.state is _PENDING_CANCEL:
                     old.state = _OPEN
                     self._touch(old.side)
@@ -478,11 +491,13 @@ class OrderManager:
             if order.state is _PENDING_NEW:
                 order.state = _OPEN
                 self._touch(order.side)
+            self._refusals[order.side] = 0
             return False
         if status == _CANCELED:
             self._settle(order, ack.filled_size, ack.ts_ns)  # it rested, then was cancelled
             return False
         # Refused: the order never rested, so it can never fill.
+        self._refused(order.side, ack.ts_ns)
         if order.filled_lots > 0:
             self.needs_reconcile = True  # fills for an order the venue says never rested
             self._settle(order, None, ack.ts_ns)
@@ -495,6 +510,19 @@ class OrderManager:
             return False
         self.counters.rejections += 1
         return True
+
+    def _refused(self, side: Side, ts_ns: int) -> None:
+        """A new order on ``side`` was refused: hold that side's new orders for a while."""
+        n = self._refusals[side] + 1
+        self._refusals[side] = n
+        cfg = self.config
+        wait = rejection_backoff_s(n, cfg.reject_backoff_s, cfg.reject_backoff_max_s)
+        self._backoff_until[side] = ts_ns + int(wait * 1e9)
+        self.counters.backoffs += 1
+
+    def backoff_until(self, side: Side) -> int:
+        """Until when (ns) new orders on ``side`` are held after refusals (0: not held)."""
+        return self._backoff_until[side]
 
     def _on_cancel_answer(self, order: TrackedOrder, status: int, ack: OrderAck) -> bool:
         """True when the venue refused the cancel (it counts toward a refusal storm)."""
@@ -752,6 +780,11 @@ class OrderManager:
             plans.append(self._decide(_SELL, asks, ask_room))
         actions: list[Action] = []
         done = {_BUY: True, _SELL: True}
+        for i, (side, cancels, modifies, places) in enumerate(plans):
+            if (modifies or places) and ts_ns < self._backoff_until[side]:
+                # Refused lately: only cancels go on this side; the rest is planned again.
+                plans[i] = (side, cancels, [], [])
+                done[side] = False
         total = sum(len(c) + len(m) + len(p) for _, c, m, p in plans)
         if total and (budget is None or total <= budget):
             # Everything fits: riskiest first (cancels, then modifies, then places).

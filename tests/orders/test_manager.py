@@ -489,3 +489,32 @@ def test_an_unusable_snapshot_changes_nothing_and_asks_again():
     assert m.counters.bad_snapshots == 1 and m.needs_reconcile
     assert fill(m, "x", 2, ets=900)  # not taken as included in a snapshot that was refused
     assert m.position_lots == 5
+
+
+# ----- refusals ---------------------------------------------------------------------------
+
+
+def test_rejection_backoff_doubles_and_is_capped():
+    from market_maker.orders import rejection_backoff_s
+
+    assert [rejection_backoff_s(n, 0.1, 1.0) for n in range(6)] == [0.0, 0.1, 0.2, 0.4, 0.8, 1.0]
+    assert rejection_backoff_s(10_000, 0.1, 5.0) == 5.0  # no overflow
+
+
+def test_a_refused_side_holds_new_orders_but_still_cancels_and_the_other_side_quotes():
+    m = manager(reject_backoff_s=1.0, reject_backoff_max_s=8.0)
+    (bid, ask) = m.plan(((1000, 5),), ((1010, 5),), max_lots=100, ts_ns=0)
+    ack(m, bid, AckStatus.REJECTED)  # reason not a race: the venue refused us
+    ack(m, ask)
+    assert m.backoff_until(Side.BUY) == 1_000_000_000
+    # Within the backoff: no new bid; the ask side is free to move.
+    actions = m.plan(((1000, 5),), ((1011, 5),), max_lots=100, ts_ns=500_000_000)
+    assert [type(a) for a in actions] == [Modify] and not m.plan_complete
+    for a in actions:
+        ack(m, a)
+    # After it: the bid goes out again; refused again, the wait doubles.
+    (again,) = m.plan(((1000, 5),), ((1011, 5),), max_lots=100, ts_ns=1_000_000_001)
+    assert isinstance(again, Place) and again.side is Side.BUY
+    ack(m, again, AckStatus.REJECTED)
+    assert m.backoff_until(Side.BUY) == 2_000_000_000  # ack ts 0 + 2 s
+    assert m.counters.backoffs == 2
