@@ -439,6 +439,16 @@ def _fmt(x: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
+async def until(check: Any, timeout_s: float) -> float:
+    """Seconds until ``check()`` holds (AssertionError after ``timeout_s``)."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout_s:
+            raise AssertionError(f"not within {timeout_s} s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - t0
+
+
 class FakeInThread:
     """The fake on its own event loop in a thread, for code that runs ``asyncio.run`` itself
     (the CLI). ``with FakeInThread() as fake: fake.url``; ``fake.call(coro_fn)`` runs a fault

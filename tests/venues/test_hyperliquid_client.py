@@ -14,7 +14,7 @@ import pytest
 from market_maker.errors import VenueError
 from market_maker.venues.hyperliquid.client import ClientConfig, HyperliquidClient
 from market_maker.venues.hyperliquid.messages import Meta, WsBbo, WsBook
-from tests.fakes.hyperliquid import FakeHyperliquid
+from tests.fakes.hyperliquid import FakeHyperliquid, until
 
 SUBS = [
     {"type": "l2Book", "coin": "BTC", "fast": True},
@@ -39,16 +39,6 @@ class Probe:
 
     def count(self, channel: str) -> int:
         return self.channels.count(channel)
-
-
-async def until(check: Callable[[], bool], timeout_s: float) -> float:
-    """Seconds until ``check()`` holds (AssertionError after ``timeout_s``)."""
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout_s:
-            raise AssertionError(f"not within {timeout_s} s")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - t0
 
 
 def run(scenario: Callable[[FakeHyperliquid], Awaitable[None]], **fake: Any) -> None:

@@ -23,7 +23,7 @@ from market_maker.runtime import RunSummary, run_live
 from market_maker.venues.hyperliquid.client import ClientConfig
 from market_maker.venues.hyperliquid.signing import Signer
 from market_maker.venues.hyperliquid.venue import AddressBudget, HyperliquidVenue
-from tests.fakes.hyperliquid import FakeInThread
+from tests.fakes.hyperliquid import FakeInThread, until
 from tests.fakes.hyperliquid_exchange import FakeHyperliquidExchange
 from tests.test_config import ROOT
 
@@ -89,15 +89,6 @@ def ends_flat(live: Live, fake: FakeHyperliquidExchange) -> None:
         live.venue.final_position is not None
         and abs(live.venue.final_position - fake.position) < LOT / 2
     )
-
-
-async def until(check: Callable[[], bool], timeout_s: float) -> float:
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout_s:
-            raise AssertionError(f"not within {timeout_s} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - t0
 
 
 def test_live_trading_with_disorderly_streams_holds_the_limit_and_ends_flat():

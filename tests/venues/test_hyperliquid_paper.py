@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from market_maker.runtime import RunSummary, run_live
 from market_maker.venues.hyperliquid.client import ClientConfig
 from market_maker.venues.hyperliquid.feed import HyperliquidFeed
 from market_maker.venues.paper import PaperVenue
-from tests.fakes.hyperliquid import FakeHyperliquid
+from tests.fakes.hyperliquid import FakeHyperliquid, until
 
 
 class CheckedVenue(PaperVenue):
@@ -79,15 +78,6 @@ async def paper(
 
 def quoting(venue: PaperVenue, engine: QuoteEngine) -> bool:
     return engine.status()["trading_state"] == "active" and venue.exchange.open_orders() > 0
-
-
-async def until(check: Callable[[], bool], timeout_s: float) -> float:
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout_s:
-            raise AssertionError(f"not within {timeout_s} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - t0
 
 
 def test_paper_trading_quotes_fills_and_holds_the_limit_while_it_binds():
