@@ -436,7 +436,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = engine_config(params, config)
         exchange = simulated_exchange(params, args.seed)
     engine = QuoteEngine(config, exchange.instrument)
-    venue = SimVenue(exchange, speed=args.speed)
+    venue = SimVenue(exchange, speed=args.speed, name=args.venue)
     summary = asyncio.run(
         run_live(venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port)
     )

@@ -1,9 +1,12 @@
 """Prometheus metrics over HTTP for ``market-maker run --metrics-port``.
 
-A minimal text-exposition endpoint (``GET /metrics``) on its own asyncio server: position,
-limits and which one binds, trading state, PnL, fees, fills, rejections, sigma, trade activity
-and a histogram of quote-cycle latency. Everything is read from ``QuoteEngine.status()`` at
-scrape time; the hot path only feeds the histogram.
+Series built with ``prometheus_client`` (an ``EngineCollector`` in its own registry), labelled
+with ``symbol`` and ``venue``: position, limits and which one binds, trading state, PnL, fees,
+open orders and pending exposure, fills, rejections, refused inputs, sigma, trade activity and
+a histogram of quote-cycle latency. ``GET /metrics`` is answered by a small asyncio server in
+the engine's own event loop, so a scrape reads ``QuoteEngine.status()`` between two events,
+never in the middle of one (``prometheus_client``'s HTTP server would read it from another
+thread); the hot path only feeds the histogram.
 """
 
 from __future__ import annotations
@@ -12,11 +15,26 @@ import asyncio
 import bisect
 import contextlib
 import math
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from market_maker.engine import QuoteEngine
 from market_maker.risk import BindingLimit, TradingState
 
-__all__ = ["CycleHistogram", "LatencyHistogram", "MetricsServer", "render_metrics"]
+__all__ = [
+    "CycleHistogram",
+    "EngineCollector",
+    "LatencyHistogram",
+    "MetricsServer",
+    "render_metrics",
+]
 
 _BUCKETS_US = (5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1_000.0, 5_000.0)
 
@@ -69,73 +87,137 @@ class CycleHistogram:
         self.sum_us += us
 
 
-def render_metrics(engine: QuoteEngine, cycles: CycleHistogram) -> str:
-    s = engine.status()
-    lines: list[str] = []
+class EngineCollector:
+    """A ``prometheus_client`` collector that reads ``QuoteEngine.status()`` at scrape time.
 
-    def gauge(name: str, value: float | None, doc: str) -> None:
-        lines.append(f"# HELP {name} {doc}")
-        lines.append(f"# TYPE {name} gauge")
-        lines.append(f"{name} {0.0 if value is None else float(value)!r}")
+    Every series carries ``symbol`` and ``venue`` labels, so one Prometheus can watch several
+    engines.
+    """
 
-    def counter(name: str, value: int, doc: str) -> None:
-        lines.append(f"# HELP {name} {doc}")
-        lines.append(f"# TYPE {name} counter")
-        lines.append(f"{name} {value}")
+    def __init__(self, engine: QuoteEngine, cycles: CycleHistogram, venue: str) -> None:
+        self.engine = engine
+        self.cycles = cycles
+        self.labels = {"symbol": engine.instrument.symbol, "venue": venue}
 
-    gauge("mm_position_contracts", s["position"], "Current position, contracts.")
-    gauge("mm_max_position_contracts", s["effective_max_position"], "Effective position limit.")
-    gauge("mm_max_position_value_usd", s["max_position_value"], "Derived limit, USD (0: static).")
-    lines.append("# HELP mm_binding_limit Which limit binds (1 for the binding one).")
-    lines.append("# TYPE mm_binding_limit gauge")
-    for limit in BindingLimit:
-        lines.append(f'mm_binding_limit{{limit="{limit}"}} {int(s["binding_limit"] == limit)}')
-    gauge(
-        "mm_trading_state",
-        TradingState[s["trading_state"].upper()].value,
-        "0 active, 1 reducing, 2 paused, 3 halted.",
-    )
-    gauge("mm_pnl_usd", s["pnl_usd"], "Cash plus position at the mid, after fees, USD.")
-    gauge("mm_fees_usd", s["fees_usd"], "Fees paid, USD.")
-    gauge("mm_sigma", s["sigma"], "Volatility estimate, fraction per sqrt second.")
-    gauge("mm_trade_activity", s["hawkes_ratio"], "Trade intensity over its long-run average.")
-    gauge("mm_pending_bids_contracts", s["pending_bids"], "Bid exposure that could still fill.")
-    gauge("mm_pending_asks_contracts", s["pending_asks"], "Ask exposure that could still fill.")
-    counter("mm_fills_total", s["fills"], "Fills applied.")
-    counter("mm_rejections_total", s["counters"]["rejections"], "New orders rejected.")
-    counter("mm_quote_cycles_total", s["counters"]["cycles"], "Quote cycles run.")
-    gauge("mm_settling_orders", s["settling_orders"], "Orders gone whose fills are in flight.")
-    counter("mm_snapshots_total", s["counters"]["snapshots"], "Venue snapshots applied.")
-    counter(
-        "mm_position_corrections_total",
-        s["counters"]["position_corrections"],
-        "Snapshots that corrected the position (a fill lost or invented).",
-    )
-    counter(
-        "mm_orphans_cancelled_total",
-        s["counters"]["orphans_cancelled"],
-        "Orders found at the venue that we did not know, cancelled.",
-    )
-    lines.append("# HELP mm_quote_cycle_seconds Quote-cycle latency.")
-    lines.append("# TYPE mm_quote_cycle_seconds histogram")
-    running = 0
-    for bound, n in zip(_BUCKETS_US, cycles.counts, strict=False):
-        running += n
-        lines.append(f'mm_quote_cycle_seconds_bucket{{le="{bound / 1e6:g}"}} {running}')
-    lines.append(f'mm_quote_cycle_seconds_bucket{{le="+Inf"}} {cycles.count}')
-    lines.append(f"mm_quote_cycle_seconds_sum {cycles.sum_us / 1e6!r}")
-    lines.append(f"mm_quote_cycle_seconds_count {cycles.count}")
-    return "\n".join(lines) + "\n"
+    def collect(self) -> Iterator[Metric]:
+        s = self.engine.status()
+        c = s["counters"]
+        names, values = list(self.labels), list(self.labels.values())
+
+        def gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
+            g = GaugeMetricFamily(name, doc, labels=names)
+            g.add_metric(values, 0.0 if value is None else float(value))
+            return g
+
+        def counter(name: str, doc: str, value: int) -> CounterMetricFamily:
+            m = CounterMetricFamily(name, doc, labels=names)
+            m.add_metric(values, value)
+            return m
+
+        yield gauge("mm_position_contracts", "Current position, contracts.", s["position"])
+        yield gauge(
+            "mm_max_position_contracts", "Effective position limit.", s["effective_max_position"]
+        )
+        yield gauge(
+            "mm_max_position_value_usd", "Derived limit, USD (0: static).", s["max_position_value"]
+        )
+        binding = GaugeMetricFamily(
+            "mm_binding_limit",
+            "Which limit binds (1 for the binding one).",
+            labels=[*names, "limit"],
+        )
+        for limit in BindingLimit:
+            binding.add_metric([*values, str(limit)], float(s["binding_limit"] == limit))
+        yield binding
+        state = TradingState[s["trading_state"].upper()]
+        yield gauge("mm_trading_state", "0 active, 1 reducing, 2 paused, 3 halted.", state.value)
+        states = GaugeMetricFamily(
+            "mm_trading_state_is", "1 for the current trading state.", labels=[*names, "state"]
+        )
+        for st in TradingState:
+            states.add_metric([*values, st.label], float(st is state))
+        yield states
+        yield gauge("mm_pnl_usd", "Cash plus position at the mid, after fees, USD.", s["pnl_usd"])
+        yield gauge("mm_fees_usd", "Fees paid, USD.", s["fees_usd"])
+        yield gauge("mm_sigma", "Volatility estimate, fraction per sqrt second.", s["sigma"])
+        yield gauge(
+            "mm_trade_activity", "Trade intensity over its long-run average.", s["hawkes_ratio"]
+        )
+        yield gauge("mm_open_orders", "Orders resting or being placed.", s["open_orders"])
+        yield gauge(
+            "mm_pending_bids_contracts", "Bid exposure that could still fill.", s["pending_bids"]
+        )
+        yield gauge(
+            "mm_pending_asks_contracts", "Ask exposure that could still fill.", s["pending_asks"]
+        )
+        yield gauge(
+            "mm_settling_orders", "Orders gone whose fills are in flight.", s["settling_orders"]
+        )
+        yield counter("mm_fills", "Fills applied.", s["fills"])
+        yield counter("mm_rejections", "New orders rejected.", c["rejections"])
+        yield counter("mm_quote_cycles", "Quote cycles run.", c["cycles"])
+        yield counter("mm_snapshots", "Venue snapshots applied.", c["snapshots"])
+        yield counter(
+            "mm_position_corrections",
+            "Snapshots that corrected the position (a fill lost or invented).",
+            c["position_corrections"],
+        )
+        yield counter(
+            "mm_orphans_cancelled",
+            "Orders found at the venue that we did not know, cancelled.",
+            c["orphans_cancelled"],
+        )
+        bad = CounterMetricFamily(
+            "mm_bad_input", "Inputs refused by the plausibility gates.", labels=[*names, "kind"]
+        )
+        for kind in (
+            "bad_books",
+            "bad_trades",
+            "bad_fills",
+            "bad_accounts",
+            "implausible_prices",
+            "future_events",
+            "out_of_order",
+            "duplicate_fills",
+            "unknown_fills",
+        ):
+            bad.add_metric([*values, kind], c[kind])
+        yield bad
+        cycles = self.cycles
+        hist = HistogramMetricFamily("mm_quote_cycle_seconds", "Quote-cycle latency.", labels=names)
+        running = 0
+        buckets = []
+        for bound, n in zip(_BUCKETS_US, cycles.counts, strict=False):
+            running += n
+            buckets.append((f"{bound / 1e6:g}", float(running)))
+        buckets.append(("+Inf", float(cycles.count)))
+        hist.add_metric(values, buckets, sum_value=cycles.sum_us / 1e6)
+        yield hist
+
+
+def render_metrics(engine: QuoteEngine, cycles: CycleHistogram, venue: str = "sim") -> str:
+    """The Prometheus text exposition of one engine (what ``GET /metrics`` answers)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(engine, cycles, venue))
+    return generate_latest(registry).decode()
 
 
 class MetricsServer:
     """``GET /metrics`` on ``host:port`` (loopback by default)."""
 
     def __init__(
-        self, engine: QuoteEngine, cycles: CycleHistogram, port: int, host: str = "127.0.0.1"
+        self,
+        engine: QuoteEngine,
+        cycles: CycleHistogram,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        venue: str = "sim",
     ) -> None:
         self.engine = engine
         self.cycles = cycles
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(EngineCollector(engine, cycles, venue))
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
@@ -159,9 +241,9 @@ class MetricsServer:
                 del line
             parts = request.decode("latin-1").split()
             if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
-                body = render_metrics(self.engine, self.cycles).encode()
+                body = generate_latest(self.registry)
                 head = "200 OK"
-                ctype = "text/plain; version=0.0.4; charset=utf-8"
+                ctype = CONTENT_TYPE_LATEST
             else:
                 body, head, ctype = b"not found\n", "404 Not Found", "text/plain"
             writer.write(

@@ -39,7 +39,8 @@ _NS = 1_000_000_000
 class SimVenue:
     """The simulated exchange (or a replay) paced to the wall clock, ``speed`` times faster."""
 
-    def __init__(self, exchange: ExchangeCore, *, speed: float = 1.0) -> None:
+    def __init__(self, exchange: ExchangeCore, *, speed: float = 1.0, name: str = "sim") -> None:
+        self.name = name
         self.exchange = exchange
         self.instrument = exchange.instrument
         self.speed = speed
@@ -211,7 +212,9 @@ async def run_live(
     histogram = CycleHistogram()
     metrics = None
     if metrics_port is not None:
-        metrics = MetricsServer(engine, histogram, metrics_port)
+        metrics = MetricsServer(
+            engine, histogram, metrics_port, venue=getattr(venue, "name", type(venue).__name__)
+        )
         await metrics.start()
         log.info("metrics", url=f"http://127.0.0.1:{metrics_port}/metrics")
     await venue.connect()

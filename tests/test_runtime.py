@@ -102,17 +102,36 @@ def test_metrics_endpoint_serves_prometheus_text_while_running():
 
     metrics, missing = asyncio.run(main())
     assert metrics.startswith("HTTP/1.1 200 OK")
-    assert 'mm_binding_limit{limit="leverage"} 1' in metrics
-    state = next(x for x in metrics.splitlines() if x.startswith("mm_trading_state "))
-    assert float(state.split()[1]) in (0.0, 1.0, 2.0, 3.0)
-    assert "mm_quote_cycle_seconds_count" in metrics
-    count = int(
-        next(x for x in metrics.splitlines() if x.startswith("mm_quote_cycles_total ")).split()[1]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = metrics.partition("\r\n\r\n")[2]
+    samples = {
+        (
+            sample.name,
+            tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("symbol", "venue"))),
+        ): sample
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+    assert all(
+        s.labels["symbol"] == "SIM-BTC" and s.labels["venue"] == "sim" for s in samples.values()
     )
-    assert count > 0
-    snapshots = next(x for x in metrics.splitlines() if x.startswith("mm_snapshots_total "))
-    assert int(snapshots.split()[1]) >= 1  # the one taken at start, at least
-    assert "mm_settling_orders " in metrics and "mm_position_corrections_total 0" in metrics
+
+    def value(name: str, **extra: str) -> float:
+        return float(samples[(name, tuple(sorted(extra.items())))].value)
+
+    assert value("mm_binding_limit", limit="leverage") == 1.0
+    assert value("mm_trading_state") in (0.0, 1.0, 2.0, 3.0)
+    states = [
+        value("mm_trading_state_is", state=s) for s in ("active", "reducing", "paused", "halted")
+    ]
+    assert sorted(states) == [0.0, 0.0, 0.0, 1.0]
+    assert value("mm_quote_cycle_seconds_count") > 0
+    assert value("mm_quote_cycles_total") > 0
+    assert value("mm_snapshots_total") >= 1  # the one taken at start, at least
+    assert value("mm_position_corrections_total") == 0.0
+    assert value("mm_open_orders") >= 0 and value("mm_settling_orders") >= 0
+    assert value("mm_bad_input_total", kind="bad_books") == 0.0
     assert missing.startswith("HTTP/1.1 404")
 
 

@@ -86,6 +86,8 @@ class LiveMarket:
 class PaperVenue:
     """The ``Venue`` for paper trading on a live feed (see the module docstring)."""
 
+    name = "paper"
+
     def __init__(
         self,
         feed: LiveFeed,

@@ -147,6 +147,8 @@ class AddressBudget:
 class HyperliquidVenue:
     """Live trading for one coin (see the module docstring)."""
 
+    name = "hyperliquid"
+
     def __init__(
         self,
         coin: str,
