@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import math
 import signal
 import statistics
@@ -23,6 +24,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TextIO
 
 import msgspec
+from rich.console import Console
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
 
 from market_maker.engine import QuoteEngine
 from market_maker.log import get_logger
@@ -103,46 +109,76 @@ class RunSummary(msgspec.Struct, kw_only=True):
 
 
 class StatusBoard:
-    """A live status block on a terminal; periodic JSON ``status`` events otherwise."""
+    """A live status panel on a terminal (``rich``: fits the terminal's width, 80 columns
+    included, and follows resizes); periodic JSON ``status`` events otherwise."""
 
     def __init__(
-        self, engine: QuoteEngine, out: TextIO, *, tty: bool, interval_s: float = 0.25
+        self,
+        engine: QuoteEngine,
+        out: TextIO,
+        *,
+        tty: bool,
+        interval_s: float = 0.25,
+        venue: str = "",
     ) -> None:
         self.engine = engine
         self.out = out
         self.tty = tty
+        self.venue = venue
         self.interval_s = interval_s if tty else 5.0
         self.cycle_us = LatencyHistogram()
         """Every cycle of the run, in constant memory."""
         self.recent_us: deque[float] = deque(maxlen=2000)
-        self._lines = 0
+        self.console = Console(file=out, force_terminal=tty, highlight=False) if tty else None
+        self._live: Live | None = None
         self._log = get_logger("status")
 
-    def render(self) -> list[str]:
+    def renderable(self) -> Panel:
         s = self.engine.status()
         bids = s["quotes"]["bids"]
         asks = s["quotes"]["asks"]
-        bid = f"{bids[0][1]:.4f} @ {bids[0][0]:,.2f}" if bids else "-"
-        ask = f"{asks[0][1]:.4f} @ {asks[0][0]:,.2f}" if asks else "-"
         limit = s["effective_max_position"]
         use = abs(s["position"]) / limit if limit else 0.0
         recent = self.recent_us
         p50 = statistics.median(recent) if recent else 0.0
-        reasons = "; ".join(s["reasons"]) or s["quoting_nothing"] or "-"
+        state = s["trading_state"]
+        why = "; ".join(s["reasons"]) or s["quoting_nothing"] or ""
         mid = s["mid"]
-        return [
-            f"market_maker  {self.engine.instrument.symbol}   state {s['trading_state'].upper():<9}"
-            f" reasons: {reasons}",
-            f"  mid     {mid:>14,.2f}" if mid is not None else "  mid                  -",
-            f"  quotes  bid {bid:<28} ask {ask:<28} ({len(bids)}+{len(asks)} levels)",
-            f"  position {s['position']:>12.4f}  limit {limit:.4f} ({use:.1%})"
-            f"  binding: {s['binding_limit']}",
-            f"  pending  bids {s['pending_bids']:.4f}  asks {s['pending_asks']:.4f}"
-            f"  open orders {s['open_orders']}  settling {s['settling_orders']}",
-            f"  PnL {s['pnl_usd']:>12,.2f} USD  fees {s['fees_usd']:,.2f}  fills {s['fills']}",
-            f"  sigma {s['sigma']:.6f}/sqrt s  trade activity {s['hawkes_ratio']:.2f}x"
-            f"  cycle p50 {p50:.1f} us",
-        ]
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        head = Text(state.upper(), style=_STATE_STYLE.get(state, ""))
+        if why:
+            head.append(f"  {why}", style="dim")
+        grid.add_row("state", head)
+        grid.add_row("mid", "-" if mid is None else f"{mid:,.2f}")
+        grid.add_row("bid", _quote(bids) + f"  ({len(bids)} levels)")
+        grid.add_row("ask", _quote(asks) + f"  ({len(asks)} levels)")
+        grid.add_row(
+            "position",
+            f"{s['position']:.4f} of {limit:.4f} ({use:.1%})  binds: {s['binding_limit']}",
+        )
+        grid.add_row(
+            "pending",
+            f"bids {s['pending_bids']:.4f}  asks {s['pending_asks']:.4f}  "
+            f"open {s['open_orders']}  settling {s['settling_orders']}",
+        )
+        grid.add_row(
+            "PnL", f"{s['pnl_usd']:,.2f} USD  fees {s['fees_usd']:,.2f}  fills {s['fills']}"
+        )
+        grid.add_row(
+            "market",
+            f"sigma {s['sigma']:.6f}/sqrt s  activity {s['hawkes_ratio']:.2f}x  "
+            f"cycle p50 {p50:.1f} us",
+        )
+        title = f"market_maker  {self.engine.instrument.symbol}"
+        return Panel(grid, title=title, subtitle=self.venue or None, title_align="left")
+
+    def render(self) -> list[str]:
+        """The panel as plain lines, ``width`` columns (for tests and non-live output)."""
+        console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+        console.print(self.renderable())
+        return console.export_text().rstrip("\n").split("\n")
 
     def show(self) -> None:
         if not self.tty:
@@ -161,17 +197,37 @@ class StatusBoard:
                 quoting_nothing=s["quoting_nothing"],
             )
             return
-        lines = self.render()
-        if self._lines:
-            self.out.write(f"\x1b[{self._lines}F")
-        self.out.write("".join(f"\x1b[2K{line}\n" for line in lines))
-        self.out.flush()
-        self._lines = len(lines)
+        if self._live is not None:
+            self._live.update(self.renderable(), refresh=True)
+        elif self.console is not None:
+            self.console.print(self.renderable())
 
     async def loop(self) -> None:
-        while True:
-            self.show()
-            await asyncio.sleep(self.interval_s)
+        if not self.tty or self.console is None:
+            while True:
+                self.show()
+                await asyncio.sleep(self.interval_s)
+        with Live(self.renderable(), console=self.console, auto_refresh=False) as live:
+            self._live = live
+            try:
+                while True:
+                    live.update(self.renderable(), refresh=True)
+                    await asyncio.sleep(self.interval_s)
+            finally:
+                live.update(self.renderable(), refresh=True)
+                self._live = None
+
+
+_STATE_STYLE = {
+    "active": "bold green",
+    "reducing": "bold yellow",
+    "paused": "bold yellow",
+    "halted": "bold red",
+}
+
+
+def _quote(levels: list[tuple[float, float]]) -> str:
+    return f"{levels[0][1]:.4f} @ {levels[0][0]:,.2f}" if levels else "-"
 
 
 async def run_live(
@@ -190,7 +246,8 @@ async def run_live(
     out = out or sys.stdout
     tty = out.isatty() if tty is None else tty
     log = get_logger("runtime")
-    board = StatusBoard(engine, out, tty=tty)
+    venue_name = getattr(venue, "name", type(venue).__name__)
+    board = StatusBoard(engine, out, tty=tty, venue=venue_name)
     stop = asyncio.Event()
     reason = ["venue ended"]
     loop = asyncio.get_running_loop()
@@ -212,9 +269,7 @@ async def run_live(
     histogram = CycleHistogram()
     metrics = None
     if metrics_port is not None:
-        metrics = MetricsServer(
-            engine, histogram, metrics_port, venue=getattr(venue, "name", type(venue).__name__)
-        )
+        metrics = MetricsServer(engine, histogram, metrics_port, venue=venue_name)
         await metrics.start()
         log.info("metrics", url=f"http://127.0.0.1:{metrics_port}/metrics")
     await venue.connect()
@@ -293,8 +348,6 @@ async def run_live(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if tty:
-            board.show()
         # The venue's own sweep, whatever the engine believes (a live venue confirms with its
         # list of open orders; the simulated ones have nothing left to sweep).
         await venue.cancel_all()

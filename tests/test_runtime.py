@@ -299,3 +299,42 @@ def test_run_on_the_btc_replay_quotes_through_the_capture_with_at_most_two_casca
     cascade = [c for c in changes if c != "halted"]  # the final halt is the shutdown's
     assert len(cascade) <= 2, changes
     assert exchange.stats.placed > 0 and summary.fills > 0
+
+
+def test_the_status_board_fits_80_columns_and_narrower_terminals_on_a_live_run():
+    """Issue: the hand-written board repeated its header and ran lines together at 80 columns."""
+    import io
+    import re
+
+    from market_maker.config import AppConfig
+    from market_maker.engine import QuoteEngine
+    from market_maker.runtime import SimVenue, run_live
+    from market_maker.venues.sim import simulated_exchange
+
+    params = scenario("calm")
+    exchange = simulated_exchange(params, 1)
+    engine = QuoteEngine(engine_config(params, AppConfig()), exchange.instrument)
+    out = io.StringIO()
+    asyncio.run(
+        run_live(
+            SimVenue(exchange, speed=50.0),
+            engine,
+            duration_s=1.5,
+            out=out,
+            tty=True,
+            install_signals=False,
+        )
+    )
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    assert "market_maker  SIM-BTC" in screen and "position" in screen
+    from market_maker.runtime import StatusBoard
+
+    board = StatusBoard(engine, io.StringIO(), tty=True, venue="sim")
+    lines = board.render()
+    assert len(lines) == 10 and all(len(line) <= 80 for line in lines)
+    assert sum("market_maker" in line for line in lines) == 1  # one header, not eight
+    from rich.console import Console
+
+    narrow = Console(width=50, record=True, file=io.StringIO(), color_system=None)
+    narrow.print(board.renderable())
+    assert all(len(line) <= 50 for line in narrow.export_text().splitlines())
