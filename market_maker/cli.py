@@ -39,6 +39,7 @@ from market_maker.risk.limits import (
 __all__ = ["build_parser", "main"]
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _positive(text: str) -> float:
@@ -288,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        print("market-maker: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as exc:  # an output file or directory we could not write
         print(f"market-maker: error: {exc}", file=sys.stderr)
         return 1
@@ -425,7 +429,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if tty:
             print()
             print(format_run_summary(summary))
-        return 0
+        return EXIT_INTERRUPTED if summary.reason == "interrupted" else 0
     exchange: ExchangeCore
     if args.venue == "replay":
         exchange = replay_exchange(ReplayMarket(args.data, overrides=config.instrument), args.seed)
@@ -443,7 +447,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if tty:
         print()
         print(format_run_summary(summary))
-    return 0
+    return EXIT_INTERRUPTED if summary.reason == "interrupted" else 0
 
 
 async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: bool) -> Any:
@@ -646,6 +650,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         if progress is not None:
             print(file=sys.stderr)
         results.append(result)
+        if result.interrupted:
+            break
         if args.report is not None and rec is not None:
             target = args.report / kind if len(kinds) > 1 else args.report
             for path in write_report(target, result, rec):
@@ -655,7 +661,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         print(json.dumps(encoded[0] if len(encoded) == 1 else encoded))
     else:
         print("\n\n".join(format_summary(r) for r in results))
-    return 0
+    return EXIT_INTERRUPTED if results[-1].interrupted else 0
 
 
 def _as2008(args: argparse.Namespace, kinds: list[str] | None) -> int:

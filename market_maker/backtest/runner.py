@@ -51,6 +51,8 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     strategy: str
     seed: int
     duration_s: float
+    interrupted: bool = False
+    """Stopped by Ctrl-C: the figures cover the part that ran."""
     pnl_usd: float
     sharpe: float
     max_drawdown_usd: float
@@ -123,66 +125,70 @@ def run_backtest(
     equity_samples: list[float] = []
     next_progress = 0.0
     wall0 = time.perf_counter()
-    while True:
-        ev = exchange.pop_next()
-        if ev is None or (end_ns is not None and ev.ts_ns > end_ns):
-            break
-        ts = ev.ts_ns
-        if start_ns < 0:
-            start_ns = last_ns = next_sample = ts
-            exchange.submit(engine.start(ts), ts)  # quote once the venue says what it holds
-        t0 = clock()
-        actions = engine.on_event(ev)
-        timings.observe_ns(clock() - t0)
-        events += 1
-        if type(ev) in _MARKET:
-            market_events += 1
-        if actions:
-            orders_sent += sum(1 for a in actions if type(a) is not RequestSnapshot)
-            exchange.submit(actions, ts)
-        if rec is not None and isinstance(ev, Fill):
-            rec.fills.append(((ts - start_ns) / _NS, ev.price, str(ev.side)))
+    interrupted = False
+    try:
+        while True:
+            ev = exchange.pop_next()
+            if ev is None or (end_ns is not None and ev.ts_ns > end_ns):
+                break
+            ts = ev.ts_ns
+            if start_ns < 0:
+                start_ns = last_ns = next_sample = ts
+                exchange.submit(engine.start(ts), ts)  # quote once the venue says what it holds
+            t0 = clock()
+            actions = engine.on_event(ev)
+            timings.observe_ns(clock() - t0)
+            events += 1
+            if type(ev) in _MARKET:
+                market_events += 1
+            if actions:
+                orders_sent += sum(1 for a in actions if type(a) is not RequestSnapshot)
+                exchange.submit(actions, ts)
+            if rec is not None and isinstance(ev, Fill):
+                rec.fills.append(((ts - start_ns) / _NS, ev.price, str(ev.side)))
 
-        # The limit, checked at every instant against the exchange's position (the truth).
-        aq = abs(exchange.position_lots) * lot
-        limit = ks.max_position(engine.mid)
-        if aq > max_abs_q:
-            max_abs_q = aq
-        if aq > limit + lot * 1.000001:
-            breaches += 1
-        if limit > 0.0 and aq / limit > max_util:
-            max_util = aq / limit
-        dt = ts - last_ns
-        if engine.idle_reason:
-            idle_reason = engine.idle_reason
-        if dt > 0:
+            # The limit, checked at every instant against the exchange's position (the truth).
+            aq = abs(exchange.position_lots) * lot
+            limit = ks.max_position(engine.mid)
+            if aq > max_abs_q:
+                max_abs_q = aq
+            if aq > limit + lot * 1.000001:
+                breaches += 1
+            if limit > 0.0 and aq / limit > max_util:
+                max_util = aq / limit
+            dt = ts - last_ns
             if engine.idle_reason:
-                idle_ns += dt
-            if state is TradingState.REDUCING:
-                reducing_ns += dt
-            key = ks.binding_limit
-            binding_ns[key] = binding_ns.get(key, 0) + dt
-        last_ns = ts
-        if ks.state is not state:
-            state = ks.state
-            state_changes.append(
-                (
-                    (ts - start_ns) / _NS,
-                    state.label,
-                    [f"{r.trigger}: {r.detail}" for r in ks.reasons],
+                idle_reason = engine.idle_reason
+            if dt > 0:
+                if engine.idle_reason:
+                    idle_ns += dt
+                if state is TradingState.REDUCING:
+                    reducing_ns += dt
+                key = ks.binding_limit
+                binding_ns[key] = binding_ns.get(key, 0) + dt
+            last_ns = ts
+            if ks.state is not state:
+                state = ks.state
+                state_changes.append(
+                    (
+                        (ts - start_ns) / _NS,
+                        state.label,
+                        [f"{r.trigger}: {r.detail}" for r in ks.reasons],
+                    )
                 )
-            )
-        if ts >= next_sample:
-            next_sample += _NS
-            equity = exchange.equity()
-            equity_samples.append(equity)
-            if rec is not None:
-                _sample(rec, engine, (ts - start_ns) / _NS, limit, equity - initial, aq)
-            if progress is not None and end_ns is not None:
-                done = (ts - start_ns) / max(1, end_ns - start_ns)
-                if done >= next_progress:
-                    progress(min(1.0, done))
-                    next_progress = done + 0.01
+            if ts >= next_sample:
+                next_sample += _NS
+                equity = exchange.equity()
+                equity_samples.append(equity)
+                if rec is not None:
+                    _sample(rec, engine, (ts - start_ns) / _NS, limit, equity - initial, aq)
+                if progress is not None and end_ns is not None:
+                    done = (ts - start_ns) / max(1, end_ns - start_ns)
+                    if done >= next_progress:
+                        progress(min(1.0, done))
+                        next_progress = done + 0.01
+    except KeyboardInterrupt:
+        interrupted = True  # Ctrl-C: stop here and summarise what ran
     wall = time.perf_counter() - wall0
     # Orders still resting at the end would be cancelled: no further fills count.
     equity_samples.append(exchange.equity())
@@ -196,6 +202,7 @@ def run_backtest(
         strategy=engine.config.strategy.kind,
         seed=seed,
         duration_s=duration_s,
+        interrupted=interrupted,
         pnl_usd=pnl,
         sharpe=_sharpe(equity_samples),
         max_drawdown_usd=_max_drawdown(equity_samples),

@@ -307,3 +307,36 @@ def test_a_depth_gap_re_syncs_from_later_diffs_instead_of_keeping_a_wrong_book(t
         assert not wrong, f"{len(wrong)} stale levels survived the gap"
         near = sorted(truth, reverse=truth is whole._bids)[:20]
         assert all(mine.get(t) == truth[t] for t in near)
+
+
+def test_ctrl_c_during_a_backtest_prints_a_partial_summary_and_exits_130(tmp_path):
+    """Issue: Ctrl-C printed a KeyboardInterrupt traceback and lost the results."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "market_maker",
+            "backtest",
+            "--scenario",
+            "calm",
+            "--duration",
+            "86400",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted: partial" in out and "PnL" in out
