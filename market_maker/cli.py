@@ -79,6 +79,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535 (got {value})")
+    return value
+
+
 def _unit_interval(text: str) -> float:
     value = _finite(text)
     if not 0.0 <= value <= 1.0:
@@ -204,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=_positive, default=1.0, help="market time per wall second [1]")
     run.add_argument("--seed", type=int, default=1, help="simulator seed [1]")
     run.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics"
+        "--metrics-port", type=_port, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics"
     )
     live = run.add_argument_group("hyperliquid")
     live.add_argument(
@@ -621,6 +631,16 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from market_maker.backtest import format_summary, write_report
     from market_maker.backtest.session import run_session
 
+    # Every option checked before anything runs: a conflict is an error, never silence.
+    if args.strategy and args.compare is not None:
+        raise MarketMakerError(
+            "--strategy and --compare conflict: list every strategy in --compare"
+        )
+    if args.compare is not None and not [k for k in args.compare.split(",") if k.strip()]:
+        raise MarketMakerError("--compare: no strategy given (e.g. --compare glft,ladder)")
+    report: Path | None = args.report
+    if report is not None and report.exists() and not report.is_dir():
+        raise MarketMakerError(f"--report {report}: exists and is not a directory")
     config = _with_instrument(_load(args.config), args)
     kinds = (
         [k.strip() for k in args.compare.split(",") if k.strip()]
@@ -633,7 +653,15 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             f"--compare: unknown strategy {unknown[0]!r}; one of {STRATEGY_KINDS}"
         )
     if args.scenario == "as2008":
-        return _as2008(args, kinds if args.compare or args.strategy else None)
+        if report is not None:
+            raise MarketMakerError("--report does not apply to --scenario as2008 (a table)")
+        chosen = kinds if args.compare or args.strategy else None
+        wrong = [k for k in chosen or [] if k not in _AS2008_KINDS]
+        if wrong:
+            raise MarketMakerError(
+                f"--scenario as2008 runs {', '.join(_AS2008_KINDS)}; not {wrong[0]!r}"
+            )
+        return _as2008(args, chosen)
     results = []
     for kind in kinds:
         progress = _progress_bar(kind) if sys.stderr.isatty() and not args.json else None
@@ -664,6 +692,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if results[-1].interrupted else 0
 
 
+_AS2008_KINDS = ("avellaneda_stoikov", "symmetric", "glft")
+
+
 def _as2008(args: argparse.Namespace, kinds: list[str] | None) -> int:
     from market_maker.backtest.as2008 import format_table, run_as2008
 
@@ -691,6 +722,9 @@ def _progress_bar(label: str) -> Any:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
+    if config == AppConfig() and not _has_settings(args.file):
+        print(f"{args.file}: no settings, using defaults")
+        return 0
     print(f"{args.file}: ok")
     risk = config.risk
     print(
@@ -699,6 +733,16 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         f"max_horizon_s={risk.max_horizon_s:g}"
     )
     return 0
+
+
+def _has_settings(path: Path) -> bool:
+    """Whether the (already validated) TOML file sets anything at all."""
+    import tomllib
+
+    try:
+        return bool(tomllib.loads(path.read_text("utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:

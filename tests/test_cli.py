@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,57 @@ def test_unwritable_output_is_an_error_line(capsys, tmp_path):
     assert main(["init-config", "-o", str(tmp_path / "missing" / "x.toml")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("market-maker: error:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["backtest", "--compare", ","], "no strategy given"),
+        (["backtest", "--strategy", "ladder", "--compare", "glft"], "conflict"),
+        (
+            ["backtest", "--scenario", "as2008", "--strategy", "ladder", "--paths", "5"],
+            "not 'ladder'",
+        ),
+        (
+            ["backtest", "--scenario", "as2008", "--report", "REPORT_DIR", "--paths", "5"],
+            "does not apply",
+        ),
+        (["backtest", "--duration", "600", "--report", "EXISTING_FILE"], "not a directory"),
+        (["run", "--data", "x.gz"], "--data only applies"),
+    ],
+    ids=[
+        "empty-compare",
+        "strategy-and-compare",
+        "as2008-ladder",
+        "as2008-report",
+        "report-is-a-file",
+        "data-without-replay",
+    ],
+)
+def test_options_that_conflict_or_do_not_apply_are_refused_before_anything_runs(
+    argv, message, tmp_path, capsys
+):
+    existing = tmp_path / "file"
+    existing.write_text("x")
+    argv = [
+        str(existing) if a == "EXISTING_FILE" else str(tmp_path / "r") if a == "REPORT_DIR" else a
+        for a in argv
+    ]
+    t0 = time.monotonic()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert time.monotonic() - t0 < 2.0  # refused up front, not after the run
+
+
+def test_a_bad_metrics_port_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--metrics-port", "99999"])
+    assert exit_.value.code == 2 and "1 to 65535" in capsys.readouterr().err
+
+
+def test_an_empty_config_file_says_it_has_no_settings(tmp_path, capsys):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing yet\n")
+    assert main(["check-config", str(empty)]) == 0
+    assert "no settings, using defaults" in capsys.readouterr().out
