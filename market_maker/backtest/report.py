@@ -11,12 +11,16 @@ from market_maker.backtest.runner import BacktestResult, Recording
 __all__ = ["format_summary", "write_report"]
 
 
+def _sharpe(value: float | None) -> str:
+    return "n/a (under 1 h)" if value is None else f"{value:,.2f}"
+
+
 def format_summary(r: BacktestResult) -> str:
     """A compact, aligned summary of a backtest."""
     lines = [
         f"Backtest  {r.source}  strategy={r.strategy}  seed={r.seed}  {r.duration_s:,.0f} s"
         + ("  (interrupted: partial)" if r.interrupted else ""),
-        f"  PnL                {r.pnl_usd:>14,.2f} USD   Sharpe {r.sharpe:,.2f}   "
+        f"  PnL                {r.pnl_usd:>14,.2f} USD   Sharpe {_sharpe(r.sharpe)}   "
         f"max drawdown {r.max_drawdown_usd:,.2f} USD",
         f"  fills              {r.fills:>14,d}       maker volume {r.maker_volume_usd:,.0f} USD   "
         f"fees {r.fees_usd:,.2f} USD",

@@ -54,7 +54,8 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     interrupted: bool = False
     """Stopped by Ctrl-C: the figures cover the part that ran."""
     pnl_usd: float
-    sharpe: float
+    sharpe: float | None
+    """Annualised from one-minute PnL changes; None (JSON null) under an hour of data."""
     max_drawdown_usd: float
     fills: int
     maker_volume_usd: float
@@ -249,15 +250,21 @@ def _sample(
     rec.state.append(engine.kill_switch.state.label)
 
 
-def _sharpe(equity: list[float]) -> float:
-    """Annualised Sharpe ratio of one-minute PnL changes (0 when there is no variation)."""
+SHARPE_MIN_MINUTES = 60
+"""One-minute PnL changes a Sharpe ratio needs before it means anything (an hour)."""
+
+
+def _sharpe(equity: list[float]) -> float | None:
+    """Sharpe ratio of one-minute PnL changes, annualised by sqrt(525,600) (minutes in a year:
+    perpetuals trade around the clock). None with fewer than ``SHARPE_MIN_MINUTES`` changes or
+    no variation: a figure from minutes of data is noise times 725."""
     minutes = np.asarray(equity[::60], dtype=float)
-    if minutes.size < 3:
-        return 0.0
+    if minutes.size < SHARPE_MIN_MINUTES + 1:
+        return None
     changes = np.diff(minutes)
     sd = float(changes.std(ddof=1))
     if not sd > 0.0:
-        return 0.0
+        return None
     return float(changes.mean() / sd * math.sqrt(_MINUTES_PER_YEAR))
 
 

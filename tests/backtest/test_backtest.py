@@ -340,3 +340,23 @@ def test_ctrl_c_during_a_backtest_prints_a_partial_summary_and_exits_130(tmp_pat
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted: partial" in out and "PnL" in out
+
+
+def test_sharpe_needs_an_hour_of_minutes_and_says_how_it_is_annualised():
+    import itertools
+    import math
+    import random
+
+    from market_maker.backtest.runner import _sharpe
+
+    rng = random.Random(2)
+    equity = [0.0]
+    for _ in range(3 * 3600):  # three hours of one-second equity
+        equity.append(equity[-1] + rng.gauss(0.001, 0.05))
+    assert _sharpe(equity[: 59 * 60 + 1]) is None  # 59 one-minute changes: not enough
+    full = _sharpe(equity)
+    minutes = equity[::60]
+    changes = [b - a for a, b in itertools.pairwise(minutes)]
+    mean = sum(changes) / len(changes)
+    sd = math.sqrt(sum((c - mean) ** 2 for c in changes) / (len(changes) - 1))
+    assert full is not None and abs(full - mean / sd * math.sqrt(525_600)) < 1e-9
