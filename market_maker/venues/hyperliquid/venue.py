@@ -342,7 +342,12 @@ class HyperliquidVenue:
             return [{"error": text}] * len(requests)
         data = (answer.get("response") or {}).get("data") or {}
         statuses = list(data.get("statuses") or [])
-        if len(statuses) == 1 and len(requests) > 1 and isinstance(statuses[0], dict):
+        if (
+            len(statuses) == 1
+            and len(requests) > 1
+            and isinstance(statuses[0], dict)
+            and ("error" in statuses[0])
+        ):
             statuses = statuses * len(requests)  # one error for the whole batch
         if len(statuses) != len(requests):
             self._log.warning("short_statuses", action=action["type"], got=len(statuses))
