@@ -376,6 +376,13 @@ class OrdersConfig(_Config, frozen=True):
     with each refusal in a row (cancels always go; an accepted order resets it)..."""
     reject_backoff_max_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 10.0
     """... up to this long."""
+    escalate_after_s: Annotated[float, Meta(gt=0.0, le=86400.0)] | None = 30.0
+    """REDUCING this long (passive quotes did not bring the position back under the limit):
+    take liquidity with an immediate-or-cancel order for the excess; unset: never."""
+    escalate_slippage_bps: Annotated[float, Meta(gt=0.0, le=1000.0)] = 10.0
+    """The escalation's limit price: at most this far through the touch, basis points."""
+    escalate_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
+    """Between two escalations (each waits for the previous one's answer too)."""
 
 
 class InstrumentConfig(_Config, frozen=True):

@@ -45,6 +45,7 @@ from market_maker.model import (
     Fill,
     Instrument,
     OrderAck,
+    Place,
     Quote,
     QuoteSet,
     RequestSnapshot,
@@ -95,6 +96,8 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     future_events: int = 0
     """Events stamped too far ahead of the engine's clock, refused."""
     equity_estimated: int = 0
+    escalations: int = 0
+    """Immediate-or-cancel orders sent after REDUCING lasted ``escalate_after_s``."""
     """Invalid equity reports replaced by the last good equity plus our own PnL since."""
     position_mismatches: int = 0
     snapshot_requests: int = 0
@@ -177,6 +180,8 @@ class QuoteEngine:
         self._reconcile_interval_ns = None if interval is None else int(interval * 1e9)
         self._next_reconcile_ns = _NEVER
         self._syncing = False
+        self._reducing_since = -1  # ns; -1: not REDUCING
+        self._next_escalation_ns = 0
         self._connected = True
         gate = config.input
         self._max_move = gate.max_price_move
@@ -506,9 +511,49 @@ class QuoteEngine:
         actions = orders.plan(
             bids, asks, max_lots=max_lots, ts_ns=ts, budget=budget, reduce_only=reduce_only
         )
+        if state is _REDUCING:
+            escalation = self._escalate(ts, max_lots)
+            if escalation is not None:
+                actions.append(escalation)
+        else:
+            self._reducing_since = -1
         if actions:
             self.requests.spend(len(actions))
         return actions
+
+    def _escalate(self, ts: int, max_lots: int) -> Place | None:
+        """REDUCING for ``escalate_after_s``: the passive quotes did not bring the position
+        back, so take the excess over the limit with an immediate-or-cancel order at most
+        ``escalate_slippage_bps`` through the touch (never more than the position: it cannot
+        flip). One at a time, at most every ``escalate_interval_s``."""
+        cfg = self.config.orders
+        if self._reducing_since < 0:
+            self._reducing_since = ts
+        after = cfg.escalate_after_s
+        orders = self.orders
+        if (
+            after is None
+            or ts - self._reducing_since < after * 1e9
+            or ts < self._next_escalation_ns
+            or orders.ioc_in_flight()
+        ):
+            return None
+        q = orders.position_lots
+        held = q if q >= 0 else -q
+        sizer = self.sizer
+        slip = cfg.escalate_slippage_bps * 1e-4
+        if q > 0:
+            side, ticks = _SELL, math.floor(self._best_bid_ticks * (1.0 - slip))
+        else:
+            side, ticks = _BUY, math.ceil(self._best_ask_ticks * (1.0 + slip))
+        if ticks <= 0:
+            return None
+        lots = min(held, max(held - max_lots, sizer.min_lots(ticks)))
+        if lots <= 0:
+            return None
+        self._next_escalation_ns = ts + int(cfg.escalate_interval_s * 1e9)
+        self.counters.escalations += 1
+        return orders.place_ioc(side, ticks, lots, ts)
 
     def _why_idle(self, params: MarketParams, max_lots: int, wanted: bool) -> str:
         """The reason an active engine quotes nothing, in the trader's units (rare path)."""

@@ -471,3 +471,43 @@ def test_timers_refresh_trade_flow_so_a_cascade_pause_clears_without_more_trades
         e.on_event(Timer(ts_ns=ts))
         e.on_event(book(ts))
     assert e.status()["trading_state"] == "active"
+
+
+def test_a_position_the_passive_quotes_cannot_reduce_is_taken_back_by_an_ioc_escalation():
+    """REDUCING for escalate_after_s in a market too quiet to fill the reducing quote: an
+    immediate-or-cancel order takes the excess over the limit, and never flips the position."""
+    import msgspec as _msgspec
+
+    from market_maker.backtest.scenarios import engine_config, scenario
+    from market_maker.config import AppConfig, OrdersConfig
+    from market_maker.venues.sim import simulated_exchange
+
+    params = _msgspec.structs.replace(
+        scenario("calm"), flow_mu=0.001, flow_alpha=0.0, duration_s=120.0
+    )
+    exchange = simulated_exchange(params, 3)
+    exchange.position_lots = 30  # 0.030 held against a cap of 0.020: REDUCING (1.5x)
+    base = engine_config(params, AppConfig())
+    config = _msgspec.structs.replace(
+        base,
+        risk=_msgspec.structs.replace(base.risk, max_position_cap=0.02),
+        orders=OrdersConfig(escalate_after_s=5.0, escalate_slippage_bps=10.0),
+    )
+    engine = QuoteEngine(config, exchange.instrument)
+    start = None
+    back_at = None
+    held: list[int] = []
+    while (ev := exchange.pop_next()) is not None and ev.ts_ns < (start or ev.ts_ns) + 60 * S:
+        if start is None:
+            start = ev.ts_ns
+            exchange.submit(engine.start(ev.ts_ns), ev.ts_ns)
+        actions = engine.on_event(ev)
+        if actions:
+            exchange.submit(actions, ev.ts_ns)
+        held.append(exchange.position_lots)
+        if back_at is None and exchange.position_lots <= 20:
+            back_at = ev.ts_ns
+    assert engine.counters.escalations >= 1 and exchange.stats.takes >= 1
+    assert back_at is not None and 5 * S <= back_at - start < 8 * S  # after 5 s, promptly
+    assert min(held) >= 0  # reduced, never flipped
+    assert abs(engine.position - exchange.position) < 1e-12

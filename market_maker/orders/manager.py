@@ -111,6 +111,9 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     last_fill_ts_ns: int | None = None
     final_lots: int | None = None
     """Total filled at the venue once it is gone, when the venue said; None: unknown."""
+    ioc: bool = False
+    """Immediate-or-cancel (an escalation that takes liquidity): never rests, never planned
+    over; its exposure counts until the venue says how much it filled."""
     fill_ids: set[str] = msgspec.field(default_factory=set)
     """Ids of the fills booked against it: a re-sent fill is recognised however many other
     fills came between. Bounded by the order itself (every fill is at least one lot)."""
@@ -131,7 +134,7 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     @property
     def live(self) -> bool:
         """Resting or about to: an order ``plan`` may keep, modify or cancel."""
-        return self.state is _OPEN or self.state is _PENDING_NEW
+        return (self.state is _OPEN or self.state is _PENDING_NEW) and not self.ioc
 
     def average_fill_price(self, lot_size: float) -> float | None:
         """Volume-weighted price of the fills so far (USD), or None before the first fill."""
@@ -273,7 +276,7 @@ class OrderManager:
         bids = asks = cbids = casks = 0
         for o in self.orders.values():
             lots = o.exposure_lots
-            committed = o.state is _PENDING_CANCEL or o.state is _SETTLING
+            committed = o.state is _PENDING_CANCEL or o.state is _SETTLING or o.ioc
             if o.side is _BUY:
                 bids += lots
                 if committed:
@@ -880,6 +883,16 @@ class OrderManager:
             size=sizer.lots_to_size(size),
             request_id=rid,
         )
+
+    def place_ioc(self, side: Side, ticks: int, lots: int, ts_ns: int) -> Place:
+        """An immediate-or-cancel order: takes liquidity up to ``ticks`` (escalation)."""
+        place = self._place(side, ticks, lots, ts_ns)
+        self.orders[place.cloid].ioc = True
+        self._touch(side)
+        return msgspec.structs.replace(place, post_only=False)
+
+    def ioc_in_flight(self) -> bool:
+        return any(o.ioc for o in self.orders.values())
 
     def _decide(self, side: Side, wanted: tuple[tuple[int, int], ...], room: int) -> _SidePlan:
         """``(side, cancels, modifies, places)`` that bring this side to ``wanted`` in ``room``."""

@@ -47,6 +47,7 @@ from market_maker.model import (
     Modify,
     OpenOrder,
     OrderAck,
+    Place,
     RequestSnapshot,
     Side,
     Timer,
@@ -101,12 +102,16 @@ class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FeeModel(msgspec.Struct, frozen=True, kw_only=True):
-    """Maker fee in basis points of notional (negative for a rebate)."""
+    """Maker and taker fees in basis points of notional (negative for a rebate)."""
 
     maker_bps: float = 1.5
+    taker_bps: float = 4.5
 
     def fee(self, notional: float) -> float:
         return notional * self.maker_bps * 1e-4
+
+    def taker_fee(self, notional: float) -> float:
+        return notional * self.taker_bps * 1e-4
 
 
 class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,6 +159,8 @@ class ExchangeStats(msgspec.Struct, kw_only=True):
     cancels: int = 0
     cancels_not_found: int = 0
     modifies: int = 0
+    takes: int = 0
+    """Immediate-or-cancel orders (escalations)."""
     snapshots: int = 0
     fills: int = 0
     dropped: int = 0
@@ -471,6 +478,9 @@ class ExchangeCore:
             self._rest(cloid, side, checked, t)
             self._answer(t, action.cloid, rid, _ACCEPTED, filled=old.filled_lots)
             return
+        if not action.post_only:
+            self._take(action, t)
+            return
         checked = self._check(action.side, action.price, action.size)
         if isinstance(checked, str):
             self._answer(t, action.cloid, rid, _REJECTED, checked)
@@ -507,6 +517,25 @@ class ExchangeCore:
             ),
         )
 
+    def _take(self, action: Place, t: int) -> None:
+        """An immediate-or-cancel order: trades at the touch if its limit reaches it (taker
+        fee), the rest is cancelled; answered CANCELED with the size it filled."""
+        self.stats.takes += 1
+        checked = self._check(action.side, action.price, action.size, post_only=False)
+        if isinstance(checked, str):
+            self._answer(t, action.cloid, action.request_id, _REJECTED, checked)
+            return
+        ticks, lots = checked
+        buy = action.side is _BUY
+        touch = self.best_ask if buy else self.best_bid
+        if not touch or (ticks < touch if buy else ticks > touch):
+            text = "Order could not immediately match against any resting orders."
+            self._answer(t, action.cloid, action.request_id, _CANCELED, text, filled=0)
+            return
+        order = _Resting(action.cloid, action.side, touch, lots, 0.0)
+        self._fill(order, lots, t, taker=True)
+        self._answer(t, action.cloid, action.request_id, _CANCELED, filled=lots)
+
     def _rest(self, cloid: str, side: Side, checked: tuple[int, int], t: int) -> None:
         ticks, lots = checked
         queue = self.market.displayed_size(side, ticks) + sum(
@@ -516,7 +545,9 @@ class ExchangeCore:
         )
         self._orders[cloid] = _Resting(cloid, side, ticks, lots, queue)
 
-    def _check(self, side: Side, price: float, size: float) -> tuple[int, int] | str:
+    def _check(
+        self, side: Side, price: float, size: float, *, post_only: bool = True
+    ) -> tuple[int, int] | str:
         stats = self.stats
         if not (price > 0.0 and size > 0.0 and math.isfinite(price) and math.isfinite(size)):
             stats.rejected_invalid += 1
@@ -531,8 +562,9 @@ class ExchangeCore:
         if ticks * self.tick * lots * self.lot < self.instrument.min_notional * (1 - 1e-9):
             stats.rejected_invalid += 1
             return "below minimum notional"
-        if (side is _BUY and self.best_ask and ticks >= self.best_ask) or (
-            side is _SELL and self.best_bid and ticks <= self.best_bid
+        if post_only and (
+            (side is _BUY and self.best_ask and ticks >= self.best_ask)
+            or (side is _SELL and self.best_bid and ticks <= self.best_bid)
         ):
             stats.rejected_post_only += 1
             return "post only order would have immediately matched"
@@ -585,21 +617,22 @@ class ExchangeCore:
                     if lots > 0:
                         self._fill(order, lots, trade.ts_ns)
 
-    def _fill(self, order: _Resting, lots: int, t: int) -> None:
+    def _fill(self, order: _Resting, lots: int, t: int, *, taker: bool = False) -> None:
         price = order.price_ticks * self.tick
         notional = price * lots * self.lot
-        fee = self.fees.fee(notional)
+        fee = self.fees.taker_fee(notional) if taker else self.fees.fee(notional)
         sign = 1 if order.side is _BUY else -1
         self.position_lots += sign * lots
         self.cash_usd += -sign * notional - fee
         stats = self.stats
         stats.fills += 1
-        stats.maker_volume_usd += notional
+        if not taker:
+            stats.maker_volume_usd += notional
         stats.fees_usd += fee
         order.remaining_lots -= lots
         order.filled_lots += lots
         if order.remaining_lots <= 0:
-            del self._orders[order.cloid]
+            self._orders.pop(order.cloid, None)
         self._fill_seq += 1
         self._report_fill(
             t,

@@ -164,8 +164,9 @@ class FakeHyperliquidExchange(FakeHyperliquid):
 
     def _check(self, wire: dict[str, Any]) -> tuple[int, int] | str:
         px_text, sz_text = str(wire.get("p")), str(wire.get("s"))
-        if wire.get("t") != {"limit": {"tif": "Alo"}}:
-            return f"this fake takes Alo orders only. asset={ASSET}"
+        tif = (wire.get("t") or {}).get("limit", {}).get("tif")
+        if tif not in ("Alo", "Ioc"):
+            return f"this fake takes Alo and Ioc orders only. asset={ASSET}"
         if not px_text.isdigit() or px_text.startswith("0"):  # tick 1: integer prices
             return f"Order has invalid price. asset={ASSET}"
         lots = self._lots(sz_text)
@@ -175,8 +176,11 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         if px * lots / 10**self.lot_decimals < 10.0:
             return f"Order must have minimum value of $10. asset={ASSET}"
         bid, ask = self._touch()
-        if (wire.get("b") and px >= ask) or (not wire.get("b") and px <= bid):
+        crosses = (wire.get("b") and px >= ask) or (not wire.get("b") and px <= bid)
+        if tif == "Alo" and crosses:
             return f"Post only order would have immediately matched, bbo was {bid}@{ask}. asset={ASSET}"
+        if tif == "Ioc" and not crosses:
+            return f"Order could not immediately match against any resting orders. asset={ASSET}"
         return px, lots
 
     def _rest(self, wire: dict[str, Any], px: int, lots: int) -> _Order:
@@ -194,8 +198,21 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             return {"error": checked}
         if wire.get("c") and any(o.cloid == wire["c"] for o in self.orders.values()):
             return {"error": f"Duplicate cloid. asset={ASSET}"}
+        if wire["t"]["limit"]["tif"] == "Ioc":
+            return self._take(wire, checked[1])
         order = self._rest(wire, *checked)
         return {"resting": {"oid": order.oid, **({"cloid": order.cloid} if order.cloid else {})}}
+
+    def _take(self, wire: dict[str, Any], lots: int) -> Any:
+        """An Ioc order trades at the touch (the fake's book is deep enough) and is gone."""
+        bid, ask = self._touch()
+        self._oid += 1
+        buy = bool(wire.get("b"))
+        order = _Order(self._oid, wire.get("c"), "B" if buy else "A", ask if buy else bid, lots)
+        self.orders[order.oid] = order
+        self._fill(order, lots)
+        ids = {"oid": order.oid, **({"cloid": order.cloid} if order.cloid else {})}
+        return {"filled": {"totalSz": self._size(lots), "avgPx": _fmt(float(order.px)), **ids}}
 
     def _find(self, cloid: str | None, oid: Any) -> _Order | None:
         if oid is not None and not isinstance(oid, str):

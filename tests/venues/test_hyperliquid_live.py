@@ -55,10 +55,11 @@ async def trade(
     duration_s: float,
     during: Callable[[Live], Awaitable[None]] | None = None,
     budget: AddressBudget | None = None,
+    config: AppConfig | None = None,
 ) -> Live:
     venue = HyperliquidVenue("BTC", ClientConfig(url=fake.url), SIGNER, account=USER, budget=budget)
     info = await venue.discover()
-    engine = QuoteEngine(binding(), info.instrument)
+    engine = QuoteEngine(config or binding(), info.instrument)
     live = Live(summary=None, venue=venue, engine=engine)  # type: ignore[arg-type]
 
     async def watch() -> None:  # the limit against the venue's own position, every 5 ms
@@ -234,3 +235,21 @@ def test_the_cli_trades_live_and_ends_with_a_flat_check_and_never_shows_the_key(
     check = next(e for e in events if e["event"] == "final_check")
     assert check["ok"] and check["venue_open_orders"] == 0
     assert fake.open_orders() == 0
+
+
+def test_a_position_over_the_limit_is_taken_back_with_an_ioc_escalation():
+    from market_maker.config import OrdersConfig
+
+    config = msgspec.structs.replace(binding(0.02), orders=OrdersConfig(escalate_after_s=3.0))
+
+    async def main() -> None:
+        async with FakeHyperliquidExchange(
+            agent=SIGNER.address, user=USER, reorder_ms=30.0
+        ) as fake:
+            fake.position_lots = 3000  # 0.03 held (an earlier process), the cap is 0.02
+            live = await trade(fake, 9.0, config=config)
+        assert live.engine.counters.escalations >= 1
+        assert 0 <= fake.position <= 0.02 + LOT  # taken back, never flipped
+        ends_flat(live, fake)
+
+    asyncio.run(main())

@@ -4,8 +4,9 @@
 of each kind, in this order: ``cancelByCloid`` for every cancel (``cancel`` by oid for orders
 an earlier process left without a cloid), ``batchModify`` for every re-price (cancel-replace:
 the new leg carries the engine's fresh cloid), one ``order`` batch of post-only (``Alo``)
-orders, then a snapshot query if the engine asked for one (so it covers everything before).
-Nothing waits on the network: answers come back later as events.
+orders, one of immediate-or-cancel (``Ioc``) escalations apart from it, then a snapshot query
+if the engine asked for one (so it covers everything before). Nothing waits on the network:
+answers come back later as events.
 
 What comes back, and how it maps:
 
@@ -86,6 +87,7 @@ one of our requests (a modify's old leg reports ``canceled`` while the modify su
 
 _NOT_FOUND = ("Order was never placed", "Cannot modify canceled or filled order")
 _MODIFY_HALF_DONE = "Error placing new order during modify"
+_NO_MATCH = "Order could not immediately match"
 _DMS_GATE = "Cannot set scheduled cancel time"
 _SEEN_FILLS = 20_000
 _GONE = AckStatus.NOT_FOUND
@@ -243,8 +245,12 @@ class HyperliquidVenue:
             self._spawn(self._cancel(cancels))
         if modifies:
             self._spawn(self._modify(modifies))
-        if places:
-            self._spawn(self._place(places))
+        resting = [p for p in places if p.post_only]
+        taking = [p for p in places if not p.post_only]
+        if resting:
+            self._spawn(self._place(resting))
+        if taking:  # batched apart: Alo batches are prioritised by the venue
+            self._spawn(self._take(taking))
         for snap in snapshots:
             self._spawn(self._snapshot(snap.request_id))
         await asyncio.sleep(0)  # let the posts go out in the order created
@@ -321,10 +327,22 @@ class HyperliquidVenue:
             self.stats.last_refusal = str(answer.get("response"))[:200]
         return answer
 
-    def _ack(self, cloid: str, rid: int, status: AckStatus | str, reason: str = "") -> None:
+    def _ack(
+        self,
+        cloid: str,
+        rid: int,
+        status: AckStatus | str,
+        reason: str = "",
+        filled: float | None = None,
+    ) -> None:
         self._push(
             OrderAck(
-                ts_ns=time.time_ns(), cloid=cloid, status=status, reason=reason, request_id=rid
+                ts_ns=time.time_ns(),
+                cloid=cloid,
+                status=status,
+                reason=reason,
+                request_id=rid,
+                filled_size=filled,
             )
         )
 
@@ -376,6 +394,31 @@ class HyperliquidVenue:
             elif isinstance(st, dict) and "error" in st:
                 self._ack(p.cloid, p.request_id, AckStatus.REJECTED, str(st["error"]))
             # anything else (waitingForFill, missing): no answer; a snapshot will say
+
+    async def _take(self, places: list[Place]) -> None:
+        """Immediate-or-cancel orders (escalations): each answers CANCELED with what it took."""
+        self.budget.take(len(places))  # reducing risk goes even on a spent budget
+        inst = self.instrument
+        orders = [
+            wire.order_wire(inst, self.asset, p.side, p.price, p.size, p.cloid, post_only=False)
+            for p in places
+        ]
+        statuses = await self._statuses(wire.order_action(orders), places)
+        if statuses is None:
+            return
+        for p, st in zip(places, statuses, strict=True):
+            if isinstance(st, dict) and "filled" in st:
+                body = st["filled"]
+                if "oid" in body:
+                    self._cloids[int(body["oid"])] = p.cloid
+                took = finite(str(body.get("totalSz", "")))
+                self._ack(p.cloid, p.request_id, AckStatus.CANCELED, "filled", took)
+            elif isinstance(st, dict) and "error" in st:
+                text = str(st["error"])
+                if text.startswith(_NO_MATCH):
+                    self._ack(p.cloid, p.request_id, AckStatus.CANCELED, text, 0.0)
+                else:
+                    self._ack(p.cloid, p.request_id, AckStatus.REJECTED, text)
 
     async def _cancel(self, cancels: list[Cancel]) -> None:
         self.budget.take(len(cancels))  # cancels always go; they still spend the budget

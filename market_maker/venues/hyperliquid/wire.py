@@ -16,6 +16,7 @@ from market_maker.model import Instrument, Side
 
 __all__ = [
     "ALO",
+    "IOC",
     "batch_modify",
     "cancel_by_cloid",
     "cancel_by_oid",
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 ALO = {"limit": {"tif": "Alo"}}
+IOC = {"limit": {"tif": "Ioc"}}
 
 
 def decimal_text(units: int, decimals: int) -> str:
@@ -59,9 +61,17 @@ def _units(value: float, step: float) -> int:
 
 
 def order_wire(
-    instrument: Instrument, asset: int, side: Side, price: float, size: float, cloid: str
+    instrument: Instrument,
+    asset: int,
+    side: Side,
+    price: float,
+    size: float,
+    cloid: str,
+    *,
+    post_only: bool = True,
 ) -> dict[str, Any]:
-    """A post-only limit order, price and size snapped to whole ticks and lots."""
+    """A limit order, post-only (``Alo``) or immediate-or-cancel (``Ioc``), price and size
+    snapped to whole ticks and lots."""
     tick, lot = instrument.tick_size, instrument.lot_size
     return {
         "a": asset,
@@ -69,7 +79,7 @@ def order_wire(
         "p": decimal_text(_units(price, tick), decimals_of(tick)),
         "s": decimal_text(_units(size, lot), decimals_of(lot)),
         "r": False,
-        "t": ALO,
+        "t": ALO if post_only else IOC,
         "c": cloid,
     }
 
