@@ -111,6 +111,8 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     last_fill_ts_ns: int | None = None
     final_lots: int | None = None
     """Total filled at the venue once it is gone, when the venue said; None: unknown."""
+    cancel_refused: int = 0
+    """Times the venue refused to cancel it (its retries wait out the side's backoff)."""
     ioc: bool = False
     """Immediate-or-cancel (an escalation that takes liquidity): never rests, never planned
     over; its exposure counts until the venue says how much it filled."""
@@ -547,6 +549,8 @@ class OrderManager:
             self.counters.race_rejections += 1
             return False
         self.counters.refusals += 1
+        order.cancel_refused += 1
+        self._refused(order.side, ack.ts_ns)  # the retry waits too: no hammering
         return True
 
     def _on_update(self, ack: OrderAck, status: int | None) -> bool:
@@ -743,8 +747,13 @@ class OrderManager:
         return Cancel(cloid=order.cloid, request_id=rid)
 
     def cancel_all(self, ts_ns: int = 0) -> list[Action]:
-        """Cancel every live order (those already cancelling or settling are left alone)."""
-        actions: list[Action] = [self._cancel(o, ts_ns) for o in self.orders.values() if o.live]
+        """Cancel every live order (those already cancelling or settling are left alone; on a
+        side whose requests the venue has just refused, after its backoff)."""
+        actions: list[Action] = [
+            self._cancel(o, ts_ns)
+            for o in self.orders.values()
+            if o.live and ts_ns >= self._backoff_until[o.side]
+        ]
         if actions:
             self._buy_version += 1
             self._sell_version += 1
@@ -784,10 +793,13 @@ class OrderManager:
         actions: list[Action] = []
         done = {_BUY: True, _SELL: True}
         for i, (side, cancels, modifies, places) in enumerate(plans):
-            if (modifies or places) and ts_ns < self._backoff_until[side]:
-                # Refused lately: only cancels go on this side; the rest is planned again.
-                plans[i] = (side, cancels, [], [])
-                done[side] = False
+            if ts_ns < self._backoff_until[side]:
+                # Refused lately: nothing new on this side until the wait is over, and a
+                # cancel the venue refused is retried only then; the rest is planned again.
+                kept = [o for o in cancels if o.cancel_refused == 0]
+                if len(kept) != len(cancels) or modifies or places:
+                    plans[i] = (side, kept, [], [])
+                    done[side] = False
         total = sum(len(c) + len(m) + len(p) for _, c, m, p in plans)
         if total and (budget is None or total <= budget):
             # Everything fits: riskiest first (cancels, then modifies, then places).

@@ -14,6 +14,8 @@ Per ``reference/hyperliquid-verified.md`` section 4.3-4.4:
 - user streams: ``orderUpdates`` (no snapshot, no replay) and ``userFills`` (a snapshot of
   recent fills on every subscribe, so clients must dedupe); info ``openOrders`` and
   ``clearinghouseState`` from the real account state;
+- the address request budget (``address_budget`` plus 1 per USDC traded, n per batch of n;
+  once spent, one request per 10 s, the rest refused with the venue's text);
 - disorder on demand: ``reorder_ms`` delays each post reply and user-stream message by a
   random amount, independently per stream (fills may overtake acks and the other way round),
   and ``duplicate_fills`` re-sends a fill message with that probability.
@@ -50,6 +52,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         traded_volume_usd: float = 0.0,
         reorder_ms: float = 0.0,
         duplicate_fills: float = 0.0,
+        address_budget: float = 10_000.0,
         **market: Any,
     ) -> None:
         super().__init__(**market)
@@ -59,6 +62,10 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.traded_volume_usd = traded_volume_usd
         self.reorder_ms = reorder_ms
         self.duplicate_fills = duplicate_fills
+        self.requests_used = 0
+        self.address_budget = address_budget
+        """Requests allowed: this plus 1 per USDC traded; once spent, one per 10 s."""
+        self._last_trickle = -1e18
         self.lot_decimals = self.sz_decimals
         self.orders: dict[int, _Order] = {}
         self.position_lots = 0
@@ -104,6 +111,18 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         if refused:
             return self._err(refused)
         kind = action.get("type")
+        n = len(action.get("orders") or action.get("cancels") or action.get("modifies") or [1])
+        allowed = self.address_budget + self.traded_volume_usd
+        if self.requests_used + n > allowed and kind != "scheduleCancel":
+            now = time.monotonic()
+            if now - self._last_trickle < 10.0:
+                return self._err(
+                    f"Too many cumulative requests sent ({self.requests_used + n} > {int(allowed)}) "
+                    f"for cumulative volume traded ${self.traded_volume_usd:.2f}. "
+                    "Place taker orders to free up 1 request per USDC traded."
+                )
+            self._last_trickle = now
+        self.requests_used += n
         self.actions.append(str(kind))
         if kind == "order":
             statuses = [self._place(o) for o in action.get("orders", [])]

@@ -253,3 +253,20 @@ def test_a_position_over_the_limit_is_taken_back_with_an_ioc_escalation():
         ends_flat(live, fake)
 
     asyncio.run(main())
+
+
+def test_the_venues_own_budget_refusals_are_survived():
+    """The local budget is generous here; the venue's is not: its refusals pause and back off."""
+
+    async def main() -> None:
+        async with FakeHyperliquidExchange(
+            agent=SIGNER.address, user=USER, address_budget=10.0
+        ) as fake:
+            live = await trade(fake, 8.0)
+        assert any(r.startswith("Too many cumulative requests") for r in fake.refused)
+        counters = live.engine.status()["counters"]
+        assert counters["rejections"] + counters["refusals"] > 0 and counters["backoffs"] > 0
+        assert len(fake.refused) < 40, len(fake.refused)  # backing off, not hammering (422 before)
+        ends_flat(live, fake)
+
+    asyncio.run(main())
