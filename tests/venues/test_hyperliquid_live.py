@@ -244,8 +244,8 @@ def test_a_position_over_the_limit_is_taken_back_with_an_ioc_escalation():
 
     async def main() -> None:
         async with FakeHyperliquidExchange(
-            agent=SIGNER.address, user=USER, reorder_ms=30.0
-        ) as fake:
+            agent=SIGNER.address, user=USER, reorder_ms=30.0, trade_rate_per_s=0.01
+        ) as fake:  # too quiet for the passive quotes to reduce anything
             fake.position_lots = 3000  # 0.03 held (an earlier process), the cap is 0.02
             live = await trade(fake, 9.0, config=config)
         assert live.engine.counters.escalations >= 1
@@ -270,3 +270,29 @@ def test_the_venues_own_budget_refusals_are_survived():
         ends_flat(live, fake)
 
     asyncio.run(main())
+
+
+def test_a_stalled_event_loop_has_its_orders_cancelled_by_the_watchdog():
+    """The dead man's switch is refused (no volume): the watchdog thread is the fallback."""
+    seen: dict[str, float] = {}
+
+    async def stall(live: Live) -> None:
+        fake = stall.fake  # type: ignore[attr-defined]
+        await until(lambda: fake.open_orders() > 0, 10.0)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 9.0:  # the whole event loop is blocked here
+            if fake.open_orders() == 0 and "cancelled" not in seen:
+                seen["cancelled"] = time.monotonic() - t0
+            time.sleep(0.05)
+
+    async def main(server: FakeInThread) -> Live:
+        stall.fake = server.fake  # type: ignore[attr-defined]
+        return await trade(server.fake, 14.0, stall)
+
+    with FakeInThread.of(FakeHyperliquidExchange, agent=SIGNER.address, user=USER) as server:
+        live = asyncio.run(main(server))
+        fake = server.fake
+    assert live.venue.watchdog.fired >= 1, live.venue.watchdog.last_error
+    assert "cancelled" in seen and seen["cancelled"] <= 5.0 + 2.0, seen
+    assert not live.venue.stats.dms_available
+    ends_flat(live, fake)

@@ -29,7 +29,10 @@ What comes back, and how it maps:
 The dead man's switch: while connected, ``scheduleCancel`` is kept ``dms_ahead_s`` ahead,
 refreshed every ``dms_refresh_s``; an account the venue refuses it to (under 1,000,000 USD
 traded) is told once and relies on the engine's own stale-data and disconnect pauses, which
-cancel every quote. Requests also pass a local copy of the address budget (1 request per USDC
+cancel every quote, and on ``LoopWatchdog``: a thread that cancels every order of ours over a
+connection of its own when the event loop stops beating for ``stall_s`` (5 s).
+
+Requests also pass a local copy of the address budget (1 request per USDC
 traded plus 10,000; one per 10 s once spent): new orders are refused here, before the venue
 would, while cancels always go.
 """
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
@@ -79,7 +83,7 @@ from market_maker.venues.hyperliquid.messages import (
 )
 from market_maker.venues.hyperliquid.signing import NonceSource, Signer
 
-__all__ = ["UPDATE", "AddressBudget", "HyperliquidVenue", "LiveStats"]
+__all__ = ["UPDATE", "AddressBudget", "HyperliquidVenue", "LiveStats", "LoopWatchdog"]
 
 UPDATE = -1
 """``request_id`` of an order update the venue pushed on its own: never taken as the answer to
@@ -146,6 +150,89 @@ class AddressBudget:
         return False
 
 
+class LoopWatchdog(threading.Thread):
+    """Cancels every order of ours from a thread of its own when the event loop stalls.
+
+    The venue's loop calls ``beat()`` twice a second; when no beat has come for ``stall_s``
+    (a blocked loop cannot send cancels, nor refresh the dead man's switch), this thread
+    opens its own websocket, lists our open orders and cancels them, signed with its own
+    nonces from the same strictly increasing source.
+    """
+
+    def __init__(self, venue: HyperliquidVenue, url: str, stall_s: float) -> None:
+        super().__init__(name="hyperliquid-watchdog", daemon=True)
+        self.venue = venue
+        self.url = url
+        self.stall_s = stall_s
+        self.fired = 0
+        self.last_error = ""
+        self._last = time.monotonic()
+        self._armed = True
+        self._quit = threading.Event()
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+        self._armed = True
+
+    def stop(self) -> None:
+        self._quit.set()
+
+    def run(self) -> None:
+        while not self._quit.wait(0.25):
+            if self._armed and time.monotonic() - self._last > self.stall_s:
+                self._armed = False  # once per stall
+                try:
+                    self._cancel_everything()
+                    self.fired += 1
+                except Exception as exc:  # a watchdog must never die of its own error
+                    self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+
+    def _cancel_everything(self) -> None:
+        from websockets.sync.client import connect as sync_connect
+
+        venue = self.venue
+        with sync_connect(self.url, open_timeout=5, close_timeout=1, proxy=None) as ws:
+
+            def post(rid: int, kind: str, payload: dict[str, Any]) -> Any:
+                ws.send(
+                    msgspec.json.encode(
+                        {"method": "post", "id": rid, "request": {"type": kind, "payload": payload}}
+                    ).decode()
+                )
+                deadline = time.monotonic() + 5.0
+                while time.monotonic() < deadline:
+                    try:
+                        frame = msgspec.json.decode(ws.recv(timeout=5.0))
+                    except msgspec.DecodeError:
+                        continue  # the greeting, or anything else that is not JSON
+                    if isinstance(frame, dict) and frame.get("channel") == "post":
+                        data = frame.get("data") or {}
+                        if data.get("id") == rid:
+                            return (data.get("response") or {}).get("payload")
+                raise TimeoutError("no answer")
+
+            listed = post(1, "info", {"type": "openOrders", "user": venue.user})
+            orders = [o for o in (listed or {}).get("data") or [] if o.get("coin") == venue.coin]
+            cloids = [o["cloid"] for o in orders if o.get("cloid")]
+            oids = [o["oid"] for o in orders if not o.get("cloid")]
+            for rid, action in (
+                (2, wire.cancel_by_cloid(venue.asset, cloids) if cloids else None),
+                (3, wire.cancel_by_oid(venue.asset, oids) if oids else None),
+            ):
+                if action is not None:
+                    nonce = venue.nonces.next()
+                    post(
+                        rid,
+                        "action",
+                        {
+                            "action": action,
+                            "nonce": nonce,
+                            "signature": venue.signer.sign(action, nonce),
+                            "vaultAddress": None,
+                        },
+                    )
+
+
 class HyperliquidVenue:
     """Live trading for one coin (see the module docstring)."""
 
@@ -162,6 +249,7 @@ class HyperliquidVenue:
         dms_refresh_s: float = 5.0,
         account_interval_s: float = 60.0,
         budget: AddressBudget | None = None,
+        stall_s: float = 5.0,
     ) -> None:
         self.coin = coin
         self.signer = signer
@@ -199,6 +287,7 @@ class HyperliquidVenue:
         """Our cloid -> side (a modify names the order, the order wire needs the side)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._log = get_logger("hyperliquid")
+        self.watchdog = LoopWatchdog(self, config.url, stall_s)
 
     # ----- Venue ----------------------------------------------------------------------------
 
@@ -212,6 +301,8 @@ class HyperliquidVenue:
         await self.feed.start(self._push)
         self._spawn(self._keep_account())
         self._spawn(self._keep_dead_mans_switch())
+        self._spawn(self._heartbeat())
+        self.watchdog.start()
 
     def now_ns(self) -> int:
         now = time.time_ns()
@@ -278,7 +369,13 @@ class HyperliquidVenue:
             await asyncio.sleep(0.2)
         self._log.error("cancel_all_unconfirmed", coin=self.coin)
 
+    async def _heartbeat(self) -> None:
+        while True:
+            self.watchdog.beat()
+            await asyncio.sleep(0.5)
+
     async def close(self) -> None:
+        self.watchdog.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -519,6 +616,9 @@ class HyperliquidVenue:
                 )
             )
         ts = time.time_ns()
+        # The account first: the limit a position is judged against needs the equity (before
+        # it, a static fallback that an inherited position could wrongly exceed).
+        self._account(ts, state)
         self._push(
             VenueSnapshot(
                 ts_ns=ts,
@@ -528,7 +628,6 @@ class HyperliquidVenue:
                 request_id=request_id,
             )
         )
-        self._account(ts, state)
 
     def _account(self, ts: int, state: ClearinghouseState) -> None:
         value = finite(state.marginSummary.accountValue)
