@@ -1,8 +1,10 @@
 """Command line: ``market-maker <command>`` (also ``python -m market_maker``).
 
-Commands: ``limits`` (derive the position limits from a config and account figures),
-``check-config FILE`` and ``init-config``. A bad config prints one line naming the file, the field
-and the reason, and exits with status 2.
+Commands: ``run`` (the engine live: simulator, replay, or Hyperliquid paper or live trading),
+``record`` (live market data to a capture), ``backtest``, ``calibrate``, ``limits`` (derive
+the position limits from a config and account figures), ``check-config FILE`` and
+``init-config``. Options are checked before anything runs; a bad config prints one line naming
+the file, the field and the reason, and exits with status 2; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
