@@ -667,18 +667,20 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     results = []
     for kind in kinds:
         progress = _progress_bar(kind) if sys.stderr.isatty() and not args.json else None
-        result, rec = run_session(
-            config,
-            strategy=kind,
-            scenario=args.scenario,
-            data=args.data,
-            seed=args.seed,
-            duration_s=args.duration,
-            record=args.report is not None,
-            progress=progress,
-        )
-        if progress is not None:
-            print(file=sys.stderr)
+        try:
+            result, rec = run_session(
+                config,
+                strategy=kind,
+                scenario=args.scenario,
+                data=args.data,
+                seed=args.seed,
+                duration_s=args.duration,
+                record=args.report is not None,
+                progress=progress,
+            )
+        finally:
+            if progress is not None:
+                progress.close()
         results.append(result)
         if result.interrupted:
             break
@@ -709,14 +711,33 @@ def _as2008(args: argparse.Namespace, kinds: list[str] | None) -> int:
     return 0
 
 
-def _progress_bar(label: str) -> Any:
-    def show(done: float) -> None:
-        width = 40
-        filled = int(done * width)
-        bar = "#" * filled + "-" * (width - filled)
-        print(f"\r  {label:<20} [{bar}] {done:6.1%}", end="", file=sys.stderr, flush=True)
+class _ProgressBar:
+    """A ``rich`` progress bar on stderr, fed fractions 0..1; ``close()`` leaves it drawn."""
 
-    return show
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            "  {task.description}",
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=Console(file=sys.stderr),
+            transient=False,
+        )
+        self._task = self._progress.add_task(label, total=1.0)
+        self._progress.start()
+
+    def __call__(self, done: float) -> None:
+        self._progress.update(self._task, completed=done)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def _progress_bar(label: str) -> _ProgressBar:
+    return _ProgressBar(label)
 
 
 # ----- config files ---------------------------------------------------------------------------

@@ -125,6 +125,7 @@ def run_backtest(
     start_ns = last_ns = next_sample = -1
     equity_samples: list[float] = []
     next_progress = 0.0
+    read_fraction: Callable[[], float] | None = getattr(exchange.market, "fraction_done", None)
     wall0 = time.perf_counter()
     interrupted = False
     try:
@@ -183,13 +184,20 @@ def run_backtest(
                 equity_samples.append(equity)
                 if rec is not None:
                     _sample(rec, engine, (ts - start_ns) / _NS, limit, equity - initial, aq)
-                if progress is not None and end_ns is not None:
-                    done = (ts - start_ns) / max(1, end_ns - start_ns)
+                if progress is not None:
+                    if end_ns is not None:
+                        done = (ts - start_ns) / max(1, end_ns - start_ns)
+                    elif read_fraction is not None:
+                        done = read_fraction()  # a replay: how much of the file is read
+                    else:
+                        done = 0.0
                     if done >= next_progress:
                         progress(min(1.0, done))
                         next_progress = done + 0.01
     except KeyboardInterrupt:
         interrupted = True  # Ctrl-C: stop here and summarise what ran
+    if progress is not None and not interrupted:
+        progress(1.0)
     wall = time.perf_counter() - wall0
     # Orders still resting at the end would be cancelled: no further fills count.
     equity_samples.append(exchange.equity())

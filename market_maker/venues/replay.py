@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import math
+import os
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -98,12 +99,18 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     """Lines a recorder wrote about itself (reconnects, gaps in the recording)."""
 
 
-def read_capture(path: str | Path, stats: ReplayStats) -> Iterator[tuple[int, bytes]]:
-    """``(local_ns, raw_json)`` per line; bad lines are counted and skipped."""
-    with gzip.open(path, "rb") as fh:
+def read_capture(
+    path: str | Path, stats: ReplayStats, done: list[float] | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """``(local_ns, raw_json)`` per line; bad lines are counted and skipped. ``done[0]`` is
+    kept at the fraction of the (compressed) file read, for progress bars."""
+    with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as fh:
+        size = max(1, os.fstat(raw.fileno()).st_size)
         try:
             for line in fh:
                 stats.lines += 1
+                if done is not None and not stats.lines & 1023:
+                    done[0] = raw.tell() / size
                 head, sep, body = line.partition(b" ")
                 if not sep or not head.isdigit() or not body.strip():
                     stats.bad_lines += 1
@@ -280,7 +287,8 @@ class ReplayMarket:
         self._fresh_bids: set[int] = set()
         self._fresh_asks: set[int] = set()
         self._buffer: deque[BookUpdate | Trade] = deque()
-        self._lines = read_capture(path, self.stats)
+        self._read_fraction = [0.0]
+        self._lines = read_capture(path, self.stats, self._read_fraction)
         self._window: list[tuple[int, int, bytes]] = []  # (ns, line number, body) heap
         self._seq = 0
         self._max_read_ns = -1
@@ -302,6 +310,10 @@ class ReplayMarket:
 
     def load(self) -> float:
         return 1.0
+
+    def fraction_done(self) -> float:
+        """How much of the capture has been read, 0 to 1 (for progress bars)."""
+        return 1.0 if self._done else min(1.0, self._read_fraction[0])
 
     def displayed_size(self, side: Side, price_ticks: int) -> float:
         """Size resting at a price in the depth book (Binance) or the last snapshot."""

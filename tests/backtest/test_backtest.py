@@ -360,3 +360,11 @@ def test_sharpe_needs_an_hour_of_minutes_and_says_how_it_is_annualised():
     mean = sum(changes) / len(changes)
     sd = math.sqrt(sum((c - mean) ** 2 for c in changes) / (len(changes) - 1))
     assert full is not None and abs(full - mean / sd * math.sqrt(525_600)) < 1e-9
+
+
+def test_a_replay_reports_its_progress_through_the_file_to_the_end():
+    """Issue: replay backtests showed a blank screen for seconds (no progress at all)."""
+    seen: list[float] = []
+    run_session(AppConfig(), data=BINANCE, seed=1, progress=seen.append)
+    assert len(seen) >= 20 and seen == sorted(seen)
+    assert seen[0] < 0.05 and seen[1] < 0.1 and seen[-1] == 1.0
