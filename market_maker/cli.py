@@ -703,7 +703,16 @@ def _as2008(args: argparse.Namespace, kinds: list[str] | None) -> int:
     from market_maker.backtest.as2008 import format_table, run_as2008
 
     names = kinds or ["avellaneda_stoikov", "symmetric", "glft"]
-    rows = [run_as2008(kind, paths=args.paths, seed=args.seed) for kind in names]
+    rows = []
+    for kind in names:
+        bar = _progress_bar(kind) if sys.stderr.isatty() and not args.json else None
+        try:
+            rows.append(run_as2008(kind, paths=args.paths, seed=args.seed, progress=bar))
+            if bar is not None:
+                bar(1.0)
+        finally:
+            if bar is not None:
+                bar.close()
     if args.json:
         print(json.dumps([msgspec.to_builtins(r) for r in rows]))
     else:

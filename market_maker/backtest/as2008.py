@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
@@ -93,7 +94,14 @@ def _strategy(kind: str, gamma: float) -> Strategy:
     return AvellanedaStoikovStrategy(config)
 
 
-def run_as2008(kind: str, *, paths: int = 1000, seed: int = 1, gamma: float = 0.1) -> As2008Row:
+def run_as2008(
+    kind: str,
+    *,
+    paths: int = 1000,
+    seed: int = 1,
+    gamma: float = 0.1,
+    progress: Callable[[float], None] | None = None,
+) -> As2008Row:
     """Monte-Carlo of the paper's experiment for one strategy: ``inventory`` (or
     ``avellaneda_stoikov``), ``symmetric`` or ``glft``."""
     name = "inventory" if kind in ("inventory", "avellaneda_stoikov") else kind
@@ -130,7 +138,10 @@ def run_as2008(kind: str, *, paths: int = 1000, seed: int = 1, gamma: float = 0.
         target_liquidity=1.0,
     )
     replace = msgspec.structs.replace
+    step = max(1, paths // 100)
     for path in range(paths):
+        if progress is not None and path % step == 0:
+            progress(path / paths)
         s = S0
         q = 0
         cash = 0.0
