@@ -747,12 +747,12 @@ class OrderManager:
         return Cancel(cloid=order.cloid, request_id=rid)
 
     def cancel_all(self, ts_ns: int = 0) -> list[Action]:
-        """Cancel every live order (those already cancelling or settling are left alone; on a
-        side whose requests the venue has just refused, after its backoff)."""
+        """Cancel every live order (those already cancelling or settling are left alone; a
+        cancel the venue refused is retried once its side's backoff is over)."""
         actions: list[Action] = [
             self._cancel(o, ts_ns)
             for o in self.orders.values()
-            if o.live and ts_ns >= self._backoff_until[o.side]
+            if o.live and (o.cancel_refused == 0 or ts_ns >= self._backoff_until[o.side])
         ]
         if actions:
             self._buy_version += 1

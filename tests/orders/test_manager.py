@@ -518,3 +518,16 @@ def test_a_refused_side_holds_new_orders_but_still_cancels_and_the_other_side_qu
     ack(m, again, AckStatus.REJECTED)
     assert m.backoff_until(Side.BUY) == 2_000_000_000  # ack ts 0 + 2 s
     assert m.counters.backoffs == 2
+
+
+def test_a_refused_place_never_delays_cancelling_everything():
+    m = manager(reject_backoff_s=5.0)
+    (bid, ask) = m.plan(((1000, 5),), ((1010, 5),), max_lots=100, ts_ns=0)
+    ack(m, bid)
+    ack(m, ask)
+    (again,) = m.plan(((1000, 5), (999, 5)), ((1010, 5),), max_lots=100, ts_ns=1)
+    ack(m, again, AckStatus.REJECTED)  # the bid side is now backing off for 5 s
+    cancels = m.cancel_all(ts_ns=2)
+    assert {c.cloid for c in cancels} == {bid.cloid, ask.cloid}  # a halt cancels at once
+    ack(m, cancels[0], AckStatus.REJECTED)  # the venue refuses a cancel...
+    assert all(c.cloid != cancels[0].cloid for c in m.cancel_all(ts_ns=3))  # ...retry waits
