@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pytest
+
 from market_maker.venues.hyperliquid.messages import FrameDecoder, book_event, trade_events
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "hyperliquid" / "btc_20250126.gz"
@@ -20,28 +22,18 @@ def _frame(channel: str) -> str:
     raise LookupError(channel)
 
 
-def test_decode_l2book_frame(benchmark):
-    """One 20-level ``l2Book`` frame from the capture to a ``BookUpdate``."""
-    frame = _frame("l2Book")
+@pytest.mark.parametrize(
+    "channel, convert", [("l2Book", book_event), ("trades", trade_events)], ids=["l2book", "trades"]
+)
+def test_decode_frame(benchmark, channel, convert):
+    """One frame from the capture (a 20-level ``l2Book``, a ``trades`` batch) to events."""
+    frame = _frame(channel)
     decoder = FrameDecoder()
 
     def decode() -> object:
         got = decoder.decode(frame)
         assert got is not None
-        return book_event(got[1], 0)  # type: ignore[arg-type]
+        return convert(got[1], 0)
 
-    book = benchmark(decode)
-    benchmark.extra_info["levels"] = len(book.bids) + len(book.asks)
-
-
-def test_decode_trades_frame(benchmark):
-    frame = _frame("trades")
-    decoder = FrameDecoder()
-
-    def decode() -> object:
-        got = decoder.decode(frame)
-        assert got is not None
-        return trade_events(got[1], 0)  # type: ignore[arg-type]
-
-    trades = benchmark(decode)
-    benchmark.extra_info["trades"] = len(trades)
+    out = benchmark(decode)
+    benchmark.extra_info["events"] = 1 if channel == "l2Book" else len(out)

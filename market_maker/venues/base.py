@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+import msgspec
+
 from market_maker.model import Action, Event, Instrument
 
-__all__ = ["Venue"]
+__all__ = ["HandOverClock", "Venue"]
 
 
 class Venue(Protocol):
@@ -36,3 +39,23 @@ class Venue(Protocol):
     def now_ns(self) -> int:
         """The venue's clock (virtual for simulation and replay), nanoseconds."""
         ...
+
+
+class HandOverClock:
+    """Wall-clock stamps for events a live venue hands to the engine: each event is stamped
+    when handed over, never earlier than the one before, so the engine's clock only moves
+    forward whatever order the feed, the venue's replies and the runtime's timers come in."""
+
+    __slots__ = ("_last_ns",)
+
+    def __init__(self) -> None:
+        self._last_ns = 0
+
+    def now_ns(self) -> int:
+        now = time.time_ns()
+        return now if now > self._last_ns else self._last_ns
+
+    def stamp(self, event: Event) -> Event:
+        ts = self.now_ns()
+        self._last_ns = ts
+        return msgspec.structs.replace(event, ts_ns=ts)

@@ -22,8 +22,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
-import msgspec
-
 from market_maker.model import (
     Action,
     BookUpdate,
@@ -33,6 +31,7 @@ from market_maker.model import (
     Side,
     Trade,
 )
+from market_maker.venues.base import HandOverClock
 from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel
 
 __all__ = ["LiveFeed", "LiveMarket", "PaperVenue"]
@@ -113,7 +112,7 @@ class PaperVenue:
         )
         self._status: deque[ConnectionStatus] = deque()
         self._wake = asyncio.Event()
-        self._last_ns = 0
+        self._clock = HandOverClock()
         self._started = False
 
     def _sink(self, event: Event) -> None:
@@ -129,13 +128,7 @@ class PaperVenue:
             await self.feed.start(self._sink)
 
     def now_ns(self) -> int:
-        now = time.time_ns()
-        return now if now > self._last_ns else self._last_ns
-
-    def _stamp(self, event: Event) -> Event:
-        ts = self.now_ns()
-        self._last_ns = ts
-        return msgspec.structs.replace(event, ts_ns=ts)
+        return self._clock.now_ns()
 
     async def events(self) -> AsyncIterator[Event]:
         exchange = self.exchange
@@ -144,11 +137,11 @@ class PaperVenue:
             if failure is not None:
                 raise failure
             if self._status:
-                yield self._stamp(self._status.popleft())
+                yield self._clock.stamp(self._status.popleft())
                 continue
             ev = exchange.pop_due(time.time_ns())
             if ev is not None:
-                yield self._stamp(ev)
+                yield self._clock.stamp(ev)
                 continue
             self._wake.clear()
             due = exchange.next_due_ns()

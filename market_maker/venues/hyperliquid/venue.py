@@ -68,6 +68,7 @@ from market_maker.model import (
     Side,
     VenueSnapshot,
 )
+from market_maker.venues.base import HandOverClock
 from market_maker.venues.hyperliquid import wire
 from market_maker.venues.hyperliquid.client import ClientConfig
 from market_maker.venues.hyperliquid.feed import HyperliquidFeed, VenueInfo
@@ -279,8 +280,8 @@ class HyperliquidVenue:
         self._start_ms = time.time_ns() // 1_000_000
         self._events: deque[Event] = deque()
         self._wake = asyncio.Event()
-        self._last_ns = 0
-        self._seen: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self._clock = HandOverClock()
+        self._seen = _Recent[tuple[int, int], None]()
         self._cloids = _Recent[int, str]()
         """Order id -> our cloid (fills and updates may name only the oid)."""
         self._sides = _Recent[str, Side]()
@@ -305,8 +306,7 @@ class HyperliquidVenue:
         self.watchdog.start()
 
     def now_ns(self) -> int:
-        now = time.time_ns()
-        return now if now > self._last_ns else self._last_ns
+        return self._clock.now_ns()
 
     async def events(self) -> AsyncIterator[Event]:
         while True:
@@ -314,10 +314,7 @@ class HyperliquidVenue:
             if failure is not None:
                 raise failure
             if self._events:
-                ev = self._events.popleft()
-                ts = self.now_ns()
-                self._last_ns = ts
-                yield msgspec.structs.replace(ev, ts_ns=ts)
+                yield self._clock.stamp(self._events.popleft())
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -722,8 +719,6 @@ class HyperliquidVenue:
             stats.duplicate_fills += 1
             return
         self._seen[key] = None
-        if len(self._seen) > _SEEN_FILLS:
-            self._seen.popitem(last=False)
         price, size, fee = finite(fill.px), finite(fill.sz), finite(fill.fee)
         if price is None or size is None:
             return  # the engine's position is reconciled from snapshots
