@@ -75,6 +75,7 @@ class FakeHyperliquid:
         book_interval_s: float = 0.05,
         trade_rate_per_s: float = 20.0,
         sweep_ticks: float = 1.5,
+        buy_share: float = 0.5,
         account_value: float = 25_000.0,
         idle_timeout_s: float = 60.0,
         greeting: bool = True,
@@ -90,6 +91,8 @@ class FakeHyperliquid:
         self.book_interval_s = book_interval_s
         self.trade_rate_per_s = trade_rate_per_s
         self.sweep_ticks = sweep_ticks
+        self.buy_share = buy_share
+        """Share of trades with a buy aggressor: one-sided flow drives a maker to its limit."""
         self.account_value = account_value
         self.idle_timeout_s = idle_timeout_s
         self.greeting = greeting
@@ -394,7 +397,7 @@ class FakeHyperliquid:
 
     async def _publish_trade(self) -> None:
         rng = self.rng
-        buy = rng.random() < 0.5
+        buy = rng.random() < self.buy_share
         bid, ask = self._touch()
         sweep = int(rng.expovariate(1 / self.sweep_ticks))  # ticks past the touch
         px = ask + sweep if buy else bid - sweep

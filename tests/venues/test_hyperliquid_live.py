@@ -95,7 +95,12 @@ def ends_flat(live: Live, fake: FakeHyperliquidExchange) -> None:
 def test_live_trading_with_disorderly_streams_holds_the_limit_and_ends_flat():
     async def main() -> None:
         async with FakeHyperliquidExchange(
-            agent=SIGNER.address, user=USER, sweep_ticks=12.0, reorder_ms=60.0, duplicate_fills=0.1
+            agent=SIGNER.address,
+            user=USER,
+            sweep_ticks=12.0,
+            reorder_ms=60.0,
+            duplicate_fills=0.1,
+            buy_share=0.15,  # sellers dominate: our bids fill and the limit binds
         ) as fake:
             live = await trade(fake, 20.0)
         assert live.summary.fills >= 10

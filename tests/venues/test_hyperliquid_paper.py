@@ -82,7 +82,8 @@ def quoting(venue: PaperVenue, engine: QuoteEngine) -> bool:
 
 def test_paper_trading_quotes_fills_and_holds_the_limit_while_it_binds():
     async def main() -> None:
-        async with FakeHyperliquid(sweep_ticks=12.0, trade_rate_per_s=30.0) as fake:
+        # Sellers dominate: our bids fill and the limit binds.
+        async with FakeHyperliquid(sweep_ticks=12.0, trade_rate_per_s=30.0, buy_share=0.3) as fake:
             run = await paper(fake, 18.0)
         assert run.summary.fills >= 5
         # A fill still in flight at the end is adopted from the venue's snapshot instead.
