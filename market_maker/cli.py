@@ -630,7 +630,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from market_maker.backtest import format_summary, write_report
+    from market_maker.backtest import format_compare, format_summary, write_compare, write_report
     from market_maker.backtest.session import run_session
 
     # Every option checked before anything runs: a conflict is an error, never silence.
@@ -665,6 +665,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             )
         return _as2008(args, chosen)
     results = []
+    recs = []
     for kind in kinds:
         progress = _progress_bar(kind) if sys.stderr.isatty() and not args.json else None
         try:
@@ -685,14 +686,20 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         if result.interrupted:
             break
         if args.report is not None and rec is not None:
+            recs.append(rec)
             target = args.report / kind if len(kinds) > 1 else args.report
             for path in write_report(target, result, rec):
                 print(f"wrote {path}", file=sys.stderr)
+    if args.report is not None and len(kinds) > 1 and len(recs) == len(results) > 1:
+        for path in write_compare(args.report, results, recs):
+            print(f"wrote {path}", file=sys.stderr)
     if args.json:
         encoded = [msgspec.to_builtins(r) for r in results]
         print(json.dumps(encoded[0] if len(encoded) == 1 else encoded))
+    elif len(kinds) > 1:
+        print(format_compare(results))
     else:
-        print("\n\n".join(format_summary(r) for r in results))
+        print(format_summary(results[0]))
     return EXIT_INTERRUPTED if results[-1].interrupted else 0
 
 

@@ -1,6 +1,6 @@
 """Backtests: scenarios, the runner and reports."""
 
-from market_maker.backtest.report import format_summary, write_report
+from market_maker.backtest.report import format_compare, format_summary, write_compare, write_report
 from market_maker.backtest.runner import BacktestResult, Recording, run_backtest
 from market_maker.backtest.scenarios import SCENARIOS, engine_config, scenario
 
@@ -9,8 +9,10 @@ __all__ = [
     "BacktestResult",
     "Recording",
     "engine_config",
+    "format_compare",
     "format_summary",
     "run_backtest",
     "scenario",
+    "write_compare",
     "write_report",
 ]

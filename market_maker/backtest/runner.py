@@ -15,9 +15,10 @@ from collections.abc import Callable
 import msgspec
 import numpy as np
 
+from market_maker.backtest.analytics import FillLedger, FillRecord, PnlAttribution
 from market_maker.engine import QuoteEngine
 from market_maker.metrics import LatencyHistogram
-from market_maker.model import BookUpdate, Fill, RequestSnapshot, Trade
+from market_maker.model import BookUpdate, RequestSnapshot, Trade
 from market_maker.risk import BindingLimit, TradingState
 from market_maker.venues.exchange import ExchangeCore
 
@@ -29,8 +30,11 @@ _MARKET = frozenset((BookUpdate, Trade))
 
 
 class Recording(msgspec.Struct, kw_only=True):
-    """Once-a-second samples for plots, plus every fill."""
+    """Once-a-second samples for plots, every change of our best quotes, and every fill."""
 
+    start_ns: int = 0
+    """The first event's time (``t_s`` counts from it): nanoseconds since the Unix epoch for
+    a capture, 0 for a simulated scenario."""
     t_s: list[float] = msgspec.field(default_factory=list)
     mid: list[float] = msgspec.field(default_factory=list)
     bid: list[float | None] = msgspec.field(default_factory=list)
@@ -41,7 +45,12 @@ class Recording(msgspec.Struct, kw_only=True):
     utilisation: list[float] = msgspec.field(default_factory=list)
     binding: list[str] = msgspec.field(default_factory=list)
     state: list[str] = msgspec.field(default_factory=list)
-    fills: list[tuple[float, float, str]] = msgspec.field(default_factory=list)
+    quote_changes: list[tuple[float, float | None, float | None]] = msgspec.field(
+        default_factory=list
+    )
+    """(t_s, best bid, best ask) each time either of the engine's wanted best quotes changes."""
+    fills: list[FillRecord] = msgspec.field(default_factory=list)
+    """Every fill as the venue executed it, with its markouts."""
 
 
 class BacktestResult(msgspec.Struct, kw_only=True):
@@ -60,6 +69,9 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     fills: int
     maker_volume_usd: float
     fees_usd: float
+    attribution: PnlAttribution | None = None
+    """PnL split into spread capture, inventory and fees; markouts 1, 10 and 60 s after each
+    fill (``backtest/analytics.py``)."""
     final_position: float
     max_abs_position: float
     max_limit_utilisation: float
@@ -84,6 +96,16 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     quoting_nothing: str = ""
     """The last reason the engine could not quote while trading was allowed ("" if never)."""
     time_quoting_nothing_s: float = 0.0
+    start_ns: int = 0
+    """The first event's time: Unix epoch nanoseconds for a capture, 0 for a scenario."""
+    time_in_state_s: dict[str, float] = msgspec.field(default_factory=dict)
+    """Seconds spent in each trading state (active, reducing, paused, halted)."""
+    time_quoting_s: float = 0.0
+    """Seconds with at least one quote wanted."""
+    time_two_sided_s: float = 0.0
+    """Seconds with a bid and an ask wanted."""
+    mean_quoted_spread_bps: float | None = None
+    """Our best ask minus best bid over the mid, time-weighted over two-sided time."""
 
     def timing_free(self) -> dict[str, object]:
         """Everything but the wall-clock measurements (for determinism checks)."""
@@ -121,6 +143,13 @@ def run_backtest(
     idle_reason = ""
     state = TradingState.ACTIVE
     state_changes: list[tuple[float, str, list[str]]] = []
+    state_ns = dict.fromkeys(TradingState, 0)
+    ledger = exchange.ledger = FillLedger()
+    quoting_ns = two_sided_ns = 0
+    spread_bps_ns = 0.0
+    best_bid: float | None = None  # our wanted best quotes, as of the last event
+    best_ask: float | None = None
+    spread_bps = 0.0
     binding_ns: dict[BindingLimit, int] = {}
     start_ns = last_ns = next_sample = -1
     equity_samples: list[float] = []
@@ -146,8 +175,6 @@ def run_backtest(
             if actions:
                 orders_sent += sum(1 for a in actions if type(a) is not RequestSnapshot)
                 exchange.submit(actions, ts)
-            if rec is not None and isinstance(ev, Fill):
-                rec.fills.append(((ts - start_ns) / _NS, ev.price, str(ev.side)))
 
             # The limit, checked at every instant against the exchange's position (the truth).
             aq = abs(exchange.position_lots) * lot
@@ -162,13 +189,30 @@ def run_backtest(
             if engine.idle_reason:
                 idle_reason = engine.idle_reason
             if dt > 0:
+                # The time since the last event, in the state the last event left.
                 if engine.idle_reason:
                     idle_ns += dt
                 if state is TradingState.REDUCING:
                     reducing_ns += dt
+                state_ns[state] += dt
+                if best_bid is not None or best_ask is not None:
+                    quoting_ns += dt
+                    if best_bid is not None and best_ask is not None:
+                        two_sided_ns += dt
+                        spread_bps_ns += spread_bps * dt
                 key = ks.binding_limit
                 binding_ns[key] = binding_ns.get(key, 0) + dt
             last_ns = ts
+            quotes = engine.quotes
+            bid = quotes.bids[0].price if quotes.bids else None
+            ask = quotes.asks[0].price if quotes.asks else None
+            if bid != best_bid or ask != best_ask:
+                best_bid, best_ask = bid, ask
+                mid = engine.mid
+                if bid is not None and ask is not None and mid > 0.0:
+                    spread_bps = (ask - bid) / mid * 1e4
+                if rec is not None:
+                    rec.quote_changes.append(((ts - start_ns) / _NS, bid, ask))
             if ks.state is not state:
                 state = ks.state
                 state_changes.append(
@@ -206,6 +250,9 @@ def run_backtest(
     stats = exchange.stats
     status = engine.status()
     total_binding = sum(binding_ns.values()) or 1
+    if rec is not None:
+        rec.start_ns = max(0, start_ns)
+        rec.fills = ledger.fills
     result = BacktestResult(
         source=source,
         strategy=engine.config.strategy.kind,
@@ -218,6 +265,7 @@ def run_backtest(
         fills=stats.fills,
         maker_volume_usd=stats.maker_volume_usd,
         fees_usd=stats.fees_usd,
+        attribution=ledger.attribution(exchange.mid),
         final_position=exchange.position,
         max_abs_position=max_abs_q,
         max_limit_utilisation=max_util,
@@ -238,6 +286,11 @@ def run_backtest(
         engine_counters=status["counters"],
         quoting_nothing=idle_reason,
         time_quoting_nothing_s=idle_ns / _NS,
+        start_ns=max(0, start_ns),
+        time_in_state_s={st.label: ns / _NS for st, ns in state_ns.items()},
+        time_quoting_s=quoting_ns / _NS,
+        time_two_sided_s=two_sided_ns / _NS,
+        mean_quoted_spread_bps=spread_bps_ns / two_sided_ns if two_sided_ns else None,
     )
     return result, rec
 

@@ -60,6 +60,7 @@ __all__ = [
     "ExchangeStats",
     "Faults",
     "FeeModel",
+    "FillObserver",
     "LatencyModel",
     "MarketSource",
     "RateLimit",
@@ -146,6 +147,16 @@ class MarketSource(Protocol):
     def displayed_size(self, side: Side, price_ticks: int) -> float:
         """Size resting ahead of a new order at this price on this side."""
         ...
+
+
+class FillObserver(Protocol):
+    """Watches the venue's fills and touch changes (``backtest.analytics.FillLedger``)."""
+
+    def on_fill(
+        self, t_ns: int, buy: bool, price: float, size: float, fee: float, mid: float, taker: bool
+    ) -> None: ...
+
+    def on_mid(self, t_ns: int, mid: float) -> None: ...
 
 
 class ExchangeStats(msgspec.Struct, kw_only=True):
@@ -242,6 +253,8 @@ class ExchangeCore:
         self._account_ns = int(account_interval_s * _NS)
         self._timer_ns = int(timer_interval_s * _NS)
         self._started = False
+        self.ledger: FillObserver | None = None
+        """Sees every fill and every change of the touch (a backtest's PnL attribution)."""
 
     # ----- engine side ----------------------------------------------------------------------
 
@@ -582,6 +595,8 @@ class ExchangeCore:
             return
         if bb == self.best_bid and ba == self.best_ask:
             return  # sizes only: every resting order was checked against this touch already
+        if self.ledger is not None:
+            self.ledger.on_mid(book.ts_ns, self.mid)
         self.best_bid, self.best_ask = bb, ba
         self.mid = 0.5 * (bb + ba) * tick
         # The market moved through our price: whoever traded there traded with us first.
@@ -634,13 +649,16 @@ class ExchangeCore:
         if order.remaining_lots <= 0:
             self._orders.pop(order.cloid, None)
         self._fill_seq += 1
+        size = float(lots * self._lot_exact)
+        if self.ledger is not None:
+            self.ledger.on_fill(t, sign > 0, price, size, fee, self.mid, taker)
         self._report_fill(
             t,
             Fill(
                 ts_ns=t,
                 cloid=order.cloid,
                 price=price,
-                size=float(lots * self._lot_exact),
+                size=size,
                 side=order.side,
                 fill_id=f"sim-{self._fill_seq}",
                 fee=fee,

@@ -164,6 +164,19 @@ def test_backtest_cli_compare_and_report(capsys, tmp_path):
     assert (
         json.loads((tmp_path / "symmetric" / "summary.json").read_text())["strategy"] == "symmetric"
     )
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (tmp_path / "compare.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in table[1:]] == ["glft", "symmetric"]
+    assert float(table[1].split(",")[1]) == pytest.approx(reports[0]["pnl_usd"], abs=1e-5)
+
+
+def test_compare_prints_one_table_within_80_columns(capsys):
+    code = main(["backtest", "--duration", "120", "--compare", "glft,ladder,symmetric"])
+    assert code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Compare  scenario:calm")
+    assert [line.split()[0] for line in out[2:5]] == ["glft", "ladder", "symmetric"]
+    assert max(len(line) for line in out) <= 80
 
 
 @pytest.mark.parametrize("strategy", ["glft", "ladder"])
