@@ -286,6 +286,27 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--json", action="store_true", help="print one JSON object")
     _add_instrument_flags(cal)
     cal.set_defaults(func=_cmd_calibrate)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="tune a config: many settings x scenarios x seeds x captures, ranked",
+        description="Run every point of a grid file's [params] (dotted config paths) on "
+        "scenarios and captures, rank them by a risk-adjusted PnL under hard constraints, "
+        "check the best on held-back seeds and later data, and write points.csv, pareto.png "
+        "and best.toml. Options override the grid file's [sweep] table; an interrupted sweep "
+        "resumes from --out.",
+    )
+    sw.add_argument("--grid", type=Path, required=True, help="the grid file (TOML)")
+    sw.add_argument("--scenarios", help="comma-separated: calm,volatile,trend,cascade")
+    sw.add_argument("--data", type=Path, action="append", help="a capture (repeatable)")
+    sw.add_argument("--seeds", type=int, help="tuning seeds per scenario")
+    sw.add_argument("--held-back-seeds", type=int, help="seeds kept for the out-of-sample check")
+    sw.add_argument("--duration", type=float, help="seconds per scenario run")
+    sw.add_argument("--workers", type=int, help="local processes (default: every core)")
+    sw.add_argument("--cluster", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    sw.add_argument("--out", type=Path, default=Path("sweep-out"), help="output directory")
+    sw.add_argument("--json", action="store_true", help="print the result as JSON")
+    sw.set_defaults(func=_cmd_sweep)
     return parser
 
 
@@ -807,6 +828,66 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"wrote {out}")
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from market_maker.backtest import sweep
+
+    if args.workers is not None and args.cluster:
+        raise MarketMakerError("--workers and --cluster conflict: workers are the cluster's")
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise MarketMakerError(f"--workers {args.workers}: must be 1..1024")
+    if args.out.exists() and not args.out.is_dir():
+        raise MarketMakerError(f"--out {args.out}: exists and is not a directory")
+    settings, _, _, _ = sweep.load_grid(args.grid)
+    changes: dict[str, Any] = {}
+    if args.scenarios is not None:
+        changes["scenarios"] = [k.strip() for k in args.scenarios.split(",") if k.strip()]
+    if args.data:
+        changes["data"] = [str(p.resolve()) for p in args.data]
+        if args.scenarios is None:
+            changes["scenarios"] = []  # captures only, unless scenarios are named too
+    for name in ("seeds", "held_back_seeds"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.duration is not None:
+        changes["duration_s"] = args.duration
+    plan = sweep.build_plan(args.grid, settings=msgspec.structs.replace(settings, **changes))
+    if args.cluster:
+        executor = sweep.dask_executor(args.cluster)
+        where = f"cluster {args.cluster}"
+    else:
+        workers = args.workers or os.cpu_count() or 1
+        executor = sweep.process_executor(workers)
+        where = f"{workers} processes"
+    print(
+        f"sweep: {len(plan.points)} points x {sweep.runs_per_point(plan)} runs on {where}, "
+        f"into {args.out}",
+        file=sys.stderr,
+    )
+    bar = _CountBar("sweep") if sys.stderr.isatty() and not args.json else None
+    try:
+        result = sweep.run_sweep(plan, args.out, executor, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    paths = sweep.write_outputs(result, args.out)
+    if args.json:
+        print(msgspec.json.encode(result).decode())
+    else:
+        print(sweep.format_sweep(result))
+        for path in paths:
+            print(f"wrote {path}")
+        if sweep.best_point(result) is None:
+            print("no feasible point: best.toml not written (see points.csv, why_not)")
+    return 0
+
+
+class _CountBar(_ProgressBar):
+    """A progress bar fed (done, total) counts."""
+
+    def __call__(self, done: float, total: float = 1.0) -> None:
+        self._progress.update(self._task, completed=done / total if total else 1.0)
 
 
 def _cmd_init_config(args: argparse.Namespace) -> int:

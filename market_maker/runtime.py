@@ -103,6 +103,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
     pnl_usd: float
     fees_usd: float
     open_orders: int
+    """Orders left open at the end: the venue's confirmed count after its sweep where it has one
+    (Hyperliquid), else what the engine believes."""
     trading_state: str
     cycle_us_p50: float
     cycle_us_p99: float
@@ -358,6 +360,12 @@ async def run_live(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
     status = engine.status()
+    # The venue's own count after its sweep, where it has one: the engine may still believe in
+    # an order whose cancel was refused and backing off when the shutdown deadline came.
+    confirmed: int | None = getattr(venue, "final_open_orders", None)
+    believed = engine.orders.live_orders()
+    if confirmed is not None and confirmed != believed:
+        log.warning("open_orders_settled_by_venue", engine_believed=believed, venue=confirmed)
     summary = RunSummary(
         reason=reason[0],
         wall_s=time.monotonic() - wall0,
@@ -368,7 +376,7 @@ async def run_live(
         position=engine.position,
         pnl_usd=status["pnl_usd"],
         fees_usd=engine.orders.fees_usd,
-        open_orders=engine.orders.live_orders(),
+        open_orders=believed if confirmed is None else confirmed,
         trading_state=status["trading_state"],
         cycle_us_p50=board.cycle_us.percentile_us(0.50),
         cycle_us_p99=board.cycle_us.percentile_us(0.99),

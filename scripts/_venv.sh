@@ -12,11 +12,30 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
 stamp=".venv/.installed${1:-}"
+# Run a pip step into the log; on a terminal, show what it is doing on one line meanwhile.
+_mm_step() {
+    local label="$1"; shift
+    "$@" >>"$log" 2>&1 &
+    local pid=$! line n
+    if [ -t 2 ]; then
+        while kill -0 "$pid" 2>/dev/null; do
+            n=$(grep -c '^Collecting' "$log" || true)
+            line=$(grep -E '^(Collecting|Downloading|Building|Installing collected)' "$log" \
+                   | tail -n 1 | cut -c 1-48 || true)
+            printf '\r\033[K  %s: %s packages seen  %s' "$label" "$n" "$line" >&2
+            sleep 0.5
+        done
+        printf '\r\033[K  %s: done\n' "$label" >&2
+    fi
+    wait "$pid"
+}
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "Installing market_maker${1:-} into .venv ..." >&2
+    echo "Installing market_maker${1:-} into .venv (a minute or two the first time) ..." >&2
     log=.venv/install.log
-    if ! { .venv/bin/python -m pip install --upgrade pip \
-           && .venv/bin/python -m pip install -e ".${1:-}"; } >"$log" 2>&1; then
+    : >"$log"
+    if ! { _mm_step "[1/2] pip" .venv/bin/python -m pip install --upgrade pip \
+           && _mm_step "[2/2] market_maker${1:-}" .venv/bin/python -m pip install -e ".${1:-}"; }
+    then
         cat "$log" >&2
         echo "install failed (log: $log)" >&2
         exit 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -406,4 +407,4 @@ EngineAgainstDisorderlyVenue.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestEngineAgainstDisorderlyVenue = EngineAgainstDisorderlyVenue.TestCase
+TestEngineAgainstDisorderlyVenue = pytest.mark.slow(EngineAgainstDisorderlyVenue.TestCase)

@@ -46,6 +46,7 @@ def run_session(
     data: Path | None = None,
     seed: int = 1,
     duration_s: float | None = None,
+    start_s: float = 0.0,
     record: bool = False,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[BacktestResult, Recording | None]:
@@ -54,8 +55,15 @@ def run_session(
     replay: ReplayMarket | None = None
     if data is not None:
         market = replay = ReplayMarket(data, overrides=config.instrument)
-        exchange = replay_exchange(market, seed)
         first = market.peek_ns() or 0
+        if start_s > 0.0:
+            # A later window of the capture (walk-forward): the depth book is built from the
+            # skipped lines all the same; only their events are not traded on.
+            start = first + int(start_s * _NS)
+            while (t := market.peek_ns()) is not None and t < start:
+                market.pop()
+            first = market.peek_ns() or start
+        exchange = replay_exchange(market, seed)
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
         source = f"data:{Path(data).name}"
         instrument = market.instrument

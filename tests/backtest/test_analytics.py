@@ -150,7 +150,12 @@ def test_avellaneda_stoikov_fills_with_default_settings():
 def test_report_fills_table_and_utc_axis_on_a_capture(tmp_path):
     result, rec = run_session(AppConfig(), data=BINANCE, duration_s=120, record=True)
     paths = write_report(tmp_path, result, rec)
-    assert [p.name for p in paths] == ["summary.json", "recording.json", "fills.csv", "backtest.png"]
+    assert [p.name for p in paths] == [
+        "summary.json",
+        "recording.json",
+        "fills.csv",
+        "backtest.png",
+    ]
     rows = list(csv.DictReader((tmp_path / "fills.csv").open()))
     assert len(rows) == result.fills > 0
     assert rows[0]["time"].startswith("2024-08-08T") and rows[0]["time"].endswith("Z")

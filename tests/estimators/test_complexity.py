@@ -28,6 +28,7 @@ def grown_bytes(update, warmup: int, n: int) -> int:
 
 
 @pytest.mark.parametrize("estimator", ["hawkes", "volatility", "intensity"])
+@pytest.mark.slow
 def test_memory_is_flat_over_a_million_updates(estimator):
     if estimator == "hawkes":
         hawkes = IncrementalHawkes(1.0, 0.5, 1.0)

@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from market_maker.cli import main
 from market_maker.venues.replay import ReplayMarket
 from tests.fakes.hyperliquid import FakeInThread
@@ -27,6 +29,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_run_paper_trades_against_the_venue_with_logs_and_metrics(capsys):
     port = free_port()
     scraped: list[str] = []
@@ -87,6 +90,7 @@ def test_options_that_do_not_apply_are_errors(capsys, tmp_path, monkeypatch):
     assert "exists" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_no_venue_to_connect_to_is_one_clear_error(capsys):
     port = free_port()  # nothing listens there
     code = main(
@@ -97,6 +101,7 @@ def test_no_venue_to_connect_to_is_one_clear_error(capsys):
     assert "no connection to" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_recording_replays_and_backtests_and_notes_its_reconnects(tmp_path, capsys):
     out = tmp_path / "btc.gz"
     with FakeInThread() as fake:
@@ -133,6 +138,7 @@ def test_a_recording_replays_and_backtests_and_notes_its_reconnects(tmp_path, ca
     assert result["market_events"] == events and result["limit_breaches"] == 0
 
 
+@pytest.mark.slow
 def test_a_killed_recorder_leaves_a_readable_capture(tmp_path):
     out = tmp_path / "killed.gz"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -119,6 +119,7 @@ def test_a_post_in_flight_when_the_connection_drops_fails_clearly():
     run(scenario)
 
 
+@pytest.mark.slow
 def test_a_half_open_socket_is_found_within_15_s_and_replaced():
     """Default heartbeat: 5 s of silence triggers a ping, no pong within 10 s drops the socket
     (the issue asked for 40 s; the kill switch halts on 30 s of stale data while connected)."""
@@ -166,6 +167,7 @@ def test_malformed_and_unknown_frames_are_counted_and_skipped():
     run(scenario)
 
 
+@pytest.mark.slow
 def test_new_connections_stay_within_30_a_minute_even_when_every_one_fails():
     async def scenario(fake: FakeHyperliquid) -> None:
         fake.drop_on_connect = True
@@ -182,6 +184,7 @@ def test_new_connections_stay_within_30_a_minute_even_when_every_one_fails():
     run(scenario)
 
 
+@pytest.mark.slow
 def test_messages_sent_stay_within_2000_a_minute():
     async def scenario(fake: FakeHyperliquid) -> None:
         async with running(Probe(fake.url, ping_interval_s=0.0, pong_timeout_s=5.0)) as p:
@@ -193,6 +196,7 @@ def test_messages_sent_stay_within_2000_a_minute():
     run(scenario)
 
 
+@pytest.mark.slow
 def test_a_quiet_but_healthy_socket_is_kept():
     """Silence answered by a pong is not a stall: no reconnect."""
 

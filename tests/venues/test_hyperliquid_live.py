@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import pytest
 
 from market_maker.config import AppConfig
 from market_maker.engine import QuoteEngine
@@ -26,6 +27,8 @@ from market_maker.venues.hyperliquid.venue import AddressBudget, HyperliquidVenu
 from tests.fakes.hyperliquid import FakeInThread, until
 from tests.fakes.hyperliquid_exchange import FakeHyperliquidExchange
 from tests.test_config import ROOT
+
+pytestmark = pytest.mark.slow  # real sockets and wall-clock waits
 
 KEY = "0x" + "ab" * 32
 SIGNER = Signer(KEY, mainnet=True)

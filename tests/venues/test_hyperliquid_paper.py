@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import pytest
 
 from market_maker.config import AppConfig
 from market_maker.engine import QuoteEngine
@@ -19,6 +20,8 @@ from market_maker.venues.hyperliquid.client import ClientConfig
 from market_maker.venues.hyperliquid.feed import HyperliquidFeed
 from market_maker.venues.paper import PaperVenue
 from tests.fakes.hyperliquid import FakeHyperliquid, until
+
+pytestmark = pytest.mark.slow  # real sockets and wall-clock waits
 
 
 class CheckedVenue(PaperVenue):
