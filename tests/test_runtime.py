@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from market_maker.backtest.scenarios import engine_config, scenario
 from market_maker.config import AppConfig, KillSwitchConfig
 from market_maker.engine import QuoteEngine
@@ -273,6 +275,7 @@ def test_a_failing_venue_stream_is_raised_not_taken_for_the_end_of_the_market():
         raise AssertionError("the venue's error was swallowed")
 
 
+@pytest.mark.slow
 def test_run_on_the_btc_replay_quotes_through_the_capture_with_at_most_two_cascade_changes():
     from market_maker.backtest.session import replay_exchange
     from market_maker.venues.replay import ReplayMarket

@@ -243,6 +243,7 @@ def test_a_corrupted_capture_line_is_skipped_and_counted_never_a_crash_or_a_hang
     assert result.market_events >= events - 1 and result.limit_breaches == 0
 
 
+@pytest.mark.slow
 def test_a_capture_with_five_percent_of_its_lines_swapped_keeps_its_market(tmp_path):
     """From the issue: 5 % of lines swapped in pairs left 14 of 87,401 market events."""
     import random
@@ -278,6 +279,7 @@ def test_cycle_latency_percentiles_in_constant_memory_within_two_percent():
         assert abs(hist.percentile_us(q) / exact - 1.0) < 0.02
 
 
+@pytest.mark.slow
 def test_depth_diffs_before_a_snapshot_are_bounded(tmp_path):
     from market_maker.venues.replay import _MAX_PENDING_DIFFS
 
@@ -305,6 +307,7 @@ def _depth_at_end(path):
     return market
 
 
+@pytest.mark.slow
 def test_a_depth_gap_re_syncs_from_later_diffs_instead_of_keeping_a_wrong_book(tmp_path):
     """Drop diffs mid-capture: the book that follows must agree with the unbroken replay's."""
     with gzip.open(BINANCE, "rb") as fh:
@@ -322,6 +325,7 @@ def test_a_depth_gap_re_syncs_from_later_diffs_instead_of_keeping_a_wrong_book(t
         assert all(mine.get(t) == truth[t] for t in near)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_backtest_prints_a_partial_summary_and_exits_130(tmp_path):
     """Issue: Ctrl-C printed a KeyboardInterrupt traceback and lost the results."""
     import os
@@ -375,6 +379,7 @@ def test_sharpe_needs_an_hour_of_minutes_and_says_how_it_is_annualised():
     assert full is not None and abs(full - mean / sd * math.sqrt(525_600)) < 1e-9
 
 
+@pytest.mark.slow
 def test_a_replay_reports_its_progress_through_the_file_to_the_end():
     """Issue: replay backtests showed a blank screen for seconds (no progress at all)."""
     seen: list[float] = []

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from market_maker.backtest.calibrate import calibrate
 from market_maker.backtest.session import run_session
 from market_maker.cli import main
@@ -8,6 +10,7 @@ from market_maker.config import load_config
 from tests.backtest.test_backtest import BINANCE
 
 
+@pytest.mark.slow
 def test_calibrate_prints_the_fit_with_intervals_and_writes_an_overlay_that_backtests(
     tmp_path, capsys
 ):

@@ -195,6 +195,7 @@ def test_an_output_directory_holding_another_sweep_is_refused(tmp_path):
         run_sweep(other, tmp_path / "out", serial)
 
 
+@pytest.mark.slow
 def test_the_best_for_calm_beats_the_defaults_on_held_back_seeds_and_is_a_ready_config(
     tmp_path, capsys
 ):
@@ -222,6 +223,7 @@ def test_the_best_for_calm_beats_the_defaults_on_held_back_seeds_and_is_a_ready_
     assert (tmp_path / "out" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_walk_forward_on_a_capture_tunes_on_the_first_part_and_reports_the_rest(tmp_path):
     path = grid(
         tmp_path,
