@@ -732,19 +732,27 @@ def _as2008(args: argparse.Namespace, kinds: list[str] | None) -> int:
 
     names = kinds or ["avellaneda_stoikov", "symmetric", "glft"]
     rows = []
+    interrupted = False
     for kind in names:
         bar = _progress_bar(kind) if sys.stderr.isatty() and not args.json else None
         try:
             rows.append(run_as2008(kind, paths=args.paths, seed=args.seed, progress=bar))
             if bar is not None:
                 bar(1.0)
+        except KeyboardInterrupt:
+            interrupted = True  # Ctrl-C: the strategies finished so far still print
+            break
         finally:
             if bar is not None:
                 bar.close()
     if args.json:
         print(json.dumps([msgspec.to_builtins(r) for r in rows]))
-    else:
+    elif rows:
         print(format_table(rows))
+    if interrupted:
+        done = ", ".join(r.strategy for r in rows) or "none"
+        print(f"(interrupted: partial; finished: {done})", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -868,6 +876,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     bar = _CountBar("sweep") if sys.stderr.isatty() and not args.json else None
     try:
         result = sweep.run_sweep(plan, args.out, executor, progress=bar)
+    except KeyboardInterrupt:
+        runs = args.out / "runs.jsonl"
+        saved = len(runs.read_bytes().splitlines()) if runs.exists() else 0
+        print(
+            f"sweep interrupted: {saved} finished runs are saved in {runs}; the same command "
+            "resumes from them",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     finally:
         if bar is not None:
             bar.close()

@@ -434,7 +434,6 @@ def run_task(base_data: dict[str, Any], task: RunTask) -> RunResult:
     """Run one backtest (in a worker process); an exception becomes the result's ``error``."""
     from market_maker.backtest.session import run_session
 
-    source = f"scenario:{task.scenario}" if task.scenario else f"data:{Path(task.data or '').name}"
     try:
         config = _build(base_data, task.overrides, task.point)
         result, _ = run_session(
@@ -446,19 +445,12 @@ def run_task(base_data: dict[str, Any], task: RunTask) -> RunResult:
             start_s=task.start_s,
         )
     except Exception as exc:  # a failing point is recorded and the sweep goes on
-        return RunResult(
-            key=task.key,
-            point=task.point,
-            split=task.split,
-            source=source,
-            seed=task.seed,
-            error=f"{type(exc).__name__}: {exc}"[:500],
-        )
+        return _failed(task, f"{type(exc).__name__}: {exc}")
     return RunResult(
         key=task.key,
         point=task.point,
         split=task.split,
-        source=source,
+        source=_source(task),
         seed=task.seed,
         pnl_usd=result.pnl_usd,
         duration_s=result.duration_s,
@@ -536,14 +528,22 @@ def _outcome(future: Any, task: RunTask) -> RunResult:
         result: RunResult = future.result()
         return result
     except Exception as exc:  # the worker died: recorded like a failing run
-        return RunResult(
-            key=task.key,
-            point=task.point,
-            split=task.split,
-            source=task.scenario or task.data or "",
-            seed=task.seed,
-            error=f"worker: {type(exc).__name__}: {exc}"[:500],
-        )
+        return _failed(task, f"worker: {type(exc).__name__}: {exc}")
+
+
+def _source(task: RunTask) -> str:
+    return f"scenario:{task.scenario}" if task.scenario else f"data:{Path(task.data or '').name}"
+
+
+def _failed(task: RunTask, error: str) -> RunResult:
+    return RunResult(
+        key=task.key,
+        point=task.point,
+        split=task.split,
+        source=_source(task),
+        seed=task.seed,
+        error=error[:500],
+    )
 
 
 # ----- scoring ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -245,3 +246,50 @@ def test_walk_forward_on_a_capture_tunes_on_the_first_part_and_reports_the_rest(
     for r in tune + test:
         assert r.duration_s == pytest.approx(seconds / 2, abs=2.0)
     assert result.test[BASE].runs == 1
+
+
+def _interrupt(args: list[str], after: Callable[[], bool], timeout: float = 60.0):
+    """Start ``market-maker ARGS``, send SIGINT once ``after()`` holds, and return
+    (status, stdout, stderr)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "market_maker", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not after() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_sweep_saves_its_runs_and_the_same_command_resumes(tmp_path):
+    path = grid(tmp_path, duration=240.0)
+    out = tmp_path / "out"
+    runs = out / "runs.jsonl"
+    code, _, err = _interrupt(
+        ["sweep", "--grid", str(path), "--out", str(out), "--workers", "1"],
+        lambda: runs.exists() and len(runs.read_bytes().splitlines()) >= 2,
+    )
+    assert code == 130, err
+    assert "Traceback" not in err and "resumes" in err
+    saved = len(runs.read_bytes().splitlines())
+    assert 2 <= saved < 14
+    result = run_sweep(build_plan(path), out, serial)
+    assert result.reused == saved and result.runs == 14
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_as2008_prints_the_strategies_finished_and_exits_130():
+    started = time.monotonic()
+    code, _, err = _interrupt(
+        ["backtest", "--scenario", "as2008", "--paths", "200000"],
+        lambda: time.monotonic() - started > 4.0,
+    )
+    assert code == 130, err
+    assert "Traceback" not in err and "interrupted: partial" in err
