@@ -483,6 +483,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if summary.reason == "interrupted" else 0
 
 
+def _venue_fields(url: str, asset: str, info: Any) -> dict[str, Any]:
+    """What discovery found, for the log line that starts a Hyperliquid session."""
+    inst = info.instrument
+    return {
+        "url": url,
+        "asset": asset,
+        "asset_index": info.asset_index,
+        "tick": inst.tick_size,
+        "lot": inst.lot_size,
+        "min_notional": inst.min_notional,
+        "mid": info.mid,
+    }
+
+
 async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: bool) -> Any:
     from market_maker.engine import QuoteEngine
     from market_maker.log import get_logger
@@ -511,13 +525,7 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
     inst = info.instrument
     log.info(
         "paper_trading",
-        url=client.url,
-        asset=args.asset,
-        asset_index=info.asset_index,
-        tick=inst.tick_size,
-        lot=inst.lot_size,
-        min_notional=inst.min_notional,
-        mid=info.mid,
+        **_venue_fields(client.url, args.asset, info),
         equity_usd=equity,
         watched=address,
         watched_position=info.position,
@@ -581,11 +589,7 @@ async def _trade_hyperliquid(
     inst = info.instrument
     get_logger("hyperliquid").info(
         "live_trading",
-        url=client.url,
-        asset=args.asset,
-        asset_index=info.asset_index,
-        tick=inst.tick_size,
-        lot=inst.lot_size,
+        **_venue_fields(client.url, args.asset, info),
         account=venue.user,
         agent=signer.address,
         account_value=info.account_value,

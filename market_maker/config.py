@@ -46,9 +46,11 @@ __all__ = [
     "StrategyKind",
     "VenueConfig",
     "VolatilityConfig",
+    "build_config",
     "default_config_text",
     "load_config",
     "parse_config",
+    "parse_toml",
     "with_strategy",
 ]
 
@@ -506,14 +508,25 @@ def parse_config(
     text: str, *, source: str = "<config>", env: Mapping[str, str] | None = None
 ) -> AppConfig:
     """Decode TOML ``text`` into an ``AppConfig``, applying ``MM_`` overrides from ``env``."""
+    data = parse_toml(text, source=source)
+    if env:
+        _apply_env(data, env, source)
+    return build_config(data, source=source)
+
+
+def parse_toml(text: str, *, source: str = "<config>") -> dict[str, Any]:
+    """TOML ``text`` as plain data; a syntax error is a ``ConfigError`` naming ``source``."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{source}: invalid TOML: nested too deeply") from None
-    if env:
-        _apply_env(data, env, source)
+
+
+def build_config(data: Mapping[str, Any], *, source: str = "<config>") -> AppConfig:
+    """An ``AppConfig`` from plain TOML data, validated as a file is: one ``ConfigError``
+    naming ``source``, the field and the reason."""
     _require_sane_numbers(data, source, "")
     try:
         return msgspec.convert(data, AppConfig)

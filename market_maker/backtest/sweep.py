@@ -50,7 +50,7 @@ from typing import Any, Literal
 import msgspec
 
 from market_maker.backtest.scenarios import SCENARIOS
-from market_maker.config import AppConfig, parse_config
+from market_maker.config import AppConfig, build_config, parse_toml
 from market_maker.errors import ConfigError
 
 __all__ = [
@@ -253,14 +253,7 @@ def _nest(overrides: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, An
 
 def _build(base: Mapping[str, Any], overrides: Mapping[str, Any], source: str) -> AppConfig:
     """The point's config, validated like a config file."""
-    from market_maker.config import _require_sane_numbers
-
-    data = _nest(overrides, base)
-    _require_sane_numbers(data, source, "")
-    try:
-        return msgspec.convert(data, AppConfig)
-    except msgspec.ValidationError as exc:
-        raise GridError(f"{source}: {exc}") from None
+    return build_config(_nest(overrides, base), source=source)
 
 
 def load_grid(path: str | Path) -> tuple[SweepSettings, Objective, dict[str, Any], Path]:
@@ -313,9 +306,8 @@ def build_plan(
                 base_text = base_path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise GridError(f"{where}: base {base_path}: {exc.strerror or exc}") from None
-    base_config_source = s.base or "<defaults>"
-    parse_config(base_text, source=base_config_source)  # the base itself must be valid
-    base_data = tomllib.loads(base_text)
+    base_data = parse_toml(base_text, source=s.base or "<defaults>")
+    build_config(base_data, source=s.base or "<defaults>")  # the base itself must be valid
 
     axes: dict[str, list[Any] | tuple[str, float, float]] = {}
     for path, spec in params.items():
@@ -446,12 +438,8 @@ def run_task(base_data: dict[str, Any], task: RunTask) -> RunResult:
         )
     except Exception as exc:  # a failing point is recorded and the sweep goes on
         return _failed(task, f"{type(exc).__name__}: {exc}")
-    return RunResult(
-        key=task.key,
-        point=task.point,
-        split=task.split,
-        source=_source(task),
-        seed=task.seed,
+    return _result(
+        task,
         pnl_usd=result.pnl_usd,
         duration_s=result.duration_s,
         max_drawdown_usd=result.max_drawdown_usd,
@@ -531,19 +519,15 @@ def _outcome(future: Any, task: RunTask) -> RunResult:
         return _failed(task, f"worker: {type(exc).__name__}: {exc}")
 
 
-def _source(task: RunTask) -> str:
-    return f"scenario:{task.scenario}" if task.scenario else f"data:{Path(task.data or '').name}"
+def _result(task: RunTask, **figures: Any) -> RunResult:
+    source = f"scenario:{task.scenario}" if task.scenario else f"data:{Path(task.data or '').name}"
+    return RunResult(
+        key=task.key, point=task.point, split=task.split, source=source, seed=task.seed, **figures
+    )
 
 
 def _failed(task: RunTask, error: str) -> RunResult:
-    return RunResult(
-        key=task.key,
-        point=task.point,
-        split=task.split,
-        source=_source(task),
-        seed=task.seed,
-        error=error[:500],
-    )
+    return _result(task, error=error[:500])
 
 
 # ----- scoring ------------------------------------------------------------------------------
