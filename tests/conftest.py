@@ -1,6 +1,8 @@
 """Test-wide settings: no per-example deadline (wall-clock limits make property tests flaky on
 a shared CI machine; speed is measured in benches/, never asserted here)."""
 
+import os
+
 import pytest
 import structlog
 from hypothesis import settings
@@ -15,3 +17,11 @@ def _fresh_logging():
     no later test logs to a stream pytest has closed."""
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _replay_cache(tmp_path_factory):
+    """Decoded captures go to a folder of this run, never the user's cache (subprocesses
+    inherit it); the run's replays share it, as a user's runs do."""
+    os.environ["MM_CACHE_DIR"] = str(tmp_path_factory.mktemp("replay-cache"))
+    yield

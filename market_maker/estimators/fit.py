@@ -164,7 +164,10 @@ def _intervals(
     if not np.all(np.isfinite(var)) or np.any(var <= 0):
         return None
     half = 1.96 * np.sqrt(var)
-    lo, hi = np.exp(x - half), np.exp(x + half)
+    with np.errstate(over="ignore"):  # a flat likelihood (few trades): no usable interval
+        lo, hi = np.exp(x - half), np.exp(x + half)
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        return None
     return (
         (float(lo[0]), float(hi[0])),
         (float(lo[1]), float(hi[1])),

@@ -25,6 +25,7 @@ import heapq
 import math
 import os
 import zlib
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,18 @@ from market_maker.venues.hyperliquid.messages import (
     bbo_event,
     book_event,
     trade_events,
+)
+from market_maker.venues.replay_cache import (
+    BOOK,
+    BUY_TRADE,
+    CLEAR,
+    SET_ASK,
+    SET_BID,
+    DecodedCapture,
+    cache_enabled,
+    cache_path,
+    load_cached,
+    save_cached,
 )
 
 __all__ = [
@@ -61,6 +74,8 @@ _REORDER = 256  # lines held back to put small disorder back in order
 _MAX_PENDING_DIFFS = 10_000
 _RESYNC_DIFFS = 200  # diffs after a gap before untouched levels are dropped as stale
 _MAX_PRICE = 1e12
+_BUY = Side.BUY
+_SELL = Side.SELL
 RECORDER_CHANNEL = "recorder"
 """Channel of the lines ``market-maker record`` adds about itself (connects, reconnects)."""
 
@@ -264,9 +279,15 @@ class ReplayMarket:
         instrument: Instrument | None = None,
         *,
         overrides: InstrumentConfig | None = None,
+        cache: bool | None = None,
     ) -> None:
         """Rules come from ``instrument`` if given, else from the instruments table for the
-        capture's own symbol with ``overrides`` (``[instrument]`` / CLI flags) applied."""
+        capture's own symbol with ``overrides`` (``[instrument]`` / CLI flags) applied.
+
+        With ``cache`` (the default unless ``MM_CACHE_DIR=off``) the capture is decoded once
+        into a file in the replay cache (see ``venues/replay_cache.py``) and read from there:
+        the same events, the same depth book at each of them and the same stats (complete from
+        the start), without the gzip and JSON."""
         self.path = Path(path)
         info = capture_info(path)
         self.venue = info.venue
@@ -295,6 +316,14 @@ class ReplayMarket:
         self._eof = False
         self._done = False
         self._last_ns = -1
+        self._journal: DecodedCapture | None = None  # set while building the cache
+        self._next_value = 0
+        self._cache: DecodedCapture | None = None
+        self._decoded: dict[str, list] | None = None  # the cache's columns when replaying it
+        self.cached = False
+        """True when events come from the replay cache rather than the capture's text."""
+        if cache_enabled() if cache is None else cache:
+            self._use_cache()
 
     # ----- MarketSource ----------------------------------------------------------------------
 
@@ -302,7 +331,10 @@ class ReplayMarket:
         while not self._buffer:
             if self._done:
                 return None
-            self._read_one()
+            if self._decoded is not None:
+                self._read_decoded()
+            else:
+                self._read_one()
         return self._buffer[0].ts_ns
 
     def pop(self) -> BookUpdate | Trade:
@@ -313,7 +345,11 @@ class ReplayMarket:
 
     def fraction_done(self) -> float:
         """How much of the capture has been read, 0 to 1 (for progress bars)."""
-        return 1.0 if self._done else min(1.0, self._read_fraction[0])
+        if self._done:
+            return 1.0
+        if self._decoded is not None:
+            return self._next_event / max(1, self._events)
+        return min(1.0, self._read_fraction[0])
 
     def displayed_size(self, side: Side, price_ticks: int) -> float:
         """Size resting at a price in the depth book (Binance) or the last snapshot."""
@@ -321,8 +357,10 @@ class ReplayMarket:
 
     def trade_times_s(self, limit: int) -> list[float]:
         """Receive times (seconds) of up to ``limit`` aggressive orders from the start, for
-        calibration; prints of one order (same exchange time and side) count once. Reads only
-        the trade lines."""
+        calibration; prints of one order (same exchange time and side) count once. Reads the
+        replay cache when there is one, else only the trade lines of the capture."""
+        if self._cache is not None:
+            return self._cache.trade_times_s(limit)
         out: list[float] = []
         last: tuple[int, str] | None = None
         stats = ReplayStats()
@@ -351,6 +389,97 @@ class ReplayMarket:
                     out.append(ns / 1e9)
                     last = key
         return out[:limit]
+
+    # ----- the replay cache ------------------------------------------------------------------
+
+    def _use_cache(self) -> None:
+        """Replay from the decoded form of the capture, building (and saving) it if needed."""
+        file, key = cache_path(self.path, self._tick)
+        decoded = load_cached(file, key)
+        if decoded is None:
+            builder = ReplayMarket(self.path, self.instrument, cache=False)
+            decoded = builder._journal = DecodedCapture()
+            while builder.peek_ns() is not None:
+                decoded.add_event(builder.pop())
+            decoded.stats = msgspec.structs.asdict(builder.stats)
+            save_cached(decoded, file, key)  # unwritable: the next run decodes again
+        self._cache = decoded
+        self._decoded = decoded.columns()
+        self._events = len(decoded)
+        self._next_event = 0
+        self._next_op = 0
+        self.stats = ReplayStats(**decoded.stats)
+        self.cached = True
+
+    def _read_decoded(self) -> None:
+        """The next event from the cache, after the depth-book changes that came before it."""
+        i = self._next_event
+        c = self._decoded
+        assert c is not None
+        self._apply_ops(i)
+        if i >= self._events:
+            self._done = True
+            return
+        self._next_event = i + 1
+        kind = c["kind"][i]
+        xts = c["exchange_ts_ns"][i]
+        if kind == BOOK:
+            counts = c["levels"][i]
+            values = c["level_values"]
+            at = self._next_value
+            nb = counts >> 32
+            na = counts & 0xFFFFFFFF
+            bids = tuple([(values[j], values[j + 1]) for j in range(at, at + 2 * nb, 2)])
+            at += 2 * nb
+            asks = tuple([(values[j], values[j + 1]) for j in range(at, at + 2 * na, 2)])
+            self._next_value = at + 2 * na
+            ev: BookUpdate | Trade = BookUpdate(
+                ts_ns=c["ts_ns"][i], bids=bids, asks=asks, exchange_ts_ns=None if xts < 0 else xts
+            )
+        else:
+            ev = Trade(
+                ts_ns=c["ts_ns"][i],
+                price=c["price"][i],
+                size=c["size"][i],
+                aggressor=_BUY if kind == BUY_TRADE else _SELL,
+                exchange_ts_ns=None if xts < 0 else xts,
+            )
+        self._buffer.append(ev)
+
+    def _apply_ops(self, event: int) -> None:
+        """Depth-book changes recorded before event number ``event`` (all of them past the end)."""
+        c = self._decoded
+        assert c is not None
+        op_event = c["op_event"]
+        start = self._next_op
+        end = len(op_event) if event >= self._events else bisect_right(op_event, event, start)
+        if end == start:
+            return
+        codes, ticks, sizes = c["op_code"], c["op_ticks"], c["op_size"]
+        bids, asks = self._bids, self._asks
+        for j in range(start, end):
+            code = codes[j]
+            book = bids if code == SET_BID else asks
+            size = sizes[j]
+            if size > 0.0:
+                book[ticks[j]] = size
+            elif code == CLEAR:
+                bids.clear()
+                asks.clear()
+            else:
+                book.pop(ticks[j], None)
+        self._next_op = end
+
+    def _journal_book(self) -> None:
+        """While building the cache: the depth book was replaced wholesale."""
+        journal = self._journal
+        if journal is None:
+            return
+        at = self.stats.books + self.stats.trades
+        journal.add_op(at, CLEAR)
+        for code, book in ((SET_BID, self._bids), (SET_ASK, self._asks)):
+            for ticks, size in book.items():
+                journal.add_op(at, code, ticks, size)
 
     # ----- parsing ---------------------------------------------------------------------------
 
@@ -452,6 +581,7 @@ class ReplayMarket:
     def _snapshot(self, env: _Envelope) -> None:
         self._bids = {self._ticks(p): _qty(q) for p, q in env.bids or ()}
         self._asks = {self._ticks(p): _qty(q) for p, q in env.asks or ()}
+        self._journal_book()
         last = env.lastUpdateId
         assert last is not None
         self._synced_u = None
@@ -501,6 +631,12 @@ class ReplayMarket:
                     book[ticks] = size
                 else:
                     book.pop(ticks, None)
+        journal = self._journal
+        if journal is not None:
+            at = self.stats.books + self.stats.trades
+            for code, levels in zip((SET_BID, SET_ASK), parsed, strict=True):
+                for ticks, size in levels:
+                    journal.add_op(at, code, ticks, size if size > 0.0 else 0.0)
         self._synced_u = diff.u
         if self._resync_left:
             self._fresh_bids.update(t for t, _ in parsed[0])
@@ -510,6 +646,7 @@ class ReplayMarket:
                 fresh_b, fresh_a = self._fresh_bids, self._fresh_asks
                 self._bids = {t: q for t, q in self._bids.items() if t in fresh_b}
                 self._asks = {t: q for t, q in self._asks.items() if t in fresh_a}
+                self._journal_book()
                 fresh_b.clear()
                 fresh_a.clear()
                 self.stats.depth_resyncs += 1
@@ -523,6 +660,7 @@ class ReplayMarket:
             inv = 1.0 / self._tick
             self._bids = {math.floor(px * inv + 0.5): sz for px, sz in book.bids}
             self._asks = {math.floor(px * inv + 0.5): sz for px, sz in book.asks}
+            self._journal_book()
             self.stats.books += 1
             self._buffer.append(book)
         elif channel == "bbo":

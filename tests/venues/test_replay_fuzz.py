@@ -89,11 +89,14 @@ def test_any_corrupted_capture_replays_to_usable_events(tmp_path, name, ops):
         corrupt(lines, *op)
     path = tmp_path / f"{name}.gz"
     path.write_bytes(gzip.compress(b"\n".join(lines)))
-    market = ReplayMarket(path)
+    market = ReplayMarket(path)  # decoded into the replay cache, then read from it
+    assert market.cached
     last = -1
     events = 0
+    seen = []
     while market.peek_ns() is not None:
         ev = market.pop()
+        seen.append(ev)
         events += 1
         assert ev.ts_ns >= last  # the engine sees time move forward only
         last = ev.ts_ns
@@ -105,3 +108,10 @@ def test_any_corrupted_capture_replays_to_usable_events(tmp_path, name, ops):
     # Bounded: a corruption never creates events out of nothing.
     assert events <= 3 * len(lines)
     assert market.stats.books + market.stats.trades == events  # every event accounted for
+    # The cache changes nothing: the same events and counts as decoding the text again.
+    decoded = ReplayMarket(path, cache=False)
+    again = []
+    while decoded.peek_ns() is not None:
+        again.append(decoded.pop())
+    assert again == seen
+    assert decoded.stats == market.stats
