@@ -93,6 +93,12 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     """Books and trades refused for being too far from the last accepted mid."""
     reanchored: int = 0
     """Times refused books agreed on a new level long enough to be accepted as the market."""
+    quiet_cycles: int = 0
+    """Book updates that moved no best price and changed no input: the cycle stopped after
+    the kill switch."""
+    held_cycles: int = 0
+    """Cycles stopped before the strategy because the request budget was empty: no plan could
+    have sent anything (the first event after a token comes back plans in full)."""
     future_events: int = 0
     """Events stamped too far ahead of the engine's clock, refused."""
     equity_estimated: int = 0
@@ -162,10 +168,13 @@ class QuoteEngine:
         self._touch_moved = True
         self._cycle_inputs: tuple[int, float, float] = (-1, 0.0, 0.0)
         self._cycle_state = TradingState.ACTIVE
-        # A finite-horizon A-S strategy reads the clock itself: every event must re-quote.
-        self._quiet_books = not (
+        self.shortcuts = not (
             config.strategy.kind == "avellaneda_stoikov" and config.strategy.as_terminal
         )
+        """Skip the parts of a cycle whose outcome cannot differ from the last one (a quiet
+        book, an empty request budget). False runs every cycle whole: the equivalence tests
+        compare the two. A finite-horizon A-S strategy reads the clock itself: always whole."""
+        self._held = False  # a cycle was held for the budget: the next token must plan
         self.params: MarketParams | None = None
         self.idle_reason = ""
         """Why nothing can be quoted although trading is allowed ("" when quoting)."""
@@ -229,7 +238,7 @@ class QuoteEngine:
             return []
         if ts > self.now_ns:
             self.now_ns = ts
-        if handler == self._on_book and not self._touch_moved and self._quiet_books:
+        if handler == self._on_book and not self._touch_moved and self.shortcuts:
             actions = self._quiet_cycle(self.now_ns)
         else:
             actions = self._cycle(self.now_ns, refresh_flow=handler != self._on_book)
@@ -409,19 +418,23 @@ class QuoteEngine:
 
         It refreshes staleness (done) and runs the kill switch; the rest of the cycle would
         see exactly the inputs of the last one (trade-flow estimates are refreshed on every
-        event but these), so it runs only if the state changed, an estimator produced a new
-        value, or the last plan was cut short by the request budget.
+        event but these), so it runs only if the state changed or is REDUCING (escalation
+        runs on time), an estimator produced a new value, or the last plan is unfinished
+        (cut short by the request budget, or held for it) and a token has come back.
         """
         inputs = (self.vol.count, self.intensity.a, self.intensity.k)
-        if inputs != self._cycle_inputs or not self.orders.plan_complete:
+        if inputs != self._cycle_inputs:
+            return self._cycle(ts, refresh_flow=False)
+        if (self._held or not self.orders.plan_complete) and self.requests.available(ts) > 0:
             return self._cycle(ts, refresh_flow=False)
         position = self.orders.position
         state = self.kill_switch.check(
             ts, position=position, mid=self.mid, hawkes_ratio=self._flow[1]
         )
-        if state is not self._cycle_state:
+        if state is not self._cycle_state or state is _REDUCING:
             return self._cycle(ts, refresh_flow=False)
         self.counters.cycles += 1
+        self.counters.quiet_cycles += 1
         return []
 
     def _cycle(self, ts: int, *, refresh_flow: bool = True) -> list[Action]:
@@ -461,6 +474,18 @@ class QuoteEngine:
             self.requests.available(ts)
             self.requests.spend(len(cancels))
             return cancels
+        if state is not _REDUCING:
+            self._reducing_since = -1
+            budget = self.requests.available(ts)
+            if budget <= 0 and self.shortcuts:
+                # No plan could send anything (escalation, which ignores the budget, needs
+                # REDUCING): hold until a token is back; wanted quotes stay the last ones.
+                self._held = True
+                self.counters.held_cycles += 1
+                return []
+        else:
+            budget = self.requests.available(ts)
+        self._held = False
         if limits is not None:
             sigma = limits.sigma_used
         else:
@@ -505,7 +530,6 @@ class QuoteEngine:
             self.idle_reason = ""
         elif state is not _REDUCING:
             self.idle_reason = self._why_idle(params, max_lots, bool(quotes.bids or quotes.asks))
-        budget = self.requests.available(ts)
         q = orders.position_lots
         reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
         actions = orders.plan(
@@ -515,8 +539,6 @@ class QuoteEngine:
             escalation = self._escalate(ts, max_lots)
             if escalation is not None:
                 actions.append(escalation)
-        else:
-            self._reducing_since = -1
         if actions:
             self.requests.spend(len(actions))
         return actions
