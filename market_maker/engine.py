@@ -46,8 +46,6 @@ from market_maker.model import (
     Instrument,
     OrderAck,
     Place,
-    Quote,
-    QuoteSet,
     RequestSnapshot,
     Side,
     Timer,
@@ -150,6 +148,8 @@ class QuoteEngine:
         self.conviction = DynamicSizer(conviction, self.sizer) if conviction.enabled else None
         self.aggregator = ParameterAggregator(config, instrument)
         self.strategy = make_strategy(config)
+        # Strategies that make exact ticks and lots themselves skip the float quotes.
+        self._wanted = getattr(self.strategy, "wanted", None)
         self.orders = OrderManager(self.sizer, config.orders)
         self.requests = TokenBucket(config.orders.max_requests_per_s, config.orders.request_burst)
         self.counters = EngineCounters()
@@ -178,7 +178,6 @@ class QuoteEngine:
         self.params: MarketParams | None = None
         self.idle_reason = ""
         """Why nothing can be quoted although trading is allowed ("" when quoting)."""
-        self.quotes = QuoteSet()
         self.wanted: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] = (
             _EMPTY,
             _EMPTY,
@@ -466,7 +465,6 @@ class QuoteEngine:
         state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
         self._cycle_state = state
         if state >= _PAUSED or mid != mid or self._syncing:
-            self.quotes = QuoteSet()
             self.wanted = (_EMPTY, _EMPTY)
             if state < _PAUSED:
                 return []
@@ -512,24 +510,30 @@ class QuoteEngine:
             trading_state=state,
         )
         self.params = params
-        quotes = self.strategy.quote(params)
-        if state is _REDUCING:
-            # Only the side that shrinks |position| may rest.
-            quotes = QuoteSet(
-                quotes.bids if position < 0.0 else (), quotes.asks if position > 0.0 else ()
-            )
-        self.quotes = quotes
         sizer = self.sizer
         bb = self._best_bid_ticks
         ba = self._best_ask_ticks
-        bids = self._exchange_quotes(_BUY, quotes.bids, bb, ba, params)
-        asks = self._exchange_quotes(_SELL, quotes.asks, bb, ba, params)
+        if self._wanted is not None:
+            bids, asks = self._wanted(params, sizer, bb, ba)
+        else:
+            quotes = self.strategy.quote(params)
+            bids = sizer.exact_quotes(_BUY, quotes.bids, bb, ba)
+            asks = sizer.exact_quotes(_SELL, quotes.asks, bb, ba)
+        if state is _REDUCING:
+            # Only the side that shrinks |position| may rest.
+            if position >= 0.0:
+                bids = _EMPTY
+            if position <= 0.0:
+                asks = _EMPTY
+        if self.conviction is not None:
+            bids = self._convict(_BUY, bids, params)
+            asks = self._convict(_SELL, asks, params)
         self.wanted = (bids, asks)
         max_lots = sizer.size_lots(params.effective_max_position())
         if bids or asks:
             self.idle_reason = ""
         elif state is not _REDUCING:
-            self.idle_reason = self._why_idle(params, max_lots, bool(quotes.bids or quotes.asks))
+            self.idle_reason = self._why_idle(params, max_lots)
         q = orders.position_lots
         reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
         actions = orders.plan(
@@ -577,7 +581,7 @@ class QuoteEngine:
         self.counters.escalations += 1
         return orders.place_ioc(side, ticks, lots, ts)
 
-    def _why_idle(self, params: MarketParams, max_lots: int, wanted: bool) -> str:
+    def _why_idle(self, params: MarketParams, max_lots: int) -> str:
         """The reason an active engine quotes nothing, in the trader's units (rare path)."""
         sizer = self.sizer
         mid = params.mid
@@ -596,30 +600,28 @@ class QuoteEngine:
                 f"({params.effective_max_position():.6g} contracts) is under one minimum order "
                 f"({min_size:g} contracts)"
             )
-        if wanted:
+        quotes = self.strategy.quote(params)
+        if quotes.bids or quotes.asks:
             return "quoting nothing: every quote rounds below the venue's minimum order"
         return ""
 
-    def _exchange_quotes(
-        self, side: Side, quotes: tuple[Quote, ...], bb: int, ba: int, params: MarketParams
+    def _convict(
+        self, side: Side, levels: tuple[tuple[int, int], ...], params: MarketParams
     ) -> tuple[tuple[int, int], ...]:
-        """Exact ``(ticks, lots)`` behind the touch; conviction sizing when enabled.
+        """Conviction sizing: each level's lots capped by what its score affords.
 
         The conviction score of a quote is the Hawkes flow imbalance in its direction:
         ``(1 + imbalance) / 2`` for bids, ``(1 - imbalance) / 2`` for asks, so the side the
         aggressive flow is on (buyers lifting offers: bids) quotes more.
         """
-        if not quotes:
-            return _EMPTY
-        exact = self.sizer.exact_quotes(side, quotes, bb, ba)
         conviction = self.conviction
-        if conviction is None:
-            return exact
+        if not levels or conviction is None:
+            return levels
         imbalance = params.flow_imbalance
         score = 0.5 * (1.0 + imbalance) if side is _BUY else 0.5 * (1.0 - imbalance)
         exposure = abs(params.position) * params.mid
         out = []
-        for ticks, lots in exact:
+        for ticks, lots in levels:
             cap = conviction.size_lots(score, ticks, exposure)
             if cap < lots:
                 lots = cap

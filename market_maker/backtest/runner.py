@@ -132,6 +132,7 @@ def run_backtest(
     timings = LatencyHistogram()
     clock = time.perf_counter_ns
     ks = engine.kill_switch
+    to_price = engine.sizer.ticks_to_price
     events = 0
     market_events = 0
     orders_sent = 0
@@ -203,9 +204,9 @@ def run_backtest(
                 key = ks.binding_limit
                 binding_ns[key] = binding_ns.get(key, 0) + dt
             last_ns = ts
-            quotes = engine.quotes
-            bid = quotes.bids[0].price if quotes.bids else None
-            ask = quotes.asks[0].price if quotes.asks else None
+            bids, asks = engine.wanted
+            bid = to_price(bids[0][0]) if bids else None
+            ask = to_price(asks[0][0]) if asks else None
             if bid != best_bid or ask != best_ask:
                 best_bid, best_ask = bid, ask
                 mid = engine.mid
@@ -298,11 +299,12 @@ def run_backtest(
 def _sample(
     rec: Recording, engine: QuoteEngine, t_s: float, limit: float, pnl: float, aq: float
 ) -> None:
-    quotes = engine.quotes
+    bids, asks = engine.wanted
+    to_price = engine.sizer.ticks_to_price
     rec.t_s.append(t_s)
     rec.mid.append(engine.mid)
-    rec.bid.append(quotes.bids[0].price if quotes.bids else None)
-    rec.ask.append(quotes.asks[0].price if quotes.asks else None)
+    rec.bid.append(to_price(bids[0][0]) if bids else None)
+    rec.ask.append(to_price(asks[0][0]) if asks else None)
     rec.position.append(engine.position)
     rec.limit.append(limit)
     rec.pnl_usd.append(pnl)

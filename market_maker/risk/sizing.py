@@ -214,6 +214,43 @@ class PositionSizer:
                 last = ticks
         return tuple(out)
 
+    def exact_levels(
+        self, side: Side, ticks: Sequence[int], size: float, best_bid: int, best_ask: int
+    ) -> tuple[tuple[int, int], ...]:
+        """``exact_quotes`` for levels already on this sizer's tick grid, all of one ``size``
+        (a ladder side): the same sig-fig rule, post-only clamp, size rounding, minimum
+        notional and merging, without a float price per level. Ticks must be positive."""
+        lot = self.lot_size
+        y = size / lot
+        if not (y >= 1.0 and y < math.inf):
+            return ()
+        lots = math.floor(y + y * _REL_EPS + _ABS_EPS)
+        out: list[tuple[int, int]] = []
+        tick = self.tick_size
+        sig = self.max_sig_figs
+        is_bid = side is _BUY
+        min_notional = self.min_notional
+        least = min_notional * (1.0 - 1e-12)
+        last = -1
+        for t in ticks:
+            if sig is not None:
+                t = self._apply_sig_figs(t, side)
+            if is_bid:
+                if t > best_bid:
+                    t = best_bid
+            elif t < best_ask:
+                t = best_ask
+            if t <= 0:
+                continue
+            if min_notional > 0.0 and t * tick * lots * lot < least:
+                continue
+            if t == last:
+                out[-1] = (t, out[-1][1] + lots)
+            else:
+                out.append((t, lots))
+                last = t
+        return tuple(out)
+
 
 def _format_units(units: int, decimals: int) -> str:
     if decimals == 0:

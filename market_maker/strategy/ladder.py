@@ -15,14 +15,22 @@ the inner levels are kept.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from market_maker.config import LadderConfig, StrategyConfig
-from market_maker.model import Quote, QuoteSet
+from market_maker.model import Quote, QuoteSet, Side
+from market_maker.risk.sizing import PositionSizer
 from market_maker.strategy.capacity import side_capacity
 from market_maker.strategy.glft import GlftStrategy
 from market_maker.strategy.params import MarketParams
 
 __all__ = ["LadderStrategy", "grid_interval", "ladder_ticks"]
+
+_BUY = Side.BUY
+_SELL = Side.SELL
+_Side = tuple[Sequence[int], float]
+"""A side's prices in ticks (best first) and the size of each level, contracts."""
+_NONE: _Side = ((), 0.0)
 
 
 def grid_interval(depth_ticks: float) -> int:
@@ -85,6 +93,32 @@ class LadderStrategy:
         self._powers = [ladder.ratio**i for i in range(ladder.levels)]
 
     def quote(self, params: MarketParams) -> QuoteSet:
+        (bid_ticks, bid_size), (ask_ticks, ask_size) = self._levels(params)
+        tick = params.tick_size
+        return QuoteSet(
+            tuple([Quote(p * tick, bid_size) for p in bid_ticks]),
+            tuple([Quote(p * tick, ask_size) for p in ask_ticks]),
+        )
+
+    def wanted(
+        self, params: MarketParams, sizer: PositionSizer, best_bid: int, best_ask: int
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+        """Exact ``(ticks, lots)`` a side, as ``sizer.exact_quotes`` would make of ``quote``:
+        the ladder's prices are whole ticks already, so no float price is made per level."""
+        if sizer.tick_size != params.tick_size:  # a coarser price grid than the instrument's
+            quotes = self.quote(params)
+            return (
+                sizer.exact_quotes(_BUY, quotes.bids, best_bid, best_ask),
+                sizer.exact_quotes(_SELL, quotes.asks, best_bid, best_ask),
+            )
+        (bid_ticks, bid_size), (ask_ticks, ask_size) = self._levels(params)
+        return (
+            sizer.exact_levels(_BUY, bid_ticks, bid_size, best_bid, best_ask) if bid_ticks else (),
+            sizer.exact_levels(_SELL, ask_ticks, ask_size, best_bid, best_ask) if ask_ticks else (),
+        )
+
+    def _levels(self, params: MarketParams) -> tuple[_Side, _Side]:
+        """``(prices in ticks, size a level)`` for the bids and the asks."""
         cfg = self.config
         d = self.glft.depths(params)
         bid_depth = d.bid_depth
@@ -104,31 +138,24 @@ class LadderStrategy:
         bid_total = min(target * (keep if q > 0.0 else 1.0), bid_cap)
         ask_total = min(target * (keep if q < 0.0 else 1.0), ask_cap)
         mid_ticks = params.mid / params.tick_size
-        return QuoteSet(
-            self._side(params, mid_ticks, bid_depth, interval, bid_total, True),
-            self._side(params, mid_ticks, ask_depth, interval, ask_total, False),
+        lot = params.lot_size
+        return (
+            self._side(mid_ticks, bid_depth, interval, bid_total, lot, True),
+            self._side(mid_ticks, ask_depth, interval, ask_total, lot, False),
         )
 
     def _side(
-        self,
-        params: MarketParams,
-        mid_ticks: float,
-        depth0: float,
-        interval: int,
-        total: float,
-        bid: bool,
-    ) -> tuple[Quote, ...]:
+        self, mid_ticks: float, depth0: float, interval: int, total: float, lot: float, bid: bool
+    ) -> _Side:
         if not total > 0.0:
-            return ()
-        levels = min(self.config.levels, math.floor(total / params.lot_size + 1e-9))
+            return _NONE
+        levels = min(self.config.levels, math.floor(total / lot + 1e-9))
         if levels <= 0:
-            return ()
-        tick = params.tick_size
-        size = total / levels
+            return _NONE
         depth = depth0 if depth0 > 0.0 else 0.0
         if self._ratio is None:
             depths = [depth + i * interval for i in range(levels)]
         else:
             depths = [depth * m for m in self._powers[:levels]]
         prices = _snap(mid_ticks, depths, interval, bid)
-        return tuple([Quote(p * tick, size) for p in prices if p > 0])
+        return [p for p in prices if p > 0], total / levels

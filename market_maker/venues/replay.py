@@ -88,6 +88,13 @@ def _price(text: str) -> float:
     return value
 
 
+def _exchange_ns(ns: int | None) -> int | None:
+    """An exchange time from the wire, in the years a capture can have; ValueError otherwise."""
+    if ns is not None and not _MIN_NS <= ns <= _MAX_NS:
+        raise ValueError(f"bad exchange time {ns}")
+    return ns
+
+
 def _qty(text: str) -> float:
     """A size from the wire: finite, not negative; ValueError otherwise."""
     value = float(text)
@@ -554,7 +561,7 @@ class ReplayMarket:
                     price=_price(tr.p),
                     size=_qty(tr.q),
                     aggressor=Side.SELL if tr.m else Side.BUY,  # m: the buyer was the maker
-                    exchange_ts_ns=tr.T * 1_000_000,
+                    exchange_ts_ns=_exchange_ns(tr.T * 1_000_000),
                 )
             )
             self.stats.trades += 1
@@ -657,6 +664,7 @@ class ReplayMarket:
         channel = env.channel
         if channel == "l2Book":
             book = book_event(_hl_book(env.data), ns)
+            _exchange_ns(book.exchange_ts_ns)
             inv = 1.0 / self._tick
             self._bids = {math.floor(px * inv + 0.5): sz for px, sz in book.bids}
             self._asks = {math.floor(px * inv + 0.5): sz for px, sz in book.asks}
@@ -664,11 +672,15 @@ class ReplayMarket:
             self.stats.books += 1
             self._buffer.append(book)
         elif channel == "bbo":
-            self._buffer.append(bbo_event(_hl_bbo(env.data), ns))
+            bbo = bbo_event(_hl_bbo(env.data), ns)
+            _exchange_ns(bbo.exchange_ts_ns)
+            self._buffer.append(bbo)
             self.stats.books += 1
         elif channel == "trades":
             # The whole batch is checked before any of it is used: a bad line changes nothing.
             trades = trade_events(_hl_trades(env.data), ns)
+            for trade in trades:
+                _exchange_ns(trade.exchange_ts_ns)
             self._buffer.extend(trades)
             self.stats.trades += len(trades)
         elif channel in ("subscriptionResponse", "pong"):

@@ -1,6 +1,10 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from market_maker.config import AppConfig, LadderConfig, StrategyConfig
+from market_maker.model import Instrument, Side
+from market_maker.risk import PositionSizer
 from market_maker.strategy import (
     AvellanedaStoikovStrategy,
     GlftStrategy,
@@ -127,3 +131,75 @@ def test_symmetric_ignores_inventory():
 )
 def test_strategy_selected_by_config(kind, cls):
     assert isinstance(make_strategy(AppConfig(strategy=StrategyConfig(kind=kind))), cls)
+
+
+@settings(max_examples=400)
+@given(
+    tick_exp=st.integers(-4, 1),
+    mid_ticks=st.integers(50, 10**10),
+    sig_figs=st.sampled_from([None, 5]),
+    min_notional=st.sampled_from([0.0, 10.0, 1_000.0]),
+    sigma_ticks=st.floats(0.01, 500.0),
+    q_frac=st.floats(-1.2, 1.2),
+    pending=st.floats(0.0, 2.0),
+    target=st.floats(0.0, 3.0),
+    levels=st.integers(1, 8),
+    spacing=st.sampled_from(["geometric", "fixed"]),
+    interval=st.sampled_from([None, 1, 7]),
+    touch=st.integers(-40, 40),
+)
+def test_the_ladders_exact_levels_are_the_sizers_rounding_of_its_quotes(
+    tick_exp,
+    mid_ticks,
+    sig_figs,
+    min_notional,
+    sigma_ticks,
+    q_frac,
+    pending,
+    target,
+    levels,
+    spacing,
+    interval,
+    touch,
+):
+    """The engine takes the ladder's ticks and lots straight (no float price per level); they
+    must be exactly what the one rounding path makes of its float quotes, clamp and minimum
+    notional included, wherever the touch is."""
+    tick = 10.0**tick_exp
+    if sig_figs is not None and tick_exp > 0:
+        tick = 1.0
+    lot = 0.001
+    inst = Instrument(
+        symbol="X", tick_size=tick, lot_size=lot, min_notional=min_notional, max_sig_figs=sig_figs
+    )
+    sizer = PositionSizer(inst)
+    mid = mid_ticks * tick
+    limit = 1.0
+    params = market_params(
+        mid=mid,
+        best_bid=mid - tick,
+        best_ask=mid + tick,
+        tick_size=tick,
+        lot_size=lot,
+        sigma=sigma_ticks * tick / mid,
+        sigma_ticks=sigma_ticks,
+        position=round(q_frac * limit, 3),
+        pending_bids=pending,
+        pending_asks=pending / 2,
+        dynamic_max_position=limit,
+        target_liquidity=target,
+    )
+    ladder = LadderStrategy(
+        CFG,
+        LadderConfig(
+            levels=levels, target_liquidity=target, spacing=spacing, interval_ticks=interval
+        ),
+    )
+    best_bid = mid_ticks - 1 + touch
+    best_ask = mid_ticks + 1 + touch
+    quotes = ladder.quote(params)
+    expected = (
+        sizer.exact_quotes(Side.BUY, quotes.bids, best_bid, best_ask),
+        sizer.exact_quotes(Side.SELL, quotes.asks, best_bid, best_ask),
+    )
+    assert ladder.wanted(params, sizer, best_bid, best_ask) == expected
