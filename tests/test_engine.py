@@ -396,9 +396,7 @@ def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kin
     else:
         factory = _scenario(market, 600.0)
         cfg = engine_config(scenario_params(market, duration_s=600.0), AppConfig())
-    cfg = msgspec.structs.replace(
-        cfg, strategy=msgspec.structs.replace(cfg.strategy, kind=kind)
-    )
+    cfg = msgspec.structs.replace(cfg, strategy=msgspec.structs.replace(cfg.strategy, kind=kind))
     fast, engine = _actions_through(factory, True, cfg)
     whole, reference = _actions_through(factory, False, cfg)
     assert len(fast) > 200
