@@ -911,24 +911,23 @@ class OrderManager:
         cfg = self.config
         tol_ticks = cfg.price_tolerance_ticks
         tol_size = cfg.size_tolerance
-        exposure = 0
-        live: list[TrackedOrder] = []
-        for o in self.orders.values():
-            if o.side is side:
-                exposure += o.exposure_lots
-                if o.live:
-                    live.append(o)
+        bid_exposure, ask_exposure, _, _ = self._exposures()
+        exposure = bid_exposure if side is _BUY else ask_exposure
+        # Live orders are placed or resting: all they could still fill is their remainder.
+        live = [
+            (o, o.price_ticks, o.size_lots - o.filled_lots)
+            for o in self.orders.values()
+            if o.side is side and o.live
+        ]
 
         # Keep live orders that already match a wanted level (queue priority is money).
         unmatched: list[tuple[int, int]] = []
-        kept: list[TrackedOrder] = []
+        kept: list[tuple[TrackedOrder, int, int]] = []
         for ticks, lots in wanted:
             match = None
-            for o in live:
-                if abs(o.price_ticks - ticks) <= tol_ticks and abs(o.remaining_lots - lots) <= (
-                    tol_size * lots
-                ):
-                    match = o
+            for entry in live:
+                if abs(entry[1] - ticks) <= tol_ticks and abs(entry[2] - lots) <= tol_size * lots:
+                    match = entry
                     break
             if match is None:
                 unmatched.append((ticks, lots))
@@ -938,17 +937,19 @@ class OrderManager:
 
         # The limit may have shrunk under what we keep: cancel kept orders from the outside in
         # until, once every cancel is answered, the side fits in its room again.
-        kept_exposure = sum(o.exposure_lots for o in kept)
+        kept_exposure = sum(entry[2] for entry in kept if entry[2] > 0)
         while kept and kept_exposure > (room if room > 0 else 0):
-            o = kept.pop()
-            kept_exposure -= o.exposure_lots
-            live.append(o)
+            entry = kept.pop()
+            if entry[2] > 0:
+                kept_exposure -= entry[2]
+            live.append(entry)
 
         # Cancels and modifies free nothing until the venue answers (and the fills it reports
         # have arrived), so what may be added is the room less everything counted now.
         cap_left = room - exposure
         sizer = self.sizer
-        reusable = [o for o in live if o.state is _OPEN] if cfg.use_modify else []
+        cancels = [entry[0] for entry in live]
+        reusable = [o for o in cancels if o.state is _OPEN] if cfg.use_modify else []
         modifies: list[tuple[TrackedOrder, int, int]] = []
         places: list[tuple[int, int]] = []
         for ticks, lots in unmatched:
@@ -958,8 +959,8 @@ class OrderManager:
             cap_left -= size
             if reusable:
                 o = reusable.pop(0)
-                live.remove(o)
+                cancels.remove(o)
                 modifies.append((o, ticks, size))
             else:
                 places.append((ticks, size))
-        return side, live, modifies, places
+        return side, cancels, modifies, places

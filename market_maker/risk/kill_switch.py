@@ -95,6 +95,7 @@ class KillSwitch:
         self._ks: KillSwitchConfig = config.kill_switch
         self._rejections: deque[int] = deque(maxlen=self._ks.max_rejections)
         self.limits: PositionLimits | None = None
+        self._limits_key: tuple[object, ...] = ()
         self.account_value: float | None = None
         self.balance: float | None = None
         self.peak_equity: float | None = None
@@ -172,10 +173,15 @@ class KillSwitch:
     def update_limits(
         self, *, sigma: float, sigma_samples: int, trade_intensity: float
     ) -> PositionLimits | None:
-        """Re-derive the limits from the latest estimates; None until the account is known."""
+        """Re-derive the limits from the latest estimates; None until the account is known.
+        The same inputs give the same limits: those are kept, not derived again."""
         if self.account_value is None:
             self.limits = None
             return None
+        key = (self.account_value, self.balance, sigma, sigma_samples, trade_intensity)
+        if key == self._limits_key and self.limits is not None:
+            return self.limits
+        self._limits_key = key
         risk = self.config.risk
         self.limits = position_limits(
             account_value=self.account_value,

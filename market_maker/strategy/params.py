@@ -18,12 +18,9 @@ from market_maker.risk.limits import BindingLimit, dynamic_max_position, effecti
 __all__ = ["MarketParams", "ParameterAggregator"]
 
 
-class MarketParams(msgspec.Struct, frozen=True):
-    """Everything a strategy may use, in one cycle. Prices USD, sizes contracts.
-
-    Build it with keywords; the aggregator passes fields positionally (in this order) because
-    it runs every cycle.
-    """
+class MarketParams(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a strategy may use, in one cycle. Prices USD, sizes contracts. Keywords only:
+    twenty numbers in a row are too easy to swap."""
 
     ts_ns: int
     mid: float
@@ -113,26 +110,26 @@ class ParameterAggregator:
             if self._target_usd is not None:
                 target = self._target_usd / mid
         return MarketParams(
-            ts_ns,
-            mid,
-            best_bid,
-            best_ask,
-            self._tick,
-            self._lot,
-            sigma,
-            sigma * mid / self._tick,
-            a,
-            k,
-            hawkes_ratio,
-            imbalance,
-            position,
-            pending_bids,
-            pending_asks,
-            dynamic_max_position(max_position_value, mid, self._static),
-            self._cap,
-            max_position_value,
-            binding_limit,
-            trading_state,
-            size,
-            target,
+            ts_ns=ts_ns,
+            mid=mid,
+            best_bid=best_bid,
+            best_ask=best_ask,
+            tick_size=self._tick,
+            lot_size=self._lot,
+            sigma=sigma,
+            sigma_ticks=sigma * mid / self._tick,
+            a=a,
+            k=k,
+            hawkes_ratio=hawkes_ratio,
+            flow_imbalance=imbalance,
+            position=position,
+            pending_bids=pending_bids,
+            pending_asks=pending_asks,
+            dynamic_max_position=dynamic_max_position(max_position_value, mid, self._static),
+            max_position_cap=self._cap,
+            max_position_value=max_position_value,
+            binding_limit=binding_limit,
+            trading_state=trading_state,
+            order_size=size,
+            target_liquidity=target,
         )

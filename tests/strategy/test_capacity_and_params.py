@@ -86,3 +86,14 @@ def test_utilisation():
     assert market_params(position=0.5, dynamic_max_position=2.0).utilisation() == 0.25
     assert market_params(position=0.5, dynamic_max_position=0.0).utilisation() == math.inf
     assert market_params(position=0.0, dynamic_max_position=0.0).utilisation() == 0.0
+
+
+def test_market_params_are_built_by_keyword_only():
+    """Twenty numbers in a row are too easy to swap: a positional build is refused."""
+    import msgspec
+
+    from market_maker.strategy import MarketParams
+
+    fields = msgspec.structs.astuple(market_params())
+    with pytest.raises(TypeError):
+        MarketParams(*fields)
