@@ -1,7 +1,9 @@
 """Cost of one quote cycle: book update -> actions, 5-level ladder a side, resting orders.
 
 The venue side (acks for the previous cycle's actions) runs in pytest-benchmark's untimed setup,
-so each timed call is exactly one ``on_event(BookUpdate)``.
+so each timed call is exactly one ``on_event``. The request budget is set high enough that no
+cycle is held for it: every timed cycle that moves the touch runs the whole pipeline
+(estimators, limits, kill switch, strategy, exact sizing, plan).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from market_maker.config import (
     EstimatorsConfig,
     HawkesConfig,
     LadderConfig,
+    OrdersConfig,
     StrategyConfig,
 )
 from market_maker.engine import QuoteEngine
@@ -106,6 +109,7 @@ def warmed_engine(
         estimators=EstimatorsConfig(hawkes=HawkesConfig(mu=10.0, alpha=0.5, beta=1.0)),
         strategy=StrategyConfig(kind=kind, order_size=0.01, min_half_spread_bps=0.5),
         ladder=LadderConfig(levels=5, target_liquidity=0.05),
+        orders=OrdersConfig(max_requests_per_s=10_000.0, request_burst=10_000.0),
     )
     engine = QuoteEngine(cfg, INST)
     feed = Feed() if moves is None else Feed(moves=moves)
@@ -154,6 +158,47 @@ def test_quote_cycle_glft(benchmark, moves):
     def setup():
         acknowledge(engine, state["actions"], feed.ts)
         return (feed.book(),), {}
+
+    def cycle(event):
+        state["actions"] = engine.on_event(event)
+
+    benchmark.pedantic(cycle, setup=setup, rounds=20_000, warmup_rounds=200)
+
+
+def test_event_that_changes_no_quote(benchmark):
+    """A book update that moves neither best price (sizes only: 97 % of Binance's bookTicker
+    messages) with a 5-level ladder resting a side: staleness, estimators, kill switch, and
+    the proof that nothing the rest of the cycle reads has changed."""
+    engine, feed = warmed_engine(1_000)
+    acknowledge(engine, engine.on_event(feed.book()), feed.ts)
+    bid = engine.best_bid
+    ask = engine.best_ask
+    state = {"size": 1.0}
+
+    def setup():
+        feed.ts += NS // 20
+        state["size"] = 3.0 - state["size"]
+        size = state["size"]
+        return (BookUpdate(ts_ns=feed.ts, bids=((bid, size),), asks=((ask, size),)),), {}
+
+    def cycle(event):
+        assert not engine.on_event(event)
+
+    before = engine.counters.quiet_cycles
+    benchmark.pedantic(cycle, setup=setup, rounds=20_000, warmup_rounds=200)
+    # All but the updates on which a volatility sample falls due (one per sample interval).
+    assert engine.counters.quiet_cycles - before > 0.9 * 20_200
+
+
+def test_trade_event_ladder(benchmark):
+    """A public trade: Hawkes, cascade and flow estimators move, so the whole cycle runs."""
+    engine, feed = warmed_engine(1_000)
+    state: dict = {"actions": []}
+
+    def setup():
+        acknowledge(engine, state["actions"], feed.ts)
+        feed.ts += NS // 40
+        return (feed.trade(),), {}
 
     def cycle(event):
         state["actions"] = engine.on_event(event)
