@@ -324,7 +324,6 @@ class ReplayMarket:
         self._done = False
         self._last_ns = -1
         self._journal: DecodedCapture | None = None  # set while building the cache
-        self._next_value = 0
         self._cache: DecodedCapture | None = None
         self._decoded: dict[str, list] | None = None  # the cache's columns when replaying it
         self.cached = False
@@ -415,43 +414,53 @@ class ReplayMarket:
         self._events = len(decoded)
         self._next_event = 0
         self._next_op = 0
+        self._decoded_events = self._events_from_cache()
         self.stats = ReplayStats(**decoded.stats)
         self.cached = True
 
     def _read_decoded(self) -> None:
-        """The next event from the cache, after the depth-book changes that came before it."""
-        i = self._next_event
+        ev = next(self._decoded_events, None)
+        if ev is None:
+            self._done = True
+        else:
+            self._buffer.append(ev)
+
+    def _events_from_cache(self) -> Iterator[BookUpdate | Trade]:
+        """The cache's events in order, each after the depth-book changes that came before it
+        (a generator: its columns stay local variables, the cheapest reads Python has)."""
         c = self._decoded
         assert c is not None
-        self._apply_ops(i)
-        if i >= self._events:
-            self._done = True
-            return
-        self._next_event = i + 1
-        kind = c["kind"][i]
-        xts = c["exchange_ts_ns"][i]
-        if kind == BOOK:
-            counts = c["levels"][i]
-            values = c["level_values"]
-            at = self._next_value
-            nb = counts >> 32
-            na = counts & 0xFFFFFFFF
-            bids = tuple([(values[j], values[j + 1]) for j in range(at, at + 2 * nb, 2)])
-            at += 2 * nb
-            asks = tuple([(values[j], values[j + 1]) for j in range(at, at + 2 * na, 2)])
-            self._next_value = at + 2 * na
-            ev: BookUpdate | Trade = BookUpdate(
-                ts_ns=c["ts_ns"][i], bids=bids, asks=asks, exchange_ts_ns=None if xts < 0 else xts
-            )
-        else:
-            ev = Trade(
-                ts_ns=c["ts_ns"][i],
-                price=c["price"][i],
-                size=c["size"][i],
-                aggressor=_BUY if kind == BUY_TRADE else _SELL,
-                exchange_ts_ns=None if xts < 0 else xts,
-            )
-        self._buffer.append(ev)
+        kinds, stamps, exchange = c["kind"], c["ts_ns"], c["exchange_ts_ns"]
+        prices, sizes, levels, values = c["price"], c["size"], c["levels"], c["level_values"]
+        op_event = c["op_event"]
+        ops = len(op_event)
+        next_op = op_event[0] if ops else self._events
+        at = 0
+        for i in range(self._events):
+            if next_op <= i:
+                self._apply_ops(i)
+                next_op = op_event[self._next_op] if self._next_op < ops else self._events
+            self._next_event = i + 1
+            kind = kinds[i]
+            xts = exchange[i]
+            if kind == BOOK:
+                counts = levels[i]
+                end = at + 2 * (counts >> 32)
+                bids = tuple([(values[j], values[j + 1]) for j in range(at, end, 2)])
+                at = end + 2 * (counts & 0xFFFFFFFF)
+                asks = tuple([(values[j], values[j + 1]) for j in range(end, at, 2)])
+                yield BookUpdate(
+                    ts_ns=stamps[i], bids=bids, asks=asks, exchange_ts_ns=None if xts < 0 else xts
+                )
+            else:
+                yield Trade(
+                    ts_ns=stamps[i],
+                    price=prices[i],
+                    size=sizes[i],
+                    aggressor=_BUY if kind == BUY_TRADE else _SELL,
+                    exchange_ts_ns=None if xts < 0 else xts,
+                )
+        self._apply_ops(self._events)  # changes after the last event
 
     def _apply_ops(self, event: int) -> None:
         """Depth-book changes recorded before event number ``event`` (all of them past the end)."""
