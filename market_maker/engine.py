@@ -55,6 +55,7 @@ from market_maker.model import (
 from market_maker.orders import OrderManager
 from market_maker.orders.rate_limit import TokenBucket
 from market_maker.risk import (
+    BindingLimit,
     DynamicSizer,
     KillSwitch,
     PositionSizer,
@@ -62,7 +63,13 @@ from market_maker.risk import (
     blended_sigma,
     confidence_from_samples,
 )
-from market_maker.strategy import MarketParams, ParameterAggregator, make_strategy
+from market_maker.strategy import (
+    GlftStrategy,
+    LadderStrategy,
+    MarketParams,
+    ParameterAggregator,
+    make_strategy,
+)
 
 __all__ = ["EngineCounters", "QuoteEngine"]
 
@@ -94,6 +101,9 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     quiet_cycles: int = 0
     """Book updates that moved no best price and changed no input: the cycle stopped after
     the kill switch."""
+    reused_quotes: int = 0
+    """Cycles whose strategy inputs were exactly the last cycle's: its wanted quotes were
+    planned again without running the strategy."""
     held_cycles: int = 0
     """Cycles stopped before the strategy because the request budget was empty: no plan could
     have sent anything (the first event after a token comes back plans in full)."""
@@ -175,6 +185,13 @@ class QuoteEngine:
         book, an empty request budget). False runs every cycle whole: the equivalence tests
         compare the two. A finite-horizon A-S strategy reads the clock itself: always whole."""
         self._held = False  # a cycle was held for the budget: the next token must plan
+        self._quote_key: tuple[object, ...] | None = None  # what the last quotes were made from
+        self._max_lots = 0
+        glft_family = isinstance(self.strategy, (GlftStrategy, LadderStrategy))
+        # GLFT and the ladder read the Hawkes ratio only above 1 (cascade widening) and no
+        # flow imbalance; conviction sizing reads the imbalance.
+        self._calm_below_one = glft_family
+        self._reads_flow = self.conviction is not None or not glft_family
         self.params: MarketParams | None = None
         self.idle_reason = ""
         """Why nothing can be quoted although trading is allowed ("" when quoting)."""
@@ -466,6 +483,7 @@ class QuoteEngine:
         self._cycle_state = state
         if state >= _PAUSED or mid != mid or self._syncing:
             self.wanted = (_EMPTY, _EMPTY)
+            self._quote_key = None
             if state < _PAUSED:
                 return []
             cancels = orders.cancel_all(ts)  # safety first: never held back by the budget
@@ -492,6 +510,73 @@ class QuoteEngine:
                 vol.sigma, confidence_from_samples(vol.count, risk.confidence_samples), risk
             )
         committed_bids, committed_asks = orders.committed_exposure()
+        max_value = None if limits is None else limits.max_position_value
+        binding = ks.binding_limit
+        # Everything the strategy, the sizing and the limit in lots read this cycle: when it
+        # is what the last cycle read, so are the wanted quotes.
+        key = (
+            self.best_bid,
+            self.best_ask,
+            sigma,
+            self.intensity.a,
+            self.intensity.k,
+            ratio if ratio > 1.0 or not self._calm_below_one else 1.0,
+            (buy_rate, sell_rate) if self._reads_flow else None,
+            position,
+            committed_bids,
+            committed_asks,
+            max_value,
+            binding,
+            state,
+        )
+        if key == self._quote_key and self.shortcuts:
+            self.counters.reused_quotes += 1
+            bids, asks = self.wanted
+            max_lots = self._max_lots
+        else:
+            self._quote_key = key
+            bids, asks, max_lots = self._quote(
+                ts,
+                sigma,
+                ratio,
+                buy_rate,
+                sell_rate,
+                position,
+                committed_bids,
+                committed_asks,
+                max_value,
+                binding,
+                state,
+            )
+        q = orders.position_lots
+        reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
+        actions = orders.plan(
+            bids, asks, max_lots=max_lots, ts_ns=ts, budget=budget, reduce_only=reduce_only
+        )
+        if state is _REDUCING:
+            escalation = self._escalate(ts, max_lots)
+            if escalation is not None:
+                actions.append(escalation)
+        if actions:
+            self.requests.spend(len(actions))
+        return actions
+
+    def _quote(
+        self,
+        ts: int,
+        sigma: float,
+        ratio: float,
+        buy_rate: float,
+        sell_rate: float,
+        position: float,
+        committed_bids: float,
+        committed_asks: float,
+        max_value: float | None,
+        binding: BindingLimit,
+        state: TradingState,
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], int]:
+        """Steps 2-4 of the cycle: ``MarketParams``, the strategy, exact ticks and lots;
+        returns the wanted bids and asks and the limit in lots."""
         params = self.aggregator.build(
             ts_ns=ts,
             best_bid=self.best_bid,
@@ -505,8 +590,8 @@ class QuoteEngine:
             position=position,
             pending_bids=committed_bids,
             pending_asks=committed_asks,
-            max_position_value=None if limits is None else limits.max_position_value,
-            binding_limit=ks.binding_limit,
+            max_position_value=max_value,
+            binding_limit=binding,
             trading_state=state,
         )
         self.params = params
@@ -530,22 +615,12 @@ class QuoteEngine:
             asks = self._convict(_SELL, asks, params)
         self.wanted = (bids, asks)
         max_lots = sizer.size_lots(params.effective_max_position())
+        self._max_lots = max_lots
         if bids or asks:
             self.idle_reason = ""
         elif state is not _REDUCING:
             self.idle_reason = self._why_idle(params, max_lots)
-        q = orders.position_lots
-        reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
-        actions = orders.plan(
-            bids, asks, max_lots=max_lots, ts_ns=ts, budget=budget, reduce_only=reduce_only
-        )
-        if state is _REDUCING:
-            escalation = self._escalate(ts, max_lots)
-            if escalation is not None:
-                actions.append(escalation)
-        if actions:
-            self.requests.spend(len(actions))
-        return actions
+        return bids, asks, max_lots
 
     def _escalate(self, ts: int, max_lots: int) -> Place | None:
         """REDUCING for ``escalate_after_s``: the passive quotes did not bring the position

@@ -367,9 +367,10 @@ def _scenario(name: str, duration_s: float, position_lots: int = 0, **changes):
     ],
 )
 def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kind):
-    """Quiet books (97 % of Binance bookTicker messages move no price) and cycles held while
-    the request budget is empty skip most of the cycle; the orders sent must be exactly those
-    of running it whole on every event: the same places, prices, sizes, cancels and ids.
+    """Quiet books (97 % of Binance bookTicker messages move no price), cycles held while the
+    request budget is empty, and cycles whose strategy inputs are the last cycle's (a trade in
+    a calm market, an ack) skip most of the cycle; the orders sent must be exactly those of
+    running it whole on every event: the same places, prices, sizes, cancels and ids.
     "binding" starts 50 % over a hard cap in a market with hardly any trades: REDUCING, then
     immediate-or-cancel escalations."""
     from market_maker.backtest.scenarios import engine_config
@@ -406,7 +407,9 @@ def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kin
     # Both shortcuts were taken, often: this test compares them, not the whole cycle twice.
     assert counters.quiet_cycles > 1_000 or market != "capture"
     assert counters.held_cycles > 100
+    assert counters.reused_quotes > 100
     assert reference.counters.quiet_cycles == reference.counters.held_cycles == 0
+    assert reference.counters.reused_quotes == 0
     if market == "binding":
         assert counters.escalations >= 1
 
