@@ -250,10 +250,11 @@ def run_ours(capture: str) -> dict[str, float]:
         "events": float(result.events),
         "market_events": float(result.market_events),
         "cycles": float(result.quote_cycles),
-        "full_cycles": float(
+        "strategy_runs": float(
             result.quote_cycles
             - result.engine_counters.get("quiet_cycles", 0)
             - result.engine_counters.get("held_cycles", 0)
+            - result.engine_counters.get("reused_quotes", 0)
         ),
         "orders": float(result.orders_sent),
         "fills": float(result.fills),
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"market_maker replay backtest:        {o:7.3f} s  "
-        f"({last['events']:,.0f} events, {last['full_cycles']:,.0f} whole cycles, "
+        f"({last['events']:,.0f} events, {last['strategy_runs']:,.0f} strategy runs, "
         f"{last['orders']:,.0f} orders, {last['fills']:,.0f} fills)"
     )
     print(f"ratio (ours / hftbacktest): {o / h:.1f}x")
