@@ -55,7 +55,6 @@ from market_maker.model import (
 from market_maker.orders import OrderManager
 from market_maker.orders.rate_limit import TokenBucket
 from market_maker.risk import (
-    BindingLimit,
     DynamicSizer,
     KillSwitch,
     PositionSizer,
@@ -535,19 +534,7 @@ class QuoteEngine:
             max_lots = self._max_lots
         else:
             self._quote_key = key
-            bids, asks, max_lots = self._quote(
-                ts,
-                sigma,
-                ratio,
-                buy_rate,
-                sell_rate,
-                position,
-                committed_bids,
-                committed_asks,
-                max_value,
-                binding,
-                state,
-            )
+            bids, asks, max_lots = self._quote(ts, key, ratio, buy_rate, sell_rate)
         q = orders.position_lots
         reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
         actions = orders.plan(
@@ -562,34 +549,27 @@ class QuoteEngine:
         return actions
 
     def _quote(
-        self,
-        ts: int,
-        sigma: float,
-        ratio: float,
-        buy_rate: float,
-        sell_rate: float,
-        position: float,
-        committed_bids: float,
-        committed_asks: float,
-        max_value: float | None,
-        binding: BindingLimit,
-        state: TradingState,
+        self, ts: int, key: tuple[Any, ...], ratio: float, buy_rate: float, sell_rate: float
     ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], int]:
-        """Steps 2-4 of the cycle: ``MarketParams``, the strategy, exact ticks and lots;
-        returns the wanted bids and asks and the limit in lots."""
+        """Steps 2-4 of the cycle from ``key``'s inputs (with the raw Hawkes ratio and flow):
+        ``MarketParams``, the strategy, exact ticks and lots; returns the wanted bids and asks
+        and the limit in lots."""
+        _, _, sigma, a, k, _, _, position, pending_bids, pending_asks, max_value, binding, state = (
+            key
+        )
         params = self.aggregator.build(
             ts_ns=ts,
             best_bid=self.best_bid,
             best_ask=self.best_ask,
             sigma=sigma,
-            a=self.intensity.a,
-            k=self.intensity.k,
+            a=a,
+            k=k,
             hawkes_ratio=ratio,
             buy_intensity=buy_rate,
             sell_intensity=sell_rate,
             position=position,
-            pending_bids=committed_bids,
-            pending_asks=committed_asks,
+            pending_bids=pending_bids,
+            pending_asks=pending_asks,
             max_position_value=max_value,
             binding_limit=binding,
             trading_state=state,

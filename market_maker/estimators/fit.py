@@ -11,7 +11,10 @@ from collections.abc import Sequence
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import minimize
+
+_Array = npt.NDArray[np.float64]
 
 __all__ = ["HawkesFit", "fit_hawkes"]
 
@@ -37,8 +40,8 @@ class HawkesFit(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _neg_log_likelihood(
-    log_params: np.ndarray, times: np.ndarray, marks: np.ndarray, horizon: float
-) -> tuple[float, np.ndarray]:
+    log_params: _Array, times: _Array, marks: _Array, horizon: float
+) -> tuple[float, _Array]:
     """Negative log-likelihood and its gradient in ``(ln mu, ln alpha, ln beta)``.
 
     Recursion (O(n)): ``R_i = exp(-beta dt_i) (R_{i-1} + m_{i-1})`` is the kernel sum at ``t_i``
@@ -84,8 +87,8 @@ def _neg_log_likelihood(
 
 
 def fit_hawkes(
-    times: Sequence[float] | np.ndarray,
-    marks: Sequence[float] | np.ndarray | None = None,
+    times: Sequence[float] | _Array,
+    marks: Sequence[float] | _Array | None = None,
     *,
     horizon_s: float | None = None,
 ) -> HawkesFit:
@@ -110,7 +113,7 @@ def fit_hawkes(
     rate = t.size / horizon
     mean_mark = float(m.mean())
 
-    best: tuple[float, np.ndarray] | None = None
+    best: tuple[float, _Array] | None = None
     for beta0 in (0.3 * rate, 3.0 * rate, 30.0 * rate):
         x0 = np.log([0.5 * rate, 0.5 * beta0 / mean_mark, beta0])
         res = minimize(
@@ -143,12 +146,12 @@ def fit_hawkes(
 
 
 def _intervals(
-    x: np.ndarray, rel: np.ndarray, m: np.ndarray, horizon: float
+    x: _Array, rel: _Array, m: _Array, horizon: float
 ) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None:
     """Wald intervals in log-parameter space: the Hessian of the negative log-likelihood by
     central differences of its analytic gradient, inverted."""
     h = 1e-4
-    hess = np.empty((3, 3))
+    hess: _Array = np.empty((3, 3))
     for i in range(3):
         step = np.zeros(3)
         step[i] = h

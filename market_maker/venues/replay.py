@@ -29,6 +29,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -325,7 +326,7 @@ class ReplayMarket:
         self._last_ns = -1
         self._journal: DecodedCapture | None = None  # set while building the cache
         self._cache: DecodedCapture | None = None
-        self._decoded: dict[str, list] | None = None  # the cache's columns when replaying it
+        self._decoded: dict[str, list[Any]] | None = None  # the cache's columns when replaying it
         self.cached = False
         """True when events come from the replay cache rather than the capture's text."""
         if cache_enabled() if cache is None else cache:
