@@ -11,6 +11,13 @@ fill intensity) or the order and account state; then one quote cycle runs:
 4. ``PositionSizer`` turns them into exact ticks and lots behind the touch;
 5. ``OrderManager.plan`` returns the fewest actions.
 
+Only what an event can change is run (``shortcuts``; counted in ``counters``): a book update
+that moves no best price stops after the kill switch when nothing else changed
+(``quiet_cycles``); while the request budget is empty the cycle stops before the strategy,
+since no plan could send anything (``held_cycles``); and when everything steps 2-4 read equals
+what the last cycle read, its wanted quotes go to the plan again (``reused_quotes``). Each
+gives exactly the actions of the whole cycle (``tests/test_engine.py``).
+
 The engine also decides when to reconcile with the venue: it emits ``RequestSnapshot`` when a
 message made its books doubtful, when a request or an order's fills have waited longer than
 ``orders.settle_timeout_s``, after a reconnect, and every ``orders.reconcile_interval_s``; the
@@ -181,8 +188,9 @@ class QuoteEngine:
             config.strategy.kind == "avellaneda_stoikov" and config.strategy.as_terminal
         )
         """Skip the parts of a cycle whose outcome cannot differ from the last one (a quiet
-        book, an empty request budget). False runs every cycle whole: the equivalence tests
-        compare the two. A finite-horizon A-S strategy reads the clock itself: always whole."""
+        book, an empty request budget, strategy inputs equal to the last cycle's). False runs
+        every cycle whole: the equivalence tests compare the two. A finite-horizon A-S
+        strategy reads the clock itself: always whole."""
         self._held = False  # a cycle was held for the budget: the next token must plan
         self._quote_key: tuple[object, ...] | None = None  # what the last quotes were made from
         self._max_lots = 0
