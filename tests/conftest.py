@@ -2,6 +2,7 @@
 a shared CI machine; speed is measured in benches/, never asserted here)."""
 
 import os
+import signal
 
 import pytest
 import structlog
@@ -24,4 +25,15 @@ def _replay_cache(tmp_path_factory):
     """Decoded captures go to a folder of this run, never the user's cache (subprocesses
     inherit it); the run's replays share it, as a user's runs do."""
     os.environ["MM_CACHE_DIR"] = str(tmp_path_factory.mktemp("replay-cache"))
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_reaches_children():
+    """A shell that starts the suite in the background (``scripts/test &``) makes it ignore
+    SIGINT, and every child inherits that: the Ctrl-C tests would then wait on a run that
+    cannot be stopped. Catching SIGINT here gives children the default back (exec resets a
+    caught signal, never an ignored one)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     yield

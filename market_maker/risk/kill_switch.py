@@ -111,6 +111,9 @@ class KillSwitch:
         self._cascade_paused = False
         self._calm_since: int | None = None
         self._extreme_since: int | None = None
+        # The PAUSED reason of the phase under way (burst, or waiting for calm): built when the
+        # phase begins and kept while it lasts, so its detail tells the ratio it began at.
+        self._cascade_reason: tuple[bool, Reason] | None = None
         self.state = TradingState.ACTIVE
         self.reasons: tuple[Reason, ...] = ()
 
@@ -162,6 +165,7 @@ class KillSwitch:
         self._rejections.clear()
         self._cascade_paused = False
         self._calm_since = self._extreme_since = None
+        self._cascade_reason = None
         if self.account_value is not None:
             self.peak_equity = self.account_value
             self.day_start_equity = self.account_value
@@ -241,6 +245,12 @@ class KillSwitch:
             self.reasons = ()
             self.state = TradingState.ACTIVE
             return TradingState.ACTIVE
+        if len(found) == 1 and not latched and found[0].state is not TradingState.HALTED:
+            # One reason that latches nothing (a cascade pause, most often).
+            only = found[0]
+            self.reasons = (only,)
+            self.state = only.state
+            return only.state
         for r in found:
             if r.state is TradingState.HALTED:
                 latched[r.trigger] = r
@@ -382,13 +392,20 @@ class KillSwitch:
                 f"{(ts_ns - since) / _NS_PER_S:.1f} s",
             )
         if not self._cascade_paused:
+            self._cascade_reason = None
             return None
+        burst = ratio > ks.cascade_pause_ratio
+        kept = self._cascade_reason
+        if kept is not None and kept[0] is burst:
+            return kept[1]
         detail = (
             f"trade arrivals {ratio:.2f}x their long-run rate"
-            if ratio > ks.cascade_pause_ratio
+            if burst
             else f"trade arrivals {ratio:.2f}x their long-run rate, waiting for calm"
         )
-        return Reason(trigger=Trigger.CASCADE, state=TradingState.PAUSED, detail=detail)
+        reason = Reason(trigger=Trigger.CASCADE, state=TradingState.PAUSED, detail=detail)
+        self._cascade_reason = (burst, reason)
+        return reason
 
     def _check_rejections(self, ts_ns: int) -> Reason | None:
         window = self._rejections

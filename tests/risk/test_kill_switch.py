@@ -183,6 +183,30 @@ def test_cascade_pauses_and_resumes_only_after_a_calm_spell():
     assert check(ks, 21 * S, ratio=1.0) is TradingState.ACTIVE  # 10 s of calm
 
 
+def test_a_cascade_pause_tells_the_ratio_each_phase_began_at():
+    ks = with_account(make(cascade_pause_ratio=3.0, cascade_resume_ratio=2.0))
+
+    def detail() -> str:
+        (reason,) = ks.reasons
+        return reason.detail
+
+    check(ks, 1 * S, ratio=4.0)
+    assert detail() == "trade arrivals 4.00x their long-run rate"
+    check(ks, 2 * S, ratio=5.5)  # the same burst: the reason is the one it began with
+    assert detail() == "trade arrivals 4.00x their long-run rate"
+    check(ks, 3 * S, ratio=1.5)
+    assert detail() == "trade arrivals 1.50x their long-run rate, waiting for calm"
+    check(ks, 4 * S, ratio=1.2)
+    assert detail() == "trade arrivals 1.50x their long-run rate, waiting for calm"
+    check(ks, 5 * S, ratio=3.5)  # a new burst before calm: a new reason
+    assert detail() == "trade arrivals 3.50x their long-run rate"
+    check(ks, 6 * S, ratio=1.0)
+    check(ks, 40 * S, ratio=1.0)
+    assert ks.state is TradingState.ACTIVE and ks.reasons == ()
+    check(ks, 41 * S, ratio=3.25)  # the next pause starts afresh
+    assert detail() == "trade arrivals 3.25x their long-run rate"
+
+
 def test_cascade_halts_only_on_a_sustained_extreme_and_stays_halted():
     ks = with_account(
         make(cascade_pause_ratio=3.0, cascade_halt_ratio=6.0, cascade_halt_after_s=2.0)
