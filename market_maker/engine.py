@@ -256,15 +256,23 @@ class QuoteEngine:
         if ts - self.now_ns > self._max_future_ns and self.now_ns and type(event) is not Timer:
             self.counters.future_events += 1  # a bad clock, not the new time
             return []
-        handler = self._handlers.get(type(event))
-        if handler is None or not handler(event, ts):
-            return []
-        if ts > self.now_ns:
-            self.now_ns = ts
-        if handler == self._on_book and not self._touch_moved and self.shortcuts:
-            actions = self._quiet_cycle(self.now_ns)
+        kind = type(event)
+        if kind is BookUpdate:
+            if not self._on_book(event, ts):  # type: ignore[arg-type]
+                return []
+            if ts > self.now_ns:
+                self.now_ns = ts
+            if self._touch_moved or not self.shortcuts:
+                actions = self._cycle(self.now_ns, refresh_flow=False)
+            else:
+                actions = self._quiet_cycle(self.now_ns)
         else:
-            actions = self._cycle(self.now_ns, refresh_flow=handler != self._on_book)
+            handler = self._handlers.get(kind)
+            if handler is None or not handler(event, ts):
+                return []
+            if ts > self.now_ns:
+                self.now_ns = ts
+            actions = self._cycle(self.now_ns)
         if self._pending_actions:
             actions = self._pending_actions + actions
             self._pending_actions = []
@@ -308,21 +316,26 @@ class QuoteEngine:
             return False
         bb = bids[0][0]
         ba = asks[0][0]
-        sizer = self.sizer
-        if not (sizer.price_ok(bb) and sizer.price_ok(ba) and ba > bb):  # also rejects NaN
-            self.counters.bad_books += 1
-            return False
-        if not self._plausible_book(0.5 * (bb + ba), ts):
-            return False
-        self._last_book_ns = ts
-        self._touch_moved = bb != self.best_bid or ba != self.best_ask
-        if self._touch_moved:
+        if bb == self.best_bid and ba == self.best_ask:
+            # The touch last accepted (sizes only): valid, and its mid is the anchor itself.
+            self._touch_moved = False
+            self._suspect_mid = math.nan
+            mid = self.mid
+        else:
+            sizer = self.sizer
+            if not (sizer.price_ok(bb) and sizer.price_ok(ba) and ba > bb):  # also rejects NaN
+                self.counters.bad_books += 1
+                return False
+            mid = 0.5 * (bb + ba)
+            if not self._plausible_book(mid, ts):
+                return False
+            self._touch_moved = True
             self.best_bid = bb
             self.best_ask = ba
-            self._best_bid_ticks = self.sizer.nearest_ticks(bb)
-            self._best_ask_ticks = self.sizer.nearest_ticks(ba)
-        mid = 0.5 * (bb + ba)
-        self.mid = mid
+            self._best_bid_ticks = sizer.nearest_ticks(bb)
+            self._best_ask_ticks = sizer.nearest_ticks(ba)
+            self.mid = mid
+        self._last_book_ns = ts
         t_s = ts * _NS
         self.vol.update(mid, t_s)
         self.intensity.on_mid(mid, t_s)

@@ -237,3 +237,16 @@ def test_absurd_equity_or_balance_never_becomes_a_limit():
     engine.on_event(AccountUpdate(ts_ns=4 * S, account_value=10_000.0, balance=1e308))
     assert engine.status()["max_position_value"] <= limit
     assert engine.status()["counters"]["bad_accounts"] == 2
+
+
+def test_a_refused_level_is_forgotten_when_the_old_touch_comes_back_unchanged():
+    """A fat finger, the unchanged touch again, the same fat finger much later: the later
+    print is a new suspect (refused), not the confirmation of the first one."""
+    engine = QuoteEngine(AppConfig(), INST)
+    wait = int(AppConfig().input.reanchor_after_s * S)
+    engine.on_event(book(1 * S, 100_000.0))
+    engine.on_event(book(2 * S, 1_000.0))
+    engine.on_event(book(3 * S, 100_000.0))  # the very touch already accepted: sizes only
+    engine.on_event(book(3 * S + 2 * wait, 1_000.0))
+    assert engine.counters.reanchored == 0
+    assert engine.mid == 100_000.05 and engine.counters.implausible_prices == 2

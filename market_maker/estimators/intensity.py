@@ -189,12 +189,22 @@ class FillIntensityEstimator:
         counts = self._counts
         ring = self._ring
         pos = self._ring_pos
-        for old in (ring[pos], ring[pos + 1]):
-            for d in range(old + 1):
-                counts[d] -= 1
-        for new in (buy_depth, sell_depth):
-            for d in range(new + 1):
+        # The step leaving the window counted at depths 0..old, the one entering at 0..new:
+        # only the depths between the two change.
+        old = ring[pos]
+        if buy_depth > old:
+            for d in range(old + 1, buy_depth + 1):
                 counts[d] += 1
+        elif buy_depth < old:
+            for d in range(buy_depth + 1, old + 1):
+                counts[d] -= 1
+        old = ring[pos + 1]
+        if sell_depth > old:
+            for d in range(old + 1, sell_depth + 1):
+                counts[d] += 1
+        elif sell_depth < old:
+            for d in range(sell_depth + 1, old + 1):
+                counts[d] -= 1
         ring[pos] = buy_depth
         ring[pos + 1] = sell_depth
         pos += 2

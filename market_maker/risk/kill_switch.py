@@ -114,6 +114,11 @@ class KillSwitch:
         # The PAUSED reason of the phase under way (burst, or waiting for calm): built when the
         # phase begins and kept while it lasts, so its detail tells the ratio it began at.
         self._cascade_reason: tuple[bool, Reason] | None = None
+        # (position, mid, ratio) of the last check the screen found all clear, until an input
+        # other than time and fresh market data changes: the same inputs are clear again as
+        # long as the data is fresh (nothing else in the screen moves with time).
+        self._clear_at: tuple[float, float, float] | None = None
+        self._stale_pause_ns = self._ks.stale_pause_after_s * _NS_PER_S
         self.state = TradingState.ACTIVE
         self.reasons: tuple[Reason, ...] = ()
 
@@ -126,6 +131,7 @@ class KillSwitch:
         """
         if not _isfinite(account_value):
             return False
+        self._clear_at = None
         self.account_value = account_value
         if balance is not None and _isfinite(balance):
             self.balance = balance
@@ -144,14 +150,17 @@ class KillSwitch:
 
     def on_rejection(self, ts_ns: int) -> None:
         """An order was rejected by the venue."""
+        self._clear_at = None
         self._rejections.append(ts_ns)
 
     def set_connected(self, connected: bool) -> None:
         """The venue connection went down (False) or came back (True)."""
+        self._clear_at = None
         self.connected = connected
 
     def halt(self, detail: str = "manual halt") -> None:
         """Operator halt: latched until ``reset()``."""
+        self._clear_at = None
         self._manual = detail
 
     def reset(self) -> None:
@@ -161,6 +170,7 @@ class KillSwitch:
         so a drawdown or daily loss that already happened does not fire again at once.
         """
         self._manual = None
+        self._clear_at = None
         self._latched.clear()
         self._rejections.clear()
         self._cascade_paused = False
@@ -186,6 +196,7 @@ class KillSwitch:
         if key == self._limits_key and self.limits is not None:
             return self.limits
         self._limits_key = key
+        self._clear_at = None
         risk = self.config.risk
         self.limits = position_limits(
             account_value=self.account_value,
@@ -221,10 +232,17 @@ class KillSwitch:
         """Run every check at ``ts_ns``; sets and returns ``state`` (reasons in ``reasons``)."""
         if self._first_ts_ns is None:
             self._first_ts_ns = ts_ns
+        inputs = (position, mid, hawkes_ratio)
+        if inputs == self._clear_at:
+            last = self.last_market_ts_ns
+            if last is not None and ts_ns - last < self._stale_pause_ns:
+                return TradingState.ACTIVE  # state and reasons are still the clear ones
         if not self._latched and self._all_clear(ts_ns, position, mid, hawkes_ratio):
+            self._clear_at = inputs
             self.reasons = ()
             self.state = TradingState.ACTIVE
             return TradingState.ACTIVE
+        self._clear_at = None
         found = [
             r
             for r in (

@@ -2,6 +2,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from market_maker.estimators import FillIntensityEstimator
 
@@ -91,3 +93,38 @@ def test_idle_gap_longer_than_the_window_forgets_old_steps():
     feed_poisson_orders(est, a=3.0, k=0.5, tick=0.1, seconds=20.0, seed=3)
     est.on_mid(100.0, 1_000.0)
     assert est.level_rates() == [0.0] * (est.max_depth_ticks + 1)
+
+
+# Each step: None (no data at all in it) or the trades in it as (is_buy, depth in ticks).
+_steps = st.lists(
+    st.none() | st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=4),
+    max_size=40,
+)
+
+
+@given(steps=_steps)
+@settings(max_examples=300, deadline=None)
+def test_rolling_level_counts_equal_a_recount_of_the_steps_in_the_window(steps):
+    """The running per-depth hit counts against a brute-force recount of the window's steps."""
+    window, max_depth = 5, 4
+    est = FillIntensityEstimator(
+        tick_size=1.0, step_s=1.0, window_s=float(window), max_depth_ticks=max_depth
+    )
+    closed: list[tuple[int, int]] = []  # (deepest buy, deepest sell) per step, -1 for none
+    for i, trades in enumerate(steps):
+        if trades is None:  # an idle step: nothing arrives, the next event closes it
+            closed.append((-1, -1))
+            continue
+        est.on_mid(100.0, float(i))
+        deepest = {True: -1, False: -1}
+        for j, (is_buy, depth) in enumerate(trades):
+            est.update(100.0 + depth if is_buy else 100.0 - depth, i + 0.1 + 0.1 * j, is_buy)
+            deepest[is_buy] = max(deepest[is_buy], min(depth, max_depth))
+        closed.append((deepest[True], deepest[False]))
+    est.on_mid(100.0, float(len(steps)))
+    if est._steps_seen == 0:  # no mid before the end: the window never opened
+        return
+    first = next(i for i, s in enumerate(steps) if s is not None)
+    recent = closed[first:][-window:]
+    hits = [sum(d >= level for pair in recent for d in pair) for level in range(max_depth + 1)]
+    assert est.level_rates() == [est._rate(h) for h in hits]

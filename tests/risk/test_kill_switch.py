@@ -1,6 +1,8 @@
 import math
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from market_maker.config import AppConfig, DynamicRiskConfig, KillSwitchConfig
 from market_maker.risk import BindingLimit, KillSwitch, TradingState, Trigger
@@ -283,3 +285,88 @@ def test_bad_account_value_is_ignored():
     ks = with_account(make(), 1_000.0)
     assert ks.on_account(1 * S, math.nan) is False
     assert ks.account_value == 1_000.0
+
+
+class _FullChecks(KillSwitch):
+    """Every check run in full: no screen, hence no remembered all-clear either."""
+
+    def _all_clear(self, ts_ns: int, position: float, mid: float, ratio: float) -> bool:
+        return False
+
+
+_check = st.tuples(
+    st.just("check"),
+    st.sampled_from([0, 1, 4, 6, 31]),  # seconds on
+    st.booleans(),  # fresh market data with it
+    # position and cascade ratio; None keeps the last check's (as a quiet book does)
+    st.none()
+    | st.sampled_from([0.0, 950.0, 1_001.0, 1_450.0, 1_600.0, -2_100.0, 3_100.0, math.nan]),
+    st.none() | st.sampled_from([1.0, 2.5, 3.5, 7.0, math.nan]),
+)
+_ops = st.lists(
+    st.one_of(
+        _check,
+        st.tuples(st.just("account"), st.sampled_from([10_000.0, 9_700.0, 9_000.0, 10_400.0])),
+        st.tuples(st.just("limits"), st.sampled_from([0.0002, 0.01])),  # leverage / vol binds
+        st.tuples(st.just("reject"), st.integers(1, 3)),
+        st.tuples(st.just("connected"), st.booleans()),
+        st.tuples(st.just("halt")),
+        st.tuples(st.just("reset")),
+    ),
+    min_size=5,
+    max_size=60,
+)
+
+
+@given(known_equity=st.booleans(), ops=_ops)
+# A limit that tightens under a position it allowed; a ratio back to calm while PAUSED.
+@example(
+    known_equity=True, ops=[("limits", 0.0002), ("check", 1, True, 1_450.0, None), ("limits", 0.01)]
+)
+@example(
+    known_equity=False,
+    ops=[
+        ("check", 1, True, None, None),
+        ("check", 1, True, None, 7.0),
+        ("check", 1, True, None, 1.0),
+    ],
+)
+@settings(max_examples=1_000, deadline=None)
+def test_the_screen_and_the_remembered_all_clear_never_hide_a_reason(known_equity, ops):
+    """The same inputs through the switch and through one that always runs every check: the
+    same state and reasons after every check. Each event is followed by a check with the
+    inputs unchanged (what a quiet book sends): positions around the limit (1,000 or 2,000
+    contracts as volatility or leverage binds), the 1,500 cap and twice it, cascade ratios
+    around pause and halt, equity losses, rejections, disconnects, silence."""
+    cfg = AppConfig(kill_switch=KillSwitchConfig(max_position_contracts=1_500.0))
+    fast, full = KillSwitch(cfg), _FullChecks(cfg)
+    if known_equity:
+        for ks in (fast, full):
+            with_account(ks, 10_000.0, sigma=0.01)
+    ts = S
+    position, ratio = 0.0, 1.0
+    for op in ops:
+        fresh = True
+        if op[0] == "check":
+            _, step, fresh, new_position, new_ratio = op
+            position = position if new_position is None else new_position
+            ratio = ratio if new_ratio is None else new_ratio
+            ts += step * S
+        for ks in (fast, full):
+            if op[0] == "account":
+                ks.on_account(ts, op[1])
+            elif op[0] == "limits":
+                ks.update_limits(sigma=op[1], sigma_samples=1_000, trade_intensity=1.0)
+            elif op[0] == "reject":
+                for _ in range(op[1]):
+                    ks.on_rejection(ts)
+            elif op[0] == "connected":
+                ks.set_connected(op[1])
+            elif op[0] == "halt":
+                ks.halt()
+            elif op[0] == "reset":
+                ks.reset()
+            if fresh:
+                ks.on_market_data(ts)
+            ks.check(ts, position=position, mid=MID, hawkes_ratio=ratio)
+        assert (fast.state, fast.reasons) == (full.state, full.reasons)
