@@ -229,7 +229,11 @@ class KillSwitch:
     def check(
         self, ts_ns: int, *, position: float, mid: float, hawkes_ratio: float
     ) -> TradingState:
-        """Run every check at ``ts_ns``; sets and returns ``state`` (reasons in ``reasons``)."""
+        """Run every check at ``ts_ns``; sets and returns ``state`` (reasons in ``reasons``).
+
+        Two shortcuts give the same answer for less: the inputs of the last all-clear again,
+        with fresh market data and nothing else changed, are clear at once; otherwise a screen
+        (``_all_clear``) proves no check can fire before any is run."""
         if self._first_ts_ns is None:
             self._first_ts_ns = ts_ns
         inputs = (position, mid, hawkes_ratio)
