@@ -223,8 +223,8 @@ class QuoteEngine:
         self._equity_anchor: tuple[float, float] | None = None  # (venue equity, our PnL)
         self._suspect_since = 0
         self._pending_actions: list[Action] = []
+        # Book updates are dispatched before this table: they alone may take the quiet path.
         self._handlers: dict[type, Callable[[Any, int], bool]] = {
-            BookUpdate: self._on_book,
             Trade: self._on_trade,
             Fill: self._on_fill,
             OrderAck: self._on_ack,

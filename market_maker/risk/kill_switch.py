@@ -298,7 +298,7 @@ class KillSwitch:
         if self._extreme_since is not None:
             return False  # let the cascade check clear its timer
         last = self.last_market_ts_ns
-        if last is None or (ts_ns - last) >= ks.stale_pause_after_s * _NS_PER_S:
+        if last is None or (ts_ns - last) >= self._stale_pause_ns:
             return False
         if len(self._rejections) >= ks.max_rejections:
             return False
