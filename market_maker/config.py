@@ -375,6 +375,11 @@ class OrdersConfig(_Config, frozen=True):
     this long asks the venue for a snapshot (also the time to wait for a snapshot's reply)."""
     reconcile_interval_s: Annotated[float, Meta(gt=0.0, le=86400.0)] | None = 10.0
     """Reconcile with a venue snapshot this often, seconds; unset: only when needed."""
+    request_expiry_s: Annotated[float, Meta(ge=0.05, le=3600.0)] = 1.0
+    """A request that reaches the venue this long after it was sent is refused there instead
+    of executing late (Hyperliquid's ``expiresAfter``). An unanswered request is taken as lost
+    only by a snapshot asked for ``settle_timeout_s`` after it was sent, so this must be
+    shorter: the difference covers the skew between our clock and the venue's."""
     reject_backoff_s: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.1
     """After a side's new order is refused, hold that side's new orders this long, doubling
     with each refusal in a row (cancels always go; an accepted order resets it)..."""
@@ -387,6 +392,10 @@ class OrdersConfig(_Config, frozen=True):
     """The escalation's limit price: at most this far through the touch, basis points."""
     escalate_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
     """Between two escalations (each waits for the previous one's answer too)."""
+
+    def __post_init__(self) -> None:
+        if self.request_expiry_s >= self.settle_timeout_s:
+            raise ValueError("request_expiry_s must be < settle_timeout_s")
 
 
 class InstrumentConfig(_Config, frozen=True):
