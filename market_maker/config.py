@@ -142,6 +142,11 @@ class KillSwitchConfig(_Config, frozen=True):
     """Sliding window for counting rejections, seconds."""
     max_position_contracts: PositiveFloat | None = None
     """Optional absolute cap, contracts (REDUCING beyond 1x, HALTED beyond hard_multiple x)."""
+    halt_position: Literal["keep", "to_limit", "flat"] = "to_limit"
+    """What a halt does with the position besides cancelling every order: ``to_limit`` takes
+    the excess over the limit back (immediate-or-cancel orders within
+    ``orders.escalate_slippage_bps``, while market data is fresh), ``flat`` takes all of it,
+    ``keep`` leaves it for a person."""
 
     def __post_init__(self) -> None:
         _require_finite(

@@ -84,6 +84,7 @@ _BUY = Side.BUY
 _SELL = Side.SELL
 _PAUSED = TradingState.PAUSED
 _REDUCING = TradingState.REDUCING
+_HALTED = TradingState.HALTED
 
 _NS = 1e-9
 _isfinite = math.isfinite
@@ -116,9 +117,15 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     future_events: int = 0
     """Events stamped too far ahead of the engine's clock, refused."""
     equity_estimated: int = 0
+    """Invalid equity reports replaced by the last good equity plus our own PnL since."""
     escalations: int = 0
     """Immediate-or-cancel orders sent after REDUCING lasted ``escalate_after_s``."""
-    """Invalid equity reports replaced by the last good equity plus our own PnL since."""
+    halt_reductions: int = 0
+    """Immediate-or-cancel orders sent while HALTED to take the position back
+    (``kill_switch.halt_position``)."""
+    snapshot_waits: int = 0
+    """Times a due snapshot waited for places and modifies on their way to be answered (new
+    orders held meanwhile)."""
     position_mismatches: int = 0
     snapshot_requests: int = 0
 
@@ -214,6 +221,10 @@ class QuoteEngine:
         self._syncing = False
         self._reducing_since = -1  # ns; -1: not REDUCING
         self._next_escalation_ns = 0
+        self._snapshot_wait = False  # a snapshot is due: new orders wait for those on their way
+        ks_cfg = config.kill_switch
+        self._halt_position = ks_cfg.halt_position
+        self._stale_pause_ns = int(ks_cfg.stale_pause_after_s * 1e9)
         self._connected = True
         gate = config.input
         self._max_move = gate.max_price_move
@@ -253,15 +264,20 @@ class QuoteEngine:
         """Apply ``event`` (at ``ts_ns``, default the event's own) and run a quote cycle."""
         ts = event.ts_ns if ts_ns is None else ts_ns
         self.counters.events += 1
-        if ts - self.now_ns > self._max_future_ns and self.now_ns and type(event) is not Timer:
-            self.counters.future_events += 1  # a bad clock, not the new time
-            return []
         kind = type(event)
+        if ts - self.now_ns > self._max_future_ns and self.now_ns and kind is not Timer:
+            self.counters.future_events += 1  # a bad clock, not the new time
+            if kind is BookUpdate or kind is Trade:
+                return []
+            # A fill, an answer or a snapshot is a fact whatever its stamp (a wall clock that
+            # stepped forward): applied at the engine's own time, never dropped.
+            ts = self.now_ns
         if kind is BookUpdate:
             if not self._on_book(event, ts):  # type: ignore[arg-type]
                 return []
             if ts > self.now_ns:
                 self.now_ns = ts
+            request = self._reconcile_due(kind)
             if self._touch_moved or not self.shortcuts:
                 actions = self._cycle(self.now_ns, refresh_flow=False)
             else:
@@ -272,19 +288,25 @@ class QuoteEngine:
                 return []
             if ts > self.now_ns:
                 self.now_ns = ts
+            request = self._reconcile_due(kind)
             actions = self._cycle(self.now_ns)
+        if request is not None:
+            # Asked for before this cycle's new orders: they are not in the snapshot.
+            actions.insert(0, request)
         if self._pending_actions:
             actions = self._pending_actions + actions
             self._pending_actions = []
+        return actions
+
+    def _reconcile_due(self, kind: type) -> RequestSnapshot | None:
         if (
             self.orders.needs_reconcile
-            or type(event) is Timer
+            or kind is Timer
             or self.now_ns >= self._next_reconcile_ns
+            or self._snapshot_wait
         ):
-            request = self._reconcile(self.now_ns)
-            if request is not None:
-                actions.append(request)
-        return actions
+            return self._reconcile(self.now_ns)
+        return None
 
     def _reconcile(self, ts: int) -> RequestSnapshot | None:
         """A snapshot request when one is needed and none is on its way."""
@@ -301,6 +323,14 @@ class QuoteEngine:
             due = oldest is not None and ts - oldest >= timeout
         if not due:
             return None
+        if orders.creating_in_flight(ts):
+            # A snapshot asked for now could not tell a place on its way from one that traded
+            # and went: hold new orders (cancels still go) until every one is answered.
+            if not self._snapshot_wait:
+                self._snapshot_wait = True
+                self.counters.snapshot_waits += 1
+            return None
+        self._snapshot_wait = False
         if interval is not None:
             self._next_reconcile_ns = ts + interval
         self.counters.snapshot_requests += 1
@@ -507,6 +537,8 @@ class QuoteEngine:
             if state < _PAUSED:
                 return []
             cancels = orders.cancel_all(ts)  # safety first: never held back by the budget
+            if state is _HALTED and mid == mid and not self._syncing:
+                cancels.extend(self._reduce_halted(ts))
             self.requests.available(ts)
             self.requests.spend(len(cancels))
             return cancels
@@ -558,12 +590,21 @@ class QuoteEngine:
             bids, asks, max_lots = self._quote(ts, key, ratio, buy_rate, sell_rate)
         q = orders.position_lots
         reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
+        take = self._escalation_lots(ts, max_lots) if state is _REDUCING else 0
         actions = orders.plan(
-            bids, asks, max_lots=max_lots, ts_ns=ts, budget=budget, reduce_only=reduce_only
+            bids,
+            asks,
+            max_lots=max_lots,
+            ts_ns=ts,
+            budget=budget,
+            reduce_only=reduce_only,
+            hold_new=self._snapshot_wait,
+            reserve=(take, 0) if q < 0 else (0, take),
         )
-        if state is _REDUCING:
-            escalation = self._escalate(ts, max_lots)
+        if take:
+            escalation = self._take(ts, take)
             if escalation is not None:
+                self.counters.escalations += 1
                 actions.append(escalation)
         if actions:
             self.requests.spend(len(actions))
@@ -623,38 +664,85 @@ class QuoteEngine:
             self.idle_reason = self._why_idle(params, max_lots)
         return bids, asks, max_lots
 
-    def _escalate(self, ts: int, max_lots: int) -> Place | None:
-        """REDUCING for ``escalate_after_s``: the passive quotes did not bring the position
-        back, so take the excess over the limit with an immediate-or-cancel order at most
-        ``escalate_slippage_bps`` through the touch (never more than the position: it cannot
-        flip). One at a time, at most every ``escalate_interval_s``."""
+    def _escalation_lots(self, ts: int, max_lots: int) -> int:
+        """Lots to take now with an immediate-or-cancel order while REDUCING (0: none).
+
+        REDUCING for ``escalate_after_s`` means the passive quotes did not bring the position
+        back: take the excess over the limit (at least one minimum order, never more than the
+        position), one order at a time, at most every ``escalate_interval_s``, and not while a
+        snapshot waits for orders on their way."""
         cfg = self.config.orders
         if self._reducing_since < 0:
             self._reducing_since = ts
         after = cfg.escalate_after_s
-        orders = self.orders
         if (
             after is None
             or ts - self._reducing_since < after * 1e9
             or ts < self._next_escalation_ns
-            or orders.ioc_in_flight()
+            or self._snapshot_wait
+            or self.orders.ioc_in_flight()
         ):
-            return None
-        q = orders.position_lots
+            return 0
+        q = self.orders.position_lots
         held = q if q >= 0 else -q
+        return min(held, max(held - max_lots, self.sizer.min_lots(self._best_bid_ticks)))
+
+    def _reduce_halted(self, ts: int) -> list[Action]:
+        """HALTED with the position beyond what ``kill_switch.halt_position`` allows: take the
+        excess back while the market data is fresh (the halt stays latched)."""
+        keep = self._halt_position
+        ks = self.kill_switch
+        last = ks.last_market_ts_ns
+        if (
+            keep == "keep"
+            or not ks.connected
+            or last is None
+            or ts - last >= self._stale_pause_ns
+            or ts < self._next_escalation_ns
+            or self._snapshot_wait
+            or self.orders.ioc_in_flight()
+        ):
+            return []
+        q = self.orders.position_lots
+        held = q if q >= 0 else -q
+        target = 0 if keep == "flat" else self.sizer.size_lots(ks.max_position(self.mid))
+        if held <= target:
+            return []
+        order = self._take(ts, held - target)
+        if order is None:
+            return []
+        self.counters.halt_reductions += 1
+        return [order]
+
+    def _take(self, ts: int, lots: int) -> Place | None:
+        """An immediate-or-cancel order that shrinks |position| by up to ``lots``, priced at
+        most ``escalate_slippage_bps`` through the touch on the venue's price grid.
+
+        It never flips the position: its size and every order still able to fill on its side
+        (resting, on its way, settling) add up to at most |position|. When they leave no room
+        for a minimum order, nothing is sent now; the plan, told of the lots wanted, cancels
+        passive orders outside the room meanwhile."""
+        orders = self.orders
+        q = orders.position_lots
+        if q == 0:
+            return None
         sizer = self.sizer
-        slip = cfg.escalate_slippage_bps * 1e-4
+        slip = self.config.orders.escalate_slippage_bps * 1e-4
+        pending_bids, pending_asks = orders.pending_exposure_lots()
         if q > 0:
-            side, ticks = _SELL, math.floor(self._best_bid_ticks * (1.0 - slip))
+            side, covered = _SELL, pending_asks
+            ticks = sizer.taking_ticks(side, math.floor(self._best_bid_ticks * (1.0 - slip)))
         else:
-            side, ticks = _BUY, math.ceil(self._best_ask_ticks * (1.0 + slip))
+            side, covered = _BUY, pending_bids
+            ticks = sizer.taking_ticks(side, math.ceil(self._best_ask_ticks * (1.0 + slip)))
         if ticks <= 0:
             return None
-        lots = min(held, max(held - max_lots, sizer.min_lots(ticks)))
-        if lots <= 0:
+        held = q if q > 0 else -q
+        room = held - covered
+        lots = min(lots, room)
+        if lots < sizer.min_lots(ticks):
             return None
-        self._next_escalation_ns = ts + int(cfg.escalate_interval_s * 1e9)
-        self.counters.escalations += 1
+        self._next_escalation_ns = ts + int(self.config.orders.escalate_interval_s * 1e9)
         return orders.place_ioc(side, ticks, lots, ts)
 
     def _why_idle(self, params: MarketParams, max_lots: int) -> str:

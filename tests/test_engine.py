@@ -207,7 +207,7 @@ def test_reducing_quotes_only_the_side_that_shrinks_the_position():
     quotes = e.status()["quotes"]
     assert quotes["bids"] == [] and quotes["asks"]
     live = e.orders.orders.values()
-    assert all(o.side is Side.SELL or o.state.name == "PENDING_CANCEL" for o in live)
+    assert all(o.side is Side.SELL or o.state.name == "CANCELLING" for o in live)
 
 
 def normal_market(e, seconds: int):

@@ -1,7 +1,8 @@
 """Order manager: our orders, their exposure, and the fewest actions to reach wanted quotes.
 
-Every order is tracked by client order id (cloid) in integer ticks and lots. **Exposure is
-released only by evidence.** An order counts everything it could still fill:
+Every order is tracked by client order id (cloid) in integer ticks and lots, and moves only
+through the transition table of ``orders/state.py`` (``_apply`` is its one writer). **Exposure
+is released only by evidence.** An order counts everything it could still fill:
 
 - being placed, resting, or with a cancel or modify in flight: its whole remaining size;
 - gone from the venue (``SETTLING``): the fills the venue says it made whose reports have not
@@ -14,20 +15,22 @@ never the new one. ``plan`` never lets a side's exposure exceed ``Q - q`` for bi
 for asks), so no sequence of fills, in any delivery order, takes the position past the limit.
 
 Every request carries an id and every answer names one (or is matched to the oldest open
-request on its cloid, since a venue answers one connection's requests in order), so a refused
-modify and a refused cancel on one order are never confused. A ``VenueSnapshot`` is the truth:
-it covers every request sent before it was asked for, fills stamped at or before it are already
-in its position, and applying it adopts the venue's position, settles or closes the orders the
-venue no longer holds and cancels the ones we do not know. Unknown, duplicate or unusable
-messages are counted and ask for reconciliation; they never raise and never free exposure.
+request on its cloid), so a refused modify and a refused cancel on one order are never
+confused. A ``VenueSnapshot`` is evidence only about what the venue had answered when it was
+asked for (``orders/reconcile.py``): orders with a request still on its way keep their state
+and exposure, and the snapshot's position is read against each order's own cumulative fill,
+never against a timestamp from another clock. Before asking, the engine lets every place and
+modify on its way be answered (``creating_in_flight``), so that a snapshot can always tell
+an order that has not reached the venue from one that traded and went. A request is taken as
+lost only by a snapshot asked for ``settle_timeout_s`` after it was sent (by then the venue has
+done it or refused it as expired). Unknown, duplicate or unusable messages are counted and ask
+for reconciliation; they never raise and never free exposure.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, deque
-from enum import IntEnum
-from typing import TypeVar
+from collections import OrderedDict
 
 import msgspec
 
@@ -38,19 +41,28 @@ from market_maker.model import (
     Cancel,
     Fill,
     Modify,
+    OpenOrder,
     OrderAck,
     Place,
     RequestSnapshot,
     Side,
     VenueSnapshot,
 )
+from market_maker.orders.planner import SidePlan, alternate, clip_to_room, decide
+from market_maker.orders.reconcile import read_snapshot
+from market_maker.orders.state import ALL_LOTS, TRANSITIONS, OrderState, TrackedOrder, Trigger
 from market_maker.risk.sizing import PositionSizer
 
-__all__ = ["OrderCounters", "OrderManager", "OrderState", "TrackedOrder", "rejection_backoff_s"]
+__all__ = ["OrderCounters", "OrderManager", "rejection_backoff_s"]
 
 # Enum members as module constants: attribute access on an Enum class is slow in 3.11.
 _BUY = Side.BUY
 _SELL = Side.SELL
+_PLACING = OrderState.PLACING
+_RESTING = OrderState.RESTING
+_SETTLING = OrderState.SETTLING
+_CLOSED = OrderState.CLOSED
+_MOVES = TRANSITIONS
 
 # Statuses by value: an AckStatus member and its plain string are the same key.
 _ACCEPTED, _REJECTED, _CANCELED, _NOT_FOUND = 0, 1, 2, 3
@@ -62,7 +74,7 @@ _STATUS = {
 }
 
 _RECENT = 4096  # closed orders (with their fill ids) remembered for late or duplicate messages
-_FILL_LOG = 65_536  # received fills remembered for adopting a snapshot's position
+_PLACE, _CANCEL, _MODIFY = 0, 1, 2
 
 
 def rejection_backoff_s(refusals: int, base_s: float, cap_s: float) -> float:
@@ -73,78 +85,6 @@ def rejection_backoff_s(refusals: int, base_s: float, cap_s: float) -> float:
     return min(cap_s, base_s * 2.0 ** min(refusals - 1, 60))
 
 
-class OrderState(IntEnum):
-    PENDING_NEW = 0
-    """Place (or a modify's new leg) sent, not yet answered."""
-    OPEN = 1
-    """Resting at the venue."""
-    PENDING_CANCEL = 2
-    """A cancel, or a modify replacing it, is in flight."""
-    SETTLING = 3
-    """Gone from the venue; fills it made may still be on their way."""
-
-
-_PENDING_NEW = OrderState.PENDING_NEW
-_OPEN = OrderState.OPEN
-_PENDING_CANCEL = OrderState.PENDING_CANCEL
-_SETTLING = OrderState.SETTLING
-
-_PLACE, _CANCEL, _MODIFY = 0, 1, 2
-_T = TypeVar("_T")
-
-
-class TrackedOrder(msgspec.Struct, kw_only=True):
-    """One of our orders as we believe it stands (mutable state, integer ticks and lots)."""
-
-    cloid: str
-    side: Side
-    price_ticks: int
-    size_lots: int
-    state: OrderState
-    created_ts_ns: int
-    place_request: int = 0
-    """Id of the request that created it (a snapshot asked for later covers it)."""
-    since_ns: int = 0
-    """When it last entered a waiting state (for the settle timeout)."""
-    filled_lots: int = 0
-    fill_value: float = 0.0
-    last_fill_ts_ns: int | None = None
-    final_lots: int | None = None
-    """Total filled at the venue once it is gone, when the venue said; None: unknown."""
-    cancel_refused: int = 0
-    """Times the venue refused to cancel it (its retries wait out the side's backoff)."""
-    ioc: bool = False
-    """Immediate-or-cancel (an escalation that takes liquidity): never rests, never planned
-    over; its exposure counts until the venue says how much it filled."""
-    fill_ids: set[str] = msgspec.field(default_factory=set)
-    """Ids of the fills booked against it: a re-sent fill is recognised however many other
-    fills came between. Bounded by the order itself (every fill is at least one lot)."""
-
-    @property
-    def remaining_lots(self) -> int:
-        return self.size_lots - self.filled_lots
-
-    @property
-    def exposure_lots(self) -> int:
-        """Lots that could still move the position."""
-        if self.state is _SETTLING and self.final_lots is not None:
-            left = self.final_lots - self.filled_lots
-        else:
-            left = self.size_lots - self.filled_lots
-        return left if left > 0 else 0
-
-    @property
-    def live(self) -> bool:
-        """Resting or about to: an order ``plan`` may keep, modify or cancel."""
-        return (self.state is _OPEN or self.state is _PENDING_NEW) and not self.ioc
-
-    def average_fill_price(self, lot_size: float) -> float | None:
-        """Volume-weighted price of the fills so far (USD), or None before the first fill."""
-        if self.filled_lots <= 0:
-            return None
-        return self.fill_value / (self.filled_lots * lot_size)
-
-
 class _Request(msgspec.Struct):
     kind: int
     cloid: str
@@ -152,30 +92,34 @@ class _Request(msgspec.Struct):
     sent_ns: int
 
 
-_SidePlan = tuple[
-    Side, list[TrackedOrder], list[tuple[TrackedOrder, int, int]], list[tuple[int, int]]
-]
-"""``(side, cancels, modifies, places)`` for one side."""
-
-
 class OrderCounters(msgspec.Struct, kw_only=True):
     """What the order manager saw; anomalies are counted here, never raised."""
 
     fills: int = 0
     duplicate_fills: int = 0
+    suspect_duplicates: int = 0
+    """Fills with another id but the same order, venue time, price and size as one already
+    booked: booked, and a snapshot asked for to tell a re-sent fill from a second one."""
+    overcounted_fills: int = 0
+    """Orders whose fills reported before a snapshot's request exceeded the venue's own count
+    of the order (a fill re-sent under another id): the excess was taken back."""
     backoffs: int = 0
     """Times a side's new orders were held after a refusal (exponential, per side)."""
     unknown_fills: int = 0
     bad_fills: int = 0
     late_fills: int = 0
-    """Fills for an order already closed (their position still counts)."""
+    """Fills for an order already closed."""
     fills_in_snapshot: int = 0
-    """Fills that arrived after a snapshot that already included them."""
+    """Fills an adopted snapshot's position already held when their report arrived."""
     overfills: int = 0
     """Fills beyond what the venue said the order filled, or beyond its size."""
     unknown_acks: int = 0
     late_acks: int = 0
     unknown_statuses: int = 0
+    untrusted_answers: int = 0
+    """Answers whose filled size was below the fills already reported: not believed."""
+    illegal_moves: int = 0
+    """Messages that asked an order for a move its transition table does not have."""
     rejections: int = 0
     """New orders refused (toward the kill switch's rejection storm)."""
     refusals: int = 0
@@ -188,6 +132,8 @@ class OrderCounters(msgspec.Struct, kw_only=True):
     snapshots: int = 0
     stale_snapshots: int = 0
     bad_snapshots: int = 0
+    deferred_snapshots: int = 0
+    """Snapshots that could not tell an order on its way from one that traded: not applied."""
     position_corrections: int = 0
     """Snapshots whose position differed from our fills by more than the fills then in
     flight (a lost or phantom fill), counted once those fills have had until the next one."""
@@ -198,18 +144,7 @@ class OrderCounters(msgspec.Struct, kw_only=True):
     orphans_cancelled: int = 0
     """Orders at the venue we did not know (an earlier process, a lost answer)."""
     lost_requests: int = 0
-    """Requests a snapshot covered whose answer never came."""
-
-
-def _alternate(lists: list[tuple[Side, list[_T]]]) -> list[tuple[Side, _T]]:
-    """``[(side, item)]`` taking one item from each side in turn."""
-    out: list[tuple[Side, _T]] = []
-    longest = max((len(items) for _, items in lists), default=0)
-    for i in range(longest):
-        for side, items in lists:
-            if i < len(items):
-                out.append((side, items[i]))
-    return out
+    """Requests unanswered when a snapshot asked for ``settle_timeout_s`` after them came."""
 
 
 class OrderManager:
@@ -221,6 +156,7 @@ class OrderManager:
         self.sizer = sizer
         self.config = config
         self.orders: dict[str, TrackedOrder] = {}
+        """Orders that are not closed, by cloid."""
         self.position_lots = 0
         self.cash_usd = 0.0
         self.fees_usd = 0.0
@@ -228,15 +164,18 @@ class OrderManager:
         self.counters = OrderCounters()
         self.needs_reconcile = False
         """Something only a venue snapshot can settle (the engine asks for one)."""
+        self._lost_after_ns = int(config.settle_timeout_s * 1e9)
         self._next_id = cloid_prefix << 64
         self._next_request = 0
         self._requests: dict[int, _Request] = {}
         self._snapshot_request: int | None = None
         self._snapshot_sent_ns = 0
-        self._snapshot_ts = -(1 << 62)
-        self._fill_log: deque[tuple[int, int, str]] = deque()
+        self._snapshot_asks: dict[int, int] = {}  # snapshot request id -> when it was sent
+        self._adopted = 0  # request id of the last snapshot adopted
         self._unexplained = 0  # lots the last snapshot added that no late fill has explained
         self._closed: OrderedDict[str, TrackedOrder] = OrderedDict()
+        self._recent_closes: dict[str, TrackedOrder] = {}
+        """Closed since the last adopted snapshot was asked for: the next one reads them."""
         self._refusals = {_BUY: 0, _SELL: 0}
         self._backoff_until = {_BUY: 0, _SELL: 0}
         # Bumped whenever an order on that side changes; plans and exposure sums are cached
@@ -246,9 +185,40 @@ class OrderManager:
         self._last_bids: tuple[object, ...] = ()
         self._last_asks: tuple[object, ...] = ()
         self.plan_complete = True
-        """False while the request budget has held back part of the last plan."""
+        """False while the request budget (or a snapshot's wait) has held back part of the
+        last plan."""
         self._exposure_key = (-1, -1)
         self._exposure: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    # ----- the one writer of order states -------------------------------------------------
+
+    def _apply(self, order: TrackedOrder, trigger: Trigger) -> bool:
+        """Move ``order`` by ``trigger`` through the transition table; False (counted) when the
+        table has no such move, which leaves the order as it was."""
+        new = _MOVES.get((order.state, trigger))
+        if new is None:
+            self.counters.illegal_moves += 1
+            self.needs_reconcile = True
+            return False
+        if new is not order.state:
+            order.state = new
+            if new is _CLOSED:
+                self._closing(order)
+            self._touch(order.side)
+        return True
+
+    def _closing(self, order: TrackedOrder) -> None:
+        order.closed_mark = self._next_request
+        if self.orders.pop(order.cloid, None) is not None:
+            self._recent_closes[order.cloid] = order
+            if len(self._recent_closes) > _RECENT:
+                del self._recent_closes[next(iter(self._recent_closes))]
+        self._remember_closed(order)
+
+    def _remember_closed(self, order: TrackedOrder) -> None:
+        self._closed[order.cloid] = order
+        if len(self._closed) > _RECENT:
+            self._closed.popitem(last=False)
 
     # ----- exposure -----------------------------------------------------------------------
 
@@ -278,14 +248,13 @@ class OrderManager:
         bids = asks = cbids = casks = 0
         for o in self.orders.values():
             lots = o.exposure_lots
-            committed = o.state is _PENDING_CANCEL or o.state is _SETTLING or o.ioc
             if o.side is _BUY:
                 bids += lots
-                if committed:
+                if o.committed:
                     cbids += lots
             else:
                 asks += lots
-                if committed:
+                if o.committed:
                     casks += lots
         self._exposure = (bids, asks, cbids, casks)
         self._exposure_key = key
@@ -332,11 +301,12 @@ class OrderManager:
     # ----- fills --------------------------------------------------------------------------
 
     def on_fill(self, fill: Fill) -> bool:
-        """Apply a fill; False for a duplicate, an unusable one, or one a snapshot included.
+        """Apply a fill; True when it moved the position (False for a duplicate, an unusable
+        one, or one an adopted snapshot's position already held).
 
         Duplicates are recognised per order: each order (live, or among the last closed ones)
-        keeps the ids of its fills. A fill for an order forgotten long ago is stamped before
-        the latest snapshot, whose position already holds it.
+        keeps the ids of its fills. A fill moves the position only beyond the lots of its order
+        that an adopted snapshot already holds.
         """
         c = self.counters
         fid = fill.fill_id
@@ -344,7 +314,7 @@ class OrderManager:
         order = self.orders.get(cloid)
         closed = self._closed.get(cloid) if order is None else None
         known = order if order is not None else closed
-        if known is not None and fid in known.fill_ids:
+        if known is not None and fid in known.fills:
             c.duplicate_fills += 1
             return False
         sizer = self.sizer
@@ -353,64 +323,79 @@ class OrderManager:
             c.bad_fills += 1  # unusable numbers: the position is reconciled from the venue
             self.needs_reconcile = True
             return False
-        ets = fill.exchange_ts_ns
-        if ets is not None and ets <= self._snapshot_ts:
-            # Already in the snapshot we adopted: its position and the orders' fill counts
-            # include it. Counting it again would double it.
-            c.fills_in_snapshot += 1
-            side = known.side if known is not None else fill.side
-            self._unexplained -= lots if side is _BUY else -lots
-            if known is not None:
-                known.fill_ids.add(fid)
-            return False
-        if order is not None:
-            side = order.side
-            order.fill_ids.add(fid)
-            order.filled_lots += lots
-            order.fill_value += fill.price * lots * self.sizer.lot_size
-            order.last_fill_ts_ns = fill.ts_ns
-            self._after_fill(order)
-        elif closed is not None:
-            c.late_fills += 1
-            side = closed.side
-            closed.fill_ids.add(fid)
-            closed.filled_lots += lots
-            final = closed.final_lots if closed.final_lots is not None else closed.size_lots
-            if closed.filled_lots > final:
-                c.overfills += 1
-                self.needs_reconcile = True
-        else:
-            # Not ours as far as we know (an earlier process's order, or one forgotten):
-            # book it as the venue says and let a snapshot confirm. Remember its id.
+        if known is None:
+            # Not ours as far as we know (an earlier process's order, or one forgotten): book
+            # it as the venue says and let a snapshot confirm. Remember its id.
             c.unknown_fills += 1
             self.needs_reconcile = True
-            side = fill.side
-            self._remember_closed(
-                TrackedOrder(
-                    cloid=cloid,
-                    side=side,
-                    price_ticks=0,
-                    size_lots=lots,
-                    state=_SETTLING,
-                    created_ts_ns=fill.ts_ns,
-                    filled_lots=lots,
-                    fill_ids={fid},
-                )
+            known = TrackedOrder(
+                cloid=cloid,
+                side=fill.side,
+                price_ticks=0,
+                size_lots=ALL_LOTS,  # a record of fills only: no size to overfill
+                state=_CLOSED,
+                created_ts_ns=fill.ts_ns,
+                confirmed_mark=self._next_request,
+                closed_mark=self._next_request,
             )
-        signed = lots if side is _BUY else -lots
-        if ets is not None:
-            self._fill_log.append((ets, signed, cloid))
-            if len(self._fill_log) > _FILL_LOG:
-                self._fill_log.popleft()
-        notional = fill.price * lots * self.sizer.lot_size
-        self.position_lots += signed
-        self.cash_usd += -notional if side is _BUY else notional
+            self._recent_closes[cloid] = known
+            self._remember_closed(known)
+        elif closed is not None:
+            c.late_fills += 1
+            if self._adopted > closed.closed_mark:
+                # Closed before a snapshot we adopted was asked for: that snapshot holds it.
+                closed.in_snapshot_lots = ALL_LOTS
+        side = known.side
+        moved = self._book(known, fid, lots, fill)
+        if known.confirmed_mark < 0:
+            known.confirmed_mark = self._next_request
+        if order is not None:
+            order.last_fill_ts_ns = fill.ts_ns
+            self._after_fill(order)
+        elif known.filled_lots > (
+            known.final_lots if known.final_lots is not None else known.size_lots
+        ):
+            c.overfills += 1
+            self.needs_reconcile = True
+        notional = fill.price * lots * sizer.lot_size
+        if moved:
+            signed = moved if side is _BUY else -moved
+            self.position_lots += signed
+            moved_value = fill.price * moved * sizer.lot_size
+            self.cash_usd += -moved_value if side is _BUY else moved_value
+        if moved < lots:
+            c.fills_in_snapshot += 1
+            held = lots - moved
+            self._unexplained -= held if side is _BUY else -held
         self.cash_usd -= fill.fee
         self.fees_usd += fill.fee
         self.maker_volume_usd += notional
         c.fills += 1
         self._touch(side)
-        return True
+        return moved > 0
+
+    def _book(self, order: TrackedOrder, fid: str, lots: int, fill: Fill) -> int:
+        """Add the fill to ``order``; returns the lots that move the position (those beyond
+        what an adopted snapshot already holds of it)."""
+        ets = fill.exchange_ts_ns if fill.exchange_ts_ns is not None else -1
+        price = fill.price
+        if ets >= 0:
+            for _, other_lots, other_ets, other_price in order.fills.values():
+                if other_ets == ets and other_lots == lots and other_price == price:
+                    # Another id, the same trade? Or a second trade alike: only the venue's
+                    # count of the order can say. Booked; a snapshot settles it.
+                    self.counters.suspect_duplicates += 1
+                    self.needs_reconcile = True
+                    break
+        before = order.filled_lots
+        after = before + lots
+        order.filled_lots = after
+        order.fills[fid] = (self._next_request, lots, ets, price)
+        order.fill_value += price * lots * self.sizer.lot_size
+        held = order.in_snapshot_lots
+        if held <= before:
+            return lots
+        return after - held if after > held else 0
 
     def _after_fill(self, order: TrackedOrder) -> None:
         """Close an order once no further fill is possible."""
@@ -422,12 +407,12 @@ class OrderManager:
                     self.counters.overfills += 1
                     self.needs_reconcile = True
                 self.counters.settled_by_fills += 1
-                self._close(order)
+                self._apply(order, Trigger.DONE)
         elif filled >= order.size_lots:
             if filled > order.size_lots:
                 self.counters.overfills += 1
                 self.needs_reconcile = True
-            self._close(order)
+            self._apply(order, Trigger.DONE)
 
     # ----- acknowledgements ---------------------------------------------------------------
 
@@ -441,6 +426,7 @@ class OrderManager:
             request = self._oldest_request(ack.cloid)
         if request is None:
             return self._on_update(ack, status)
+        self._answered(request, self._next_request)
         if status is None:
             # Keep everything reserved; a snapshot will say what happened.
             c.unknown_statuses += 1
@@ -455,28 +441,45 @@ class OrderManager:
             return old is not None and self._on_cancel_answer(old, status, ack)
         new = self.orders.get(request.new_cloid)
         if status == _ACCEPTED:
-            if new is not None and new.state is _PENDING_NEW:
-                new.state = _OPEN
-                self._touch(new.side)
+            if new is not None:
+                self._heard(new)
+                new.acked = True
+                self._apply(new, Trigger.ACCEPTED)
             if old is not None:
                 self._settle(old, ack.filled_size, ack.ts_ns)
             return False
         if new is not None:
-            self._close(new)  # the new leg was never placed
+            self._apply(new, Trigger.REJECTED)  # the new leg was never placed
         if old is not None:
             if status == _REJECTED:
                 # Nothing changed at the venue: it refused us (rate limit, margin, ...).
                 c.refusals += 1
                 self._refused(old.side, ack.ts_ns)
-                if old.state is _PENDING_CANCEL:
-                    old.state = _OPEN
-                    self._touch(old.side)
+                self._apply(old, Trigger.REFUSED)
                 return True
-            else:  # CANCELED (old leg cancelled, new one refused) or NOT_FOUND
-                if status == _NOT_FOUND:
-                    c.race_rejections += 1
-                self._settle(old, ack.filled_size, ack.ts_ns)
+            if status == _NOT_FOUND:  # CANCELED: old leg cancelled, new one refused
+                c.race_rejections += 1
+            self._settle(old, ack.filled_size, ack.ts_ns)
         return False
+
+    def _answered(self, request: _Request, mark: int) -> None:
+        """``request`` is answered (or taken as lost) at request counter ``mark``."""
+        for cloid in (request.cloid, request.new_cloid):
+            if not cloid:
+                continue
+            order = self.orders.get(cloid) or self._recent_closes.get(cloid)
+            if order is None:
+                continue
+            if order.open_requests > 0:
+                order.open_requests -= 1
+            order.answer_mark = mark
+            if request.kind == _PLACE or cloid == request.new_cloid:
+                order.created_mark = mark
+
+    def _heard(self, order: TrackedOrder) -> None:
+        """Evidence that the venue holds (or held) ``order``."""
+        if order.confirmed_mark < 0:
+            order.confirmed_mark = self._next_request
 
     def _oldest_request(self, cloid: str) -> _Request | None:
         """The oldest open request naming ``cloid`` (a modify names the order it replaces; an
@@ -493,12 +496,13 @@ class OrderManager:
             self.counters.late_acks += 1
             return False
         if status == _ACCEPTED:
-            if order.state is _PENDING_NEW:
-                order.state = _OPEN
-                self._touch(order.side)
+            self._heard(order)
+            order.acked = True
+            self._apply(order, Trigger.ACCEPTED)
             self._refusals[order.side] = 0
             return False
         if status == _CANCELED:
+            self._heard(order)
             self._settle(order, ack.filled_size, ack.ts_ns)  # it rested, then was cancelled
             return False
         # Refused: the order never rested, so it can never fill.
@@ -507,7 +511,7 @@ class OrderManager:
             self.needs_reconcile = True  # fills for an order the venue says never rested
             self._settle(order, None, ack.ts_ns)
         else:
-            self._close(order)
+            self._apply(order, Trigger.REJECTED)
         if ack.reason[:9].lower() == "post only":
             # The market moved to our price while the order travelled: a race, not the venue
             # refusing us (Hyperliquid: "Post only order would have immediately matched, ...").
@@ -532,6 +536,7 @@ class OrderManager:
     def _on_cancel_answer(self, order: TrackedOrder, status: int, ack: OrderAck) -> bool:
         """True when the venue refused the cancel (it counts toward a refusal storm)."""
         if status == _CANCELED:
+            self._heard(order)
             self._settle(order, ack.filled_size, ack.ts_ns)
             return False
         if status == _NOT_FOUND:
@@ -541,9 +546,7 @@ class OrderManager:
             return False
         # Refused (or a status that makes no sense for a cancel): it may still rest.
         # Keep it live so the next plan cancels it again; a snapshot settles doubt.
-        if order.state is _PENDING_CANCEL:
-            order.state = _OPEN
-            self._touch(order.side)
+        self._apply(order, Trigger.REFUSED)
         if status != _REJECTED:
             self.needs_reconcile = True
             self.counters.race_rejections += 1
@@ -570,60 +573,79 @@ class OrderManager:
         elif status in (_CANCELED, _NOT_FOUND):
             # The venue cancelled it (margin, self-trade, dead man's switch) or reports the
             # cancel's fill size on its order-status stream.
+            self._heard(order)
             if order.state is _SETTLING:
-                if order.final_lots is None and ack.filled_size is not None:
-                    order.final_lots = self.sizer.nearest_lots(ack.filled_size)
+                if order.final_lots is None and self._believed(order, ack.filled_size):
+                    order.final_lots = self.sizer.nearest_lots(ack.filled_size)  # type: ignore[arg-type]
                     self._touch(order.side)
                     self._after_fill(order)
             else:
                 self._settle(order, ack.filled_size, ack.ts_ns)
         elif status == _ACCEPTED:
-            if order.state is _PENDING_NEW:
-                order.state = _OPEN
-                self._touch(order.side)
+            self._heard(order)
+            order.acked = True
+            self._apply(order, Trigger.ACCEPTED)
         else:
             c.late_acks += 1
         return False
 
+    def _believed(self, order: TrackedOrder, filled_size: float | None) -> bool:
+        """A usable filled size that is not below the fills already reported to us."""
+        if filled_size is None or not (math.isfinite(filled_size) and filled_size >= 0.0):
+            return False
+        if self.sizer.nearest_lots(filled_size) < order.filled_lots:
+            # The venue says less than we have had: a stale figure. Believing it would free
+            # the reservation of fills still on their way; a snapshot settles it.
+            self.counters.untrusted_answers += 1
+            self.needs_reconcile = True
+            return False
+        return True
+
     def _settle(self, order: TrackedOrder, filled_size: float | None, ts_ns: int) -> None:
         """The order is off the book: wait for the fills the venue says it made."""
-        order.state = _SETTLING
+        if self._believed(order, filled_size):
+            order.final_lots = self.sizer.nearest_lots(filled_size)  # type: ignore[arg-type]
+        if not self._apply(order, Trigger.GONE):
+            return
         order.since_ns = ts_ns
-        if filled_size is not None and math.isfinite(filled_size) and filled_size >= 0.0:
-            order.final_lots = self.sizer.nearest_lots(filled_size)
         self._touch(order.side)
         self._after_fill(order)
 
-    def _close(self, order: TrackedOrder) -> None:
-        if self.orders.pop(order.cloid, None) is not None:
-            self._touch(order.side)
-        self._remember_closed(order)
-
-    def _remember_closed(self, order: TrackedOrder) -> None:
-        self._closed[order.cloid] = order
-        if len(self._closed) > _RECENT:
-            self._closed.popitem(last=False)
-
     # ----- reconciliation -----------------------------------------------------------------
 
+    def creating_in_flight(self, ts_ns: int) -> bool:
+        """A place or modify is on its way and not yet taken as lost: a snapshot asked for now
+        could not tell whether it reached the venue (and traded), so the engine waits."""
+        lost_after = self._lost_after_ns
+        return any(
+            r.kind != _CANCEL and ts_ns - r.sent_ns < lost_after for r in self._requests.values()
+        )
+
     def request_snapshot(self, ts_ns: int) -> RequestSnapshot:
-        """A request for the venue's snapshot; it covers every request sent before it."""
+        """A request for the venue's snapshot."""
         rid = self._new_request(-1, "", "", ts_ns, track=False)
         self._snapshot_request = rid
         self._snapshot_sent_ns = ts_ns
+        self._snapshot_asks[rid] = ts_ns
+        if len(self._snapshot_asks) > 64:  # answers that never came
+            del self._snapshot_asks[next(iter(self._snapshot_asks))]
         return RequestSnapshot(request_id=rid)
 
     def snapshot_in_flight(self, ts_ns: int, timeout_ns: int) -> bool:
         return self._snapshot_request is not None and ts_ns - self._snapshot_sent_ns < timeout_ns
 
     def on_snapshot(self, snap: VenueSnapshot, *, mark: float = math.nan) -> list[Action]:
-        """Adopt the venue's truth; returns cancels for orders at the venue we do not know.
+        """Adopt what the venue's snapshot proves; returns cancels for orders at the venue we
+        do not know. A snapshot without a request id is taken as asked for now.
 
         A position the venue reports beyond our fills is booked at ``snap.mark_price`` (or
         ``mark``, the engine's mid), so PnL starts from it rather than counting it as free.
         """
         c = self.counters
-        if snap.exchange_ts_ns <= self._snapshot_ts:
+        rid = snap.request_id
+        if rid is None:  # unsolicited: taken as asked for now
+            rid = self._new_request(-1, "", "", snap.ts_ns, track=False)
+        if rid <= self._adopted:
             c.stale_snapshots += 1
             return []
         if not self.sizer.position_ok(snap.position):
@@ -631,98 +653,108 @@ class OrderManager:
             self.needs_reconcile = True
             return []
         c.snapshots += 1
-        rid = snap.request_id
-        if (rid is not None and rid == self._snapshot_request) or rid is None:
+        if rid == self._snapshot_request or snap.request_id is None:
             self._snapshot_request = None
+        asked_ns = self._snapshot_asks.pop(rid, snap.ts_ns)
+        self._presume_lost(rid, asked_ns)
+        reading = read_snapshot(
+            position=snap.position,
+            venue_orders=snap.orders,
+            orders=[*self.orders.values(), *self._recent_closes.values()],
+            rid=rid,
+            sizer=self.sizer,
+        )
+        if reading.ambiguous:
+            c.deferred_snapshots += 1
+            self.needs_reconcile = True
+            return self._cancel_unknown(reading.unknown, snap.ts_ns)
         sizer = self.sizer
-        ts = snap.ts_ns
-
-        # Requests sent before the snapshot was asked for were handled by the venue before it
-        # took the snapshot; an answer that has not arrived by now was lost.
-        if rid is not None:
-            for r in [r for r in self._requests if r < rid]:
-                del self._requests[r]
-                c.lost_requests += 1
-        waiting = {r.cloid for r in self._requests.values()} | {
-            r.new_cloid for r in self._requests.values()
-        }
-
-        # Fills we have had that the snapshot does not include (stamped after it).
-        after = 0
-        after_lots: dict[str, int] = {}
-        cutoff = snap.exchange_ts_ns
-        for ets, signed, cloid in self._fill_log:
-            if ets > cutoff:
-                after += signed
-                after_lots[cloid] = after_lots.get(cloid, 0) + abs(signed)
-        while self._fill_log and self._fill_log[0][0] <= cutoff:
-            self._fill_log.popleft()
-
-        venue = {o.cloid: o for o in snap.orders}
-        for order in list(self.orders.values()):
-            covered = order.place_request < rid if rid is not None else order.cloid not in waiting
-            if not covered:
-                continue
-            held = venue.pop(order.cloid, None)
-            if held is None:
-                if order.state is _SETTLING:
-                    c.settled_by_snapshot += 1
-                else:
-                    c.orders_closed_by_snapshot += 1
-                self._close(order)
-                continue
-            filled = sizer.nearest_lots(held.filled_size)
-            order.size_lots = filled + sizer.nearest_lots(held.size)
-            order.filled_lots = filled + after_lots.get(order.cloid, 0)
-            order.final_lots = None
+        for order, extra in reading.overcounted:
+            c.overcounted_fills += 1
+            order.taken_back_lots += extra
+            order.filled_lots -= extra
+            self._touch(order.side)
+        for order, lots in reading.included:
+            order.in_snapshot_lots = lots
+        for order, held in reading.held:
             if order.state is _SETTLING:
                 c.orders_restored_by_snapshot += 1
-                order.state = _OPEN
-            elif order.state is not _OPEN and order.cloid not in waiting:
-                order.state = _OPEN  # the answer was lost; the venue holds it
+            elif order.state is _PLACING:
+                c.orders_restored_by_snapshot += 1  # its place's answer was lost
+            self._heard(order)
+            order.acked = True
+            order.final_lots = None
+            order.size_lots = sizer.nearest_lots(held.filled_size) + sizer.nearest_lots(held.size)
+            self._apply(order, Trigger.HELD)
             self._touch(order.side)
-            if order.filled_lots >= order.size_lots:
-                self._close(order)
+            self._after_fill(order)
+        for order in reading.missing:
+            if order.state is _SETTLING:
+                c.settled_by_snapshot += 1
+            else:
+                c.orders_closed_by_snapshot += 1
+            self._apply(order, Trigger.MISSING)
 
-        # The venue's position at the snapshot plus the fills we have had since.
-        self._snapshot_ts = cutoff
-        position = sizer.nearest_lots(snap.position) + after
+        # The position the snapshot proves.
         if self._unexplained:
             c.position_corrections += 1
-        diff = position - self.position_lots
+        diff = reading.position_lots - self.position_lots
         self._unexplained = diff
         if diff:
             price = snap.mark_price if snap.mark_price is not None else mark
             if price > 0.0 and math.isfinite(price):
                 self.cash_usd -= diff * sizer.lot_size * price
-            self.position_lots = position
+            self.position_lots = reading.position_lots
             self._buy_version += 1
             self._sell_version += 1
+        self._adopted = rid
+        self._recent_closes = {k: o for k, o in self._recent_closes.items() if o.closed_mark >= rid}
         self.needs_reconcile = False
+        return self._cancel_unknown(reading.unknown, snap.ts_ns)
 
-        # Orders at the venue that we do not know: cancel them before they trade.
+    def _presume_lost(self, rid: int, asked_ns: int) -> None:
+        """Requests sent ``settle_timeout_s`` or more before snapshot ``rid`` was asked for:
+        the venue has done them or refused them as expired by then, so the snapshot shows
+        what became of them; an answer still missing was lost."""
+        lost_after = self._lost_after_ns
+        for r in [r for r, req in self._requests.items() if r < rid]:
+            req = self._requests[r]
+            if asked_ns - req.sent_ns >= lost_after:
+                del self._requests[r]
+                self.counters.lost_requests += 1
+                self._answered(req, rid - 1)
+
+    def _cancel_unknown(self, held_orders: list[OpenOrder], ts: int) -> list[Action]:
+        """Orders at the venue that we do not know: track them and cancel them before they
+        trade. Their fills so far are in the snapshot's position."""
         actions: list[Action] = []
-        for held in venue.values():
+        sizer = self.sizer
+        for held in held_orders:
             if held.cloid in self.orders:
-                continue  # placed after the snapshot was asked for: its answer is on the way
-            c.orphans_cancelled += 1
+                continue
+            self.counters.orphans_cancelled += 1
+            filled = sizer.nearest_lots(held.filled_size)
             order = TrackedOrder(
                 cloid=held.cloid,
                 side=held.side,
                 price_ticks=sizer.nearest_ticks(held.price),
-                size_lots=sizer.nearest_lots(held.filled_size) + sizer.nearest_lots(held.size),
-                filled_lots=sizer.nearest_lots(held.filled_size),
-                state=_PENDING_CANCEL,
+                size_lots=filled + sizer.nearest_lots(held.size),
+                filled_lots=filled,
+                in_snapshot_lots=filled,
+                state=_RESTING,
+                acked=True,
                 created_ts_ns=ts,
                 since_ns=ts,
+                confirmed_mark=self._next_request,
+                created_mark=self._next_request,
             )
             forgotten = self._closed.pop(held.cloid, None)
+            self._recent_closes.pop(held.cloid, None)
             if forgotten is not None:
-                order.fill_ids = forgotten.fill_ids
+                order.fills = forgotten.fills
             self.orders[held.cloid] = order
             self._touch(held.side)
-            rid_cancel = self._new_request(_CANCEL, held.cloid, "", ts)
-            actions.append(Cancel(cloid=held.cloid, request_id=rid_cancel))
+            actions.append(self._cancel(order, ts))
         return actions
 
     # ----- planning -----------------------------------------------------------------------
@@ -741,8 +773,9 @@ class OrderManager:
         return rid
 
     def _cancel(self, order: TrackedOrder, ts_ns: int) -> Cancel:
-        order.state = _PENDING_CANCEL
+        self._apply(order, Trigger.CANCEL_SENT)
         order.since_ns = ts_ns
+        order.open_requests += 1
         rid = self._new_request(_CANCEL, order.cloid, "", ts_ns)
         return Cancel(cloid=order.cloid, request_id=rid)
 
@@ -751,12 +784,21 @@ class OrderManager:
         cancel the venue refused is retried once its side's backoff is over)."""
         actions: list[Action] = [
             self._cancel(o, ts_ns)
-            for o in self.orders.values()
+            for o in list(self.orders.values())
             if o.live and (o.cancel_refused == 0 or ts_ns >= self._backoff_until[o.side])
         ]
         if actions:
             self._buy_version += 1
             self._sell_version += 1
+        return actions
+
+    def cancel_side(self, side: Side, ts_ns: int) -> list[Action]:
+        """Cancel every live order on ``side`` (an escalation making room for itself)."""
+        actions: list[Action] = [
+            self._cancel(o, ts_ns)
+            for o in list(self.orders.values())
+            if o.live and o.side is side and o.cancel_refused == 0
+        ]
         return actions
 
     def plan(
@@ -768,13 +810,19 @@ class OrderManager:
         ts_ns: int,
         budget: int | None = None,
         reduce_only: bool = False,
+        hold_new: bool = False,
+        reserve: tuple[int, int] = (0, 0),
     ) -> list[Action]:
         """Actions that move our orders towards ``bids``/``asks`` (``(ticks, lots)``, best first).
 
         ``max_lots`` is the position limit ``Q`` in lots. With ``reduce_only`` only the side that
         shrinks ``|q|`` may rest, and never more than ``|q|``, so fills cannot flip the position.
-        ``budget`` caps the number of actions (the request rate limit): cancels of both sides
-        go first, then modifies, then places; whatever ran out is planned again next time.
+        Wanted levels are cut to what the side's room leaves once its committed exposure is
+        counted, so what rests matches what is wanted. ``budget`` caps the number of actions
+        (the request rate limit): cancels of both sides go first, then modifies, then places;
+        whatever ran out is planned again next time. ``hold_new`` sends cancels only (a
+        snapshot is waiting for places and modifies on their way to be answered). ``reserve``
+        keeps ``(bid, ask)`` lots of the room free (for an escalation about to go).
         """
         q = self.position_lots
         if reduce_only:
@@ -783,9 +831,11 @@ class OrderManager:
         else:
             bid_room = max_lots - q
             ask_room = max_lots + q
+        bid_room -= reserve[0]
+        ask_room -= reserve[1]
         bid_key = (self._buy_version, bids, bid_room)
         ask_key = (self._sell_version, asks, ask_room)
-        plans = []
+        plans: list[SidePlan] = []
         if bid_key != self._last_bids:
             plans.append(self._decide(_BUY, bids, bid_room))
         if ask_key != self._last_asks:
@@ -793,10 +843,12 @@ class OrderManager:
         actions: list[Action] = []
         done = {_BUY: True, _SELL: True}
         for i, (side, cancels, modifies, places) in enumerate(plans):
-            if ts_ns < self._backoff_until[side]:
+            if hold_new or ts_ns < self._backoff_until[side]:
                 # Refused lately: nothing new on this side until the wait is over, and a
                 # cancel the venue refused is retried only then; the rest is planned again.
-                kept = [o for o in cancels if o.cancel_refused == 0]
+                # A snapshot's wait holds new orders the same way, cancels still go.
+                waiting = ts_ns < self._backoff_until[side]
+                kept = [o for o in cancels if o.cancel_refused == 0 or not waiting]
                 if len(kept) != len(cancels) or modifies or places:
                     plans[i] = (side, kept, [], [])
                     done[side] = False
@@ -824,9 +876,19 @@ class OrderManager:
         self.plan_complete = done[_BUY] and done[_SELL]
         return actions
 
+    def _decide(self, side: Side, wanted: tuple[tuple[int, int], ...], room: int) -> SidePlan:
+        bid_exposure, ask_exposure, committed_bids, committed_asks = self._exposures()
+        if side is _BUY:
+            exposure, committed = bid_exposure, committed_bids
+        else:
+            exposure, committed = ask_exposure, committed_asks
+        wanted = clip_to_room(wanted, room - committed, self.sizer)
+        live = [o for o in self.orders.values() if o.side is side and o.live]
+        return decide(side, wanted, room, live, exposure, self.config, self.sizer)
+
     def _send_within(
         self,
-        plans: list[_SidePlan],
+        plans: list[SidePlan],
         budget: int,
         ts_ns: int,
         actions: list[Action],
@@ -835,19 +897,19 @@ class OrderManager:
         """The budget is short: cancels of both sides first, then modifies, then places,
         alternating between the sides level by level so neither starves the other."""
         left = budget
-        for side, o in _alternate([(p[0], p[1]) for p in plans]):
+        for side, o in alternate([(p[0], p[1]) for p in plans]):
             if left <= 0:
                 done[side] = False
                 continue
             actions.append(self._cancel(o, ts_ns))
             left -= 1
-        for side, (o, ticks, size) in _alternate([(p[0], p[2]) for p in plans]):
+        for side, (o, ticks, size) in alternate([(p[0], p[2]) for p in plans]):
             if left <= 0 or not done[side]:
                 done[side] = False
                 continue
             actions.append(self._modify(o, ticks, size, ts_ns))
             left -= 1
-        for side, (ticks, size) in _alternate([(p[0], p[3]) for p in plans]):
+        for side, (ticks, size) in alternate([(p[0], p[3]) for p in plans]):
             if left <= 0 or not done[side]:
                 done[side] = False
                 continue
@@ -858,8 +920,9 @@ class OrderManager:
         """Replace ``o`` by a fresh order (a new cloid, so late fills of ``o`` stay with ``o``)."""
         new_cloid = self._new_cloid()
         rid = self._new_request(_MODIFY, o.cloid, new_cloid, ts_ns)
-        o.state = _PENDING_CANCEL
+        self._apply(o, Trigger.MODIFY_SENT)
         o.since_ns = ts_ns
+        o.open_requests += 1
         self._track(new_cloid, o.side, ticks, size, rid, ts_ns)
         sizer = self.sizer
         return Modify(
@@ -877,9 +940,10 @@ class OrderManager:
             side=side,
             price_ticks=ticks,
             size_lots=size,
-            state=_PENDING_NEW,
+            state=_PLACING,
             created_ts_ns=ts,
             place_request=rid,
+            open_requests=1,
             since_ns=ts,
         )
 
@@ -905,62 +969,3 @@ class OrderManager:
 
     def ioc_in_flight(self) -> bool:
         return any(o.ioc for o in self.orders.values())
-
-    def _decide(self, side: Side, wanted: tuple[tuple[int, int], ...], room: int) -> _SidePlan:
-        """``(side, cancels, modifies, places)`` that bring this side to ``wanted`` in ``room``."""
-        cfg = self.config
-        tol_ticks = cfg.price_tolerance_ticks
-        tol_size = cfg.size_tolerance
-        bid_exposure, ask_exposure, _, _ = self._exposures()
-        exposure = bid_exposure if side is _BUY else ask_exposure
-        # Live orders are placed or resting: all they could still fill is their remainder.
-        live = [
-            (o, o.price_ticks, o.size_lots - o.filled_lots)
-            for o in self.orders.values()
-            if o.side is side and o.live
-        ]
-
-        # Keep live orders that already match a wanted level (queue priority is money).
-        unmatched: list[tuple[int, int]] = []
-        kept: list[tuple[TrackedOrder, int, int]] = []
-        for ticks, lots in wanted:
-            match = None
-            for entry in live:
-                if abs(entry[1] - ticks) <= tol_ticks and abs(entry[2] - lots) <= tol_size * lots:
-                    match = entry
-                    break
-            if match is None:
-                unmatched.append((ticks, lots))
-            else:
-                live.remove(match)
-                kept.append(match)
-
-        # The limit may have shrunk under what we keep: cancel kept orders from the outside in
-        # until, once every cancel is answered, the side fits in its room again.
-        kept_exposure = sum(entry[2] for entry in kept if entry[2] > 0)
-        while kept and kept_exposure > (room if room > 0 else 0):
-            entry = kept.pop()
-            if entry[2] > 0:
-                kept_exposure -= entry[2]
-            live.append(entry)
-
-        # Cancels and modifies free nothing until the venue answers (and the fills it reports
-        # have arrived), so what may be added is the room less everything counted now.
-        cap_left = room - exposure
-        sizer = self.sizer
-        cancels = [entry[0] for entry in live]
-        reusable = [o for o in cancels if o.state is _OPEN] if cfg.use_modify else []
-        modifies: list[tuple[TrackedOrder, int, int]] = []
-        places: list[tuple[int, int]] = []
-        for ticks, lots in unmatched:
-            size = lots if lots <= cap_left else cap_left
-            if size < sizer.min_lots(ticks):
-                continue
-            cap_left -= size
-            if reusable:
-                o = reusable.pop(0)
-                cancels.remove(o)
-                modifies.append((o, ticks, size))
-            else:
-                places.append((ticks, size))
-        return side, cancels, modifies, places

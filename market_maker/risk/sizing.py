@@ -119,6 +119,14 @@ class PositionSizer:
             return ticks - ticks % step
         return -((-ticks) // step) * step
 
+    def taking_ticks(self, side: Side, ticks: int) -> int:
+        """The limit of an order that takes liquidity (immediate-or-cancel), on the venue's
+        price grid and never less aggressive than ``ticks``: a buy's rounds up, a sell's down
+        (Hyperliquid's 5 significant figures apply to every price, not only to quotes)."""
+        if self.max_sig_figs is None or ticks <= 0:
+            return ticks
+        return self._apply_sig_figs(ticks, Side.SELL if side is _BUY else _BUY)
+
     def ticks_to_price(self, ticks: int) -> float:
         """The float nearest to the exact price (one rounding: 99977.4, not 99977.40000000001)."""
         return ticks * self._tick_units / _POW10[self._tick_dec]

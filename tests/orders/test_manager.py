@@ -88,10 +88,10 @@ def test_reprice_is_one_modify_to_a_fresh_cloid_counting_old_plus_new_until_answ
     # The old 5 can fill before the modify lands, and then the new 8 rests in full.
     assert m.pending_exposure_lots() == (13, 0)
     assert m.plan(((999, 8),), (), max_lots=100, ts_ns=2) == []  # already on its way
-    assert m.orders[place.cloid].state is OrderState.PENDING_CANCEL
+    assert m.orders[place.cloid].state is OrderState.MODIFYING
     ack(m, modify, filled=0.0)
     assert place.cloid not in m.orders
-    assert m.orders[modify.new_cloid].state is OrderState.OPEN
+    assert m.orders[modify.new_cloid].state is OrderState.RESTING
     assert m.pending_exposure_lots() == (8, 0)
 
 
@@ -229,7 +229,7 @@ def test_a_fill_before_the_place_ack_is_exact():
     fill(m, place.cloid, 2)
     assert m.pending_exposure_lots() == (3, 0) and m.position_lots == 2
     ack(m, place)
-    assert m.orders[place.cloid].state is OrderState.OPEN
+    assert m.orders[place.cloid].state is OrderState.RESTING
     assert m.pending_exposure_lots() == (3, 0)
 
 
@@ -299,7 +299,7 @@ def test_a_refused_modify_leaves_the_old_order_live():
     (modify,) = m.plan(((999, 5),), (), max_lots=100, ts_ns=1)
     assert ack(m, modify, AckStatus.REJECTED) is True  # the venue refused us: storm material
     order = m.orders[place.cloid]
-    assert order.state is OrderState.OPEN and order.price_ticks == 1000
+    assert order.state is OrderState.RESTING and order.price_ticks == 1000
     assert modify.new_cloid not in m.orders
     assert (m.counters.rejections, m.counters.refusals, m.counters.race_rejections) == (0, 1, 0)
 
@@ -343,7 +343,7 @@ def test_requests_are_told_apart_by_id_when_a_modify_and_a_cancel_are_both_refus
     # arrived? no: rate limited), then the modify is refused (nothing changed).
     ack(m, cancel_new, AckStatus.REJECTED)
     ack(m, modify, AckStatus.REJECTED)
-    assert m.orders[place.cloid].state is OrderState.OPEN
+    assert m.orders[place.cloid].state is OrderState.RESTING
     assert modify.new_cloid not in m.orders
     assert m.pending_exposure_lots() == (10, 0)
 
@@ -352,7 +352,7 @@ def test_statuses_compare_by_value_and_an_unknown_status_frees_nothing():
     m = manager()
     (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
     m.on_ack(OrderAck(ts_ns=0, cloid=place.cloid, status="accepted", request_id=place.request_id))
-    assert m.orders[place.cloid].state is OrderState.OPEN
+    assert m.orders[place.cloid].state is OrderState.RESTING
     (cancel,) = m.cancel_all()
     m.on_ack(
         OrderAck(ts_ns=0, cloid=place.cloid, status="cancelled?", request_id=cancel.request_id)
@@ -366,7 +366,7 @@ def test_an_answer_without_a_request_id_answers_the_oldest_request_on_its_cloid(
     (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
     (cancel,) = m.cancel_all()
     ack(m, place, AckStatus.ACCEPTED, request_id=False)  # the place's answer
-    assert m.orders[place.cloid].state is OrderState.PENDING_CANCEL
+    assert m.orders[place.cloid].state is OrderState.CANCELLING
     ack(m, cancel, AckStatus.CANCELED, filled=0.0, request_id=False)
     assert not m.orders
 
@@ -419,20 +419,41 @@ def test_a_snapshot_settles_a_reserved_remainder_and_fills_it_included_are_not_c
     (cancel,) = m.cancel_all()
     ack(m, cancel, AckStatus.CANCELED)  # filled size not given
     request = m.request_snapshot(0)
-    snapshot(m, 4, ets=1_000, request=request)  # the venue: 4 lots filled before the cancel
+    snapshot(m, 4, request=request)  # the venue: 4 lots filled before the cancel
     assert not m.orders and m.position_lots == 4 and m.counters.settled_by_snapshot == 1
-    assert not fill(m, place.cloid, 4, ets=900)  # the report of those 4, arriving late
+    # The report of those 4 arrives late, stamped on any clock: the snapshot held them.
+    assert not fill(m, place.cloid, 4, ets=5_000)
     assert m.position_lots == 4 and m.counters.fills_in_snapshot == 1
-    fill(m, "other", 1, ets=1_100)  # a later fill still counts
+    fill(m, "other", 1)  # a later fill of another order still counts
     assert m.position_lots == 5
 
 
-def test_a_snapshot_keeps_fills_stamped_after_it():
+def test_a_snapshot_keeps_the_fills_it_does_not_show_whatever_their_stamps():
+    """An order resting since before the request: its fill that arrived after the request (on
+    either side of the snapshot's answer) moves the position only where the venue's count of
+    the order does not already hold it. No timestamp is compared."""
     m = manager()
-    fill(m, "x", 3, ets=500)
-    fill(m, "x", 2, ets=2_000)  # arrived before the snapshot's answer, happened after it
-    snapshot(m, 3, ets=1_000)
+    (place,) = resting(m, bids=((1000, 10),), max_lots=10)
+    fill(m, place.cloid, 3, ets=10_000)
+    request = m.request_snapshot(0)
+    fill(m, place.cloid, 2, ets=500)  # after the request; its stamp is behind the snapshot's
+    shown = OpenOrder(cloid=place.cloid, side=Side.BUY, price=100.0, size=0.007, filled_size=0.003)
+    snapshot(m, 3, [shown], ets=1_000, request=request)
     assert m.position_lots == 5 and m.counters.position_corrections == 0
+    fill(m, place.cloid, 1, ets=1)  # later still: beyond the venue's 3 as well
+    assert m.position_lots == 6
+
+
+def test_a_snapshot_that_shows_a_fill_still_on_its_way_does_not_count_it_twice():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 10),), max_lots=10)
+    request = m.request_snapshot(0)
+    shown = OpenOrder(cloid=place.cloid, side=Side.BUY, price=100.0, size=0.006, filled_size=0.004)
+    snapshot(m, 4, [shown], ets=1, request=request)  # stamped long before the fill's stamp
+    assert m.position_lots == 4
+    assert not fill(m, place.cloid, 4, ets=900_000)  # the report: already held
+    assert m.position_lots == 4 and m.counters.fills_in_snapshot == 1
+    assert fill(m, place.cloid, 1) and m.position_lots == 5
 
 
 def test_a_snapshot_adopts_the_venues_position_when_a_fill_was_lost():
@@ -447,19 +468,121 @@ def test_a_snapshot_adopts_the_venues_position_when_a_fill_was_lost():
 def test_a_snapshot_closes_orders_the_venue_no_longer_holds_and_restores_lost_answers():
     m = manager()
     gone, held = resting(m, bids=((1000, 5), (999, 5)))
-    assert len(m.cancel_all()) == 2
+    assert len(m.cancel_all(ts_ns=0)) == 2
     # Both cancel answers are lost. The venue holds one order still (its cancel was refused).
-    request = m.request_snapshot(0)
+    # A snapshot asked for settle_timeout_s (2 s) later shows what became of them.
+    request = m.request_snapshot(2_000_000_000)
     snapshot(
         m,
-        0,
+        1,
         [OpenOrder(cloid=held.cloid, side=Side.BUY, price=99.9, size=0.004, filled_size=0.001)],
         request=request,
     )
     assert gone.cloid not in m.orders
     order = m.orders[held.cloid]
-    assert order.state is OrderState.OPEN and order.remaining_lots == 4
-    assert m.counters.lost_requests == 2
+    assert order.state is OrderState.RESTING and order.size_lots == 5
+    assert m.pending_exposure_lots() == (5, 0)  # its one fill still on its way counts too
+    assert m.position_lots == 1 and m.counters.lost_requests == 2
+
+
+def test_a_snapshot_asked_for_while_a_cancel_is_on_its_way_changes_neither_state_nor_exposure():
+    """Rule 1: the venue may answer the snapshot before the cancel's block commits, or after.
+    Either way the order keeps its exposure until the cancel's own answer."""
+    m = manager()
+    (place,) = resting(m, bids=((1000, 5),))
+    (cancel,) = m.cancel_all(ts_ns=0)
+    request = m.request_snapshot(100)
+    snapshot(m, 0, [], request=request)  # the cancel committed before the snapshot: not shown
+    assert m.orders[place.cloid].state is OrderState.CANCELLING
+    assert m.pending_exposure_lots() == (5, 0)
+    ack(m, cancel, AckStatus.CANCELED, filled=0.0)
+    assert place.cloid not in m.orders and m.pending_exposure_lots() == (0, 0)
+
+
+def test_a_snapshot_that_misses_a_place_on_its_way_never_frees_its_exposure():
+    """The 2x case from the issue: a snapshot that did not see a place closed it and freed its
+    exposure, and the engine quoted the same room again."""
+    m = manager()
+    (place,) = m.plan(((1000, 10),), (), max_lots=10, ts_ns=0)
+    assert m.creating_in_flight(10)  # the engine would not ask now; a venue answers anyway
+    request = m.request_snapshot(10)
+    snapshot(m, 0, [], request=request)
+    assert m.counters.deferred_snapshots == 1 and m.needs_reconcile
+    assert m.orders[place.cloid].state is OrderState.PLACING
+    assert m.pending_exposure_lots() == (10, 0)
+    assert m.plan(((1000, 10),), (), max_lots=10, ts_ns=20) == []  # no room: nothing doubled
+    ack(m, place)
+    assert m.orders[place.cloid].state is OrderState.RESTING
+
+
+def test_a_snapshot_that_misses_an_ioc_on_its_way_keeps_the_ioc_and_its_fill():
+    """The IOC case from the issue: the snapshot closed an IOC in flight and its fill, stamped
+    in the snapshot's millisecond, was skipped."""
+    m = manager()
+    fill(m, "inherited", 10)  # long 10
+    snapshot(m, 10)
+    ioc = m.place_ioc(Side.SELL, 990, 9, ts_ns=0)
+    request = m.request_snapshot(10)
+    snapshot(m, 1, [], request=request)  # the IOC's block committed before the snapshot
+    assert m.counters.deferred_snapshots == 1 and m.position_lots == 10
+    fill(m, ioc.cloid, 9, side=Side.SELL, ets=5)
+    ack(m, ioc, AckStatus.CANCELED, filled=0.009)
+    assert m.position_lots == 1 and not m.orders
+    later = m.request_snapshot(20)
+    snapshot(m, 1, [], request=later)
+    assert m.position_lots == 1 and m.counters.position_corrections == 0
+
+
+def test_a_request_is_taken_as_lost_only_by_a_snapshot_asked_for_settle_timeout_after_it():
+    m = manager()
+    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
+    request = m.request_snapshot(1_999_999_999)
+    snapshot(m, 0, [], request=request)
+    assert m.counters.lost_requests == 0 and place.cloid in m.orders
+    request = m.request_snapshot(2_000_000_000)
+    snapshot(m, 0, [], request=request)
+    assert m.counters.lost_requests == 1 and place.cloid not in m.orders
+
+
+def test_a_fill_re_sent_under_another_id_asks_for_a_snapshot_which_takes_it_back():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 10),), max_lots=10)
+    fill(m, place.cloid, 3, fill_id="a", ets=1_000)
+    assert not m.needs_reconcile
+    fill(m, place.cloid, 3, fill_id="b", ets=1_000)  # the same trade under another id
+    assert m.position_lots == 6 and m.needs_reconcile and m.counters.suspect_duplicates == 1
+    request = m.request_snapshot(0)
+    shown = OpenOrder(cloid=place.cloid, side=Side.BUY, price=100.0, size=0.007, filled_size=0.003)
+    snapshot(m, 3, [shown], request=request)
+    assert m.position_lots == 3 and m.counters.overcounted_fills == 1
+    assert m.pending_exposure_lots() == (7, 0)
+    fill(m, place.cloid, 2, fill_id="c")
+    assert m.position_lots == 5
+
+
+def test_a_not_found_answer_below_the_fills_received_keeps_the_fills_in_flight_reserved():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 10),), max_lots=10)
+    fill(m, place.cloid, 3)
+    (cancel,) = m.cancel_all()
+    ack(m, cancel, AckStatus.NOT_FOUND, filled=0.002)  # below the 3 we had: stale
+    assert m.counters.untrusted_answers == 1 and m.needs_reconcile
+    assert m.pending_exposure_lots() == (7, 0)  # the whole remainder stays reserved
+
+
+def test_every_state_change_is_a_row_of_the_transition_table():
+    from market_maker.orders import TRANSITIONS, OrderState, Trigger
+
+    assert (OrderState.CLOSED, Trigger.ACCEPTED) not in TRANSITIONS
+    assert all(new is not OrderState.PLACING for new in TRANSITIONS.values())
+    m = manager()
+    (place,) = resting(m, bids=((1000, 5),))
+    (cancel,) = m.cancel_all()
+    ack(m, cancel, AckStatus.CANCELED, filled=0.0)
+    before = m.counters.illegal_moves
+    m.on_ack(OrderAck(ts_ns=0, cloid=place.cloid, status=AckStatus.ACCEPTED, request_id=-1))
+    assert m.counters.illegal_moves == before  # a late "open" for a closed order: late ack
+    assert m.counters.late_acks == 1
 
 
 def test_a_snapshot_cancels_orders_we_do_not_know_and_ignores_orders_placed_after_it():
@@ -471,7 +594,7 @@ def test_a_snapshot_cancels_orders_we_do_not_know_and_ignores_orders_placed_afte
     )
     assert [(type(a), a.cloid) for a in actions] == [(Cancel, "0xold")]
     assert m.counters.orphans_cancelled == 1
-    assert m.orders[place.cloid].state is OrderState.PENDING_NEW
+    assert m.orders[place.cloid].state is OrderState.PLACING
     assert m.pending_exposure_lots() == (5, 3)  # the orphan counts until its cancel lands
 
 

@@ -1,0 +1,129 @@
+"""What a venue snapshot proves, as a pure reading of the snapshot against our orders.
+
+A snapshot answers ``RequestSnapshot(rid)``. The venue guarantees that it reflects every
+request whose answer reached us before ``rid`` was sent, every fill reported to us before
+then, and no request sent after ``rid``; it does **not** guarantee anything about a request
+still on its way when ``rid`` was sent (Hyperliquid answers ``info`` at once from committed
+state, while actions wait for a block). So:
+
+- an order about which every answer arrived before ``rid`` was sent is *covered*: the snapshot
+  decides its state (held: it rests; missing: it is gone);
+- an order with a request still unanswered at ``rid`` keeps its state and its exposure until
+  its own answer, or a later snapshot, settles it;
+- the snapshot's position holds a known share of every order's fills, never guessed from two
+  clocks: for an order it shows, the cumulative fill it reports; for an order it does not
+  show that had been seen at the venue before ``rid``, all of its fills (it was gone when the
+  snapshot was taken); for an order created after ``rid``, none;
+- an order created before ``rid`` that it does not show and of which nothing had been heard
+  by then is *ambiguous*: it may not have reached the venue yet, or have traded and gone. The
+  engine holds new orders until none is on its way before it asks (``OrderManager.
+  creating_in_flight``), so this happens only when a venue breaks the rules; such a snapshot
+  settles nothing and another is asked for.
+
+Every rule reads request-counter marks (when something was sent or heard, in our own order of
+events), never a timestamp of the venue's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from market_maker.model import OpenOrder, Side
+from market_maker.orders.state import ALL_LOTS, OrderState, TrackedOrder
+from market_maker.risk.sizing import PositionSizer
+
+__all__ = ["Reading", "covered", "read_snapshot"]
+
+_BUY = Side.BUY
+_CLOSED = OrderState.CLOSED
+
+
+class Reading(msgspec.Struct, kw_only=True):
+    """What a snapshot says about our orders and position (nothing applied yet)."""
+
+    position_lots: int
+    """The position it proves: its own, plus the fills reported to us that it does not hold."""
+    included: list[tuple[TrackedOrder, int]]
+    """``(order, lots of its fills the position now holds)`` (``ALL_LOTS``: every fill)."""
+    overcounted: list[tuple[TrackedOrder, int]]
+    """``(order, lots)`` reported to us before the request that the venue's count of the order
+    does not hold: a fill counted twice under two ids."""
+    held: list[tuple[TrackedOrder, OpenOrder]]
+    """Covered orders it shows resting, with what it says of them."""
+    missing: list[TrackedOrder]
+    """Covered orders it does not show: gone."""
+    ambiguous: list[TrackedOrder]
+    """Orders it cannot speak for (see the module docstring): if any, apply nothing."""
+    unknown: list[OpenOrder]
+    """Orders it shows that we do not track (an earlier process's, a forgotten one, one we
+    only know from its fills)."""
+
+
+def covered(order: TrackedOrder, rid: int) -> bool:
+    """Everything we asked of ``order`` was answered before snapshot request ``rid``."""
+    return order.open_requests == 0 and order.answer_mark < rid and order.place_request < rid
+
+
+def read_snapshot(
+    *,
+    position: float,
+    venue_orders: Iterable[OpenOrder],
+    orders: Iterable[TrackedOrder],
+    rid: int,
+    sizer: PositionSizer,
+) -> Reading:
+    """Read a snapshot answering request ``rid`` against ``orders`` (our live orders and those
+    closed since the last snapshot we adopted was asked for)."""
+    shown = {o.cloid: o for o in venue_orders}
+    position_lots = sizer.nearest_lots(position)
+    included: list[tuple[TrackedOrder, int]] = []
+    overcounted: list[tuple[TrackedOrder, int]] = []
+    held: list[tuple[TrackedOrder, OpenOrder]] = []
+    missing: list[TrackedOrder] = []
+    ambiguous: list[TrackedOrder] = []
+    for order in orders:
+        sign = 1 if order.side is _BUY else -1
+        venue = shown.get(order.cloid)
+        if venue is not None and order.state is _CLOSED and not order.place_request:
+            continue  # a fill's record of an order we never knew: it rests, cancel it
+        if venue is not None:
+            del shown[order.cloid]
+            # Its cumulative fill at the venue: exactly what the position holds of it.
+            inside = sizer.nearest_lots(venue.filled_size)
+            before = order.filled_before(rid)
+            extra = before - inside if before > inside else 0
+            if extra:
+                overcounted.append((order, extra))
+            beyond = order.filled_lots - extra - inside
+            if beyond > 0:
+                position_lots += sign * beyond
+            included.append((order, inside))
+            if order.state is not _CLOSED and covered(order, rid):
+                held.append((order, venue))
+            continue
+        if order.place_request >= rid and order.place_request:
+            # Sent after the request: nothing of it can be in the snapshot.
+            beyond = order.filled_lots - order.in_snapshot_lots
+            if beyond > 0:
+                position_lots += sign * beyond
+            continue
+        heard = 0 <= order.confirmed_mark < rid or 0 <= order.created_mark < rid
+        if not heard and order.place_request:
+            ambiguous.append(order)
+            continue
+        # It was at the venue (or never got there) before the request and is not shown:
+        # gone when the snapshot was taken, so all its fills are in the position.
+        included.append((order, ALL_LOTS))
+        if order.state is not _CLOSED and covered(order, rid):
+            missing.append(order)
+    return Reading(
+        position_lots=position_lots,
+        included=included,
+        overcounted=overcounted,
+        held=held,
+        missing=missing,
+        ambiguous=ambiguous,
+        unknown=list(shown.values()),
+    )
