@@ -272,7 +272,7 @@ class FakeHyperliquid:
                 data = self.info(payload)
                 answer = {"type": "info", "payload": {"type": payload.get("type"), "data": data}}
             elif kind == "action":
-                answer = {"type": "action", "payload": self.action(payload)}
+                answer = {"type": "action", "payload": await self.action(payload)}
             else:
                 answer = {"type": "error", "payload": f"unsupported request type {kind!r}"}
             await self.reply(conn, self._frame("post", {"id": rid, "response": answer}))
@@ -286,7 +286,8 @@ class FakeHyperliquid:
         if sub.get("type") == "l2Book":
             await self._send(conn, self._book_frame(sub))
 
-    def action(self, payload: dict[str, Any]) -> Any:
+    async def action(self, payload: dict[str, Any]) -> Any:
+        """The answer to a signed action (the trading fake commits them in blocks)."""
         return {"status": "err", "response": "this fake takes no actions"}
 
     async def reply(self, conn: _Conn, frame: str) -> None:

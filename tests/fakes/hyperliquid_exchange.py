@@ -1,29 +1,49 @@
 """The loopback Hyperliquid exchange that trades: ``FakeHyperliquid`` plus one account.
 
-Per ``reference/hyperliquid-verified.md`` section 4.3-4.4:
+Per ``reference/hyperliquid-verified.md`` sections 4.3-4.4 and 7:
 
-- every action's signature is recovered and must be the configured agent's (a mismatch answers
-  ``User or API Wallet 0x... does not exist.``); nonces: the 100 highest are kept, a duplicate
-  or one below them is refused, as is one outside (now - 2 days, now + 1 day);
-- ``order`` (Alo only), ``cancelByCloid``, ``cancel`` (by oid), ``batchModify`` (cancel-replace:
-  a new oid, the order wire's cloid) and ``scheduleCancel`` (refused below 1,000,000 USD of
-  traded volume, as for real; when armed it fires and cancels everything with status
-  ``scheduledCancel``), with the documented statuses and error texts (``... asset=N``);
-- our orders fill against the fake's public trades (a trade through our price fills all of
-  it, one at our price half the print) and when the touch moves through them;
+- actions are committed in blocks, every ``block_ms`` (70 ms; ``block_ms=0`` applies each one
+  on arrival). A block sorts what arrived since the last one into three classes and applies
+  them in that order, arrival order within each: (1) actions that send no GTC or IOC order
+  (``Alo`` batches, ``batchModify`` to ``Alo`` orders, ``noop``, ``scheduleCancel``),
+  (2) cancels, (3) actions with at least one GTC or IOC order. So an ``Ioc`` sent before a
+  cancel trades after it, and a cancel sent before an ``Alo`` order finds it resting;
+- the signature is checked on arrival: it must recover to the configured agent (a mismatch
+  answers ``User or API Wallet 0x... does not exist.`` at once). The rest is checked at the
+  commit, with the block's time: ``expiresAfter`` (past it: ``Action already expired``, and
+  the action costs 5x its address-budget requests), then the nonce (the 100 highest are kept;
+  a duplicate or one below them is refused, as is one outside (now - 2 days, now + 1 day)). A
+  ``noop`` only marks its nonce used, so an action signed with that nonce and committed after
+  it is refused as a duplicate (``Invalid nonce: duplicate nonce <n>``), and the other way
+  round;
+- ``order`` (``Alo`` and ``Ioc``), ``cancelByCloid``, ``cancel`` (by oid), ``batchModify``
+  (cancel-replace: a new oid, the order wire's cloid), ``noop`` and ``scheduleCancel``
+  (refused below 1,000,000 USD of traded volume, as for real; when armed it fires and cancels
+  everything with status ``scheduledCancel``), with the documented statuses and error texts
+  (``... asset=N``);
+- the ``post`` reply of an action, and the ``orderUpdates`` and ``userFills`` of what its block
+  did, go out after the commit; fills made in a block carry the block's time. Our orders also
+  fill against the fake's public trades (a trade through our price fills all of it, one at our
+  price half the print) and when the touch moves through them;
 - user streams: ``orderUpdates`` (no snapshot, no replay) and ``userFills`` (a snapshot of
-  recent fills on every subscribe, so clients must dedupe); info ``openOrders`` and
-  ``clearinghouseState`` from the real account state;
-- the address request budget (``address_budget`` plus 1 per USDC traded, n per batch of n;
-  once spent, one request per 10 s, the rest refused with the venue's text);
+  recent fills on every subscribe, so clients must dedupe);
+- info requests are answered at once from committed state, so they miss actions still
+  waiting for a block: ``openOrders``, ``clearinghouseState`` (its ``time`` is the API
+  server's clock, ``server_skew_ms`` off the blocks' clock; ``state_time=False`` leaves it
+  out), ``userRateLimit`` (``nRequestsCap`` = ``address_budget`` + traded volume,
+  ``nRequestsUsed`` = ``requests_used``);
+- the address request budget (n requests per batch of n; once spent, one request per 10 s,
+  the rest refused with the venue's text; refusals cost nothing, expired actions 5x);
 - disorder on demand: ``reorder_ms`` delays each post reply and user-stream message by a
   random amount, independently per stream (fills may overtake acks and the other way round),
-  and ``duplicate_fills`` re-sends a fill message with that probability.
+  ``duplicate_fills`` re-sends a fill message with that probability, and ``hold()`` keeps
+  blocks from committing (a slow block: whatever arrives waits) until ``hold(False)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -32,14 +52,54 @@ from tests.fakes.hyperliquid import FakeHyperliquid, _Conn, _fmt
 
 ASSET = 1  # the coin's index in the fake's meta (ETH is 0)
 
+NO_TAKER, CANCELS, TAKERS = 0, 1, 2
+"""A block's classes, in the order it applies them (reference section 7)."""
+
+_EXPIRED_COST = 5
+"""An action refused for a stale ``expiresAfter`` costs this many times its requests."""
+
+
+def block_class(action: dict[str, Any]) -> int:
+    """Where ``action`` goes in a block: cancels are CANCELS; an action placing at least
+    one GTC or IOC order (a modify counts as the order it places) is TAKERS; anything else
+    (``Alo`` placements and modifies, ``noop``, ``scheduleCancel``) is NO_TAKER."""
+    kind = action.get("type")
+    if kind in ("cancel", "cancelByCloid"):
+        return CANCELS
+    if kind == "order":
+        wires = list(action.get("orders") or [])
+    elif kind == "batchModify":
+        wires = [m.get("order") or {} for m in action.get("modifies") or []]
+    else:
+        wires = []
+    takes = any(_tif(w) in ("Gtc", "Ioc") for w in wires)
+    return TAKERS if takes else NO_TAKER
+
+
+def _tif(order_wire: dict[str, Any]) -> Any:
+    return ((order_wire.get("t") or {}).get("limit") or {}).get("tif")
+
 
 class _Order:
     __slots__ = ("cloid", "oid", "orig", "px", "side", "sz", "ts")
 
-    def __init__(self, oid: int, cloid: str | None, side: str, px: int, sz: int) -> None:
+    def __init__(
+        self, oid: int, cloid: str | None, side: str, px: int, sz: int, ts_ms: int
+    ) -> None:
         self.oid, self.cloid, self.side, self.px = oid, cloid, side, px
         self.sz = self.orig = sz
-        self.ts = int(time.time() * 1000)
+        self.ts = ts_ms
+
+
+class _Queued:
+    """An action waiting for its block, and the post that waits for its answer."""
+
+    __slots__ = ("answer", "payload", "rank")
+
+    def __init__(self, payload: dict[str, Any], answer: asyncio.Future[Any]) -> None:
+        self.payload = payload
+        self.rank = block_class(payload.get("action") or {})
+        self.answer = answer
 
 
 class FakeHyperliquidExchange(FakeHyperliquid):
@@ -53,6 +113,9 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         reorder_ms: float = 0.0,
         duplicate_fills: float = 0.0,
         address_budget: float = 10_000.0,
+        block_ms: float = 70.0,
+        server_skew_ms: int = 0,
+        state_time: bool = True,
         **market: Any,
     ) -> None:
         super().__init__(**market)
@@ -65,6 +128,11 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.requests_used = 0
         self.address_budget = address_budget
         """Requests allowed: this plus 1 per USDC traded; once spent, one per 10 s."""
+        self.block_ms = block_ms
+        """Actions commit every this many ms (0: each one on arrival)."""
+        self.server_skew_ms = server_skew_ms
+        """The API server's clock (``clearinghouseState.time``) minus the blocks' clock."""
+        self.state_time = state_time
         self._last_trickle = -1e18
         self.lot_decimals = self.sz_decimals
         self.orders: dict[int, _Order] = {}
@@ -75,9 +143,34 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.dms_ms: int | None = None
         self.dms_triggers = 0
         self.actions: list[str] = []
+        """The type of every action applied (past its checks), in commit order."""
+        self.committed: list[tuple[int, int]] = []
+        """(block number, nonce) of every action a block took up, in commit order."""
         self.refused: list[str] = []
+        self.blocks = 0
+        self.held = False
+        self._queue: list[_Queued] = []
+        self._block_time_ms: int | None = None
+        self._blocks_task: asyncio.Task[None] | None = None
         self._oid = 1000
         self._stream_at: dict[tuple[int, str], float] = {}
+
+    # ----- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await super().start()
+        if self.block_ms:
+            self._blocks_task = asyncio.create_task(self._run_blocks())
+
+    async def stop(self) -> None:
+        if self._blocks_task is not None:
+            self._blocks_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._blocks_task
+        for queued in self._queue:
+            queued.answer.cancel()
+        self._queue.clear()
+        await super().stop()
 
     # ----- the account, for tests -----------------------------------------------------------
 
@@ -88,42 +181,109 @@ class FakeHyperliquidExchange(FakeHyperliquid):
     def open_orders(self) -> int:
         return len(self.orders)
 
+    # ----- blocks ---------------------------------------------------------------------------
+
+    def hold(self, on: bool = True) -> None:
+        """Hold the blocks (nothing commits, whatever arrives waits), or let them go on."""
+        self.held = on
+
+    def queued(self) -> int:
+        """Actions waiting for a block."""
+        return len(self._queue)
+
+    async def _run_blocks(self) -> None:
+        loop = asyncio.get_running_loop()
+        period_s = self.block_ms / 1000.0
+        next_at = loop.time() + period_s
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at + period_s, loop.time())
+            if not self.held:
+                self.commit_block()
+
+    def commit_block(self) -> None:
+        """Apply what arrived since the last block: by class, arrival order within each."""
+        queued, self._queue = self._queue, []
+        if not queued:
+            return
+        self.blocks += 1
+        self._block_time_ms = int(time.time() * 1000)
+        try:
+            for item in sorted(queued, key=lambda q: q.rank):  # stable: arrival order kept
+                self.committed.append((self.blocks, int(item.payload.get("nonce") or 0)))
+                answer = self._commit(item.payload, self._block_time_ms)
+                if not item.answer.done():
+                    item.answer.set_result(answer)
+        finally:
+            self._block_time_ms = None
+
+    def _now_ms(self) -> int:
+        """The venue's time: the block's while one commits."""
+        if self._block_time_ms is not None:
+            return self._block_time_ms
+        return int(time.time() * 1000)
+
     # ----- actions --------------------------------------------------------------------------
 
-    def action(self, payload: dict[str, Any]) -> Any:
-        action = payload.get("action") or {}
-        nonce = payload.get("nonce")
-        sig = payload.get("signature") or {}
+    async def action(self, payload: dict[str, Any]) -> Any:
+        """The signature now; everything else when the action's block commits."""
+        refused = self._check_signature(payload)
+        if refused:
+            return self._err(refused)
+        if not self.block_ms:
+            return self._commit(payload, self._now_ms())
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(payload, answer))
+        return await answer
+
+    def _check_signature(self, payload: dict[str, Any]) -> str:
         try:
             signer = recover_signer(
-                action,
-                sig,
-                nonce=int(nonce),  # type: ignore[arg-type]
+                payload.get("action") or {},
+                payload.get("signature") or {},
+                nonce=int(payload.get("nonce")),  # type: ignore[arg-type]
                 mainnet=self.mainnet,
                 vault_address=payload.get("vaultAddress"),
                 expires_after=payload.get("expiresAfter"),
             )
         except (ValueError, TypeError, KeyError):
             signer = "0x" + "0" * 40
-        if signer != self.agent:
-            return self._err(f"User or API Wallet {signer} does not exist.")
-        refused = self._check_nonce(int(nonce))  # type: ignore[arg-type]
+        return "" if signer == self.agent else f"User or API Wallet {signer} does not exist."
+
+    def _commit(self, payload: dict[str, Any], block_ms: int) -> Any:
+        """One action at ``block_ms``: its deadline, its nonce, the budget, then its effect."""
+        action = payload.get("action") or {}
+        kind = str(action.get("type"))
+        n = len(action.get("orders") or action.get("cancels") or action.get("modifies") or [1])
+        expires_after = payload.get("expiresAfter")
+        if expires_after is not None and block_ms > int(expires_after):
+            self.requests_used += _EXPIRED_COST * n
+            return self._err("Action already expired")
+        refused = self._check_nonce(int(payload["nonce"]), block_ms)
         if refused:
             return self._err(refused)
-        kind = action.get("type")
-        n = len(action.get("orders") or action.get("cancels") or action.get("modifies") or [1])
+        refused = self._charge(kind, n)
+        if refused:
+            return self._err(refused)
+        self.actions.append(kind)
+        return self._apply(kind, action, block_ms)
+
+    def _charge(self, kind: str, n: int) -> str:
+        """Spend ``n`` address requests, or the venue's refusal (a refusal costs nothing)."""
         allowed = self.address_budget + self.traded_volume_usd
         if self.requests_used + n > allowed and kind != "scheduleCancel":
             now = time.monotonic()
             if now - self._last_trickle < 10.0:
-                return self._err(
+                return (
                     f"Too many cumulative requests sent ({self.requests_used + n} > {int(allowed)}) "
                     f"for cumulative volume traded ${self.traded_volume_usd:.2f}. "
                     "Place taker orders to free up 1 request per USDC traded."
                 )
             self._last_trickle = now
         self.requests_used += n
-        self.actions.append(str(kind))
+        return ""
+
+    def _apply(self, kind: str, action: dict[str, Any], block_ms: int) -> Any:
         if kind == "order":
             statuses = [self._place(o) for o in action.get("orders", [])]
             return self._ok("order", statuses)
@@ -137,6 +297,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             return self._ok(
                 "order", [self._modify(m["oid"], m["order"]) for m in action["modifies"]]
             )
+        if kind == "noop":
+            return {"status": "ok", "response": {"type": "default"}}  # the nonce is now used
         if kind == "scheduleCancel":
             if self.traded_volume_usd < 1_000_000:
                 return self._err(
@@ -144,7 +306,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
                     f"Required: $1000000. Traded: ${self.traded_volume_usd:.5f}."
                 )
             when = action.get("time")
-            if when is not None and when < time.time() * 1000 + 5000:
+            if when is not None and when < block_ms + 5000:
                 return self._err(
                     "Scheduled cancel time too early, must be at least 5 seconds from now."
                 )
@@ -152,16 +314,15 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             return {"status": "ok", "response": {"type": "default"}}
         return self._err(f"Unknown action type {kind!r}")
 
-    def _check_nonce(self, nonce: int) -> str:
-        now = time.time() * 1000
+    def _check_nonce(self, nonce: int, now_ms: int) -> str:
         if nonce in self.nonces:
             return f"Invalid nonce: duplicate nonce {nonce}"
         if len(self.nonces) >= 100 and nonce < self.nonces[0]:
             return f"Invalid nonce: nonce too low {nonce} < {self.nonces[0]}"
-        if nonce < now - 2 * 86_400_000:
-            return f"Invalid nonce: nonce too low {nonce} < {int(now - 2 * 86_400_000)}"
-        if nonce > now + 86_400_000:
-            return f"Invalid nonce: nonce too high {nonce} > {int(now + 86_400_000)}"
+        if nonce < now_ms - 2 * 86_400_000:
+            return f"Invalid nonce: nonce too low {nonce} < {int(now_ms - 2 * 86_400_000)}"
+        if nonce > now_ms + 86_400_000:
+            return f"Invalid nonce: nonce too high {nonce} > {int(now_ms + 86_400_000)}"
         self.nonces.append(nonce)
         self.nonces.sort()
         del self.nonces[:-100]
@@ -204,7 +365,9 @@ class FakeHyperliquidExchange(FakeHyperliquid):
 
     def _rest(self, wire: dict[str, Any], px: int, lots: int) -> _Order:
         self._oid += 1
-        order = _Order(self._oid, wire.get("c"), "B" if wire.get("b") else "A", px, lots)
+        order = _Order(
+            self._oid, wire.get("c"), "B" if wire.get("b") else "A", px, lots, self._now_ms()
+        )
         self.orders[order.oid] = order
         self._order_update(order, "open")
         return order
@@ -227,7 +390,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         bid, ask = self._touch()
         self._oid += 1
         buy = bool(wire.get("b"))
-        order = _Order(self._oid, wire.get("c"), "B" if buy else "A", ask if buy else bid, lots)
+        side, px = ("B", ask) if buy else ("A", bid)
+        order = _Order(self._oid, wire.get("c"), side, px, lots, self._now_ms())
         self.orders[order.oid] = order
         self._fill(order, lots)
         ids = {"oid": order.oid, **({"cloid": order.cloid} if order.cloid else {})}
@@ -303,7 +467,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             "px": _fmt(float(order.px)),
             "sz": _fmt(size),
             "side": order.side,
-            "time": int(time.time() * 1000),
+            "time": self._now_ms(),
             "startPosition": _fmt(abs(start)) if start >= 0 else "-" + _fmt(-start),
             "dir": "Open Long" if sign > 0 else "Open Short",
             "closedPnl": "0.0",
@@ -337,7 +501,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             "origSz": self._size(order.orig),
             **({"cloid": order.cloid} if order.cloid else {}),
         }
-        data = [{"order": wire, "status": status, "statusTimestamp": int(time.time() * 1000)}]
+        data = [{"order": wire, "status": status, "statusTimestamp": self._now_ms()}]
         self._user_stream("orderUpdates", self._frame("orderUpdates", data))
 
     def _size(self, lots: int) -> str:
@@ -414,11 +578,20 @@ class FakeHyperliquidExchange(FakeHyperliquid):
                         },
                     }
                 )
-            return {
+            state: dict[str, Any] = {
                 "assetPositions": positions,
                 "marginSummary": summary,
                 "crossMarginSummary": summary,
                 "withdrawable": _fmt(round(max(value, 0.01), 6)),
-                "time": int(time.time() * 1000),
+            }
+            if self.state_time:  # the API server's clock, not the blocks'
+                state["time"] = int(time.time() * 1000) + self.server_skew_ms
+            return state
+        if kind == "userRateLimit":
+            return {
+                "cumVlm": _fmt(round(self.traded_volume_usd, 6)),
+                "nRequestsUsed": self.requests_used,
+                "nRequestsCap": int(self.address_budget + self.traded_volume_usd),
+                "nRequestsSurplus": 0,
             }
         return super().info(payload)

@@ -5,8 +5,9 @@ levels every 0.5 s), ``bbo`` (on every block where the touch changes) and ``trad
 become ``BookUpdate``/``Trade`` events stamped with their local receive time; a book older (by
 the venue's own ``time``) than one already passed on is dropped, so a slow 5-level snapshot
 never undoes a newer best bid/offer. Connection changes become ``ConnectionStatus`` events (the
-kill switch pauses quoting while disconnected). ``discover()`` reads the instrument from the
-venue (``meta``: size decimals and asset index; the first book: the price that sets the tick)
+kill switch pauses quoting while disconnected; ``on_connected`` tells the owner of each new
+connection, so state the venue keeps for us can be re-read). ``discover()`` reads the instrument
+from the venue (``meta``: size decimals and asset index; the first book: the price that sets the tick)
 and, given an address, that account's value and position (``clearinghouseState``), all over
 the same websocket.
 """
@@ -83,10 +84,14 @@ class HyperliquidFeed:
         connect_timeout_s: float = 15.0,
         user_subscriptions: Sequence[dict[str, object]] = (),
         on_user: Callable[[int, str, Message], None] | None = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
-        """``user_subscriptions`` ride on the same socket; their messages go to ``on_user``."""
+        """``user_subscriptions`` ride on the same socket; their messages go to ``on_user``.
+        ``on_connected`` is called each time a connection is subscribed (the first one and
+        every reconnect), before its ``ConnectionStatus`` event."""
         self.coin = coin
         self.on_user = on_user
+        self.on_connected = on_connected
         self.stats = FeedStats()
         self.connect_timeout_s = connect_timeout_s
         self.client = HyperliquidClient(
@@ -170,6 +175,8 @@ class HyperliquidFeed:
     # ----- frames -------------------------------------------------------------------------
 
     def _on_status(self, ns: int, connected: bool) -> None:
+        if connected and self.on_connected is not None:
+            self.on_connected()
         if self._sink is not None:
             self._sink(ConnectionStatus(ts_ns=ns, connected=connected))
 

@@ -31,6 +31,7 @@ __all__ = [
     "OpenOrderWire",
     "PostResponse",
     "SubscriptionResponse",
+    "UserRateLimit",
     "WsBbo",
     "WsBook",
     "WsClearinghouseState",
@@ -191,7 +192,9 @@ class ClearinghouseState(msgspec.Struct, frozen=True):
     assetPositions: tuple[AssetPosition, ...] = ()
     crossMarginSummary: MarginSummary | None = None
     withdrawable: str = "0"
-    time: int = 0
+    time: int | None = None
+    """The API server's clock in ms when it answered (not the blocks' clock of fills); None
+    when the frame left it out: a snapshot must then say when it was received instead."""
 
     def position(self, coin: str) -> str:
         """The signed size held in ``coin`` as the venue wrote it (``"0"`` when flat)."""
@@ -199,6 +202,20 @@ class ClearinghouseState(msgspec.Struct, frozen=True):
             if held.position.coin == coin:
                 return held.position.szi
         return "0"
+
+
+class UserRateLimit(msgspec.Struct, frozen=True):
+    """Info ``userRateLimit``: the address request budget as the venue counts it."""
+
+    nRequestsUsed: int
+    nRequestsCap: int
+    nRequestsSurplus: int = 0
+    cumVlm: str = "0"
+
+    @property
+    def left(self) -> int:
+        """Requests the address may still send before it is limited to one per 10 s."""
+        return self.nRequestsCap - self.nRequestsUsed + self.nRequestsSurplus
 
 
 class WsClearinghouseState(msgspec.Struct, frozen=True):

@@ -22,6 +22,7 @@ __all__ = [
     "cancel_by_oid",
     "decimal_text",
     "decimals_of",
+    "noop",
     "order_action",
     "order_wire",
     "schedule_cancel",
@@ -99,6 +100,12 @@ def cancel_by_oid(asset: int, oids: list[int]) -> dict[str, Any]:
 def batch_modify(modifies: list[tuple[str | int, dict[str, Any]]]) -> dict[str, Any]:
     """Cancel-replace each order (by cloid or oid) with the order wire given."""
     return {"type": "batchModify", "modifies": [{"oid": o, "order": w} for o, w in modifies]}
+
+
+def noop() -> dict[str, Any]:
+    """Does nothing but use its nonce: signed with the nonce of an action still in flight, it
+    voids that action if it commits first (the action is then refused as a duplicate)."""
+    return {"type": "noop"}
 
 
 def schedule_cancel(time_ms: int | None) -> dict[str, Any]:
