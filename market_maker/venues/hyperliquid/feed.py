@@ -7,9 +7,9 @@ the venue's own ``time``) than one already passed on is dropped, so a slow 5-lev
 never undoes a newer best bid/offer. Connection changes become ``ConnectionStatus`` events (the
 kill switch pauses quoting while disconnected; ``on_connected`` tells the owner of each new
 connection, so state the venue keeps for us can be re-read). ``discover()`` reads the instrument
-from the venue (``meta``: size decimals and asset index; the first book: the price that sets the tick)
-and, given an address, that account's value and position (``clearinghouseState``), all over
-the same websocket.
+from the venue (``meta``: size decimals and asset index; the first book: the price that sets
+the tick) and, given an address, that account's value and position (``clearinghouseState``),
+all over the same websocket.
 """
 
 from __future__ import annotations
