@@ -580,6 +580,7 @@ async def _trade_hyperliquid(
         dms_ahead_s=v.dms_ahead_s,
         dms_refresh_s=v.dms_refresh_s,
         account_interval_s=v.account_interval_s,
+        request_expiry_s=config.orders.request_expiry_s,
     )
     try:
         info = await venue.discover(config.instrument)

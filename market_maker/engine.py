@@ -336,6 +336,13 @@ class QuoteEngine:
         self.counters.snapshot_requests += 1
         return orders.request_snapshot(ts)
 
+    def _holding_new(self, ts: int) -> bool:
+        """New orders wait (cancels still go): a snapshot is due and waits for the places on
+        their way, or one is on its way. A place sent while the venue answers the snapshot
+        could trade between the two queries a venue may need for it (Hyperliquid: open orders,
+        then the position), and the snapshot could then count its fills and we again."""
+        return self._snapshot_wait or self.orders.snapshot_in_flight(ts, self._settle_timeout_ns)
+
     def _on_book(self, ev: BookUpdate, ts: int) -> bool:
         if ts < self._last_book_ns:
             self.counters.out_of_order += 1
@@ -598,7 +605,7 @@ class QuoteEngine:
             ts_ns=ts,
             budget=budget,
             reduce_only=reduce_only,
-            hold_new=self._snapshot_wait,
+            hold_new=self._holding_new(ts),
             reserve=(take, 0) if q < 0 else (0, take),
         )
         if take:
@@ -679,7 +686,7 @@ class QuoteEngine:
             after is None
             or ts - self._reducing_since < after * 1e9
             or ts < self._next_escalation_ns
-            or self._snapshot_wait
+            or self._holding_new(ts)
             or self.orders.ioc_in_flight()
         ):
             return 0
@@ -699,7 +706,7 @@ class QuoteEngine:
             or last is None
             or ts - last >= self._stale_pause_ns
             or ts < self._next_escalation_ns
-            or self._snapshot_wait
+            or self._holding_new(ts)
             or self.orders.ioc_in_flight()
         ):
             return []

@@ -170,8 +170,11 @@ class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
 class VenueSnapshot(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """Our open orders and position at the venue at ``exchange_ts_ns``: the venue's truth.
 
-    Answers ``RequestSnapshot(request_id)``: it reflects every request sent before that one.
-    Fills stamped at or before ``exchange_ts_ns`` are in ``position``.
+    Answers ``RequestSnapshot(request_id)``: one instant of the venue's state, later than every
+    answer that reached us before the request. Each order's ``filled_size`` is its cumulative
+    fill, and ``position`` holds exactly those fills (and those of orders no longer shown);
+    ``exchange_ts_ns`` is the venue's clock (on Hyperliquid the API server's, not the blocks'
+    that stamp fills), for display: the engine never compares it with a fill's stamp.
     """
 
     ts_ns: int

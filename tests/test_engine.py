@@ -183,6 +183,10 @@ def test_paused_cancels_and_resumes_when_the_cause_clears():
     accept_all(e, cancels, 2 * S)
     assert e.status()["trading_state"] == "paused"
     actions = e.on_event(ConnectionStatus(ts_ns=3 * S, connected=True))
+    # Back on a new connection: the venue's state is read before anything new rests.
+    (request,) = [a for a in actions if isinstance(a, RequestSnapshot)]
+    assert not any(isinstance(a, Place) for a in actions)
+    actions = e.on_event(snapshot_for(request, 3 * S + 1000))
     assert any(isinstance(a, Place) for a in actions)
 
 

@@ -1,10 +1,11 @@
 """What a venue snapshot proves, as a pure reading of the snapshot against our orders.
 
-A snapshot answers ``RequestSnapshot(rid)``. The venue guarantees that it reflects every
-request whose answer reached us before ``rid`` was sent, every fill reported to us before
-then, and no request sent after ``rid``; it does **not** guarantee anything about a request
-still on its way when ``rid`` was sent (Hyperliquid answers ``info`` at once from committed
-state, while actions wait for a block). So:
+A snapshot answers ``RequestSnapshot(rid)``. The venue guarantees that it is one instant of
+its state (each order's cumulative fill is in the position it shows), later than every answer
+that reached us before ``rid`` was sent and every fill reported to us before then; it does
+**not** guarantee anything about a request still on its way when ``rid`` was sent
+(Hyperliquid answers ``info`` at once from committed state, while actions wait for a block),
+or sent after it. So:
 
 - an order about which every answer arrived before ``rid`` was sent is *covered*: the snapshot
   decides its state (held: it rests; missing: it is gone);
@@ -13,12 +14,14 @@ state, while actions wait for a block). So:
 - the snapshot's position holds a known share of every order's fills, never guessed from two
   clocks: for an order it shows, the cumulative fill it reports; for an order it does not
   show that had been seen at the venue before ``rid``, all of its fills (it was gone when the
-  snapshot was taken); for an order created after ``rid``, none;
-- an order created before ``rid`` that it does not show and of which nothing had been heard
-  by then is *ambiguous*: it may not have reached the venue yet, or have traded and gone. The
+  snapshot was taken);
+- an order it does not show that was created before ``rid`` and of which nothing had been
+  heard by then, or created after ``rid`` (and not closed without a fill), is *ambiguous*: it
+  may not have reached the venue when the snapshot was read, or have traded and gone. The
   engine holds new orders until none is on its way before it asks (``OrderManager.
-  creating_in_flight``), so this happens only when a venue breaks the rules; such a snapshot
-  settles nothing and another is asked for.
+  creating_in_flight``) and while the snapshot is on its way, so this happens only when a
+  venue breaks the rules or answers after ``settle_timeout_s``; such a snapshot settles
+  nothing and another is asked for.
 
 Every rule reads request-counter marks (when something was sent or heard, in our own order of
 events), never a timestamp of the venue's.
@@ -104,10 +107,12 @@ def read_snapshot(
                 held.append((order, venue))
             continue
         if order.place_request >= rid and order.place_request:
-            # Sent after the request: nothing of it can be in the snapshot.
-            beyond = order.filled_lots - order.in_snapshot_lots
-            if beyond > 0:
-                position_lots += sign * beyond
+            # Sent after the request (the engine holds new orders while a snapshot is on its
+            # way, so only when that wait ran out): it may have traded and gone before the
+            # venue read the position. Only one that never could fill is sure to be outside.
+            if order.state is _CLOSED and order.filled_lots == 0:
+                continue
+            ambiguous.append(order)
             continue
         heard = 0 <= order.confirmed_mark < rid or 0 <= order.created_mark < rid
         if not heard and order.place_request:

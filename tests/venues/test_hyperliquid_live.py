@@ -304,3 +304,44 @@ def test_a_stalled_event_loop_has_its_orders_cancelled_by_the_watchdog():
     assert "cancelled" in seen and seen["cancelled"] <= 5.0 + 2.0, seen
     assert not live.venue.stats.dms_available
     ends_flat(live, fake)
+
+
+def test_an_action_held_past_its_deadline_is_refused_by_the_venue_not_done_late():
+    """``expiresAfter``: blocks stall (``hold``) past the place's deadline; the venue refuses
+    it as expired, nothing rests, and the engine is told REJECTED (its exposure is freed by
+    the venue's word, not by a guess)."""
+    from market_maker.model import AckStatus, BookUpdate, OrderAck, Place, Side
+
+    async def main() -> None:
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            venue = HyperliquidVenue(
+                "BTC", ClientConfig(url=fake.url), SIGNER, account=USER, request_expiry_s=0.3
+            )
+            info = await venue.discover()
+            await venue.connect()
+            events = venue.events()
+            bid = None
+            while bid is None:
+                ev = await asyncio.wait_for(anext(events), 5.0)
+                if isinstance(ev, BookUpdate) and ev.bids:
+                    bid = ev.bids[0][0]
+            tick = info.instrument.tick_size
+            price = round(round(bid / tick) * tick - 50 * tick, 6)
+            fake.hold()
+            place = Place(
+                cloid="0x" + "7" * 32, side=Side.BUY, price=price, size=0.001, request_id=7
+            )
+            await venue.submit([place])
+            await until(lambda: fake.queued() == 1, 5.0)
+            await asyncio.sleep(0.6)  # the block is slower than the deadline
+            fake.hold(False)
+            ack = None
+            while ack is None:
+                ev = await asyncio.wait_for(anext(events), 5.0)
+                if isinstance(ev, OrderAck) and ev.request_id == 7:
+                    ack = ev
+            assert ack.status == AckStatus.REJECTED and "expired" in ack.reason
+            assert fake.open_orders() == 0 and "order" not in fake.actions
+            await venue.close()
+
+    asyncio.run(main())

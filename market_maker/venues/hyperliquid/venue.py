@@ -4,8 +4,9 @@
 of each kind, in this order: ``cancelByCloid`` for every cancel (``cancel`` by oid for orders
 an earlier process left without a cloid), ``batchModify`` for every re-price (cancel-replace:
 the new leg carries the engine's fresh cloid), one ``order`` batch of post-only (``Alo``)
-orders, one of immediate-or-cancel (``Ioc``) escalations apart from it, then a snapshot query
-if the engine asked for one (so it covers everything before). Nothing waits on the network:
+orders, one of immediate-or-cancel (``Ioc``) escalations apart from it; a snapshot the engine
+asked for goes out before all of them (its ``info`` queries are answered at once from committed
+state, the actions wait for a block). Nothing waits on the network:
 answers come back later as events.
 
 What comes back, and how it maps:
@@ -251,8 +252,12 @@ class HyperliquidVenue:
         account_interval_s: float = 60.0,
         budget: AddressBudget | None = None,
         stall_s: float = 5.0,
+        request_expiry_s: float | None = 1.0,
     ) -> None:
         self.coin = coin
+        self.request_expiry_ms = None if request_expiry_s is None else int(request_expiry_s * 1000)
+        """Every action carries ``expiresAfter`` this far ahead: one delayed past it is
+        refused by the venue (``Action already expired``) instead of taking effect late."""
         self.signer = signer
         self.user = (account or signer.address).lower()
         """The master account: queries and user streams name it, the agent only signs."""
@@ -328,7 +333,10 @@ class HyperliquidVenue:
             self._sides[p.cloid] = p.side
         for m in modifies:
             self._sides[m.new_cloid or m.cloid] = self._side_of(m.cloid)
-        snapshots = [a for a in actions if isinstance(a, RequestSnapshot)]
+        # The snapshot's queries first: the engine reads it as taken before this batch's
+        # actions (info is answered at once; actions wait for a block).
+        for snap in (a for a in actions if isinstance(a, RequestSnapshot)):
+            self._spawn(self._snapshot(snap.request_id))
         if cancels:
             self._spawn(self._cancel(cancels))
         if modifies:
@@ -339,8 +347,6 @@ class HyperliquidVenue:
             self._spawn(self._place(resting))
         if taking:  # batched apart: Alo batches are prioritised by the venue
             self._spawn(self._take(taking))
-        for snap in snapshots:
-            self._spawn(self._snapshot(snap.request_id))
         await asyncio.sleep(0)  # let the posts go out in the order created
 
     async def cancel_all(self) -> None:
@@ -398,12 +404,16 @@ class HyperliquidVenue:
         """Sign and send ``action``; its payload ``{"status", "response"}``. VenueError when
         no answer came (timeout, connection lost): the outcome is unknown."""
         nonce = self.nonces.next()
-        payload = {
+        expiry = self.request_expiry_ms
+        expires_after = None if expiry is None else int(time.time() * 1000) + expiry
+        payload: dict[str, Any] = {
             "action": action,
             "nonce": nonce,
-            "signature": self.signer.sign(action, nonce),
+            "signature": self.signer.sign(action, nonce, expires_after=expires_after),
             "vaultAddress": None,
         }
+        if expires_after is not None:
+            payload["expiresAfter"] = expires_after
         self.stats.actions += 1
         try:
             response = await self.client.post("action", payload)
@@ -619,7 +629,8 @@ class HyperliquidVenue:
         self._push(
             VenueSnapshot(
                 ts_ns=ts,
-                exchange_ts_ns=state.time * 1_000_000,
+                # The API server's clock when it says, else when the answer came.
+                exchange_ts_ns=ts if state.time is None else state.time * 1_000_000,
                 position=position,
                 orders=tuple(held),
                 request_id=request_id,
