@@ -11,13 +11,20 @@ does with *our* orders:
 - maker fees on every fill, account snapshots (equity, balance, position) on a timer;
 - latency on order entry, cancels, private messages and market data, from pluggable models.
 
-Messages are ordered as on a real venue (Hyperliquid): requests from our one connection are
-handled in the order sent; their answers (acks, snapshots) reach us in that order on one
-stream; fills travel on their own stream with their own latency, so a fill can arrive after
-the cancel that followed it. A cancel of an order the venue does not hold is refused with
-Hyperliquid's text; a modify cancels the order and places a fresh one (new cloid, back of the
-queue). Answers carry the order's cumulative filled size (``ack_filled_size``) unless a test
-turns that off. ``Faults`` drops, duplicates and reorders private messages on purpose.
+Two profiles. First in, first out (``block_ms=0``, the default; Binance-like): requests from
+our one connection are handled in the order sent as they arrive; their answers (acks,
+snapshots) reach us in that order on one stream. Hyperliquid (``block_ms=70``, reference
+section 7): actions wait for the next block; a block applies post-only places and modifies,
+then cancels, then immediate-or-cancel orders, arrival order within each, at the block's time
+(answers and fills leave then); an action committed more than ``request_expiry_s`` after it
+was sent is refused with ``Action already expired`` and does nothing; a snapshot is answered
+at once from committed state (it misses actions still waiting for a block) and stamped on the
+API server's clock, ``server_skew_ms`` off the blocks'. In both, fills travel on their own
+stream with their own latency, so a fill can arrive after the cancel that followed it. A
+cancel of an order the venue does not hold is refused with Hyperliquid's text; a modify
+cancels the order and places a fresh one (new cloid, back of the queue). Answers carry the
+order's cumulative filled size (``ack_filled_size``) unless a test turns that off. ``Faults``
+drops, duplicates and reorders private messages on purpose.
 
 Everything runs in virtual time from one seeded RNG: the same inputs and seed give the same
 stream of events. ``pop_next()`` returns the next event for the engine; ``submit()`` takes the
@@ -78,7 +85,10 @@ NOT_FOUND_TEXT = "Order was never placed, already canceled, or filled."
 """Hyperliquid's answer to a cancel of an order it does not hold."""
 
 _NS = 1_000_000_000
-_DELIVER, _ARRIVE, _ACCOUNT, _TIMER = 0, 1, 2, 3
+_DELIVER, _ARRIVE, _ACCOUNT, _TIMER, _BLOCK = 0, 1, 2, 3, 4
+
+EXPIRED_TEXT = "Action already expired"
+"""Hyperliquid's refusal of an action committed after its ``expiresAfter``."""
 
 
 class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,6 +183,10 @@ class ExchangeStats(msgspec.Struct, kw_only=True):
     takes: int = 0
     """Immediate-or-cancel orders (escalations)."""
     snapshots: int = 0
+    blocks: int = 0
+    """Blocks that committed at least one action (Hyperliquid profile)."""
+    expired: int = 0
+    """Actions refused at their block for a passed deadline (``Action already expired``)."""
     fills: int = 0
     dropped: int = 0
     duplicated: int = 0
@@ -213,8 +227,16 @@ class ExchangeCore:
         ack_filled_size: bool = True,
         account_interval_s: float = 1.0,
         timer_interval_s: float = 0.1,
+        block_ms: float = 0.0,
+        request_expiry_s: float | None = None,
+        server_skew_ms: float = 0.0,
     ) -> None:
         self.instrument = instrument
+        self._block_ns = int(block_ms * 1e6)
+        """Hyperliquid profile when > 0: actions commit in blocks this long (see the module)."""
+        self._expiry_ns = None if request_expiry_s is None else int(request_expiry_s * _NS)
+        self._skew_ns = int(server_skew_ms * 1e6)
+        self._block: list[tuple[int, int, int, Action]] = []  # (class, seq, sent, action)
         self.market = market
         self.rng = random.Random(seed)
         # Market-data delays get their own stream, so what the market does and when we hear of
@@ -262,12 +284,13 @@ class ExchangeCore:
         """The engine sent ``actions`` at ``ts_ns``; they reach the exchange after latency, in
         the order sent (one connection)."""
         load = self.market.load()
+        blocks = self._block_ns > 0
         for a in actions:
             t = ts_ns + self.order_latency.sample_ns(self.rng, load)
             if t < self._last_arrive:
                 t = self._last_arrive
             self._last_arrive = t
-            self._push(t, _ARRIVE, a)
+            self._push(t, _ARRIVE, (a, ts_ns) if blocks else a)
 
     def pop_next(self) -> Event | None:
         """The next event the engine receives, advancing virtual time; None at the end."""
@@ -307,7 +330,12 @@ class ExchangeCore:
                 if kind == _DELIVER:
                     return payload  # type: ignore[return-value]
                 if kind == _ARRIVE:
-                    self._on_action(payload, t)  # type: ignore[arg-type]
+                    if self._block_ns:
+                        self._arrive_for_block(payload, t)  # type: ignore[arg-type]
+                    else:
+                        self._on_action(payload, t)  # type: ignore[arg-type]
+                elif kind == _BLOCK:
+                    self._commit_block(t)
                 elif t_market is None and not live:
                     continue  # the market has ended: no more timers or snapshots
                 elif kind == _ACCOUNT:
@@ -364,7 +392,7 @@ class ExchangeCore:
         lot = self._lot_exact
         return VenueSnapshot(
             ts_ns=ts_ns,
-            exchange_ts_ns=self._stamp(ts_ns),
+            exchange_ts_ns=self._stamp(ts_ns) + self._skew_ns,  # the API server's clock
             position=self.position,
             orders=tuple(
                 OpenOrder(
@@ -443,6 +471,40 @@ class ExchangeCore:
             return False
         self._tokens -= 1.0
         return True
+
+    def _arrive_for_block(self, payload: tuple[Action, int], t: int) -> None:
+        """Hyperliquid profile: a snapshot is answered at once from committed state; an action
+        waits for the next block (scheduled when the first one arrives)."""
+        action, sent = payload
+        if isinstance(action, RequestSnapshot):
+            self._on_action(action, t)
+            return
+        if isinstance(action, Cancel):
+            rank = 1
+        elif isinstance(action, Place) and not action.post_only:
+            rank = 2
+        else:
+            rank = 0  # post-only places and modifies (to post-only orders)
+        if not self._block:
+            block = self._block_ns
+            self._push((t // block + 1) * block, _BLOCK, None)
+        self._seq += 1
+        self._block.append((rank, self._seq, sent, action))
+
+    def _commit_block(self, t: int) -> None:
+        """Apply what arrived since the last block: post-only orders, then cancels, then IOCs,
+        arrival order within each; an action past its deadline is refused and does nothing."""
+        pending, self._block = self._block, []
+        pending.sort()
+        self.stats.blocks += 1
+        expiry = self._expiry_ns
+        for _, _, sent, action in pending:
+            if expiry is not None and t - sent > expiry:
+                self.stats.expired += 1
+                cloid = action.cloid  # type: ignore[union-attr]
+                self._answer(t, cloid, action.request_id, _REJECTED, EXPIRED_TEXT)
+                continue
+            self._on_action(action, t)
 
     def _on_action(self, action: Action, t: int) -> None:
         stats = self.stats

@@ -251,8 +251,16 @@ def _lots(size: float, p: SimParams) -> float:
     return max(1, int(size / p.lot_size)) * p.lot_size
 
 
-def simulated_exchange(params: SimParams, seed: int = 0) -> ExchangeCore:
-    """An ``ExchangeCore`` driven by a ``SimMarket`` with the params' fees, latency and limits."""
+def simulated_exchange(
+    params: SimParams,
+    seed: int = 0,
+    *,
+    block_ms: float = 0.0,
+    request_expiry_s: float | None = None,
+    server_skew_ms: float = 0.0,
+) -> ExchangeCore:
+    """An ``ExchangeCore`` driven by a ``SimMarket`` with the params' fees, latency and limits;
+    ``block_ms`` > 0 is the Hyperliquid profile (block commits, see ``venues/exchange.py``)."""
     return ExchangeCore(
         params.instrument,
         SimMarket(params, seed),
@@ -275,4 +283,7 @@ def simulated_exchange(params: SimParams, seed: int = 0) -> ExchangeCore:
             load_factor=params.latency_load_factor,
         ),
         rate_limit=RateLimit(per_s=params.rate_limit_per_s, burst=params.rate_limit_burst),
+        block_ms=block_ms,
+        request_expiry_s=request_expiry_s,
+        server_skew_ms=server_skew_ms,
     )

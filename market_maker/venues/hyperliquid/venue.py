@@ -23,8 +23,9 @@ What comes back, and how it maps:
   the engine counts and reconciles (never a crash, never freed exposure).
 - ``userFills``: each fill once, keyed by (``tid``, ``oid``); a subscription snapshot's fills
   older than this process are history (already in the position) and are skipped.
-- snapshots: ``openOrders`` then ``clearinghouseState`` (in that order: a fill between the two
-  over-reserves, never under-reserves), stamped with the venue's ``time``; also an
+- snapshots: ``openOrders``, ``clearinghouseState``, ``openOrders`` again, adopted only when
+  the two order reads agree (no fill between them: the position and each order's fill are of
+  one instant), read again otherwise; stamped with the API server's ``time``; also an
   ``AccountUpdate`` (account value, withdrawable, position) every ``account_interval_s``.
 
 The dead man's switch: while connected, ``scheduleCancel`` is kept ``dms_ahead_s`` ahead,
@@ -124,9 +125,21 @@ class LiveStats(msgspec.Struct, kw_only=True):
     duplicate_fills: int = 0
     history_fills: int = 0
     snapshots: int = 0
+    snapshot_retries: int = 0
+    """Snapshots whose two reads of the open orders differed: read again."""
+    torn_snapshots: int = 0
+    """Snapshots given up after every read differed: the engine asks again."""
     dms_refreshes: int = 0
     dms_available: bool = True
     last_refusal: str = ""
+
+
+_SNAPSHOT_TRIES = 3
+
+
+def _same_orders(a: Sequence[OpenOrderWire], b: Sequence[OpenOrderWire]) -> bool:
+    """The same orders with the same remaining sizes: nothing of ours traded in between."""
+    return sorted((o.oid, o.sz) for o in a) == sorted((o.oid, o.sz) for o in b)
 
 
 class AddressBudget:
@@ -593,9 +606,24 @@ class HyperliquidVenue:
         )
 
     async def _snapshot(self, request_id: int) -> None:
+        """Orders and position as one instant. They are two queries, and a block can commit
+        between them (a fill would then be in the position but not in the order's fill, or
+        the other way round): the open orders are read before and after the position, and the
+        reading is used only when both agree (every oid with the same size). Otherwise read
+        again, the later orders as the new "before", up to ``_SNAPSHOT_TRIES`` times."""
         try:
             orders = await self._open_orders()
-            state = await self._state()
+            for _ in range(_SNAPSHOT_TRIES):
+                state = await self._state()
+                after = await self._open_orders()
+                if _same_orders(orders, after):
+                    break
+                self.stats.snapshot_retries += 1
+                orders = after
+            else:
+                self.stats.torn_snapshots += 1
+                self._log.warning("snapshot_torn", tries=_SNAPSHOT_TRIES)
+                return  # the engine asks again on its settle timeout
         except VenueError as exc:
             self._log.warning("snapshot_failed", error=str(exc)[:200])
             return  # the engine asks again on its settle timeout

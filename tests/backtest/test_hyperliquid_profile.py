@@ -1,0 +1,84 @@
+"""Every shipped config x every scenario x glft and ladder against the simulated exchange's
+Hyperliquid profile (70 ms blocks: post-only, then cancels, then IOCs; snapshots answered at
+once from committed state, on a server clock 300 ms off; requests expire after 1 s), with the
+limit binding. Checked at every event against the venue's own state: its worst case, the
+position plus every order that could still fill on a side (resting, waiting for a block, or on
+its way), never passes the cap by more than one lot."""
+
+from __future__ import annotations
+
+import pytest
+
+from market_maker.backtest import SCENARIOS, engine_config
+from market_maker.backtest.scenarios import scenario as scenario_params
+from market_maker.config import load_config, with_strategy
+from market_maker.engine import QuoteEngine
+from market_maker.model import Modify, Place, Side
+from market_maker.venues.exchange import _ARRIVE, ExchangeCore
+from market_maker.venues.sim import simulated_exchange
+from tests.backtest.test_backtest import SHIPPED, binding
+
+S = 1_000_000_000
+CAP = 0.02
+
+
+def worst_case(ex: ExchangeCore) -> tuple[int, int]:
+    """(position + every bid that could fill, position - every ask that could fill), lots."""
+    lot = ex.lot
+    bids = asks = 0
+    sides = {o.cloid: o.side for o in ex._orders.values()}
+    for o in ex._orders.values():
+        if o.side is Side.BUY:
+            bids += o.remaining_lots
+        else:
+            asks += o.remaining_lots
+    waiting = [b[3] for b in ex._block]
+    waiting += [p[0] for t, _, kind, p in ex._heap if kind == _ARRIVE]
+    for a in waiting:
+        if isinstance(a, Place):
+            side, lots = a.side, round(a.size / lot)
+        elif isinstance(a, Modify) and a.cloid in sides:
+            side, lots = sides[a.cloid], round(a.size / lot)
+        else:
+            continue
+        if side is Side.BUY:
+            bids += lots
+        else:
+            asks += lots
+    q = ex.position_lots
+    return q + bids, q - asks
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("strategy", ["glft", "ladder"])
+def test_the_hyperliquid_profile_never_lets_the_venues_worst_case_past_the_cap(
+    path, name, strategy
+):
+    params = scenario_params(name, duration_s=300)
+    config = engine_config(params, with_strategy(binding(load_config(path), CAP), strategy))
+    ex = simulated_exchange(
+        params,
+        7,
+        block_ms=70.0,
+        request_expiry_s=config.orders.request_expiry_s,
+        server_skew_ms=300.0,
+    )
+    engine = QuoteEngine(config, ex.instrument)
+    cap = round(config.risk.max_position_cap / ex.lot)
+    peak = 0.0
+    started = False
+    while (ev := ex.pop_next()) is not None:
+        if not started:
+            started = True
+            ex.submit(engine.start(ev.ts_ns), ev.ts_ns)
+        actions = engine.on_event(ev)
+        if actions:
+            ex.submit(actions, ev.ts_ns)
+        high, low = worst_case(ex)
+        assert high <= cap + 1 and low >= -cap - 1, (ev.ts_ns, high, low, cap)
+        limit = engine.kill_switch.max_position(engine.mid) / ex.lot
+        if limit >= 1.0:
+            peak = max(peak, abs(ex.position_lots) / limit)
+    assert ex.stats.blocks > 100 and ex.stats.fills > 0
+    assert peak >= 0.8, peak  # the position itself reached 80 % of the limit it was held to
