@@ -16,7 +16,14 @@ from market_maker.backtest.scenarios import engine_config
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, with_strategy
 from market_maker.engine import QuoteEngine
-from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel
+from market_maker.venues.exchange import (
+    FIFO,
+    HYPERLIQUID,
+    ExchangeCore,
+    FeeModel,
+    LatencyModel,
+    VenueProfile,
+)
 from market_maker.venues.replay import ReplayMarket
 from market_maker.venues.sim import simulated_exchange
 
@@ -25,9 +32,20 @@ __all__ = ["replay_exchange", "run_session"]
 _NS = 1_000_000_000
 
 
-def replay_exchange(market: ReplayMarket, seed: int) -> ExchangeCore:
+def replay_exchange(
+    market: ReplayMarket,
+    seed: int,
+    *,
+    profile: VenueProfile | None = None,
+    request_expiry_s: float | None = 1.0,
+) -> ExchangeCore:
     """The simulated venue for our orders against a recorded market: 20 +/- 5 ms for requests
-    and their answers, fills on their own stream at 25 ms plus up to tens of ms of jitter."""
+    and their answers, fills on their own stream at 25 ms plus up to tens of ms of jitter. The
+    capture's venue picks the profile unless ``profile`` is given: Hyperliquid's block commits
+    for a Hyperliquid capture, first in, first out for the others (Binance).
+    ``request_expiry_s`` is the deadline the engine puts on its requests (Hyperliquid only)."""
+    if profile is None:
+        profile = HYPERLIQUID if market.venue == "hyperliquid" else FIFO
     return ExchangeCore(
         market.instrument,
         market,
@@ -35,6 +53,8 @@ def replay_exchange(market: ReplayMarket, seed: int) -> ExchangeCore:
         fees=FeeModel(maker_bps=1.5),
         order_latency=LatencyModel(base_ms=20.0, jitter_ms=5.0),
         fill_latency=LatencyModel(base_ms=25.0, jitter_ms=15.0),
+        profile=profile,
+        request_expiry_s=request_expiry_s,
     )
 
 
@@ -63,14 +83,14 @@ def run_session(
             while (t := market.peek_ns()) is not None and t < start:
                 market.pop()
             first = market.peek_ns() or start
-        exchange = replay_exchange(market, seed)
+        exchange = replay_exchange(market, seed, request_expiry_s=config.orders.request_expiry_s)
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
         source = f"data:{Path(data).name}"
         instrument = market.instrument
     else:
         params = scenario_params(scenario or "calm", duration_s=duration_s)
         config = engine_config(params, config)
-        exchange = simulated_exchange(params, seed)
+        exchange = simulated_exchange(params, seed, request_expiry_s=config.orders.request_expiry_s)
         end_ns = int(params.duration_s * _NS)
         source = f"scenario:{scenario or 'calm'}"
         instrument = params.instrument

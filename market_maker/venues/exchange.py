@@ -11,20 +11,34 @@ does with *our* orders:
 - maker fees on every fill, account snapshots (equity, balance, position) on a timer;
 - latency on order entry, cancels, private messages and market data, from pluggable models.
 
-Two profiles. First in, first out (``block_ms=0``, the default; Binance-like): requests from
-our one connection are handled in the order sent as they arrive; their answers (acks,
-snapshots) reach us in that order on one stream. Hyperliquid (``block_ms=70``, reference
-section 7): actions wait for the next block; a block applies post-only places and modifies,
-then cancels, then immediate-or-cancel orders, arrival order within each, at the block's time
-(answers and fills leave then); an action committed more than ``request_expiry_s`` after it
-was sent is refused with ``Action already expired`` and does nothing; a snapshot is answered
-at once from committed state (it misses actions still waiting for a block) and stamped on the
-API server's clock, ``server_skew_ms`` off the blocks'. In both, fills travel on their own
-stream with their own latency, so a fill can arrive after the cancel that followed it. A
-cancel of an order the venue does not hold is refused with Hyperliquid's text; a modify
-cancels the order and places a fresh one (new cloid, back of the queue). Answers carry the
-order's cumulative filled size (``ack_filled_size``) unless a test turns that off. ``Faults``
-drops, duplicates and reorders private messages on purpose.
+Two profiles (``VenueProfile``), each a claim about a real venue:
+
+- **fifo** (Binance-like): requests from our one connection are handled in the order sent as
+  they arrive; their answers (acks, snapshots) reach us in that order on one stream; a
+  snapshot is queued behind the requests sent before it.
+- **hyperliquid** (reference ``hyperliquid-verified.md`` section 7): an action that reaches the
+  venue waits for the next block (every ``block_ms``, 70 ms, at a fixed cadence of virtual
+  time). A block sorts what arrived since the last one into classes and applies them in this
+  order, arrival order within each: actions that send no GTC or IOC order (post-only places,
+  modifies, which place post-only orders), then cancels, then orders that may take (the
+  engine's immediate-or-cancel escalations). So an IOC sent just before a cancel trades after
+  it. Answers to a block's actions leave at the block's time, and the fills it makes carry it
+  as their exchange time (fills are stamped on the block clock, several may share a stamp).
+  An action whose block commits more than ``request_expiry_s`` after it was sent (the
+  ``expiresAfter`` the engine puts on every action) is refused with ``Action already expired``
+  and does nothing. A snapshot (``info``) is answered as soon as it reaches the venue from
+  committed state, not queued behind actions waiting for a block, so it misses them; it is
+  one instant of that state, stamped on the API server's clock (``server_skew_ms`` off the
+  block clock, either sign). Other makers paying the ALO priority fee can join a price level
+  ahead of an order of ours within 400 ms of its arrival (``priority_jump_rate_per_s``, off by
+  default), so our queue position is not first in, first out.
+
+In both, fills travel on their own stream with their own latency, so a fill can arrive after
+the cancel that followed it. A cancel of an order the venue does not hold is refused with
+Hyperliquid's text; a modify cancels the order and places a fresh one (new cloid, back of the
+queue). Answers carry the order's cumulative filled size (``ack_filled_size``) unless a test
+turns that off. ``Faults`` drops, duplicates and reorders private messages on purpose, and can
+make a block late (``slow_block``), past the requests' deadlines.
 
 Everything runs in virtual time from one seeded RNG: the same inputs and seed give the same
 stream of events. ``pop_next()`` returns the next event for the engine; ``submit()`` takes the
@@ -38,7 +52,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -71,6 +85,8 @@ __all__ = [
     "LatencyModel",
     "MarketSource",
     "RateLimit",
+    "VenueModel",
+    "VenueProfile",
 ]
 
 # Enum members as module constants: attribute access on an Enum class is slow in 3.11.
@@ -84,11 +100,58 @@ _NOT_FOUND = AckStatus.NOT_FOUND
 NOT_FOUND_TEXT = "Order was never placed, already canceled, or filled."
 """Hyperliquid's answer to a cancel of an order it does not hold."""
 
-_NS = 1_000_000_000
-_DELIVER, _ARRIVE, _ACCOUNT, _TIMER, _BLOCK = 0, 1, 2, 3, 4
-
 EXPIRED_TEXT = "Action already expired"
-"""Hyperliquid's refusal of an action committed after its ``expiresAfter``."""
+"""Hyperliquid's refusal of an action whose block came after its ``expiresAfter``."""
+
+_NS = 1_000_000_000
+_DELIVER, _ARRIVE, _ACCOUNT, _TIMER, _BLOCK, _JUMP = 0, 1, 2, 3, 4, 5
+# Hyperliquid's classes within a block, applied in this order.
+_NO_TAKER, _CANCEL, _TAKER = 0, 1, 2
+_EXPIRED_WEIGHT = 5.0
+"""An action cancelled for a stale deadline costs five times a request's rate limit."""
+
+VenueModel = Literal["fifo", "hyperliquid"]
+
+
+class VenueProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """How the venue orders, commits and answers our requests (see the module docstring)."""
+
+    model: VenueModel = "fifo"
+    block_ms: float = 70.0
+    """Hyperliquid: blocks commit at this fixed cadence of virtual time."""
+    server_skew_ms: float = 0.0
+    """Hyperliquid: the API server's clock (snapshots' ``exchange_ts_ns``) minus the block
+    clock (fills'), either sign."""
+    priority_jump_rate_per_s: float = 0.0
+    """Hyperliquid: makers paying the ALO priority fee who join a price level ahead of a new
+    order of ours, per second within ``priority_window_ms`` of its arrival (0: none)."""
+    priority_window_ms: float = 400.0
+    """How long after our order arrives the tail of its level can still be re-sorted."""
+    priority_jump_size: float = 1.0
+    """Mean size of each such order (exponential), as a multiple of our order's size."""
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.block_ms <= 60_000.0):
+            raise ValueError("block_ms must be in (0, 60000]")
+        if not abs(self.server_skew_ms) <= 3_600_000.0:
+            raise ValueError("server_skew_ms must be within an hour")
+        if not (
+            self.priority_jump_rate_per_s >= 0.0
+            and self.priority_window_ms >= 0.0
+            and self.priority_jump_size > 0.0
+        ):
+            raise ValueError("priority jumps need a rate >= 0, a window >= 0 and a size > 0")
+
+    @property
+    def blocks(self) -> bool:
+        """Actions commit in blocks (the Hyperliquid profile)."""
+        return self.model == "hyperliquid"
+
+
+FIFO = VenueProfile()
+"""First in, first out (Binance-like)."""
+HYPERLIQUID = VenueProfile(model="hyperliquid")
+"""Hyperliquid's documented behaviour, priority-fee queue jumps off."""
 
 
 class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,6 +206,10 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True):
     """A private message is delivered twice."""
     reorder_ms: float = 0.0
     """Mean of an extra exponential delay per message, which breaks the order within a stream."""
+    slow_block: float = 0.0
+    """Hyperliquid profile: a block is late (chain congestion), probability per block..."""
+    slow_block_ms: float = 1_000.0
+    """... by this long (rounded up to whole blocks): actions waiting for it can expire."""
 
 
 class MarketSource(Protocol):
@@ -184,9 +251,12 @@ class ExchangeStats(msgspec.Struct, kw_only=True):
     """Immediate-or-cancel orders (escalations)."""
     snapshots: int = 0
     blocks: int = 0
-    """Blocks that committed at least one action (Hyperliquid profile)."""
+    """Blocks that committed at least one of our actions (Hyperliquid profile)."""
+    slow_blocks: int = 0
     expired: int = 0
     """Actions refused at their block for a passed deadline (``Action already expired``)."""
+    queue_jumps: int = 0
+    """Orders of other makers that paid to join a level ahead of one of ours."""
     fills: int = 0
     dropped: int = 0
     duplicated: int = 0
@@ -227,16 +297,25 @@ class ExchangeCore:
         ack_filled_size: bool = True,
         account_interval_s: float = 1.0,
         timer_interval_s: float = 0.1,
-        block_ms: float = 0.0,
+        profile: VenueProfile | None = None,
         request_expiry_s: float | None = None,
-        server_skew_ms: float = 0.0,
     ) -> None:
+        """``request_expiry_s``: the deadline every action carries (the engine's
+        ``OrdersConfig.request_expiry_s``), checked at its block; None: no deadline. The fifo
+        profile has none."""
         self.instrument = instrument
-        self._block_ns = int(block_ms * 1e6)
-        """Hyperliquid profile when > 0: actions commit in blocks this long (see the module)."""
-        self._expiry_ns = None if request_expiry_s is None else int(request_expiry_s * _NS)
-        self._skew_ns = int(server_skew_ms * 1e6)
-        self._block: list[tuple[int, int, int, Action]] = []  # (class, seq, sent, action)
+        self.profile = profile = profile or FIFO
+        self._block_ns = max(1, round(profile.block_ms * 1e6)) if profile.blocks else 0
+        """Hyperliquid: actions commit in blocks this long; 0: first in, first out."""
+        self._expiry_ns = (
+            None if request_expiry_s is None or not profile.blocks else int(request_expiry_s * _NS)
+        )
+        self._skew_ns = round(profile.server_skew_ms * 1e6)
+        self._waiting: list[tuple[int, int, int, Action]] = []
+        """Actions at the venue waiting for the next block: (class, seq, sent, action)."""
+        self._jump_rate = profile.priority_jump_rate_per_s if profile.blocks else 0.0
+        self._jump_window_s = profile.priority_window_ms * 1e-3
+        self._jump_rng = random.Random(f"priority-{seed}")
         self.market = market
         self.rng = random.Random(seed)
         # Market-data delays get their own stream, so what the market does and when we hear of
@@ -284,13 +363,12 @@ class ExchangeCore:
         """The engine sent ``actions`` at ``ts_ns``; they reach the exchange after latency, in
         the order sent (one connection)."""
         load = self.market.load()
-        blocks = self._block_ns > 0
         for a in actions:
             t = ts_ns + self.order_latency.sample_ns(self.rng, load)
             if t < self._last_arrive:
                 t = self._last_arrive
             self._last_arrive = t
-            self._push(t, _ARRIVE, (a, ts_ns) if blocks else a)
+            self._push(t, _ARRIVE, (a, ts_ns))
 
     def pop_next(self) -> Event | None:
         """The next event the engine receives, advancing virtual time; None at the end."""
@@ -333,9 +411,11 @@ class ExchangeCore:
                     if self._block_ns:
                         self._arrive_for_block(payload, t)  # type: ignore[arg-type]
                     else:
-                        self._on_action(payload, t)  # type: ignore[arg-type]
+                        self._on_action(payload[0], t)  # type: ignore[index]
                 elif kind == _BLOCK:
                     self._commit_block(t)
+                elif kind == _JUMP:
+                    self._queue_jump(payload)  # type: ignore[arg-type]
                 elif t_market is None and not live:
                     continue  # the market has ended: no more timers or snapshots
                 elif kind == _ACCOUNT:
@@ -387,12 +467,23 @@ class ExchangeCore:
         """Lots of our orders resting on ``side`` (the venue's own view, for checks)."""
         return sum(o.remaining_lots for o in self._orders.values() if o.side is side)
 
+    def uncommitted(self) -> list[Action]:
+        """Actions sent and not yet applied (on their way, or waiting for a block), in the
+        order they were sent: for checks, O(queued events)."""
+        sent: list[tuple[Action, int]] = [(a, s) for _, _, s, a in self._waiting]
+        on_way = sorted((seq, p) for _, seq, kind, p in self._heap if kind == _ARRIVE)
+        sent += [p for _, p in on_way]  # type: ignore[misc]
+        sent.sort(key=lambda x: x[1])  # stable: arrival order among equal send times
+        return [a for a, _ in sent]
+
     def snapshot(self, ts_ns: int, request_id: int | None = None) -> VenueSnapshot:
-        """Our open orders and position now, stamped on the venue's clock."""
+        """Our open orders and position now: one instant of committed state, stamped on the
+        venue's clock (Hyperliquid: the API server's, ``server_skew_ms`` off the blocks')."""
         lot = self._lot_exact
+        exchange_ts = ts_ns + self._skew_ns if self._block_ns else self._stamp(ts_ns)
         return VenueSnapshot(
             ts_ns=ts_ns,
-            exchange_ts_ns=self._stamp(ts_ns) + self._skew_ns,  # the API server's clock
+            exchange_ts_ns=exchange_ts,
             position=self.position,
             orders=tuple(
                 OpenOrder(
@@ -473,38 +564,63 @@ class ExchangeCore:
         return True
 
     def _arrive_for_block(self, payload: tuple[Action, int], t: int) -> None:
-        """Hyperliquid profile: a snapshot is answered at once from committed state; an action
-        waits for the next block (scheduled when the first one arrives)."""
+        """Hyperliquid: a snapshot is answered at once from committed state; an action waits
+        for the next block, in its class (a block is scheduled when the first one arrives)."""
         action, sent = payload
         if isinstance(action, RequestSnapshot):
             self._on_action(action, t)
             return
         if isinstance(action, Cancel):
-            rank = 1
+            rank = _CANCEL
         elif isinstance(action, Place) and not action.post_only:
-            rank = 2
+            rank = _TAKER
         else:
-            rank = 0  # post-only places and modifies (to post-only orders)
-        if not self._block:
+            rank = _NO_TAKER  # post-only places, and modifies (which place post-only orders)
+        if not self._waiting:
             block = self._block_ns
-            self._push((t // block + 1) * block, _BLOCK, None)
+            commit = (t // block + 1) * block
+            faults = self.faults
+            if (
+                faults is not None
+                and faults.slow_block > 0.0
+                and self._fault_rng.random() < faults.slow_block
+            ):
+                self.stats.slow_blocks += 1
+                commit += -(-int(faults.slow_block_ms * 1e6) // block) * block
+            self._push(commit, _BLOCK, None)
         self._seq += 1
-        self._block.append((rank, self._seq, sent, action))
+        self._waiting.append((rank, self._seq, sent, action))
 
     def _commit_block(self, t: int) -> None:
-        """Apply what arrived since the last block: post-only orders, then cancels, then IOCs,
-        arrival order within each; an action past its deadline is refused and does nothing."""
-        pending, self._block = self._block, []
-        pending.sort()
+        """Apply what arrived since the last block: its classes in order, arrival order within
+        each; an action past its deadline is refused and does nothing."""
+        waiting, self._waiting = self._waiting, []
+        waiting.sort()  # (class, seq): seq is unique, actions are never compared
         self.stats.blocks += 1
         expiry = self._expiry_ns
-        for _, _, sent, action in pending:
-            if expiry is not None and t - sent > expiry:
-                self.stats.expired += 1
-                cloid = action.cloid  # type: ignore[union-attr]
-                self._answer(t, cloid, action.request_id, _REJECTED, EXPIRED_TEXT)
-                continue
-            self._on_action(action, t)
+        for _, _, sent, action in waiting:
+            if expiry is not None and t > sent + expiry:
+                self._expire(action, t)
+            else:
+                self._on_action(action, t)
+
+    def _expire(self, action: Action, t: int) -> None:
+        """``Action already expired``: nothing happens but the refusal (REJECTED for every
+        order in the action) and five times a request's weight on the rate limit."""
+        stats = self.stats
+        stats.requests += 1
+        stats.expired += 1
+        self._take_token(t)
+        self._tokens = max(0.0, self._tokens - (_EXPIRED_WEIGHT - 1.0))
+        cloid = action.cloid  # type: ignore[union-attr]
+        self._answer(t, cloid, action.request_id, _REJECTED, EXPIRED_TEXT)
+
+    def _queue_jump(self, payload: tuple[_Resting, float]) -> None:
+        """A maker paying the priority fee joins ahead of ``order`` at its level."""
+        order, size = payload
+        if self._orders.get(order.cloid) is order:
+            order.queue_ahead += size
+            self.stats.queue_jumps += 1
 
     def _on_action(self, action: Action, t: int) -> None:
         stats = self.stats
@@ -618,7 +734,19 @@ class ExchangeCore:
             for o in self._orders.values()
             if o.side is side and o.price_ticks == ticks
         )
-        self._orders[cloid] = _Resting(cloid, side, ticks, lots, queue)
+        order = self._orders[cloid] = _Resting(cloid, side, ticks, lots, queue)
+        rate = self._jump_rate
+        if rate > 0.0:
+            # Paying makers who arrive within the window are sorted ahead of us: Poisson
+            # arrivals, exponential sizes, from their own stream (the rest of the run keeps
+            # its draws whatever this rate).
+            rng = self._jump_rng
+            mean = self.profile.priority_jump_size * lots * self.lot
+            window = self._jump_window_s
+            dt = rng.expovariate(rate)
+            while dt <= window:
+                self._push(t + int(dt * _NS), _JUMP, (order, rng.expovariate(1.0 / mean)))
+                dt += rng.expovariate(rate)
 
     def _check(
         self, side: Side, price: float, size: float, *, post_only: bool = True
@@ -724,7 +852,8 @@ class ExchangeCore:
                 side=order.side,
                 fill_id=f"sim-{self._fill_seq}",
                 fee=fee,
-                exchange_ts_ns=self._stamp(t),
+                # Hyperliquid: the block's (or the market's) time, shared by a block's fills.
+                exchange_ts_ns=t if self._block_ns else self._stamp(t),
             ),
         )
 

@@ -4,7 +4,10 @@
 live books and trades from a ``LiveFeed`` drive it, and our orders rest and fill by the same
 queue model as in replay (a print at our price first eats the size displayed ahead of us; a
 print or a book through our price fills us). Acks and fills come back with the configured
-latencies, on their own streams, exactly as in backtests. Nothing is sent to the venue.
+latencies, on their own streams, exactly as in backtests. The local venue behaves as
+Hyperliquid does by default (block commits, post-only then cancels then IOCs within a block,
+snapshots from committed state, late actions refused; ``VenueProfile``). Nothing is sent to
+the venue.
 
 Every event is handed to the engine stamped with the wall clock at hand-over (never earlier
 than the event before it), so the engine's clock only moves forward whatever the order in
@@ -32,7 +35,13 @@ from market_maker.model import (
     Trade,
 )
 from market_maker.venues.base import HandOverClock
-from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel
+from market_maker.venues.exchange import (
+    HYPERLIQUID,
+    ExchangeCore,
+    FeeModel,
+    LatencyModel,
+    VenueProfile,
+)
 
 __all__ = ["LiveFeed", "LiveMarket", "PaperVenue"]
 
@@ -97,7 +106,11 @@ class PaperVenue:
         fees: FeeModel | None = None,
         order_latency: LatencyModel | None = None,
         fill_latency: LatencyModel | None = None,
+        profile: VenueProfile | None = None,
+        request_expiry_s: float | None = 1.0,
     ) -> None:
+        """``profile``: Hyperliquid's unless given; ``request_expiry_s``: the deadline the
+        engine puts on its requests (``OrdersConfig.request_expiry_s``)."""
         self.feed = feed
         self.instrument = instrument
         self.market = LiveMarket(instrument)
@@ -109,6 +122,8 @@ class PaperVenue:
             fees=fees,
             order_latency=order_latency or LatencyModel(base_ms=20.0, jitter_ms=5.0),
             fill_latency=fill_latency or LatencyModel(base_ms=25.0, jitter_ms=15.0),
+            profile=profile or HYPERLIQUID,
+            request_expiry_s=request_expiry_s,
         )
         self._status: deque[ConnectionStatus] = deque()
         self._wake = asyncio.Event()

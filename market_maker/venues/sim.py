@@ -14,6 +14,8 @@ Models, each small and replaceable:
 - **Book**: one-tick spread around the mid, ``book_levels`` levels of random size a side.
 - **Cascade** (optional): at ``cascade_at_s`` the mid jumps by ``cascade_jump`` and one side's
   flow gets ``cascade_kick`` of extra intensity, decaying at ``flow_beta``.
+- **Venue**: how our requests are handled, ``venue_model`` (``venues/exchange.py``): Hyperliquid's
+  block commits by default, or first in, first out.
 
 Everything is drawn from one ``random.Random(seed)``: a seed fixes the whole path.
 ``SimMarket`` is a ``MarketSource`` for ``ExchangeCore``; ``simulated_exchange`` wires both.
@@ -28,7 +30,14 @@ from collections import deque
 import msgspec
 
 from market_maker.model import BookUpdate, Instrument, Side, Trade
-from market_maker.venues.exchange import ExchangeCore, FeeModel, LatencyModel, RateLimit
+from market_maker.venues.exchange import (
+    ExchangeCore,
+    FeeModel,
+    LatencyModel,
+    RateLimit,
+    VenueModel,
+    VenueProfile,
+)
 
 __all__ = ["SimMarket", "SimParams", "simulated_exchange"]
 
@@ -81,6 +90,15 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
     latency_load_factor: float = 0.5
     rate_limit_per_s: float = 20.0
     rate_limit_burst: float = 40.0
+    venue_model: VenueModel = "hyperliquid"
+    """How the venue handles our requests (``venues/exchange.py``): ``hyperliquid`` (block
+    commits, snapshots from committed state) or ``fifo`` (first in, first out, Binance-like)."""
+    block_ms: float = 70.0
+    server_skew_ms: float = 0.0
+    """The API server's clock minus the block clock (Hyperliquid), milliseconds."""
+    priority_jump_rate_per_s: float = 0.0
+    """Makers paying the ALO priority fee who join ahead of a new order of ours within
+    400 ms of its arrival, per second (Hyperliquid; 0: none)."""
 
     def __post_init__(self) -> None:
         if not (self.flow_mu > 0.0 and 0.0 <= self.flow_alpha < self.flow_beta):
@@ -89,6 +107,7 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("step_s, duration_s and k must be positive")
         if not self.regimes:
             raise ValueError("regimes needs at least one multiplier")
+        _ = self.venue_profile  # checks the venue's parameters
 
     @property
     def instrument(self) -> Instrument:
@@ -97,6 +116,15 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
             tick_size=self.tick_size,
             lot_size=self.lot_size,
             min_notional=self.min_notional,
+        )
+
+    @property
+    def venue_profile(self) -> VenueProfile:
+        return VenueProfile(
+            model=self.venue_model,
+            block_ms=self.block_ms,
+            server_skew_ms=self.server_skew_ms,
+            priority_jump_rate_per_s=self.priority_jump_rate_per_s,
         )
 
     @property
@@ -252,15 +280,11 @@ def _lots(size: float, p: SimParams) -> float:
 
 
 def simulated_exchange(
-    params: SimParams,
-    seed: int = 0,
-    *,
-    block_ms: float = 0.0,
-    request_expiry_s: float | None = None,
-    server_skew_ms: float = 0.0,
+    params: SimParams, seed: int = 0, *, request_expiry_s: float | None = 1.0
 ) -> ExchangeCore:
-    """An ``ExchangeCore`` driven by a ``SimMarket`` with the params' fees, latency and limits;
-    ``block_ms`` > 0 is the Hyperliquid profile (block commits, see ``venues/exchange.py``)."""
+    """An ``ExchangeCore`` driven by a ``SimMarket`` with the params' fees, latency, limits and
+    venue profile; ``request_expiry_s`` is the deadline the engine puts on its requests
+    (``OrdersConfig.request_expiry_s``; None: none)."""
     return ExchangeCore(
         params.instrument,
         SimMarket(params, seed),
@@ -283,7 +307,6 @@ def simulated_exchange(
             load_factor=params.latency_load_factor,
         ),
         rate_limit=RateLimit(per_s=params.rate_limit_per_s, burst=params.rate_limit_burst),
-        block_ms=block_ms,
+        profile=params.venue_profile,
         request_expiry_s=request_expiry_s,
-        server_skew_ms=server_skew_ms,
     )

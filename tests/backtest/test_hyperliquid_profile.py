@@ -7,6 +7,7 @@ its way), never passes the cap by more than one lot."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from market_maker.backtest import SCENARIOS, engine_config
@@ -14,7 +15,7 @@ from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import load_config, with_strategy
 from market_maker.engine import QuoteEngine
 from market_maker.model import Modify, Place, Side
-from market_maker.venues.exchange import _ARRIVE, ExchangeCore
+from market_maker.venues.exchange import ExchangeCore
 from market_maker.venues.sim import simulated_exchange
 from tests.backtest.test_backtest import SHIPPED, binding
 
@@ -32,9 +33,7 @@ def worst_case(ex: ExchangeCore) -> tuple[int, int]:
             bids += o.remaining_lots
         else:
             asks += o.remaining_lots
-    waiting = [b[3] for b in ex._block]
-    waiting += [p[0] for t, _, kind, p in ex._heap if kind == _ARRIVE]
-    for a in waiting:
+    for a in ex.uncommitted():
         if isinstance(a, Place):
             side, lots = a.side, round(a.size / lot)
         elif isinstance(a, Modify) and a.cloid in sides:
@@ -55,15 +54,10 @@ def worst_case(ex: ExchangeCore) -> tuple[int, int]:
 def test_the_hyperliquid_profile_never_lets_the_venues_worst_case_past_the_cap(
     path, name, strategy
 ):
-    params = scenario_params(name, duration_s=300)
+    params = msgspec.structs.replace(scenario_params(name, duration_s=300), server_skew_ms=300.0)
+    assert params.venue_model == "hyperliquid"  # the simulator's default
     config = engine_config(params, with_strategy(binding(load_config(path), CAP), strategy))
-    ex = simulated_exchange(
-        params,
-        7,
-        block_ms=70.0,
-        request_expiry_s=config.orders.request_expiry_s,
-        server_skew_ms=300.0,
-    )
+    ex = simulated_exchange(params, 7, request_expiry_s=config.orders.request_expiry_s)
     engine = QuoteEngine(config, ex.instrument)
     cap = round(config.risk.max_position_cap / ex.lot)
     peak = 0.0
