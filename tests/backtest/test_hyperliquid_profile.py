@@ -76,3 +76,29 @@ def test_the_hyperliquid_profile_never_lets_the_venues_worst_case_past_the_cap(
             peak = max(peak, abs(ex.position_lots) / limit)
     assert ex.stats.blocks > 100 and ex.stats.fills > 0
     assert peak >= 0.8, peak  # the position itself reached 80 % of the limit it was held to
+
+
+def test_each_capture_is_replayed_on_its_venues_profile_and_the_simulator_on_hyperliquids():
+    from market_maker.backtest.session import replay_exchange
+    from market_maker.venues.exchange import FIFO
+    from market_maker.venues.replay import ReplayMarket
+    from tests.backtest.test_backtest import BINANCE, HYPERLIQUID
+
+    assert replay_exchange(ReplayMarket(HYPERLIQUID), 1).profile.model == "hyperliquid"
+    assert replay_exchange(ReplayMarket(BINANCE), 1).profile.model == "fifo"
+    forced = replay_exchange(ReplayMarket(HYPERLIQUID), 1, profile=FIFO)
+    assert forced.profile.model == "fifo"
+    sim = simulated_exchange(scenario_params("calm"), 1)
+    assert sim.profile.model == "hyperliquid" and sim.profile.block_ms == 70.0
+    fifo = msgspec.structs.replace(scenario_params("calm"), venue_model="fifo")
+    assert simulated_exchange(fifo, 1).profile.model == "fifo"
+
+
+def test_paper_trading_runs_on_the_hyperliquid_profile():
+    from market_maker.model import Instrument
+    from market_maker.venues.paper import PaperVenue
+
+    inst = Instrument(symbol="BTC", tick_size=1.0, lot_size=0.00001, min_notional=10.0)
+    venue = PaperVenue(None, inst)  # type: ignore[arg-type]  # no feed needed to build it
+    assert venue.exchange.profile.model == "hyperliquid"
+    assert venue.exchange._expiry_ns == 1_000_000_000  # the engine's default deadline
