@@ -172,6 +172,10 @@ class OrderManager:
         self._snapshot_sent_ns = 0
         self._snapshot_asks: dict[int, int] = {}  # snapshot request id -> when it was sent
         self._adopted = 0  # request id of the last snapshot adopted
+        self._unsure: list[tuple[int, Side, int]] = []
+        """``(mark, side, lots)`` of fills of orders we never knew, reported after the last
+        adopted snapshot: it may hold them or not (no clock can say). Not in the position;
+        reserved as exposure on their side until a snapshot asked after them decides."""
         self._unexplained = 0  # lots the last snapshot added that no late fill has explained
         self._closed: OrderedDict[str, TrackedOrder] = OrderedDict()
         self._recent_closes: dict[str, TrackedOrder] = {}
@@ -246,6 +250,13 @@ class OrderManager:
         if key == self._exposure_key:
             return self._exposure
         bids = asks = cbids = casks = 0
+        for _, side, lots in self._unsure:
+            if side is _BUY:
+                bids += lots
+                cbids += lots
+            else:
+                asks += lots
+                casks += lots
         for o in self.orders.values():
             lots = o.exposure_lots
             if o.side is _BUY:
@@ -259,6 +270,12 @@ class OrderManager:
         self._exposure = (bids, asks, cbids, casks)
         self._exposure_key = key
         return self._exposure
+
+    @property
+    def position_unsure(self) -> bool:
+        """Fills of an earlier process's orders are reserved, not in the position, until a
+        snapshot decides whether the venue's position held them (asked for already)."""
+        return bool(self._unsure)
 
     def pending_exposure_lots(self) -> tuple[int, int]:
         """``(bid_lots, ask_lots)`` that could still fill."""
@@ -340,6 +357,9 @@ class OrderManager:
             )
             self._recent_closes[cloid] = known
             self._remember_closed(known)
+            if self._adopted:
+                # A snapshot was adopted: it may hold this fill already. Reserve it instead.
+                known.in_snapshot_lots = ALL_LOTS
         elif closed is not None:
             c.late_fills += 1
             if self._adopted > closed.closed_mark:
@@ -347,6 +367,13 @@ class OrderManager:
                 closed.in_snapshot_lots = ALL_LOTS
         side = known.side
         moved = self._book(known, fid, lots, fill)
+        if moved < lots and (order is not None or known.place_request == 0):
+            # A snapshot counted fills of this order whose reports we had not seen, and it can
+            # still trade (or was never ours): this one may be one of them (late) or a new one
+            # (that one lost). No clock can say: the lots are reserved, and the venue's count
+            # in the next snapshot settles them. A closed order of ours cannot fill again.
+            self._unsure.append((self._next_request, side, lots - moved))
+            self.needs_reconcile = True
         if known.confirmed_mark < 0:
             known.confirmed_mark = self._next_request
         if order is not None:
@@ -708,6 +735,10 @@ class OrderManager:
             self._buy_version += 1
             self._sell_version += 1
         self._adopted = rid
+        if self._unsure:  # decided by this snapshot: it was asked for after them
+            self._unsure = [u for u in self._unsure if u[0] >= rid]
+            self._buy_version += 1
+            self._sell_version += 1
         self._recent_closes = {k: o for k, o in self._recent_closes.items() if o.closed_mark >= rid}
         self.needs_reconcile = False
         return self._cancel_unknown(reading.unknown, snap.ts_ns)
@@ -750,8 +781,12 @@ class OrderManager:
             )
             forgotten = self._closed.pop(held.cloid, None)
             self._recent_closes.pop(held.cloid, None)
+            # The venue's count of its fills is in the position; ours are only those reported
+            # to us, so a report still on its way is recognised as held when it comes.
+            order.filled_lots = 0
             if forgotten is not None:
                 order.fills = forgotten.fills
+                order.filled_lots = forgotten.filled_lots
             self.orders[held.cloid] = order
             self._touch(held.side)
             actions.append(self._cancel(order, ts))

@@ -90,7 +90,12 @@ def read_snapshot(
         sign = 1 if order.side is _BUY else -1
         venue = shown.get(order.cloid)
         if venue is not None and order.state is _CLOSED and not order.place_request:
-            continue  # a fill's record of an order we never knew: it rests, cancel it
+            # A fill's record of an order we never knew, and it rests (cancel it): the
+            # position holds the venue's count of its fills, not those we received beyond it.
+            beyond = order.filled_lots - sizer.nearest_lots(venue.filled_size)
+            if beyond > 0:
+                position_lots += sign * beyond
+            continue
         if venue is not None:
             del shown[order.cloid]
             # Its cumulative fill at the venue: exactly what the position holds of it.
@@ -116,6 +121,8 @@ def read_snapshot(
             continue
         heard = 0 <= order.confirmed_mark < rid or 0 <= order.created_mark < rid
         if not heard and order.place_request:
+            if order.state is _CLOSED and order.filled_lots == 0:
+                continue  # refused, or answered with nothing filled: in no position anywhere
             ambiguous.append(order)
             continue
         # It was at the venue (or never got there) before the request and is not shown:
