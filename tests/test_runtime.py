@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import msgspec
 import pytest
 
 from market_maker.backtest.scenarios import engine_config, scenario
@@ -16,9 +17,11 @@ from market_maker.runtime import SimVenue, run_live
 from market_maker.venues.sim import simulated_exchange
 
 
-def calm_sim(seed: int):
+def calm_sim(seed: int, venue_model: str = "hyperliquid"):
     """A calm simulated exchange that outlasts any test, and an engine calibrated to it."""
-    params = scenario("calm", duration_s=1_000_000)
+    params = msgspec.structs.replace(
+        scenario("calm", duration_s=1_000_000), venue_model=venue_model
+    )
     exchange = simulated_exchange(params, seed=seed)
     return exchange, QuoteEngine(engine_config(params), params.instrument)
 
@@ -175,7 +178,10 @@ def test_a_venue_running_behind_the_clock_can_still_be_stopped():
 
 
 def test_orders_an_earlier_process_left_are_cancelled_before_the_first_quote():
-    exchange, first = calm_sim(4)
+    # First in, first out: with Hyperliquid's blocks the one order this seed leaves is gone
+    # (cancelled or filled by requests still committing) before the new process asks; which
+    # happened is still to be found (issue 23 note).
+    exchange, first = calm_sim(4, "fifo")
     # An earlier process quotes for a while, then dies without cancelling.
     for _ in range(2_000):
         ev = exchange.pop_next()
