@@ -125,6 +125,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.traded_volume_usd = traded_volume_usd
         self.reorder_ms = reorder_ms
         self.duplicate_fills = duplicate_fills
+        self.duplicates_sent = 0
         self.requests_used = 0
         self.address_budget = address_budget
         """Requests allowed: this plus 1 per USDC traded; once spent, one per 10 s."""
@@ -483,6 +484,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         frame = self._frame("userFills", {"user": self.user, "isSnapshot": False, "fills": [fill]})
         self._user_stream("userFills", frame)
         if self.rng.random() < self.duplicate_fills:
+            self.duplicates_sent += 1
             self._user_stream("userFills", frame)
         if order.sz == 0:
             del self.orders[order.oid]

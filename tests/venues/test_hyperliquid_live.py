@@ -108,7 +108,8 @@ def test_live_trading_with_disorderly_streams_holds_the_limit_and_ends_flat():
             live = await trade(fake, 20.0)
         assert live.summary.fills >= 10
         assert live.breaches == 0 and live.max_util >= 0.8, (live.breaches, live.max_util)
-        assert live.venue.stats.duplicate_fills >= 1  # the fake re-sent fills; none counted twice
+        # The fake re-sent fills (when its draw did); none counted twice.
+        assert live.venue.stats.duplicate_fills >= min(1, fake.duplicates_sent)
         assert "batchModify" in fake.actions and "cancelByCloid" in fake.actions
         ends_flat(live, fake)
 
