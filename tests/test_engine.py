@@ -302,6 +302,8 @@ def test_unusable_fills_are_counted_and_do_not_move_the_position(price, size):
 
 
 def _actions_through(exchange_factory, quiet: bool, config=None):
+    """Every action the engine sends over the factory's market, the engine, and the highest
+    use of the position limit by the worst case (position plus everything pending on a side)."""
     from market_maker.config import AppConfig as _AppConfig
 
     exchange = exchange_factory()
@@ -309,6 +311,7 @@ def _actions_through(exchange_factory, quiet: bool, config=None):
     e.shortcuts = quiet
     out = []
     started = False
+    peak_use = 0.0
     while (ev := exchange.pop_next()) is not None:
         if not started:  # adopt what the venue holds first (a position, for "binding")
             started = True
@@ -318,6 +321,11 @@ def _actions_through(exchange_factory, quiet: bool, config=None):
         if actions:
             exchange.submit(actions, ev.ts_ns)
             out.extend(actions)
+        limit = e.kill_switch.max_position(e.mid)
+        if limit > 0:
+            worst = max(abs(w) for w in e.orders.worst_case_positions(e.orders.position))
+            peak_use = max(peak_use, worst / limit)
+    e.peak_limit_use = peak_use
     return out, e
 
 
@@ -368,6 +376,8 @@ def _scenario(name: str, duration_s: float, position_lots: int = 0, **changes):
         ("cascade", "ladder"),
         ("binding", "glft"),
         ("binding", "ladder"),
+        ("capped", "glft"),
+        ("capped", "ladder"),
     ],
 )
 def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kind):
@@ -376,17 +386,24 @@ def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kin
     a calm market, an ack) skip most of the cycle; the orders sent must be exactly those of
     running it whole on every event: the same places, prices, sizes, cancels and ids.
     "binding" starts 50 % over a hard cap in a market with hardly any trades: REDUCING, then
-    immediate-or-cancel escalations."""
+    immediate-or-cancel escalations. "capped" runs the capture with a position cap that the
+    orders resting on a side fill (the planner cuts GLFT's quote to the room left)."""
     from market_maker.backtest.scenarios import engine_config
     from market_maker.backtest.scenarios import scenario as scenario_params
     from market_maker.config import EstimatorsConfig, HawkesConfig
 
-    if market == "capture":
+    if market in ("capture", "capped"):
         factory = _first_events(30_000)
         # The capture's ~16 aggressive orders a second as the Hawkes long-run rate.
         cfg = AppConfig(
             estimators=EstimatorsConfig(hawkes=HawkesConfig(mu=8.0, alpha=0.5, beta=1.0))
         )
+        if market == "capped":
+            # Below one GLFT quote (0.01) and one and a half ladder levels (0.01 each).
+            cap = 0.004 if kind == "glft" else 0.015
+            cfg = msgspec.structs.replace(
+                cfg, risk=msgspec.structs.replace(cfg.risk, max_position_cap=cap)
+            )
     elif market == "binding":
         # Hardly any trades: the passive side cannot bring the position back in time.
         factory = _scenario("calm", 600.0, position_lots=30, flow_mu=0.001, flow_alpha=0.0)
@@ -406,6 +423,8 @@ def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kin
     whole, reference = _actions_through(factory, False, cfg)
     assert len(fast) > 200
     assert fast == whole
+    if market == "capped":
+        assert engine.peak_limit_use >= 0.99  # the cap binds on what rests and is in flight
     counters = engine.counters
     assert counters.cycles == counters.events == reference.counters.cycles
     # Both shortcuts were taken, often: this test compares them, not the whole cycle twice.
