@@ -465,13 +465,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if summary.reason == "interrupted" else 0
     exchange: ExchangeCore
     if args.venue == "replay":
-        exchange = replay_exchange(ReplayMarket(args.data, overrides=config.instrument), args.seed)
+        exchange = replay_exchange(
+            ReplayMarket(args.data, overrides=config.instrument),
+            args.seed,
+            request_expiry_s=config.orders.request_expiry_s,
+        )
     else:
         params = msgspec.structs.replace(
             scenario(args.scenario), symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0
         )
         config = engine_config(params, config)
-        exchange = simulated_exchange(params, args.seed)
+        exchange = simulated_exchange(
+            params, args.seed, request_expiry_s=config.orders.request_expiry_s
+        )
     engine = QuoteEngine(config, exchange.instrument)
     venue = SimVenue(exchange, speed=args.speed, name=args.venue)
     summary = asyncio.run(
@@ -531,7 +537,12 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
         watched_position=info.position,
     )
     venue = PaperVenue(
-        feed, inst, seed=args.seed, initial_equity=equity, fees=FeeModel(maker_bps=1.5)
+        feed,
+        inst,
+        seed=args.seed,
+        initial_equity=equity,
+        fees=FeeModel(maker_bps=1.5),
+        request_expiry_s=config.orders.request_expiry_s,
     )
     engine = QuoteEngine(config, inst)
     return await run_live(

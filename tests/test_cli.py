@@ -227,3 +227,30 @@ def test_an_empty_config_file_says_it_has_no_settings(tmp_path, capsys):
     empty.write_text("# nothing yet\n")
     assert main(["check-config", str(empty)]) == 0
     assert "no settings, using defaults" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("venue", ["sim", "replay"])
+def test_run_gives_the_simulated_venue_the_configured_request_deadline(
+    venue, tmp_path, monkeypatch
+):
+    """The venue refuses a request that reaches its block later than the engine's own
+    ``[orders] request_expiry_s``, not a default of its own."""
+    import market_maker.runtime as runtime
+    from market_maker.venues.exchange import ExchangeCore
+
+    seen: list[ExchangeCore] = []
+
+    async def no_run(venue_, engine, **_):
+        seen.append(venue_.exchange)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(runtime, "run_live", no_run)
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text("[orders]\nrequest_expiry_s = 0.4\n")
+    data = Path(__file__).parent.parent / "data" / "hyperliquid" / "btc_20250126.gz"
+    argv = ["run", "--venue", venue, "--config", str(cfg)]
+    if venue == "replay":
+        argv += ["--data", str(data)]
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert seen[0].request_expiry_s == pytest.approx(0.4)

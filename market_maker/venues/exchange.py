@@ -463,6 +463,11 @@ class ExchangeCore:
     def open_orders(self) -> int:
         return len(self._orders)
 
+    @property
+    def request_expiry_s(self) -> float | None:
+        """The deadline checked at each action's block; None: none (or first in, first out)."""
+        return None if self._expiry_ns is None else self._expiry_ns / _NS
+
     def resting(self, side: Side) -> int:
         """Lots of our orders resting on ``side`` (the venue's own view, for checks)."""
         return sum(o.remaining_lots for o in self._orders.values() if o.side is side)
