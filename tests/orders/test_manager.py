@@ -520,6 +520,25 @@ def test_a_snapshot_that_misses_a_place_on_its_way_never_frees_its_exposure():
     assert m.orders[place.cloid].state is OrderState.RESTING
 
 
+def test_a_snapshot_that_misses_a_modify_on_its_way_keeps_both_legs_exposure():
+    """The modify case from the issue: 30 lots rested on a 20-lot limit while the engine
+    counted 20. The old leg can fill before the modify lands, so the new leg is cut to the room
+    it leaves; a snapshot showing the old leg only (the modify's block had not committed) keeps
+    both legs counted until the modify's own answer."""
+    m = manager()
+    (place,) = resting(m, bids=((1000, 10),), max_lots=20)
+    (modify,) = m.plan(((999, 20),), (), max_lots=20, ts_ns=1)
+    assert isinstance(modify, Modify) and modify.size == 0.01  # 20 - the old leg's 10
+    request = m.request_snapshot(10)
+    shown = OpenOrder(cloid=place.cloid, side=Side.BUY, price=100.0, size=0.01)
+    snapshot(m, 0, [shown], request=request)
+    assert m.pending_exposure_lots() == (20, 0)  # old 10 + new 10: the limit, not past it
+    assert m.orders[place.cloid].state is OrderState.MODIFYING
+    assert m.plan(((999, 20),), (), max_lots=20, ts_ns=20) == []
+    ack(m, modify, filled=0.0)
+    assert m.pending_exposure_lots() == (10, 0)
+
+
 def test_a_snapshot_that_misses_an_ioc_on_its_way_keeps_the_ioc_and_its_fill():
     """The IOC case from the issue: the snapshot closed an IOC in flight and its fill, stamped
     in the snapshot's millisecond, was skipped."""
