@@ -74,7 +74,7 @@ def test_the_hyperliquid_profile_never_lets_the_venues_worst_case_past_the_cap(
         if actions:
             ex.submit(actions, ev.ts_ns)
         high, low = worst_case(ex)
-        assert high <= cap + 1 and low >= -cap - 1, (ev.ts_ns, high, low, cap)
+        assert high <= cap and low >= -cap, (ev.ts_ns, high, low, cap)
         limit = engine.kill_switch.max_position(engine.mid) / ex.lot
         if limit >= 1.0:
             peak = max(peak, abs(ex.position_lots) / limit)
