@@ -264,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--paths", type=_count, default=1000, help="as2008: Monte-Carlo paths per strategy [1000]"
     )
     bt.add_argument("--duration", type=_positive, help="simulated seconds [scenario's]")
+    bt.add_argument(
+        "--feed-latency-ms",
+        type=_nonnegative,
+        help="market data's latency to the engine [the capture's own stamps, else 25; "
+        "a scenario's own]",
+    )
     bt.add_argument("--json", action="store_true", help="print one JSON object")
     bt.add_argument("--report", type=Path, help="write summary.json, recording.json, backtest.png")
     bt.set_defaults(func=_cmd_backtest)
@@ -715,6 +721,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                 duration_s=args.duration,
                 record=args.report is not None,
                 progress=progress,
+                feed_latency_ms=args.feed_latency_ms,
             )
         finally:
             if progress is not None:

@@ -11,7 +11,7 @@ import msgspec
 import numpy as np
 
 from market_maker.backtest.analytics import MARKOUT_HORIZONS_S
-from market_maker.backtest.runner import BacktestResult, Recording
+from market_maker.backtest.runner import BacktestResult, Latencies, Recording
 
 __all__ = ["format_compare", "format_summary", "write_compare", "write_fills_csv", "write_report"]
 
@@ -36,6 +36,12 @@ def _why_no_fills(r: BacktestResult) -> list[str]:
         f"  no fills       quotes {wide}; no trade reached them.",
         f"                 Narrow them: [strategy] {knob}, or spread_multiplier",
     ]
+
+
+def _latency_lines(lat: Latencies) -> list[str]:
+    feed = f"feed {lat.feed_ms:,.1f} ms + {lat.feed_jitter_ms:,.1f} jitter ({lat.feed_source})"
+    line = f"  latency        {feed}, orders {lat.order_ms:g} ms, fills {lat.fill_ms:g} ms"
+    return [line] + ([f"                 {lat.feed_detail}"] if lat.feed_detail else [])
 
 
 def format_summary(r: BacktestResult) -> str:
@@ -80,6 +86,8 @@ def format_summary(r: BacktestResult) -> str:
     )
     if r.fills == 0 and r.time_quoting_s > 0.0:
         lines.extend(_why_no_fills(r))
+    if r.latency is not None:
+        lines.extend(_latency_lines(r.latency))
     lines.append(
         f"  engine         {r.quote_cycles:,d} cycles  p50 {r.cycle_us_p50:.1f} us  "
         f"p99 {r.cycle_us_p99:.1f} us  {r.events_per_s:,.0f} ev/s"

@@ -22,7 +22,7 @@ from market_maker.model import BookUpdate, RequestSnapshot, Trade
 from market_maker.risk import BindingLimit, TradingState
 from market_maker.venues.exchange import ExchangeCore
 
-__all__ = ["BacktestResult", "LatencyHistogram", "Recording", "run_backtest"]
+__all__ = ["BacktestResult", "Latencies", "LatencyHistogram", "Recording", "run_backtest"]
 
 _NS = 1_000_000_000
 _MINUTES_PER_YEAR = 525_600
@@ -51,6 +51,20 @@ class Recording(msgspec.Struct, kw_only=True):
     """(t_s, best bid, best ask) each time either of the engine's wanted best quotes changes."""
     fills: list[FillRecord] = msgspec.field(default_factory=list)
     """Every fill as the venue executed it, with its markouts."""
+
+
+class Latencies(msgspec.Struct, frozen=True, kw_only=True):
+    """The one-way latencies a backtest ran with, milliseconds (jitter: exponential, mean)."""
+
+    feed_ms: float
+    """Market data, venue to engine."""
+    feed_jitter_ms: float
+    feed_source: str
+    """capture (its own stamps), default (the capture could not tell), given, scenario."""
+    feed_detail: str = ""
+    order_ms: float
+    """Requests to the venue, and its answers back."""
+    fill_ms: float
 
 
 class BacktestResult(msgspec.Struct, kw_only=True):
@@ -106,6 +120,8 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     """Seconds with a bid and an ask wanted."""
     mean_quoted_spread_bps: float | None = None
     """Our best ask minus best bid over the mid, time-weighted over two-sided time."""
+    latency: Latencies | None = None
+    """The latencies used (set by ``run_session``)."""
 
     def timing_free(self) -> dict[str, object]:
         """Everything but the wall-clock measurements (for determinism checks)."""

@@ -2,6 +2,13 @@
 
 Nothing is calibrated to the market beforehand: the engine learns the market's normal trade
 rate as it goes (``estimators/cascade.py``), exactly as it does live.
+
+Market data reaches the engine a feed latency after the venue's book changed, as it does live.
+For a capture it is read from the capture's own stamps (``feed_latency_from_delays``): each
+event's receive time minus the venue's time where it has both. A capture's clock can be set
+apart from the venue's (a receive stamp before the venue's, or a second away): the difference is
+then an offset, not a latency, and the stated default (25 ms) is used with the capture's
+jitter. ``--feed-latency-ms`` sets it for any backtest; the summary says which was used.
 """
 
 from __future__ import annotations
@@ -11,11 +18,12 @@ from pathlib import Path
 
 import msgspec
 
-from market_maker.backtest.runner import BacktestResult, Recording, run_backtest
+from market_maker.backtest.runner import BacktestResult, Latencies, Recording, run_backtest
 from market_maker.backtest.scenarios import engine_config
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, with_strategy
 from market_maker.engine import QuoteEngine
+from market_maker.model import Instrument
 from market_maker.venues.exchange import (
     FIFO,
     HYPERLIQUID,
@@ -27,9 +35,78 @@ from market_maker.venues.exchange import (
 from market_maker.venues.replay import ReplayMarket
 from market_maker.venues.sim import simulated_exchange
 
-__all__ = ["replay_exchange", "run_session"]
+__all__ = [
+    "DEFAULT_FEED_LATENCY_MS",
+    "FeedLatency",
+    "capture_feed_latency",
+    "feed_latency_from_delays",
+    "replay_exchange",
+    "run_session",
+]
 
 _NS = 1_000_000_000
+DEFAULT_FEED_LATENCY_MS = 25.0
+"""Market data's one-way latency where the capture cannot tell it: a colocated-region client
+of a crypto venue's public streams (tens of milliseconds)."""
+_MIN_DELAYS = 100
+_MAX_PLAUSIBLE_MS = 1_000.0
+
+
+class FeedLatency(msgspec.Struct, frozen=True, kw_only=True):
+    """The market-data latency a backtest used: ``base_ms`` plus exponential jitter of mean
+    ``jitter_ms``; ``source`` says where it came from (capture, default, given, scenario)."""
+
+    base_ms: float
+    jitter_ms: float
+    source: str
+    detail: str = ""
+
+    @property
+    def model(self) -> LatencyModel:
+        return LatencyModel(base_ms=self.base_ms, jitter_ms=self.jitter_ms)
+
+
+def feed_latency_from_delays(delays_ms: list[float]) -> FeedLatency:
+    """The feed latency a capture shows: receive minus venue stamps, in milliseconds.
+
+    The floor (5th percentile) is the latency every message pays, and the median's distance
+    above it the jitter (robust to the backlog a stream replays when it connects). A floor
+    below 0 or beyond a second is a clock offset between the two clocks: the default latency
+    then, with the capture's jitter (which no offset changes)."""
+    n = len(delays_ms)
+    if n < _MIN_DELAYS:
+        return FeedLatency(
+            base_ms=DEFAULT_FEED_LATENCY_MS,
+            jitter_ms=0.2 * DEFAULT_FEED_LATENCY_MS,
+            source="default",
+            detail=f"{n} events with both stamps",
+        )
+    ordered = sorted(delays_ms)
+    floor = ordered[n // 20]
+    median = ordered[n // 2]
+    jitter = max(0.0, median - floor)
+    if floor < 0.0 or floor > _MAX_PLAUSIBLE_MS:
+        return FeedLatency(
+            base_ms=DEFAULT_FEED_LATENCY_MS,
+            jitter_ms=jitter,
+            source="default",
+            detail=f"the capture's clocks are {median:,.0f} ms apart: an offset, not a latency",
+        )
+    return FeedLatency(base_ms=floor, jitter_ms=jitter, source="capture")
+
+
+def capture_feed_latency(
+    path: Path, instrument: Instrument | None = None, *, limit: int = 20_000
+) -> FeedLatency:
+    """``feed_latency_from_delays`` over the first ``limit`` events of the capture at ``path``
+    that carry the venue's time."""
+    market = ReplayMarket(path, instrument)
+    delays: list[float] = []
+    while len(delays) < limit and market.peek_ns() is not None:
+        ev = market.pop()
+        if ev.exchange_ts_ns is not None:
+            delays.append((ev.ts_ns - ev.exchange_ts_ns) / 1e6)
+    return feed_latency_from_delays(delays)
 
 
 def replay_exchange(
@@ -38,14 +115,19 @@ def replay_exchange(
     *,
     profile: VenueProfile | None = None,
     request_expiry_s: float | None = 1.0,
+    feed_latency: FeedLatency | None = None,
 ) -> ExchangeCore:
     """The simulated venue for our orders against a recorded market: 20 +/- 5 ms for requests
     and their answers, fills on their own stream at 25 ms plus up to tens of ms of jitter. The
     capture's venue picks the profile unless ``profile`` is given: Hyperliquid's block commits
     for a Hyperliquid capture, first in, first out for the others (Binance).
-    ``request_expiry_s`` is the deadline the engine puts on its requests (Hyperliquid only)."""
+    ``request_expiry_s`` is the deadline the engine puts on its requests (Hyperliquid only);
+    ``feed_latency`` delays market data on its way to the engine (default: the capture's,
+    ``capture_feed_latency``)."""
     if profile is None:
         profile = HYPERLIQUID if market.venue == "hyperliquid" else FIFO
+    if feed_latency is None:
+        feed_latency = capture_feed_latency(market.path, market.instrument)
     return ExchangeCore(
         market.instrument,
         market,
@@ -55,6 +137,7 @@ def replay_exchange(
         fill_latency=LatencyModel(base_ms=25.0, jitter_ms=15.0),
         profile=profile,
         request_expiry_s=request_expiry_s,
+        market_data_latency=feed_latency.model,
     )
 
 
@@ -69,8 +152,16 @@ def run_session(
     start_s: float = 0.0,
     record: bool = False,
     progress: Callable[[float], None] | None = None,
+    feed_latency_ms: float | None = None,
 ) -> tuple[BacktestResult, Recording | None]:
+    """``feed_latency_ms``: market data's latency (jitter a fifth of it); default: the
+    capture's (``capture_feed_latency``) or the scenario's."""
     config = with_strategy(config, strategy)
+    given = (
+        None
+        if feed_latency_ms is None
+        else FeedLatency(base_ms=feed_latency_ms, jitter_ms=0.2 * feed_latency_ms, source="given")
+    )
     exchange: ExchangeCore
     replay: ReplayMarket | None = None
     if data is not None:
@@ -83,12 +174,22 @@ def run_session(
             while (t := market.peek_ns()) is not None and t < start:
                 market.pop()
             first = market.peek_ns() or start
-        exchange = replay_exchange(market, seed, request_expiry_s=config.orders.request_expiry_s)
+        feed = given or capture_feed_latency(data, market.instrument)
+        exchange = replay_exchange(
+            market, seed, request_expiry_s=config.orders.request_expiry_s, feed_latency=feed
+        )
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
         source = f"data:{Path(data).name}"
         instrument = market.instrument
     else:
         params = scenario_params(scenario or "calm", duration_s=duration_s)
+        if given is not None:
+            params = msgspec.structs.replace(params, market_data_latency_ms=given.base_ms)
+        feed = given or FeedLatency(
+            base_ms=params.market_data_latency_ms,
+            jitter_ms=0.2 * params.market_data_latency_ms,
+            source="scenario",
+        )
         config = engine_config(params, config)
         exchange = simulated_exchange(params, seed, request_expiry_s=config.orders.request_expiry_s)
         end_ns = int(params.duration_s * _NS)
@@ -98,6 +199,15 @@ def run_session(
     result, rec = run_backtest(
         exchange, engine, source=source, seed=seed, end_ns=end_ns, record=record, progress=progress
     )
+    latency = Latencies(
+        feed_ms=feed.base_ms,
+        feed_jitter_ms=feed.jitter_ms,
+        feed_source=feed.source,
+        feed_detail=feed.detail,
+        order_ms=exchange.order_latency.base_ms,
+        fill_ms=exchange.fill_latency.base_ms,
+    )
+    result = msgspec.structs.replace(result, latency=latency)
     if replay is not None:
         stats = msgspec.structs.asdict(replay.stats)
         result = msgspec.structs.replace(result, capture=stats)
