@@ -1,5 +1,6 @@
 """Late actions made harmless on Hyperliquid, against the trading loopback exchange: an order
-or modify left unanswered is voided with a ``noop`` of its nonce (the venue takes a nonce once).
+or modify left unanswered is voided with a ``noop`` of its nonce (the venue takes a nonce once),
+and the address request budget is read from the venue (``userRateLimit``) on every connection.
 
 The fake keeps an action from its block in two ways: ``detain`` (a slow path: later actions
 overtake it) and ``hold`` (a slow block: everything waits, then one block sorts them, no-taker
@@ -211,5 +212,44 @@ def test_a_noop_too_late_answers_nothing_and_a_snapshot_asked_meanwhile_shows_th
             assert s.answers() == []  # no answer: the engine keeps the request's exposure
             updates = [e for e in s.events if isinstance(e, OrderAck)]
             assert all(u.request_id == UPDATE for u in updates)  # only the venue's "open"
+
+    asyncio.run(main())
+
+
+def test_the_address_budget_is_read_at_connect_and_again_after_every_reconnect():
+    async def main() -> None:
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            fake.requests_used = 9_990  # an earlier process spent nearly all of it
+            async with Session(fake) as s:
+                venue = s.venue
+                await until(lambda: venue.stats.budget_reads == 1, 5.0)
+                # Read at connect; the dead man's switch's one request counted on both sides.
+                assert venue.budget.left == 10_000 - fake.requests_used == 9.0
+                fake.requests_used = 9_997  # another process on the address spent more
+                await fake.drop(clean=False)
+                await until(lambda: venue.stats.budget_reads == 2, 5.0)
+                assert venue.budget.left == 3.0 and venue.client.stats.connects == 2
+
+    asyncio.run(main())
+
+
+def test_an_unreadable_budget_answer_is_counted_and_the_local_budget_kept():
+    async def main() -> None:
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            real = fake.info
+
+            def info(payload: dict[str, Any]) -> Any:
+                if payload.get("type") == "userRateLimit":
+                    return {"nRequestsUsed": "lots", "nRequestsCap": None}
+                return real(payload)
+
+            fake.info = info  # type: ignore[method-assign]
+            async with Session(fake) as s:
+                await until(lambda: s.venue.stats.budget_read_failures == 1, 5.0)
+                assert s.venue.budget.left == 10_000.0 - 1  # kept (less the dead man's switch)
+                assert s.venue.stats.budget_reads == 0
+                await s.venue.submit([s.resting_bid()])  # orders still go
+                await until(lambda: len(s.answers()) == 1, 5.0)
+                assert s.answers()[0].status == AckStatus.ACCEPTED
 
     asyncio.run(main())

@@ -45,7 +45,11 @@ connection of its own when the event loop stops beating for ``stall_s`` (5 s).
 
 Requests also pass a local copy of the address budget (1 request per USDC
 traded plus 10,000; one per 10 s once spent): new orders are refused here, before the venue
-would, while cancels always go.
+would, while cancels always go. It is read from the venue (``userRateLimit``: ``nRequestsCap
+- nRequestsUsed + nRequestsSurplus``) on every connection, the first and each reconnect, so a
+restarted process does not assume a full budget; new orders wait for that read (at most
+``post_timeout_s``). A read that fails is counted (``budget_read_failures``) and the local
+copy is kept.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ from market_maker.venues.hyperliquid.messages import (
     ClearinghouseState,
     Message,
     OpenOrderWire,
+    UserRateLimit,
     WsFill,
     WsOrder,
     WsUserFills,
@@ -153,6 +158,9 @@ class LiveStats(msgspec.Struct, kw_only=True):
     """... refused as a duplicate nonce: the original had committed (a snapshot settles it)."""
     voids_unanswered: int = 0
     """... with no answer or another refusal: proves nothing (a snapshot settles it)."""
+    budget_reads: int = 0
+    """Address budgets read from the venue (``userRateLimit``), one per connection."""
+    budget_read_failures: int = 0
 
 
 _SNAPSHOT_TRIES = 3
@@ -174,6 +182,10 @@ class AddressBudget:
 
     def on_traded(self, notional_usd: float) -> None:
         self.left += notional_usd
+
+    def sync(self, left: float) -> None:
+        """What the venue says is left (``userRateLimit``); never below 0."""
+        self.left = max(0.0, left)
 
     def take(self, n: int) -> bool:
         if self.left >= n:
@@ -312,6 +324,7 @@ class HyperliquidVenue:
                 {"type": "userFills", "user": self.user},
             ],
             on_user=self._on_user,
+            on_connected=self._on_connected,
         )
         self.client = self.feed.client
         self.nonces = NonceSource()
@@ -337,6 +350,8 @@ class HyperliquidVenue:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._voids: set[asyncio.Task[bool]] = set()
         """``noop`` voids on their way (a snapshot waits for them)."""
+        self._budget_known = asyncio.Event()
+        """Set once this connection's address budget was read (or the read failed)."""
         self._log = get_logger("hyperliquid")
         self.watchdog = LoopWatchdog(self, config.url, stall_s)
 
@@ -569,7 +584,14 @@ class HyperliquidVenue:
             return statuses + [None] * (len(requests) - len(statuses))
         return statuses
 
+    async def _budget_read(self) -> None:
+        """Until this connection's address budget is known (at most ``post_timeout_s``)."""
+        if not self._budget_known.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._budget_known.wait(), self.client.config.post_timeout_s)
+
     async def _place(self, places: list[Place]) -> None:
+        await self._budget_read()
         if not self.budget.take(len(places)):
             self.stats.refused_locally += len(places)
             for p in places:
@@ -641,6 +663,7 @@ class HyperliquidVenue:
                     self._ack(c.cloid, c.request_id, status, text)
 
     async def _modify(self, modifies: list[Modify]) -> None:
+        await self._budget_read()
         if not self.budget.take(len(modifies)):
             self.stats.refused_locally += len(modifies)
             for m in modifies:
@@ -760,6 +783,31 @@ class HyperliquidVenue:
                 )
             )
 
+    def _on_connected(self) -> None:
+        """A new connection (the first or a reconnect): read the address budget again."""
+        self._budget_known.clear()
+        self._spawn(self._read_budget())
+
+    async def _read_budget(self) -> None:
+        try:
+            limit = await self.client.info(
+                {"type": "userRateLimit", "user": self.user}, UserRateLimit
+            )
+        except VenueError as exc:
+            self.stats.budget_read_failures += 1
+            self._log.warning("budget_read_failed", error=str(exc)[:200], left=self.budget.left)
+        else:
+            self.stats.budget_reads += 1
+            self.budget.sync(float(limit.left))
+            self._log.info(
+                "address_budget",
+                used=limit.nRequestsUsed,
+                cap=limit.nRequestsCap,
+                left=self.budget.left,
+            )
+        finally:
+            self._budget_known.set()
+
     async def _keep_account(self) -> None:
         while True:
             if self.client.connected:
@@ -773,6 +821,7 @@ class HyperliquidVenue:
         while self.stats.dms_available:
             if self.client.connected:
                 when = time.time_ns() // 1_000_000 + int(self.dms_ahead_s * 1000)
+                self.budget.take(1)  # the venue counts it too; it goes on a spent budget
                 try:
                     answer = await self._post(wire.schedule_cancel(when))
                 except VenueError:
