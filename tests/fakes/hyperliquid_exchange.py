@@ -33,11 +33,14 @@ Per ``reference/hyperliquid-verified.md`` sections 4.3-4.4 and 7:
   out), ``userRateLimit`` (``nRequestsCap`` = ``address_budget`` + traded volume,
   ``nRequestsUsed`` = ``requests_used``);
 - the address request budget (n requests per batch of n; once spent, one request per 10 s,
-  the rest refused with the venue's text; refusals cost nothing, expired actions 5x);
+  the rest refused with the venue's text; refusals cost nothing, expired actions 5x; cancels
+  may go on to ``min(limit + 100000, 2 * limit)``);
 - disorder on demand: ``reorder_ms`` delays each post reply and user-stream message by a
   random amount, independently per stream (fills may overtake acks and the other way round),
   ``duplicate_fills`` re-sends a fill message with that probability, and ``hold()`` keeps
-  blocks from committing (a slow block: whatever arrives waits) until ``hold(False)``.
+  blocks from committing (a slow block: whatever arrives waits) until ``hold(False)``;
+  ``detain(kinds)`` keeps actions of those types from reaching a block at all (a slow path
+  to the proposer: later actions overtake them) until ``release()``.
 """
 
 from __future__ import annotations
@@ -150,6 +153,10 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.refused: list[str] = []
         self.blocks = 0
         self.held = False
+        self.detained: frozenset[str] = frozenset()
+        self.budget_refused: list[str] = []
+        """The type of every action refused for the address budget."""
+        self._transit: list[_Queued] = []
         self._queue: list[_Queued] = []
         self._block_time_ms: int | None = None
         self._blocks_task: asyncio.Task[None] | None = None
@@ -168,9 +175,10 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             self._blocks_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._blocks_task
-        for queued in self._queue:
+        for queued in [*self._queue, *self._transit]:
             queued.answer.cancel()
         self._queue.clear()
+        self._transit.clear()
         await super().stop()
 
     # ----- the account, for tests -----------------------------------------------------------
@@ -191,6 +199,25 @@ class FakeHyperliquidExchange(FakeHyperliquid):
     def queued(self) -> int:
         """Actions waiting for a block."""
         return len(self._queue)
+
+    def detain(self, kinds: frozenset[str] | set[str]) -> None:
+        """Actions of these types arriving from now on wait outside the blocks (in transit:
+        later actions reach a block first) until ``release()``."""
+        self.detained = frozenset(kinds)
+
+    def release(self) -> None:
+        """Stop detaining; detained actions join the next block (at once if ``block_ms=0``)."""
+        self.detained = frozenset()
+        transit, self._transit = self._transit, []
+        for item in transit:
+            if self.block_ms:
+                self._queue.append(item)
+            elif not item.answer.done():
+                item.answer.set_result(self._commit(item.payload, self._now_ms()))
+
+    def in_transit(self) -> int:
+        """Detained actions."""
+        return len(self._transit)
 
     async def _run_blocks(self) -> None:
         loop = asyncio.get_running_loop()
@@ -231,10 +258,12 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         refused = self._check_signature(payload)
         if refused:
             return self._err(refused)
-        if not self.block_ms:
+        kind = (payload.get("action") or {}).get("type")
+        if not self.block_ms and kind not in self.detained:
             return self._commit(payload, self._now_ms())
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(payload, answer))
+        queued = _Queued(payload, answer)
+        (self._transit if kind in self.detained else self._queue).append(queued)
         return await answer
 
     def _check_signature(self, payload: dict[str, Any]) -> str:
@@ -265,6 +294,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             return self._err(refused)
         refused = self._charge(kind, n)
         if refused:
+            self.budget_refused.append(kind)
             return self._err(refused)
         self.actions.append(kind)
         return self._apply(kind, action, block_ms)
@@ -272,6 +302,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
     def _charge(self, kind: str, n: int) -> str:
         """Spend ``n`` address requests, or the venue's refusal (a refusal costs nothing)."""
         allowed = self.address_budget + self.traded_volume_usd
+        if kind in ("cancel", "cancelByCloid"):
+            allowed = min(allowed + 100_000, 2 * allowed)
         if self.requests_used + n > allowed and kind != "scheduleCancel":
             now = time.monotonic()
             if now - self._last_trickle < 10.0:

@@ -150,13 +150,22 @@ def test_after_drops_it_quotes_again_within_5_s_with_no_duplicated_or_orphaned_o
     asyncio.run(main())
 
 
-def test_a_spent_request_budget_pauses_quoting_and_is_never_exceeded():
+def test_a_nearly_spent_budget_read_from_the_venue_pauses_quoting_and_is_never_exceeded():
+    """An earlier process left 12 requests of the address budget (``userRateLimit``): the
+    venue reads it at connect, sends no more orders than are left, and the venue never has
+    to refuse one (before the read, a restarted process assumed a full 10,000)."""
+
     async def main() -> None:
-        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
-            live = await trade(fake, 8.0, budget=AddressBudget(initial=12.0))
+        async with FakeHyperliquidExchange(
+            agent=SIGNER.address, user=USER, trade_rate_per_s=0.01
+        ) as fake:  # no fills: no volume frees requests
+            fake.requests_used = 10_000 - 12
+            live = await trade(fake, 8.0)
+        assert live.venue.stats.budget_reads >= 1 and live.venue.stats.refused_locally > 0
+        refused = [k for k in fake.budget_refused if k in ("order", "batchModify")]
+        assert refused == [], refused  # never more than what was left
         sent = sum(1 for a in fake.actions if a in ("order", "batchModify"))
-        assert live.venue.stats.refused_locally > 0
-        assert sent <= 12 + 1 + 1  # the budget, plus one trickle request per 10 s
+        assert sent <= 12 + 1  # what was left, plus one trickle request per 10 s
         counters = live.engine.status()["counters"]
         assert counters["rejections"] + counters["refusals"] > 0  # the kill switch heard them
         ends_flat(live, fake)
@@ -265,13 +274,18 @@ def test_a_position_over_the_limit_is_taken_back_with_an_ioc_escalation():
 
 
 def test_the_venues_own_budget_refusals_are_survived():
-    """The local budget is generous here; the venue's is not: its refusals pause and back off."""
+    """The budget read at connect is generous; then another process on the address spends
+    it, so the venue's refusals come first: they pause and back off."""
+
+    async def spend(live: Live) -> None:
+        fake = spend.fake  # type: ignore[attr-defined]
+        await until(lambda: live.venue.stats.budget_reads >= 1, 10.0)
+        fake.address_budget = 10.0
 
     async def main() -> None:
-        async with FakeHyperliquidExchange(
-            agent=SIGNER.address, user=USER, address_budget=10.0
-        ) as fake:
-            live = await trade(fake, 8.0)
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            spend.fake = fake  # type: ignore[attr-defined]
+            live = await trade(fake, 8.0, spend)
         assert any(r.startswith("Too many cumulative requests") for r in fake.refused)
         counters = live.engine.status()["counters"]
         assert counters["rejections"] + counters["refusals"] > 0 and counters["backoffs"] > 0

@@ -211,9 +211,13 @@ class HyperliquidClient:
         except msgspec.DecodeError as exc:
             raise VenueError(f"info {what}: unexpected answer ({exc})") from None
 
-    async def post(self, kind: str, payload: dict[str, Any]) -> PostResponse:
+    async def post(
+        self, kind: str, payload: dict[str, Any], *, timeout_s: float | None = None
+    ) -> PostResponse:
         """Send ``{"method": "post", "id", "request": {"type": kind, "payload"}}``, await its
-        answer. VenueError when not connected, on timeout, or when the connection is lost."""
+        answer (at most ``timeout_s``, default ``post_timeout_s``). VenueError when not
+        connected, on timeout, or when the connection is lost."""
+        timeout = self.config.post_timeout_s if timeout_s is None else timeout_s
         async with self._posts:
             ws = self._ws
             if ws is None or not self.connected:
@@ -227,10 +231,9 @@ class HyperliquidClient:
                 await self._send(
                     ws, {"method": "post", "id": rid, "request": {"type": kind, "payload": payload}}
                 )
-                return await asyncio.wait_for(fut, self.config.post_timeout_s)
+                return await asyncio.wait_for(fut, timeout)
             except TimeoutError:
                 self.stats.post_failures += 1
-                timeout = self.config.post_timeout_s
                 raise VenueError(f"post {rid} unanswered after {timeout:g} s") from None
             except (WebSocketException, OSError) as exc:
                 self.stats.post_failures += 1

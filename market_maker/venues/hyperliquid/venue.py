@@ -17,6 +17,15 @@ What comes back, and how it maps:
   placing new order during modify`` -> CANCELED: the old leg is gone); a refusal of the whole
   action answers every request in it. A post that times out or dies with the connection has
   no answer: the engine's settle timeout asks for a snapshot, which settles it.
+- an ``order`` or ``batchModify`` post with no answer (``action_timeout_s``, or the connection
+  lost with it in flight) is voided: a signed ``noop`` with the same nonce goes out (on the
+  next connection after a drop). The venue takes a nonce once, so a ``noop`` answered ``ok``
+  proves the original never executes: every request in it is answered REJECTED
+  (``nonces_voided``). A ``noop`` refused as a duplicate nonce came too late (the original
+  committed; ``voids_too_late``), and one with no answer proves nothing (``voids_unanswered``):
+  no answer is pushed and the engine keeps the requests' worst case until a snapshot settles
+  them. A snapshot asked for while a ``noop`` is on its way waits for its answer, so it shows
+  what became of the original. Cancels are never voided (a late cancel is still wanted).
 - ``orderUpdates``: venue-side facts about an order, sent as unsolicited updates (request id
   ``UPDATE``) with ``filled_size = origSz - sz``: ``open``, ``filled`` and every cancel status
   (CANCELED), every rejection (REJECTED); an unknown status goes through as its text, which
@@ -36,7 +45,11 @@ connection of its own when the event loop stops beating for ``stall_s`` (5 s).
 
 Requests also pass a local copy of the address budget (1 request per USDC
 traded plus 10,000; one per 10 s once spent): new orders are refused here, before the venue
-would, while cancels always go.
+would, while cancels always go. It is read from the venue (``userRateLimit``: ``nRequestsCap
+- nRequestsUsed + nRequestsSurplus``) on every connection, the first and each reconnect, so a
+restarted process does not assume a full budget; new orders wait for that read (at most
+``post_timeout_s``). A read that fails is counted (``budget_read_failures``) and the local
+copy is kept.
 """
 
 from __future__ import annotations
@@ -78,6 +91,7 @@ from market_maker.venues.hyperliquid.messages import (
     ClearinghouseState,
     Message,
     OpenOrderWire,
+    UserRateLimit,
     WsFill,
     WsOrder,
     WsUserFills,
@@ -96,6 +110,10 @@ _NOT_FOUND = ("Order was never placed", "Cannot modify canceled or filled order"
 _MODIFY_HALF_DONE = "Error placing new order during modify"
 _NO_MATCH = "Order could not immediately match"
 _DMS_GATE = "Cannot set scheduled cancel time"
+_DUPLICATE_NONCE = "Invalid nonce: duplicate nonce"
+_VOIDED = "voided: a noop took its nonce before it reached a block"
+_VOIDABLE = ("order", "batchModify")
+"""Actions voided when unanswered (a late place or modify adds risk; a late cancel does not)."""
 _SEEN_FILLS = 20_000
 _GONE = AckStatus.NOT_FOUND
 _REFUSED = AckStatus.REJECTED
@@ -132,6 +150,17 @@ class LiveStats(msgspec.Struct, kw_only=True):
     dms_refreshes: int = 0
     dms_available: bool = True
     last_refusal: str = ""
+    voids_sent: int = 0
+    """``noop`` actions sent with the nonce of an unanswered order or modify."""
+    nonces_voided: int = 0
+    """... answered ``ok``: the original can never execute, its requests answered REJECTED."""
+    voids_too_late: int = 0
+    """... refused as a duplicate nonce: the original had committed (a snapshot settles it)."""
+    voids_unanswered: int = 0
+    """... with no answer or another refusal: proves nothing (a snapshot settles it)."""
+    budget_reads: int = 0
+    """Address budgets read from the venue (``userRateLimit``), one per connection."""
+    budget_read_failures: int = 0
 
 
 _SNAPSHOT_TRIES = 3
@@ -153,6 +182,10 @@ class AddressBudget:
 
     def on_traded(self, notional_usd: float) -> None:
         self.left += notional_usd
+
+    def sync(self, left: float) -> None:
+        """What the venue says is left (``userRateLimit``); never below 0."""
+        self.left = max(0.0, left)
 
     def take(self, n: int) -> bool:
         if self.left >= n:
@@ -266,8 +299,17 @@ class HyperliquidVenue:
         budget: AddressBudget | None = None,
         stall_s: float = 5.0,
         request_expiry_s: float | None = 1.0,
+        action_timeout_s: float | None = 1.5,
+        void_in_flight: bool = True,
+        void_within_s: float = 30.0,
     ) -> None:
         self.coin = coin
+        self.action_timeout_s = action_timeout_s
+        """An order or modify post unanswered this long (None: ``post_timeout_s``) is voided."""
+        self.void_in_flight = void_in_flight
+        """Void unanswered orders and modifies with a ``noop`` of the same nonce."""
+        self.void_within_s = void_within_s
+        """After a drop, how long to wait for a connection to send the ``noop`` on."""
         self.request_expiry_ms = None if request_expiry_s is None else int(request_expiry_s * 1000)
         """Every action carries ``expiresAfter`` this far ahead: one delayed past it is
         refused by the venue (``Action already expired``) instead of taking effect late."""
@@ -282,6 +324,7 @@ class HyperliquidVenue:
                 {"type": "userFills", "user": self.user},
             ],
             on_user=self._on_user,
+            on_connected=self._on_connected,
         )
         self.client = self.feed.client
         self.nonces = NonceSource()
@@ -305,6 +348,10 @@ class HyperliquidVenue:
         self._sides = _Recent[str, Side]()
         """Our cloid -> side (a modify names the order, the order wire needs the side)."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._voids: set[asyncio.Task[bool]] = set()
+        """``noop`` voids on their way (a snapshot waits for them)."""
+        self._budget_known = asyncio.Event()
+        """Set once this connection's address budget was read (or the read failed)."""
         self._log = get_logger("hyperliquid")
         self.watchdog = LoopWatchdog(self, config.url, stall_s)
 
@@ -413,11 +460,20 @@ class HyperliquidVenue:
         self._events.append(event)
         self._wake.set()
 
-    async def _post(self, action: dict[str, Any]) -> Any:
-        """Sign and send ``action``; its payload ``{"status", "response"}``. VenueError when
+    async def _post(
+        self,
+        action: dict[str, Any],
+        *,
+        nonce: int | None = None,
+        expires: bool = True,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Sign and send ``action`` (with ``nonce``, else a fresh one; with ``expiresAfter``
+        unless ``expires`` is False); its payload ``{"status", "response"}``. VenueError when
         no answer came (timeout, connection lost): the outcome is unknown."""
-        nonce = self.nonces.next()
-        expiry = self.request_expiry_ms
+        if nonce is None:
+            nonce = self.nonces.next()
+        expiry = self.request_expiry_ms if expires else None
         expires_after = None if expiry is None else int(time.time() * 1000) + expiry
         payload: dict[str, Any] = {
             "action": action,
@@ -429,7 +485,7 @@ class HyperliquidVenue:
             payload["expiresAfter"] = expires_after
         self.stats.actions += 1
         try:
-            response = await self.client.post("action", payload)
+            response = await self.client.post("action", payload, timeout_s=timeout_s)
         except VenueError:
             self.stats.action_failures += 1
             raise
@@ -443,6 +499,34 @@ class HyperliquidVenue:
             self.stats.refused_actions += 1
             self.stats.last_refusal = str(answer.get("response"))[:200]
         return answer
+
+    async def _void(self, nonce: int, kind: str) -> bool:
+        """Send a ``noop`` signed with ``nonce`` (that of an unanswered ``kind`` action); True
+        only when the venue took it, which proves the original can never execute."""
+        stats = self.stats
+        stats.voids_sent += 1
+        self.budget.take(1)  # like a cancel: it goes even on a spent budget
+        try:
+            if not self.client.connected:  # dropped with the action in flight: the next one
+                await self.client.wait_ready(self.void_within_s)
+            # No deadline of its own: a late noop still takes the nonce, and does nothing else.
+            answer = await self._post(wire.noop(), nonce=nonce, expires=False)
+        except VenueError as exc:
+            stats.voids_unanswered += 1
+            self._log.warning("void_unanswered", action=kind, nonce=nonce, error=str(exc)[:200])
+            return False
+        if answer.get("status") == "ok":
+            stats.nonces_voided += 1
+            self._log.info("nonce_voided", action=kind, nonce=nonce)
+            return True
+        text = str(answer.get("response"))
+        if text.startswith(_DUPLICATE_NONCE):
+            stats.voids_too_late += 1  # the original took the nonce first: it committed
+            self._log.warning("void_too_late", action=kind, nonce=nonce)
+        else:
+            stats.voids_unanswered += 1
+            self._log.warning("void_refused", action=kind, nonce=nonce, reason=text[:200])
+        return False
 
     def _ack(
         self,
@@ -466,12 +550,23 @@ class HyperliquidVenue:
     async def _statuses(
         self, action: dict[str, Any], requests: Sequence[Place | Modify | Cancel]
     ) -> list[Any] | None:
-        """Post ``action``; one status per request, or None when there is no answer."""
+        """Post ``action``; one status per request, or None when there is no answer (an order
+        or modify is then voided first: answered as refused when the void proves it)."""
+        kind = action["type"]
+        voidable = kind in _VOIDABLE
+        nonce = self.nonces.next()
         try:
-            answer = await self._post(action)
+            answer = await self._post(
+                action, nonce=nonce, timeout_s=self.action_timeout_s if voidable else None
+            )
         except VenueError as exc:
-            self._log.warning("no_answer", action=action["type"], error=str(exc)[:200])
-            return None
+            self._log.warning("no_answer", action=kind, error=str(exc)[:200])
+            if not (voidable and self.void_in_flight):
+                return None
+            void = asyncio.get_running_loop().create_task(self._void(nonce, kind))
+            self._voids.add(void)
+            void.add_done_callback(self._voids.discard)
+            return [{"error": _VOIDED}] * len(requests) if await void else None
         if answer.get("status") != "ok":
             text = str(answer.get("response"))
             return [{"error": text}] * len(requests)
@@ -489,7 +584,14 @@ class HyperliquidVenue:
             return statuses + [None] * (len(requests) - len(statuses))
         return statuses
 
+    async def _budget_read(self) -> None:
+        """Until this connection's address budget is known (at most ``post_timeout_s``)."""
+        if not self._budget_known.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._budget_known.wait(), self.client.config.post_timeout_s)
+
     async def _place(self, places: list[Place]) -> None:
+        await self._budget_read()
         if not self.budget.take(len(places)):
             self.stats.refused_locally += len(places)
             for p in places:
@@ -561,6 +663,7 @@ class HyperliquidVenue:
                     self._ack(c.cloid, c.request_id, status, text)
 
     async def _modify(self, modifies: list[Modify]) -> None:
+        await self._budget_read()
         if not self.budget.take(len(modifies)):
             self.stats.refused_locally += len(modifies)
             for m in modifies:
@@ -610,7 +713,10 @@ class HyperliquidVenue:
         between them (a fill would then be in the position but not in the order's fill, or
         the other way round): the open orders are read before and after the position, and the
         reading is used only when both agree (every oid with the same size). Otherwise read
-        again, the later orders as the new "before", up to ``_SNAPSHOT_TRIES`` times."""
+        again, the later orders as the new "before", up to ``_SNAPSHOT_TRIES`` times. A void
+        on its way is waited for first: what became of its original is then committed."""
+        if self._voids:
+            await asyncio.wait(set(self._voids))
         try:
             orders = await self._open_orders()
             for _ in range(_SNAPSHOT_TRIES):
@@ -677,6 +783,31 @@ class HyperliquidVenue:
                 )
             )
 
+    def _on_connected(self) -> None:
+        """A new connection (the first or a reconnect): read the address budget again."""
+        self._budget_known.clear()
+        self._spawn(self._read_budget())
+
+    async def _read_budget(self) -> None:
+        try:
+            limit = await self.client.info(
+                {"type": "userRateLimit", "user": self.user}, UserRateLimit
+            )
+        except VenueError as exc:
+            self.stats.budget_read_failures += 1
+            self._log.warning("budget_read_failed", error=str(exc)[:200], left=self.budget.left)
+        else:
+            self.stats.budget_reads += 1
+            self.budget.sync(float(limit.left))
+            self._log.info(
+                "address_budget",
+                used=limit.nRequestsUsed,
+                cap=limit.nRequestsCap,
+                left=self.budget.left,
+            )
+        finally:
+            self._budget_known.set()
+
     async def _keep_account(self) -> None:
         while True:
             if self.client.connected:
@@ -690,6 +821,7 @@ class HyperliquidVenue:
         while self.stats.dms_available:
             if self.client.connected:
                 when = time.time_ns() // 1_000_000 + int(self.dms_ahead_s * 1000)
+                self.budget.take(1)  # the venue counts it too; it goes on a spent budget
                 try:
                     answer = await self._post(wire.schedule_cancel(when))
                 except VenueError:
