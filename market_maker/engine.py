@@ -114,6 +114,9 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     held_cycles: int = 0
     """Cycles stopped before the strategy because the request budget was empty: no plan could
     have sent anything (the first event after a token comes back plans in full)."""
+    requests_sent: int = 0
+    """Places, cancels and modifies sent (every action but snapshot requests): over the
+    fills, what a fill costs in requests."""
     future_events: int = 0
     """Events stamped too far ahead of the engine's clock, refused."""
     equity_estimated: int = 0
@@ -296,6 +299,12 @@ class QuoteEngine:
         if self._pending_actions:
             actions = self._pending_actions + actions
             self._pending_actions = []
+        if actions:
+            sent = 0
+            for a in actions:
+                if type(a) is not RequestSnapshot:
+                    sent += 1
+            self.counters.requests_sent += sent
         return actions
 
     def _reconcile_due(self, kind: type) -> RequestSnapshot | None:

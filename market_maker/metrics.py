@@ -2,8 +2,9 @@
 
 Series built with ``prometheus_client`` (an ``EngineCollector`` in its own registry), labelled
 with ``symbol`` and ``venue``: position, limits and which one binds, trading state, PnL, fees,
-open orders and pending exposure, fills, rejections, refused inputs, sigma, trade activity and
-a histogram of quote-cycle latency. ``GET /metrics`` is answered by a small asyncio server in
+open orders and pending exposure, fills, requests per fill and cycles held for the request
+budget, rejections, refused inputs, sigma, trade activity and a histogram of quote-cycle
+latency. ``GET /metrics`` is answered by a small asyncio server in
 the engine's own event loop, so a scrape reads ``QuoteEngine.status()`` between two events,
 never in the middle of one (``prometheus_client``'s HTTP server would read it from another
 thread); the hot path only feeds the histogram.
@@ -156,6 +157,22 @@ class EngineCollector:
         yield counter("mm_fills", "Fills applied.", s["fills"])
         yield counter("mm_rejections", "New orders rejected.", c["rejections"])
         yield counter("mm_quote_cycles", "Quote cycles run.", c["cycles"])
+        yield counter(
+            "mm_held_cycles",
+            "Quote cycles held because the request budget was empty.",
+            c["held_cycles"],
+        )
+        yield gauge(
+            "mm_held_cycle_share",
+            "Share of quote cycles held for the request budget.",
+            c["held_cycles"] / c["cycles"] if c["cycles"] else 0.0,
+        )
+        yield counter("mm_requests_sent", "Places, cancels and modifies sent.", c["requests_sent"])
+        yield gauge(
+            "mm_requests_per_fill",
+            "Places, cancels and modifies sent per fill (0 before the first fill).",
+            c["requests_sent"] / s["fills"] if s["fills"] else 0.0,
+        )
         yield counter("mm_snapshots", "Venue snapshots applied.", c["snapshots"])
         yield counter(
             "mm_position_corrections",

@@ -137,6 +137,9 @@ def test_metrics_endpoint_serves_prometheus_text_while_running():
     assert sorted(states) == [0.0, 0.0, 0.0, 1.0]
     assert value("mm_quote_cycle_seconds_count") > 0
     assert value("mm_quote_cycles_total") > 0
+    assert value("mm_requests_sent_total") > 0
+    assert 0.0 <= value("mm_held_cycle_share") <= 1.0
+    assert value("mm_held_cycles_total") <= value("mm_quote_cycles_total")
     assert value("mm_snapshots_total") >= 1  # the one taken at start, at least
     assert value("mm_position_corrections_total") == 0.0
     assert value("mm_open_orders") >= 0 and value("mm_settling_orders") >= 0

@@ -84,6 +84,18 @@ def format_summary(r: BacktestResult) -> str:
         f"{_share(r.time_two_sided_s, r.duration_s)}, spread "
         + ("n/a" if spread is None else f"{spread:.1f} bps")
     )
+    share = r.resting_two_sided_share
+    per_fill = r.requests_per_fill
+    lines.append(
+        "  at the venue   both sides resting "
+        + ("n/a" if share is None else f"{share:.1%}")
+        + " of the time active and wanting both"
+    )
+    lines.append(
+        "  requests       "
+        + ("n/a" if per_fill is None else f"{per_fill:.1f}")
+        + f" per fill, {r.held_cycle_share:.1%} of cycles held for the budget"
+    )
     if r.fills == 0 and r.time_quoting_s > 0.0:
         lines.extend(_why_no_fills(r))
     if r.latency is not None:

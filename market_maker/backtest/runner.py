@@ -122,6 +122,17 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     """Our best ask minus best bid over the mid, time-weighted over two-sided time."""
     latency: Latencies | None = None
     """The latencies used (set by ``run_session``)."""
+    time_active_wanting_both_s: float = 0.0
+    """Seconds ACTIVE with a bid and an ask wanted (what the venue's two-sided share is of)."""
+    time_resting_both_s: float = 0.0
+    """Of those seconds, how many the venue held a bid and an ask of ours both resting
+    (acknowledged, not cancelled), measured from the simulated exchange's own book."""
+    resting_two_sided_share: float | None = None
+    """``time_resting_both_s / time_active_wanting_both_s`` (None: never wanted both)."""
+    requests_per_fill: float | None = None
+    """Places, cancels and modifies sent per fill (None: no fills)."""
+    held_cycle_share: float = 0.0
+    """Share of quote cycles held because the request budget was empty."""
 
     def timing_free(self) -> dict[str, object]:
         """Everything but the wall-clock measurements (for determinism checks)."""
@@ -163,6 +174,10 @@ def run_backtest(
     state_ns = dict.fromkeys(TradingState, 0)
     ledger = exchange.ledger = FillLedger()
     quoting_ns = two_sided_ns = 0
+    resting = exchange.resting_clock
+    wanting_both_ns = resting_both_ns = 0
+    wants_both = False  # ACTIVE and wanting a bid and an ask, as of the last event
+    last_both_ns = 0
     spread_bps_ns = 0.0
     best_bid: float | None = None  # our wanted best quotes, as of the last event
     best_ask: float | None = None
@@ -219,8 +234,14 @@ def run_backtest(
                         spread_bps_ns += spread_bps * dt
                 key = ks.binding_limit
                 binding_ns[key] = binding_ns.get(key, 0) + dt
+            both_ns = resting.both_ns(ts)
+            if wants_both:
+                wanting_both_ns += dt
+                resting_both_ns += both_ns - last_both_ns
+            last_both_ns = both_ns
             last_ns = ts
             bids, asks = engine.wanted
+            wants_both = bool(bids) and bool(asks) and ks.state is TradingState.ACTIVE
             bid = to_price(bids[0][0]) if bids else None
             ask = to_price(asks[0][0]) if asks else None
             if bid != best_bid or ask != best_ask:
@@ -308,6 +329,13 @@ def run_backtest(
         time_quoting_s=quoting_ns / _NS,
         time_two_sided_s=two_sided_ns / _NS,
         mean_quoted_spread_bps=spread_bps_ns / two_sided_ns if two_sided_ns else None,
+        time_active_wanting_both_s=wanting_both_ns / _NS,
+        time_resting_both_s=resting_both_ns / _NS,
+        resting_two_sided_share=resting_both_ns / wanting_both_ns if wanting_both_ns else None,
+        requests_per_fill=orders_sent / stats.fills if stats.fills else None,
+        held_cycle_share=(
+            engine.counters.held_cycles / engine.counters.cycles if engine.counters.cycles else 0.0
+        ),
     )
     return result, rec
 

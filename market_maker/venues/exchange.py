@@ -75,6 +75,7 @@ from market_maker.model import (
     Trade,
     VenueSnapshot,
 )
+from market_maker.venues.resting_time import RestingClock
 
 __all__ = [
     "ExchangeCore",
@@ -346,6 +347,8 @@ class ExchangeCore:
         self.mid = math.nan
         self.now_ns = 0
         self._orders: dict[str, _Resting] = {}
+        self.resting_clock = RestingClock()
+        """Time with a bid and an ask of ours both resting, from this book (for reports)."""
         self._heap: list[tuple[int, int, int, object]] = []
         self._seq = 0
         self._fill_seq = 0
@@ -642,6 +645,8 @@ class ExchangeCore:
         if isinstance(action, Cancel):
             stats.cancels += 1
             gone = self._orders.pop(action.cloid, None)
+            if gone is not None:
+                self.resting_clock.left(gone.side, t)
             if gone is None:
                 stats.cancels_not_found += 1
                 self._answer(t, action.cloid, rid, _NOT_FOUND, NOT_FOUND_TEXT)
@@ -660,6 +665,7 @@ class ExchangeCore:
             cloid = action.new_cloid or action.cloid
             # Cancel-replace: the old order leaves the book whatever happens to the new one.
             del self._orders[action.cloid]
+            self.resting_clock.left(side, t)
             checked = self._check(side, action.price, action.size)
             if isinstance(checked, str):
                 self._answer(
@@ -739,7 +745,11 @@ class ExchangeCore:
             for o in self._orders.values()
             if o.side is side and o.price_ticks == ticks
         )
+        replaced = self._orders.get(cloid)
+        if replaced is not None:  # a reused cloid: the order it named leaves the book
+            self.resting_clock.left(replaced.side, t)
         order = self._orders[cloid] = _Resting(cloid, side, ticks, lots, queue)
+        self.resting_clock.joined(side, t)
         rate = self._jump_rate
         if rate > 0.0:
             # Paying makers who arrive within the window are sorted ahead of us: Poisson
@@ -841,8 +851,8 @@ class ExchangeCore:
         stats.fees_usd += fee
         order.remaining_lots -= lots
         order.filled_lots += lots
-        if order.remaining_lots <= 0:
-            self._orders.pop(order.cloid, None)
+        if order.remaining_lots <= 0 and self._orders.pop(order.cloid, None) is not None:
+            self.resting_clock.left(order.side, t)
         self._fill_seq += 1
         size = float(lots * self._lot_exact)
         if self.ledger is not None:
