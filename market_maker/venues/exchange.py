@@ -322,6 +322,8 @@ class ExchangeCore:
         # Market-data delays get their own stream, so what the market does and when we hear of
         # it never depends on what our orders did (strategies compared on a seed see one market).
         self._md_rng = random.Random(f"market-data-{seed}")
+        self._last_md = 0
+        """When the last market event reaches the engine: its stream keeps its order."""
         self.fees = fees or FeeModel()
         self.order_latency = order_latency or LatencyModel()
         self.fill_latency = fill_latency or self.order_latency
@@ -438,8 +440,12 @@ class ExchangeCore:
                 self._on_trade(ev)
             latency = self.md_latency.sample_ns(self._md_rng, market.load())
             if latency == 0 and (not heap or heap[0][0] > ev.ts_ns):
+                self._last_md = ev.ts_ns
                 return ev  # nothing is due before it: hand it over as it is
-            self._deliver(ev.ts_ns + latency, _restamp(ev, ev.ts_ns + latency))
+            # One stream: jitter delays market data, never reorders it.
+            deliver = max(ev.ts_ns + latency, self._last_md)
+            self._last_md = deliver
+            self._deliver(deliver, _restamp(ev, deliver))
 
     def events(self) -> Iterator[Event]:
         """Every event until the market ends (without engine interaction)."""
