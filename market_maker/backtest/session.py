@@ -13,6 +13,7 @@ jitter. ``--feed-latency-ms`` sets it for any backtest; the summary says which w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,11 +96,12 @@ def feed_latency_from_delays(delays_ms: list[float]) -> FeedLatency:
     return FeedLatency(base_ms=floor, jitter_ms=jitter, source="capture")
 
 
+@functools.lru_cache(maxsize=16)
 def capture_feed_latency(
     path: Path, instrument: Instrument | None = None, *, limit: int = 20_000
 ) -> FeedLatency:
     """``feed_latency_from_delays`` over the first ``limit`` events of the capture at ``path``
-    that carry the venue's time."""
+    that carry the venue's time (read once per process: a sweep replays a capture many times)."""
     market = ReplayMarket(path, instrument)
     delays: list[float] = []
     while len(delays) < limit and market.peek_ns() is not None:
