@@ -366,8 +366,20 @@ class LadderConfig(_Config, frozen=True):
 class OrdersConfig(_Config, frozen=True):
     """Order management (``[orders]``)."""
 
-    price_tolerance_ticks: Annotated[int, Meta(ge=0)] = 0
-    """Keep a resting order whose price is within this many ticks of the wanted one."""
+    price_tolerance_ticks: Annotated[int, Meta(ge=0)] = 2
+    """Keep a resting order whose price is within this many ticks of the wanted one (with the
+    request budget full and the order just placed; see the next two)."""
+    low_budget_tolerance_ticks: Annotated[int, Meta(ge=0)] = 30
+    """Added to the tolerance in proportion to the share of ``request_burst`` spent: with the
+    budget empty an order is kept this many ticks further, so requests go where they matter."""
+    queue_tolerance_ticks: Annotated[int, Meta(ge=0)] = 6
+    """Added in proportion to how long the order has rested at its price, up to
+    ``queue_value_s``: an order near the front of its queue is worth more than a new one."""
+    queue_value_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
+    """How long an order rests before its queue place earns all of ``queue_tolerance_ticks``."""
+    depth_tolerance_fraction: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
+    """Added for a level behind the side's best wanted level: this fraction of its distance
+    from it, ticks (a deep ladder level rarely trades; moving it is rarely worth a request)."""
     size_tolerance: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.2
     """Keep a resting order whose remaining size is within this fraction of the wanted one."""
     use_modify: bool = True

@@ -432,6 +432,7 @@ class QuoteEngine:
             self.cascade.update(t_s)
             (self.buy_flow if is_buy else self.sell_flow).update(t_s)
         self.intensity.update(price, t_s, is_buy)
+        self.orders.on_print(ev.aggressor, sizer.nearest_ticks(price), ts)
         # Trades do not refresh staleness: prints over a frozen book must not hide the freeze.
         return True
 
@@ -616,6 +617,7 @@ class QuoteEngine:
             reduce_only=reduce_only,
             hold_new=self._holding_new(ts),
             reserve=(take, 0) if q < 0 else (0, take),
+            touch=(self._best_bid_ticks, self._best_ask_ticks),
         )
         if take:
             escalation = self._take(ts, take)

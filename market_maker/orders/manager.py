@@ -188,6 +188,8 @@ class OrderManager:
         self._sell_version = 0
         self._last_bids: tuple[object, ...] = ()
         self._last_asks: tuple[object, ...] = ()
+        self._first_side = _BUY
+        """The side that takes the first contended token of the next short budget."""
         self.plan_complete = True
         """False while the request budget (or a snapshot's wait) has held back part of the
         last plan."""
@@ -440,6 +442,21 @@ class OrderManager:
                 self.counters.overfills += 1
                 self.needs_reconcile = True
             self._apply(order, Trigger.DONE)
+
+    def on_print(self, aggressor: Side, price_ticks: int, ts_ns: int) -> None:
+        """A market trade at ``price_ticks``: an acknowledged order of ours it went through
+        (a sell below our bid, a buy above our ask) has traded, whatever its fill's report
+        says yet (price priority). Marked, so the plan replaces its level at once."""
+        for o in self.orders.values():
+            if (
+                o.side is not aggressor
+                and o.acked
+                and o.traded_through_ns < 0
+                and o.live
+                and (o.price_ticks > price_ticks if o.side is _BUY else o.price_ticks < price_ticks)
+            ):
+                o.traded_through_ns = ts_ns
+                self._touch(o.side)
 
     # ----- acknowledgements ---------------------------------------------------------------
 
@@ -847,6 +864,7 @@ class OrderManager:
         reduce_only: bool = False,
         hold_new: bool = False,
         reserve: tuple[int, int] = (0, 0),
+        touch: tuple[int, int] = (0, 0),
     ) -> list[Action]:
         """Actions that move our orders towards ``bids``/``asks`` (``(ticks, lots)``, best first).
 
@@ -854,11 +872,20 @@ class OrderManager:
         shrinks ``|q|`` may rest, and never more than ``|q|``, so fills cannot flip the position.
         Wanted levels are cut to what the side's room leaves once its committed exposure is
         counted, so what rests matches what is wanted. ``budget`` caps the number of actions
-        (the request rate limit): cancels of both sides go first, then modifies, then places;
-        whatever ran out is planned again next time. ``hold_new`` sends cancels only (a
+        (the request rate limit; 0 plans nothing, as if the cycle had been held): cancels of
+        both sides go first, then the new orders of a side with nothing resting at its wanted
+        levels, then the sides in turn (``_send_within``); whatever ran out is planned again
+        next time. The budget left also widens the price tolerance within which a resting
+        order is kept (``planner.keep_tolerance_ticks``). ``hold_new`` sends cancels only (a
         snapshot is waiting for places and modifies on their way to be answered). ``reserve``
-        keeps ``(bid, ask)`` lots of the room free (for an escalation about to go).
+        keeps ``(bid, ask)`` lots of the room free (for an escalation about to go). ``touch``
+        is the market's best bid and ask in ticks: an order it has crossed has traded, and its
+        level is placed again without waiting for the fill (``planner.decide``).
         """
+        if budget is not None and budget <= 0:
+            # Nothing could be sent: the same as a cycle held for the budget (no decision is
+            # taken, or remembered, on an empty budget's tolerance).
+            return []
         q = self.position_lots
         if reduce_only:
             bid_room = -q if q < 0 else 0
@@ -871,10 +898,12 @@ class OrderManager:
         bid_key = (self._buy_version, bids, bid_room)
         ask_key = (self._sell_version, asks, ask_room)
         plans: list[SidePlan] = []
+        burst = self.config.request_burst
+        scarcity = 0.0 if budget is None else 1.0 - min(budget, burst) / burst
         if bid_key != self._last_bids:
-            plans.append(self._decide(_BUY, bids, bid_room))
+            plans.append(self._decide(_BUY, bids, bid_room, ts_ns, scarcity, touch))
         if ask_key != self._last_asks:
-            plans.append(self._decide(_SELL, asks, ask_room))
+            plans.append(self._decide(_SELL, asks, ask_room, ts_ns, scarcity, touch))
         actions: list[Action] = []
         done = {_BUY: True, _SELL: True}
         for i, (side, cancels, modifies, places) in enumerate(plans):
@@ -911,7 +940,15 @@ class OrderManager:
         self.plan_complete = done[_BUY] and done[_SELL]
         return actions
 
-    def _decide(self, side: Side, wanted: tuple[tuple[int, int], ...], room: int) -> SidePlan:
+    def _decide(
+        self,
+        side: Side,
+        wanted: tuple[tuple[int, int], ...],
+        room: int,
+        ts_ns: int,
+        scarcity: float,
+        touch: tuple[int, int],
+    ) -> SidePlan:
         bid_exposure, ask_exposure, committed_bids, committed_asks = self._exposures()
         if side is _BUY:
             exposure, committed = bid_exposure, committed_bids
@@ -919,7 +956,18 @@ class OrderManager:
             exposure, committed = ask_exposure, committed_asks
         wanted = clip_to_room(wanted, room - committed, self.sizer)
         live = [o for o in self.orders.values() if o.side is side and o.live]
-        return decide(side, wanted, room, live, exposure, self.config, self.sizer)
+        return decide(
+            side,
+            wanted,
+            room,
+            live,
+            exposure,
+            self.config,
+            self.sizer,
+            now_ns=ts_ns,
+            scarcity=scarcity,
+            touch=touch,
+        )
 
     def _send_within(
         self,
@@ -929,27 +977,62 @@ class OrderManager:
         actions: list[Action],
         done: dict[Side, bool],
     ) -> None:
-        """The budget is short: cancels of both sides first, then modifies, then places,
-        alternating between the sides level by level so neither starves the other."""
+        """The budget is short. Cancels of both sides first (they reduce risk); a side whose
+        cancels could not all go sends nothing new. Then each side's first new order, a side
+        with nothing resting (only places to send) before one that re-prices a resting order
+        (a modify) before one that already rests at a wanted level; then the rest of both, one
+        each in turn. Between equals, and in turn, the side that waited last time goes first,
+        so when both need the one token they take it alternately."""
         left = budget
+        first = self._first_side
+        if len(plans) == 2 and plans[0][0] is not first:
+            plans = [plans[1], plans[0]]
         for side, o in alternate([(p[0], p[1]) for p in plans]):
             if left <= 0:
                 done[side] = False
                 continue
             actions.append(self._cancel(o, ts_ns))
             left -= 1
-        for side, (o, ticks, size) in alternate([(p[0], p[2]) for p in plans]):
-            if left <= 0 or not done[side]:
-                done[side] = False
+        # New orders of each side, best level first: modifies (a resting order moved) are the
+        # best unmatched levels, places the rest.
+        work: list[tuple[Side, list[tuple[TrackedOrder | None, int, int]]]] = []
+        ranks: list[int] = []
+        for side, _, modifies, places in plans:
+            items: list[tuple[TrackedOrder | None, int, int]] = [(o, t, n) for o, t, n in modifies]
+            items.extend((None, t, n) for t, n in places)
+            if not items:
                 continue
-            actions.append(self._modify(o, ticks, size, ts_ns))
-            left -= 1
-        for side, (ticks, size) in alternate([(p[0], p[3]) for p in plans]):
-            if left <= 0 or not done[side]:
+            if not done[side]:
+                continue  # its cancels come first
+            # Live now (its cancels are sent): kept at a wanted level, or about to be moved.
+            kept = self._live_count(side) - len(modifies)
+            ranks.append(0 if not modifies and kept <= 0 else 1 if kept <= 0 else 2)
+            work.append((side, items))
+        if len(work) == 2 and ranks[1] < ranks[0]:
+            work = [work[1], work[0]]
+        heads = [(side, items[0]) for side, items in work]
+        tails = alternate([(side, items[1:]) for side, items in work])
+        waiting: set[Side] = set()
+        for side, (moved, ticks, size) in heads + tails:
+            if left <= 0:
                 done[side] = False
+                waiting.add(side)
                 continue
-            actions.append(self._place(side, ticks, size, ts_ns))
+            if moved is not None:
+                actions.append(self._modify(moved, ticks, size, ts_ns))
+            else:
+                actions.append(self._place(side, ticks, size, ts_ns))
             left -= 1
+        waiting.update(side for side in (_BUY, _SELL) if not done[side])
+        if len(waiting) == 1:
+            # One side waits: it goes first next time.
+            self._first_side = next(iter(waiting))
+        elif waiting:
+            # Both wait: the one that went first this time goes second next time.
+            self._first_side = _SELL if first is _BUY else _BUY
+
+    def _live_count(self, side: Side) -> int:
+        return sum(1 for o in self.orders.values() if o.side is side and o.live)
 
     def _modify(self, o: TrackedOrder, ticks: int, size: int, ts_ns: int) -> Modify:
         """Replace ``o`` by a fresh order (a new cloid, so late fills of ``o`` stay with ``o``)."""

@@ -166,6 +166,10 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     """Times the venue refused to cancel it (its retries wait out the side's backoff)."""
     acked: bool = False
     """The venue has said it rests (a modify needs an order the venue knows)."""
+    traded_through_ns: int = -1
+    """When a market print through its price (a sell below a bid of ours, a buy above an ask)
+    showed that it had traded while it rested; -1: none seen. The plan then places its level
+    afresh without waiting for the fill (its exposure still counts)."""
     ioc: bool = False
     """Immediate-or-cancel (an escalation that takes liquidity): never rests, never planned
     over; its exposure counts until the venue says how much it filled."""

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from market_maker.config import OrdersConfig
@@ -20,8 +22,17 @@ INST = Instrument(symbol="BTC", tick_size=0.1, lot_size=0.001, min_notional=0.0)
 LOT = 0.001
 
 
+EXACT = {
+    "price_tolerance_ticks": 0,
+    "low_budget_tolerance_ticks": 0,
+    "queue_tolerance_ticks": 0,
+    "depth_tolerance_fraction": 0.0,
+}
+"""Every order kept only at its wanted price: the mechanics below move orders by a tick."""
+
+
 def manager(**config) -> OrderManager:
-    return OrderManager(PositionSizer(INST), OrdersConfig(**config))
+    return OrderManager(PositionSizer(INST), OrdersConfig(**(EXACT | config)))
 
 
 def ack(m, action, status=AckStatus.ACCEPTED, filled=None, request_id=True):
@@ -143,10 +154,110 @@ def test_budget_sends_cancels_of_both_sides_before_any_place_and_replans_the_res
     assert [type(a) for a in limited] == [Cancel] * 4
     assert {a.cloid for a in limited} == {o.cloid for o in m.orders.values()}
     rest = m.plan(((990, 5), (989, 5)), ((1020, 5), (1021, 5)), max_lots=100, ts_ns=2, budget=2)
-    assert [(type(a), a.side) for a in rest] == [(Place, Side.BUY), (Place, Side.SELL)]
+    # Both sides waited: one best level each (the side that went first last time goes second).
+    assert sorted((a.side.value, a.price) for a in rest) == [("buy", 99.0), ("sell", 102.0)]
+    assert all(type(a) is Place for a in rest)
     rest = m.plan(((990, 5), (989, 5)), ((1020, 5), (1021, 5)), max_lots=100, ts_ns=3, budget=9)
     assert [type(a) for a in rest] == [Place, Place]
     assert m.plan(((990, 5), (989, 5)), ((1020, 5), (1021, 5)), max_lots=100, ts_ns=4) == []
+
+
+def _one_token_cycles(m, cycles=6):
+    """Cycles of a one-token budget in which both sides want to move every cycle: the sides
+    served, in order."""
+    served = []
+    bid, ask = 1000, 1010
+    for i in range(cycles):
+        bid, ask = bid - 3, ask + 3  # both sides re-price every cycle
+        actions = m.plan(((bid, 5),), ((ask, 5),), max_lots=100, ts_ns=2 + i, budget=1)
+        assert len(actions) == 1
+        served.append(m.orders[actions[0].cloid].side)
+        for a in actions:
+            ack(m, a, filled=0.0)
+    return served
+
+
+@pytest.mark.parametrize("first", [Side.BUY, Side.SELL])
+def test_a_one_token_budget_places_both_sides_within_two_cycles_whichever_comes_first(first):
+    m = manager()
+    other = Side.SELL if first is Side.BUY else Side.BUY
+    # One side rests; the other has nothing. Both want a new price: the empty side's place
+    # goes before the resting side's re-price.
+    if first is Side.BUY:
+        resting(m, bids=((1000, 5),))
+    else:
+        resting(m, asks=((1010, 5),))
+    actions = m.plan(((997, 5),), ((1013, 5),), max_lots=100, ts_ns=1, budget=1)
+    assert [(type(a), a.side) for a in actions] == [(Place, other)]
+    for a in actions:
+        ack(m, a)
+    rests = {o.side for o in m.orders.values() if o.state is OrderState.RESTING}
+    assert rests == {Side.BUY, Side.SELL}
+    # Then both re-price every cycle: once both contend they take the one token in turn, so
+    # neither waits more than one cycle behind the other.
+    served = _one_token_cycles(m, cycles=8)
+    assert served[0] is first  # the only side that still had to move
+    contended = served[2:]
+    assert all(a is not b for a, b in itertools.pairwise(contended))
+    assert served.count(Side.BUY) >= 3 and served.count(Side.SELL) >= 3
+
+
+def test_a_one_token_budget_alternates_the_starting_side_of_a_contended_place():
+    m = manager()
+    starts = []
+    for i in range(4):
+        # Both sides empty and wanting one order: one token a cycle.
+        actions = m.plan(((1000 - i, 5),), ((1010 + i, 5),), max_lots=100, ts_ns=i, budget=1)
+        starts.append(actions[0].side)
+        for a in m.cancel_all(i):  # nothing rests: the next cycle contends again
+            ack(m, a, AckStatus.CANCELED, filled=0.0)
+    assert starts.count(Side.BUY) == starts.count(Side.SELL) == 2
+
+
+def test_a_one_tick_move_with_a_low_budget_keeps_the_order():
+    m = manager(price_tolerance_ticks=0, low_budget_tolerance_ticks=4, queue_tolerance_ticks=0)
+    (place,) = resting(m, bids=((1000, 5),))
+    # 18 of the 20 tokens spent: the order is kept a tick away rather than moved.
+    assert m.plan(((1001, 5),), (), max_lots=100, ts_ns=1, budget=2) == []
+    assert m.orders[place.cloid].state is OrderState.RESTING
+    # With the budget full, the same move is made.
+    m2 = manager(price_tolerance_ticks=0, low_budget_tolerance_ticks=4, queue_tolerance_ticks=0)
+    resting(m2, bids=((1000, 5),))
+    (modify,) = m2.plan(((1001, 5),), (), max_lots=100, ts_ns=1, budget=20)
+    assert isinstance(modify, Modify)
+
+
+def test_an_order_that_has_rested_is_kept_further_than_a_new_one():
+    cfg = {"price_tolerance_ticks": 1, "queue_tolerance_ticks": 4, "queue_value_s": 2.0}
+    young, old = manager(**cfg), manager(**cfg)
+    resting(young, bids=((1000, 5),))
+    resting(old, bids=((1000, 5),))
+    s = 1_000_000_000
+    assert len(young.plan(((1003, 5),), (), max_lots=100, ts_ns=s // 10, budget=20)) == 1
+    # After 2 s at the front of its queue it is worth 1 + 4 ticks: a 3-tick move keeps it.
+    assert old.plan(((1003, 5),), (), max_lots=100, ts_ns=2 * s, budget=20) == []
+    assert len(old.plan(((1006, 5),), (), max_lots=100, ts_ns=2 * s, budget=20)) == 1
+
+
+def test_an_order_a_print_went_through_is_replaced_at_once_and_still_counted():
+    m = manager()
+    (place,) = resting(m, bids=((1000, 5),))
+    m.on_print(Side.SELL, 999, ts_ns=5)  # a sell below our bid: we traded
+    (again,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=6)
+    assert isinstance(again, Place) and again.price == 100.0
+    # The first one's 5 lots count until its fill (or the venue) says otherwise.
+    assert m.pending_exposure_lots() == (10, 0)
+    fill(m, place.cloid, 5)
+    assert m.pending_exposure_lots() == (5, 0) and m.position_lots == 5
+
+
+def test_an_unanswered_place_waits_for_its_ack_and_is_then_moved_by_one_modify():
+    m = manager()
+    (place,) = m.plan(((1000, 5),), (), max_lots=100, ts_ns=0)
+    assert m.plan(((990, 5),), (), max_lots=100, ts_ns=1) == []  # not cancel + place
+    ack(m, place)
+    (modify,) = m.plan(((990, 5),), (), max_lots=100, ts_ns=2)
+    assert isinstance(modify, Modify) and modify.cloid == place.cloid
 
 
 def test_cancel_all_skips_orders_already_cancelling():
