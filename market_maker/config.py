@@ -369,14 +369,17 @@ class OrdersConfig(_Config, frozen=True):
     price_tolerance_ticks: Annotated[int, Meta(ge=0)] = 2
     """Keep a resting order whose price is within this many ticks of the wanted one (with the
     request budget full and the order just placed; see the next two)."""
-    low_budget_tolerance_ticks: Annotated[int, Meta(ge=0)] = 30
+    low_budget_tolerance_bps: Annotated[float, Meta(ge=0.0, le=1000.0)] = 3.0
     """Added to the tolerance in proportion to the share of ``request_burst`` spent: with the
-    budget empty an order is kept this many ticks further, so requests go where they matter."""
-    queue_tolerance_ticks: Annotated[int, Meta(ge=0)] = 6
+    budget empty an order is kept this many basis points further, so requests go where they
+    matter. An order ahead of the side's best wanted price (a bid above it, an ask below it)
+    is never stretched: it is the quote an informed taker picks off."""
+    queue_tolerance_bps: Annotated[float, Meta(ge=0.0, le=1000.0)] = 0.6
     """Added in proportion to how long the order has rested at its price, up to
-    ``queue_value_s``: an order near the front of its queue is worth more than a new one."""
+    ``queue_value_s``: an order near the front of its queue is worth more than a new one
+    (again never ahead of the side's best wanted price)."""
     queue_value_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
-    """How long an order rests before its queue place earns all of ``queue_tolerance_ticks``."""
+    """How long an order rests before its queue place earns all of ``queue_tolerance_bps``."""
     depth_tolerance_fraction: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
     """Added for a level behind the side's best wanted level: this fraction of its distance
     from it, ticks (a deep ladder level rarely trades; moving it is rarely worth a request)."""

@@ -4,14 +4,15 @@ cancels, modifies and places out, within the room the position limit leaves.
 A live order is kept for a wanted level when its remaining size is within ``size_tolerance``
 and its price within ``keep_tolerance_ticks`` of the level: moving it costs a request and its
 place in the queue, which is worth keeping unless the move is large. The tolerance is
-``price_tolerance_ticks``, plus ``low_budget_tolerance_ticks`` in proportion to the share of
-the request burst already spent (so the budget stretches as it runs low), plus
-``queue_tolerance_ticks`` in proportion to how long the order has rested at its price, up to
+``price_tolerance_ticks``. An order not ahead of the side's best wanted price (a bid not above
+it, an ask not below it) also gets ``low_budget_tolerance_bps`` in proportion to the share of
+the request burst already spent (so the budget stretches as it runs low), and
+``queue_tolerance_bps`` in proportion to how long it has rested at its price, up to
 ``queue_value_s`` (its age is what the engine knows of its place: an order that has rested
-longer has had the size ahead of it traded or cancelled away), plus ``depth_tolerance_fraction``
-of the level's distance behind the side's best wanted level (a deep ladder level rarely trades,
-so moving it is rarely worth a request). Exact matches are kept first, then each remaining
-level takes the nearest order within its tolerance.
+longer has had the size ahead of it traded or cancelled away). Any order gets
+``depth_tolerance_fraction`` of the level's distance behind the side's best wanted level (a
+deep ladder level rarely trades, so moving it is rarely worth a request). Exact matches are
+kept first, then each remaining level takes the nearest order within its tolerance.
 
 Nothing here changes an order: the manager applies what comes out (``manager.py``).
 """
@@ -70,16 +71,20 @@ def clip_to_room(
     return tuple(out)
 
 
-def keep_tolerance_ticks(config: OrdersConfig, *, scarcity: float, rested_s: float) -> int:
-    """Ticks a resting order may be from its wanted price and still be kept.
+def keep_tolerance_ticks(
+    config: OrdersConfig, *, scarcity: float, rested_s: float, price_ticks: int
+) -> int:
+    """Ticks a resting order behind its wanted price may be from it and still be kept.
 
     ``scarcity`` is the share of the request burst spent (0: full, 1: empty); ``rested_s`` how
-    long the order has rested at its price (0 for one not yet acknowledged)."""
-    extra = config.low_budget_tolerance_ticks * min(1.0, max(0.0, scarcity))
+    long the order has rested at its price (0 for one not yet acknowledged); ``price_ticks``
+    the wanted price, which turns the basis-point stretches into ticks (a tick is 0.01 bps of
+    BTC and 1 bp of DOGE)."""
+    bps = config.low_budget_tolerance_bps * min(1.0, max(0.0, scarcity))
     full_s = config.queue_value_s
-    if rested_s > 0.0 and config.queue_tolerance_ticks:
-        extra += config.queue_tolerance_ticks * (min(1.0, rested_s / full_s) if full_s else 1.0)
-    return config.price_tolerance_ticks + int(extra + 1e-9)
+    if rested_s > 0.0 and config.queue_tolerance_bps:
+        bps += config.queue_tolerance_bps * (min(1.0, rested_s / full_s) if full_s else 1.0)
+    return config.price_tolerance_ticks + int(bps * 1e-4 * price_ticks + 1e-9)
 
 
 def decide(
@@ -130,18 +135,16 @@ def decide(
             live.remove(match)
         matched.append(match)
     if live and None in matched:
-        tolerance = {
-            id(e[0]): keep_tolerance_ticks(
-                config,
-                scarcity=scarcity,
-                rested_s=(now_ns - e[0].created_ts_ns) * 1e-9
-                if e[0].state is _RESTING and e[0].acked
-                else 0.0,
-            )
+        rested = {
+            id(e[0]): (now_ns - e[0].created_ts_ns) * 1e-9
+            if e[0].state is _RESTING and e[0].acked
+            else 0.0
             for e in live
         }
         top = wanted[0][0]
         depth_share = config.depth_tolerance_fraction
+        ahead_ticks = config.price_tolerance_ticks
+        buy = side is Side.BUY
         for i, (ticks, lots) in enumerate(wanted):
             if matched[i] is not None:
                 continue
@@ -151,8 +154,17 @@ def decide(
             best_gap = 0
             for entry in live:
                 gap = abs(entry[1] - ticks)
+                if (entry[1] > top) is buy and entry[1] != top:
+                    # Ahead of the side's best wanted price: only the plain tolerance (a stale
+                    # aggressive quote is what an informed taker trades against; an order
+                    # within the ladder's span is not).
+                    tol = ahead_ticks
+                else:
+                    tol = keep_tolerance_ticks(
+                        config, scarcity=scarcity, rested_s=rested[id(entry[0])], price_ticks=ticks
+                    )
                 if (
-                    gap <= tolerance[id(entry[0])] + behind
+                    gap <= tol + behind
                     and abs(entry[2] - lots) <= tol_size * lots
                     and (best is None or gap < best_gap)
                 ):

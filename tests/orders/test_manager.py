@@ -24,8 +24,8 @@ LOT = 0.001
 
 EXACT = {
     "price_tolerance_ticks": 0,
-    "low_budget_tolerance_ticks": 0,
-    "queue_tolerance_ticks": 0,
+    "low_budget_tolerance_bps": 0.0,
+    "queue_tolerance_bps": 0.0,
     "depth_tolerance_fraction": 0.0,
 }
 """Every order kept only at its wanted price: the mechanics below move orders by a tick."""
@@ -215,20 +215,37 @@ def test_a_one_token_budget_alternates_the_starting_side_of_a_contended_place():
 
 
 def test_a_one_tick_move_with_a_low_budget_keeps_the_order():
-    m = manager(price_tolerance_ticks=0, low_budget_tolerance_ticks=4, queue_tolerance_ticks=0)
+    m = manager(price_tolerance_ticks=0, low_budget_tolerance_bps=40.0, queue_tolerance_bps=0.0)
     (place,) = resting(m, bids=((1000, 5),))
     # 18 of the 20 tokens spent: the order is kept a tick away rather than moved.
     assert m.plan(((1001, 5),), (), max_lots=100, ts_ns=1, budget=2) == []
     assert m.orders[place.cloid].state is OrderState.RESTING
     # With the budget full, the same move is made.
-    m2 = manager(price_tolerance_ticks=0, low_budget_tolerance_ticks=4, queue_tolerance_ticks=0)
+    m2 = manager(price_tolerance_ticks=0, low_budget_tolerance_bps=40.0, queue_tolerance_bps=0.0)
     resting(m2, bids=((1000, 5),))
     (modify,) = m2.plan(((1001, 5),), (), max_lots=100, ts_ns=1, budget=20)
     assert isinstance(modify, Modify)
 
 
+def test_a_low_budget_never_keeps_an_order_ahead_of_its_wanted_price():
+    # The same stretch that keeps a bid one tick below its wanted price does not keep one a
+    # tick above it: a stale aggressive quote is the one an informed taker trades against.
+    cfg = {"price_tolerance_ticks": 0, "low_budget_tolerance_bps": 40.0, "queue_value_s": 2.0}
+    for side in (Side.BUY, Side.SELL):
+        m = manager(**cfg, queue_tolerance_bps=40.0)
+        levels = ((1000, 5),)
+        (place,) = resting(m, **({"bids": levels} if side is Side.BUY else {"asks": levels}))
+        ahead = ((999 if side is Side.BUY else 1001, 5),)
+        behind = ((1001 if side is Side.BUY else 999, 5),)
+        want = (lambda w: (w, ())) if side is Side.BUY else (lambda w: ((), w))
+        s = 1_000_000_000
+        assert m.plan(*want(behind), max_lots=100, ts_ns=3 * s, budget=1) == []
+        (move,) = m.plan(*want(ahead), max_lots=100, ts_ns=3 * s, budget=1)
+        assert isinstance(move, Modify) and move.cloid == place.cloid
+
+
 def test_an_order_that_has_rested_is_kept_further_than_a_new_one():
-    cfg = {"price_tolerance_ticks": 1, "queue_tolerance_ticks": 4, "queue_value_s": 2.0}
+    cfg = {"price_tolerance_ticks": 1, "queue_tolerance_bps": 40.0, "queue_value_s": 2.0}
     young, old = manager(**cfg), manager(**cfg)
     resting(young, bids=((1000, 5),))
     resting(old, bids=((1000, 5),))
