@@ -128,6 +128,7 @@ class EngineAgainstDisorderlyVenue(RuleBasedStateMachine):
             self.live[f"0xorphan{i}"] = [side, price, size, 0]
         self.worst = self.venue_worst_case()  # an earlier process's orders are already out
         self.engine = QuoteEngine(cfg, INST)
+        self.sides: dict[str, Side] = {}  # cloid -> side, of every order the engine sent
         self.synced = False
         started = self.engine.start(self.ts)
         self.last_rid = max(a.request_id for a in started)
@@ -160,7 +161,9 @@ class EngineAgainstDisorderlyVenue(RuleBasedStateMachine):
                 assert abs(ticks - round(ticks)) < 1e-6, a
                 assert a.price * a.size >= INST.min_notional * (1 - 1e-9), a
                 assert abs(a.size / LOT - round(a.size / LOT)) < 1e-6, a
-                side = a.side if isinstance(a, Place) else e.orders.orders[a.new_cloid].side
+                # A modify keeps its order's side.
+                side = a.side if isinstance(a, Place) else self.sides[a.cloid]
+                self.sides[a.new_cloid if isinstance(a, Modify) else a.cloid] = side
                 if isinstance(a, Place) and not a.post_only:
                     continue  # an IOC taking the position back: it crosses on purpose
                 if side is Side.BUY:

@@ -284,7 +284,7 @@ def run_backtest(
         events_per_s=events / wall if wall > 0 else math.inf,
         wall_s=wall,
         binding_share={str(k): v / total_binding for k, v in sorted(binding_ns.items())},
-        engine_counters=status["counters"],
+        engine_counters=status.counter_dict(),
         quoting_nothing=idle_reason,
         time_quoting_nothing_s=idle_ns / _NS,
         start_ns=max(0, start_ns),

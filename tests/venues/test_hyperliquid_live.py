@@ -124,7 +124,7 @@ def test_after_drops_it_quotes_again_within_5_s_with_no_duplicated_or_orphaned_o
         venue, engine = live.venue, live.engine
 
         def quoting() -> bool:
-            return engine.status()["trading_state"] == "active" and fake.open_orders() > 0
+            return engine.status().trading_state == "active" and fake.open_orders() > 0
 
         for clean in (True, False, False):
             await until(quoting, 10.0)
@@ -157,8 +157,8 @@ def test_a_spent_request_budget_pauses_quoting_and_is_never_exceeded():
         sent = sum(1 for a in fake.actions if a in ("order", "batchModify"))
         assert live.venue.stats.refused_locally > 0
         assert sent <= 12 + 1 + 1  # the budget, plus one trickle request per 10 s
-        counters = live.engine.status()["counters"]
-        assert counters["rejections"] + counters["refusals"] > 0  # the kill switch heard them
+        counters = live.engine.status().order_counters
+        assert counters.rejections + counters.refusals > 0  # the kill switch heard them
         ends_flat(live, fake)
 
     asyncio.run(main())
@@ -273,8 +273,8 @@ def test_the_venues_own_budget_refusals_are_survived():
         ) as fake:
             live = await trade(fake, 8.0)
         assert any(r.startswith("Too many cumulative requests") for r in fake.refused)
-        counters = live.engine.status()["counters"]
-        assert counters["rejections"] + counters["refusals"] > 0 and counters["backoffs"] > 0
+        counters = live.engine.status().order_counters
+        assert counters.rejections + counters.refusals > 0 and counters.backoffs > 0
         assert len(fake.refused) < 40, len(fake.refused)  # backing off, not hammering (422 before)
         ends_flat(live, fake)
 
