@@ -8,6 +8,8 @@ does with *our* orders:
 - queue position: an order joins the back of its price level; a trade at that price first eats
   the size ahead of us, then fills us; a trade through our price, or a book that moves through
   it, fills us completely;
+- what our orders held over time (``RestingMeter``, ``venues/resting.py``): the two-sided share
+  and spread a backtest reports are measured here, not from the engine's wishes;
 - maker fees on every fill, account snapshots (equity, balance, position) on a timer;
 - latency on order entry, cancels, private messages and market data, from pluggable models.
 
@@ -75,6 +77,7 @@ from market_maker.model import (
     Trade,
     VenueSnapshot,
 )
+from market_maker.venues.resting import RestingMeter
 
 __all__ = [
     "ExchangeCore",
@@ -230,8 +233,20 @@ class FillObserver(Protocol):
     """Watches the venue's fills and touch changes (``backtest.analytics.FillLedger``)."""
 
     def on_fill(
-        self, t_ns: int, buy: bool, price: float, size: float, fee: float, mid: float, taker: bool
-    ) -> None: ...
+        self,
+        t_ns: int,
+        buy: bool,
+        price: float,
+        size: float,
+        fee: float,
+        mid: float,
+        taker: bool,
+        *,
+        our_bid: float | None = None,
+        our_ask: float | None = None,
+    ) -> None:
+        """``our_bid``/``our_ask``: our best resting prices at the venue at the fill."""
+        ...
 
     def on_mid(self, t_ns: int, mid: float) -> None: ...
 
@@ -356,6 +371,8 @@ class ExchangeCore:
         self._started = False
         self.ledger: FillObserver | None = None
         """Sees every fill and every change of the touch (a backtest's PnL attribution)."""
+        self.meter = RestingMeter(instrument.tick_size)
+        """Our best resting bid and ask over time: what reports measure (``resting.py``)."""
 
     # ----- engine side ----------------------------------------------------------------------
 
@@ -466,6 +483,25 @@ class ExchangeCore:
     def resting(self, side: Side) -> int:
         """Lots of our orders resting on ``side`` (the venue's own view, for checks)."""
         return sum(o.remaining_lots for o in self._orders.values() if o.side is side)
+
+    def best_resting(self) -> tuple[float | None, float | None]:
+        """Our best resting bid and ask prices now (None: nothing rests on that side)."""
+        meter = self.meter
+        tick = self.tick
+        bid, ask = meter.bid_ticks, meter.ask_ticks
+        return (bid * tick if bid else None, ask * tick if ask else None)
+
+    def _resting_changed(self, t: int) -> None:
+        """Our resting orders changed at ``t``: tell the meter our best prices."""
+        bid = ask = 0
+        for o in self._orders.values():
+            ticks = o.price_ticks
+            if o.side is _BUY:
+                if ticks > bid:
+                    bid = ticks
+            elif ask == 0 or ticks < ask:
+                ask = ticks
+        self.meter.update(t, bid, ask)
 
     def uncommitted(self) -> list[Action]:
         """Actions sent and not yet applied (on their way, or waiting for a block), in the
@@ -641,6 +677,7 @@ class ExchangeCore:
                 stats.cancels_not_found += 1
                 self._answer(t, action.cloid, rid, _NOT_FOUND, NOT_FOUND_TEXT)
             else:
+                self._resting_changed(t)
                 self._answer(t, action.cloid, rid, _CANCELED, filled=gone.filled_lots)
             return
         if isinstance(action, Modify):
@@ -657,6 +694,7 @@ class ExchangeCore:
             del self._orders[action.cloid]
             checked = self._check(side, action.price, action.size)
             if isinstance(checked, str):
+                self._resting_changed(t)
                 self._answer(
                     t,
                     action.cloid,
@@ -735,6 +773,7 @@ class ExchangeCore:
             if o.side is side and o.price_ticks == ticks
         )
         order = self._orders[cloid] = _Resting(cloid, side, ticks, lots, queue)
+        self._resting_changed(t)
         rate = self._jump_rate
         if rate > 0.0:
             # Paying makers who arrive within the window are sorted ahead of us: Poisson
@@ -836,12 +875,16 @@ class ExchangeCore:
         stats.fees_usd += fee
         order.remaining_lots -= lots
         order.filled_lots += lots
-        if order.remaining_lots <= 0:
-            self._orders.pop(order.cloid, None)
         self._fill_seq += 1
         size = float(lots * self._lot_exact)
         if self.ledger is not None:
-            self.ledger.on_fill(t, sign > 0, price, size, fee, self.mid, taker)
+            # What rested at the instant of the fill, this order included.
+            our_bid, our_ask = self.best_resting()
+            self.ledger.on_fill(
+                t, sign > 0, price, size, fee, self.mid, taker, our_bid=our_bid, our_ask=our_ask
+            )
+        if order.remaining_lots <= 0 and self._orders.pop(order.cloid, None) is not None:
+            self._resting_changed(t)
         self._report_fill(
             t,
             Fill(
