@@ -238,28 +238,25 @@ _STATE_STYLE = {
 
 
 def side_line(side: SideStatus, state: str) -> str:
-    """One side of the board: what rests at the venue (acknowledged, not cancelled) and, when
-    the wanted best level does not rest, that level and why, e.g.
-    ``wanted 0.0100 @ 99,847.00, not resting: budget``."""
+    """One side of the board: our best order resting at the venue (acknowledged, not
+    cancelled) and, when the wanted best level does not rest, that level and why, e.g.
+    ``wanted 0.0100 @ 99,847.00, not resting: budget`` (one line within 80 columns)."""
     rests = side.best_resting
     wants = side.best_wanted
-    parts = []
-    if rests is not None:
-        text = f"{rests.size:.4f} @ {rests.price:,.2f}"
-        if rests.leaving:
-            text += " (leaving)"
-        parts.append(text)
     if wants is not None and side.not_resting:
-        parts.append(
-            f"wanted {wants.size:.4f} @ {wants.price:,.2f}, not resting: {side.not_resting}"
-        )
-    elif wants is not None and parts:
-        parts[-1] += f"  ({len(side.resting)} resting, {len(side.wanted)} wanted)"
-    elif rests is not None:
-        parts.append("not wanted")
-    else:
-        parts.append("-" if state == "active" else f"-  not quoting: {state}")
-    return "; ".join(parts)
+        why = f"not resting: {side.not_resting}"
+        if rests is None:
+            return f"wanted {wants.size:.4f} @ {wants.price:,.2f}, {why}"
+        wanted = f"{wants.price:,.2f}"
+        if wants.size != rests.size:
+            wanted = f"{wants.size:.4f} @ {wanted}"
+        return f"{rests.size:.4f} @ {rests.price:,.2f}; wanted {wanted}, {why}"
+    if rests is None:
+        return "-" if state == "active" else f"-  not quoting: {state}"
+    text = f"{rests.size:.4f} @ {rests.price:,.2f}"
+    if wants is None:
+        return text + ("  leaving" if rests.leaving else "") + ", not wanted"
+    return text + f"  ({len(side.resting)} resting, {len(side.wanted)} wanted)"
 
 
 async def run_live(
