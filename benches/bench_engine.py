@@ -72,15 +72,12 @@ def acknowledge(engine: QuoteEngine, actions: list, ts: int) -> None:
     while pending:
         a = pending.pop()
         if isinstance(a, RequestSnapshot):
+            status = engine.status()
             resting = tuple(
-                OpenOrder(
-                    cloid=o.cloid,
-                    side=o.side,
-                    price=o.price_ticks * INST.tick_size,
-                    size=o.remaining_lots * INST.lot_size,
-                )
-                for o in engine.orders.orders.values()
-                if o.state.name == "OPEN"
+                OpenOrder(cloid=o.cloid, side=side, price=o.price, size=o.size)
+                for side, levels in ((Side.BUY, status.bids), (Side.SELL, status.asks))
+                for o in levels.resting
+                if not o.leaving
             )
             snap = VenueSnapshot(
                 ts_ns=ts,
@@ -132,9 +129,10 @@ def bench_cycle(benchmark, engine: QuoteEngine, feed: Feed) -> None:
         state["actions"] = engine.on_event(event)
 
     benchmark.pedantic(cycle, setup=setup, rounds=20_000, warmup_rounds=200)
-    assert engine.kill_switch.state.label == "active"
-    assert len(engine.orders.orders) >= 8  # a ladder of resting orders on both sides
-    assert engine.orders.settling_orders() == 0  # nothing piles up
+    status = engine.status()
+    assert status.trading_state == "active"
+    assert status.tracked_orders >= 8  # a ladder of resting orders on both sides
+    assert status.settling_orders == 0  # nothing piles up
 
 
 @pytest.mark.parametrize("history", [100, 1_000_000])

@@ -2,11 +2,13 @@
 
 from market_maker.config import AppConfig, DynamicRiskConfig, load_config
 from market_maker.errors import ConfigError, MarketMakerError, VenueError
+from market_maker.status import EngineStatus
 
 __all__ = [
     "AppConfig",
     "ConfigError",
     "DynamicRiskConfig",
+    "EngineStatus",
     "MarketMakerError",
     "VenueError",
     "__version__",

@@ -59,7 +59,7 @@ from market_maker.model import (
     Trade,
     VenueSnapshot,
 )
-from market_maker.orders import OrderManager
+from market_maker.orders import OrderManager, OrderState, TrackedOrder
 from market_maker.orders.rate_limit import TokenBucket
 from market_maker.risk import (
     DynamicSizer,
@@ -69,6 +69,16 @@ from market_maker.risk import (
     blended_sigma,
     confidence_from_samples,
 )
+from market_maker.status import (
+    EngineCounters,
+    EngineStatus,
+    LimitStatus,
+    MarketStatus,
+    NotResting,
+    QuoteLevel,
+    RestingOrder,
+    SideStatus,
+)
 from market_maker.strategy import (
     GlftStrategy,
     LadderStrategy,
@@ -77,7 +87,7 @@ from market_maker.strategy import (
     make_strategy,
 )
 
-__all__ = ["EngineCounters", "QuoteEngine"]
+__all__ = ["EngineCounters", "EngineStatus", "QuoteEngine"]
 
 # Enum members as module constants: attribute access on an Enum class is slow in 3.11.
 _BUY = Side.BUY
@@ -85,52 +95,15 @@ _SELL = Side.SELL
 _PAUSED = TradingState.PAUSED
 _REDUCING = TradingState.REDUCING
 _HALTED = TradingState.HALTED
+_PLACING = OrderState.PLACING
+_RESTING = OrderState.RESTING
+_MODIFYING = OrderState.MODIFYING
+_CANCELLING = OrderState.CANCELLING
 
 _NS = 1e-9
 _isfinite = math.isfinite
 _EMPTY: tuple[tuple[int, int], ...] = ()
 _NEVER = 1 << 62  # a time no event reaches (ns)
-
-
-class EngineCounters(msgspec.Struct, kw_only=True):
-    """What the engine saw and did; bad input is counted here, never raised."""
-
-    events: int = 0
-    cycles: int = 0
-    bad_books: int = 0
-    bad_trades: int = 0
-    bad_accounts: int = 0
-    out_of_order: int = 0
-    implausible_prices: int = 0
-    """Books and trades refused for being too far from the last accepted mid."""
-    reanchored: int = 0
-    """Times refused books agreed on a new level long enough to be accepted as the market."""
-    quiet_cycles: int = 0
-    """Book updates that moved no best price and changed no input: the cycle stopped after
-    the kill switch."""
-    reused_quotes: int = 0
-    """Cycles whose strategy inputs were exactly the last cycle's: its wanted quotes were
-    planned again without running the strategy."""
-    held_cycles: int = 0
-    """Cycles stopped before the strategy because the request budget was empty: no plan could
-    have sent anything (the first event after a token comes back plans in full)."""
-    requests_sent: int = 0
-    """Places, cancels and modifies sent (every action but snapshot requests): over the
-    fills, what a fill costs in requests."""
-    future_events: int = 0
-    """Events stamped too far ahead of the engine's clock, refused."""
-    equity_estimated: int = 0
-    """Invalid equity reports replaced by the last good equity plus our own PnL since."""
-    escalations: int = 0
-    """Immediate-or-cancel orders sent after REDUCING lasted ``escalate_after_s``."""
-    halt_reductions: int = 0
-    """Immediate-or-cancel orders sent while HALTED to take the position back
-    (``kill_switch.halt_position``)."""
-    snapshot_waits: int = 0
-    """Times a due snapshot waited for places and modifies on their way to be answered (new
-    orders held meanwhile)."""
-    position_mismatches: int = 0
-    snapshot_requests: int = 0
 
 
 class QuoteEngine:
@@ -823,44 +796,128 @@ class QuoteEngine:
         mark = self.orders.position * mid if mid == mid else 0.0
         return self.orders.cash_usd + mark
 
-    def status(self) -> dict[str, Any]:
-        """A snapshot for displays, logs and tests (allocates; not for the hot path)."""
+    @property
+    def wanted_touch(self) -> tuple[int, int]:
+        """The best wanted bid and ask in ticks (0: none wanted on that side); cheap, for
+        per-event bookkeeping (``status()`` has the whole picture)."""
+        bids, asks = self.wanted
+        return (bids[0][0] if bids else 0, asks[0][0] if asks else 0)
+
+    def halt(self, reason: str) -> None:
+        """Latch HALTED (manual): the next event's cycle cancels every order."""
+        self.kill_switch.halt(reason)
+
+    @property
+    def trading_state(self) -> TradingState:
+        """The kill switch's state as of the last cycle."""
+        return self.kill_switch.state
+
+    def status(self) -> EngineStatus:
+        """A typed snapshot for displays, logs, metrics and tests (allocates; not for the hot
+        path): the wanted quotes, what rests at the venue as far as its answers say, and why a
+        wanted best level does not rest."""
         ks = self.kill_switch
-        sizer = self.sizer
         limits = ks.limits
-        pending_bids, pending_asks = self.orders.pending_exposure()
+        orders = self.orders
+        pending_bids, pending_asks = orders.pending_exposure()
         mid = self.mid
         t_s = self.now_ns * _NS
-        return {
-            "ts_ns": self.now_ns,
-            "mid": mid if mid == mid else None,
-            "best_bid": self.best_bid if self.best_bid == self.best_bid else None,
-            "best_ask": self.best_ask if self.best_ask == self.best_ask else None,
-            "position": self.orders.position,
-            "effective_max_position": ks.max_position(mid),
-            "max_position_value": None if limits is None else limits.max_position_value,
-            "binding_limit": str(ks.binding_limit),
-            "trading_state": ks.state.label,
-            "reasons": [f"{r.trigger}: {r.detail}" for r in ks.reasons],
-            "sigma": self.vol.sigma,
-            "sigma_used": None if limits is None else limits.sigma_used,
-            "hawkes_ratio": self.cascade.ratio(t_s),
-            "trade_rate": self.cascade.long_rate(t_s),
-            "fill_intensity_a": self.intensity.a,
-            "fill_intensity_k": self.intensity.k,
-            "quotes": {
-                side: [(sizer.ticks_to_price(t), sizer.lots_to_size(n)) for t, n in levels]
-                for side, levels in zip(("bids", "asks"), self.wanted, strict=True)
-            },
-            "quoting_nothing": self.idle_reason,
-            "open_orders": self.orders.live_orders(),
-            "settling_orders": self.orders.settling_orders(),
-            "pending_bids": pending_bids,
-            "pending_asks": pending_asks,
-            "pnl_usd": self.pnl_usd(),
-            "fees_usd": self.orders.fees_usd,
-            "fills": self.orders.fills,
-            "needs_reconcile": self.orders.needs_reconcile,
-            "counters": msgspec.structs.asdict(self.counters)
-            | msgspec.structs.asdict(self.orders.counters),
-        }
+        return EngineStatus(
+            ts_ns=self.now_ns,
+            trading_state=ks.state.label,
+            reasons=tuple(f"{r.trigger}: {r.detail}" for r in ks.reasons),
+            quoting_nothing=self.idle_reason,
+            market=MarketStatus(
+                mid=mid if mid == mid else None,
+                best_bid=self.best_bid if self.best_bid == self.best_bid else None,
+                best_ask=self.best_ask if self.best_ask == self.best_ask else None,
+                sigma=self.vol.sigma,
+                hawkes_ratio=self.cascade.ratio(t_s),
+                trade_rate=self.cascade.long_rate(t_s),
+                fill_intensity_a=self.intensity.a,
+                fill_intensity_k=self.intensity.k,
+            ),
+            limits=LimitStatus(
+                effective_max_position=ks.max_position(mid),
+                max_position_value=None if limits is None else limits.max_position_value,
+                binding_limit=str(ks.binding_limit),
+                sigma_used=None if limits is None else limits.sigma_used,
+            ),
+            position=orders.position,
+            bids=self._side_status(_BUY, self.wanted[0], pending_bids),
+            asks=self._side_status(_SELL, self.wanted[1], pending_asks),
+            open_orders=orders.live_orders(),
+            settling_orders=orders.settling_orders(),
+            tracked_orders=len(orders.orders),
+            pnl_usd=self.pnl_usd(),
+            fees_usd=orders.fees_usd,
+            fills=orders.fills,
+            needs_reconcile=orders.needs_reconcile,
+            counters=msgspec.structs.replace(self.counters),
+            order_counters=msgspec.structs.replace(orders.counters),
+        )
+
+    def _side_status(
+        self, side: Side, wanted: tuple[tuple[int, int], ...], pending: float
+    ) -> SideStatus:
+        sizer = self.sizer
+        to_price = sizer.ticks_to_price
+        to_size = sizer.lots_to_size
+        ours = [o for o in self.orders.orders.values() if o.side is side and not o.ioc]
+        rests = [
+            o
+            for o in ours
+            if o.acked and (o.state is _RESTING or o.state is _CANCELLING or o.state is _MODIFYING)
+        ]
+        rests.sort(key=lambda o: -o.price_ticks if side is _BUY else o.price_ticks)
+        resting = tuple(
+            RestingOrder(
+                cloid=o.cloid,
+                price=to_price(o.price_ticks),
+                size=to_size(o.remaining_lots),
+                leaving=o.state is not _RESTING,
+            )
+            for o in rests
+        )
+        reason = NotResting.NONE
+        if wanted:
+            reason = self._why_not_resting(side, wanted[0], ours)
+        return SideStatus(
+            wanted=tuple(QuoteLevel(price=to_price(t), size=to_size(n)) for t, n in wanted),
+            resting=resting,
+            pending=pending,
+            not_resting=reason,
+        )
+
+    def _why_not_resting(self, side: Side, best: tuple[int, int], ours: list[TrackedOrder]) -> str:
+        """Why the wanted ``best`` level of ``side`` does not rest ("" when an order the venue
+        acknowledged matches it within the plan's tolerances)."""
+        cfg = self.config.orders
+        ticks, lots = best
+        for o in ours:
+            if (
+                o.state is _RESTING
+                and o.acked
+                and abs(o.price_ticks - ticks) <= cfg.price_tolerance_ticks
+                and abs(o.remaining_lots - lots) <= cfg.size_tolerance * lots
+            ):
+                return NotResting.NONE
+        orders = self.orders
+        ts = self.now_ns
+        if any(o.state is _PLACING for o in ours):
+            return NotResting.IN_FLIGHT
+        if orders.backoff_until(side) > ts:
+            return NotResting.BACKOFF
+        if self._holding_new(ts):
+            return NotResting.SNAPSHOT
+        if self._held or not orders.plan_complete:
+            return NotResting.BUDGET
+        if any(o.state is _CANCELLING or o.state is _MODIFYING for o in ours):
+            return NotResting.IN_FLIGHT
+        q = orders.position_lots
+        room = self._max_lots - q if side is _BUY else self._max_lots + q
+        bid_lots, ask_lots = orders.pending_exposure_lots()
+        exposure = bid_lots if side is _BUY else ask_lots
+        if room - exposure < self.sizer.min_lots(ticks):
+            return NotResting.CAP
+        return NotResting.WAITING

@@ -2,9 +2,10 @@
 
 Series built with ``prometheus_client`` (an ``EngineCollector`` in its own registry), labelled
 with ``symbol`` and ``venue``: position, limits and which one binds, trading state, PnL, fees,
-open orders and pending exposure, fills, requests per fill and cycles held for the request
-budget, rejections, refused inputs, sigma, trade activity and a histogram of quote-cycle
-latency. ``GET /metrics`` is answered by a small asyncio server in
+open orders and pending exposure, what rests at the venue per side against what is wanted
+(and why a wanted level does not rest), fills, requests per fill and cycles held for the
+request budget, rejections, refused inputs, sigma, trade activity and a histogram of
+quote-cycle latency. ``GET /metrics`` is answered by a small asyncio server in
 the engine's own event loop, so a scrape reads ``QuoteEngine.status()`` between two events,
 never in the middle of one (``prometheus_client``'s HTTP server would read it from another
 thread); the hot path only feeds the histogram.
@@ -28,6 +29,7 @@ from prometheus_client.core import (
 
 from market_maker.engine import QuoteEngine
 from market_maker.risk import BindingLimit, TradingState
+from market_maker.status import EngineStatus, NotResting
 
 __all__ = [
     "CycleHistogram",
@@ -102,7 +104,7 @@ class EngineCollector:
 
     def collect(self) -> Iterator[Metric]:
         s = self.engine.status()
-        c = s["counters"]
+        c = s.counter_dict()
         names, values = list(self.labels), list(self.labels.values())
 
         def gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
@@ -115,12 +117,16 @@ class EngineCollector:
             m.add_metric(values, value)
             return m
 
-        yield gauge("mm_position_contracts", "Current position, contracts.", s["position"])
+        yield gauge("mm_position_contracts", "Current position, contracts.", s.position)
         yield gauge(
-            "mm_max_position_contracts", "Effective position limit.", s["effective_max_position"]
+            "mm_max_position_contracts",
+            "Effective position limit.",
+            s.limits.effective_max_position,
         )
         yield gauge(
-            "mm_max_position_value_usd", "Derived limit, USD (0: static).", s["max_position_value"]
+            "mm_max_position_value_usd",
+            "Derived limit, USD (0: static).",
+            s.limits.max_position_value,
         )
         binding = GaugeMetricFamily(
             "mm_binding_limit",
@@ -128,9 +134,9 @@ class EngineCollector:
             labels=[*names, "limit"],
         )
         for limit in BindingLimit:
-            binding.add_metric([*values, str(limit)], float(s["binding_limit"] == limit))
+            binding.add_metric([*values, str(limit)], float(s.limits.binding_limit == limit))
         yield binding
-        state = TradingState[s["trading_state"].upper()]
+        state = TradingState[s.trading_state.upper()]
         yield gauge("mm_trading_state", "0 active, 1 reducing, 2 paused, 3 halted.", state.value)
         states = GaugeMetricFamily(
             "mm_trading_state_is", "1 for the current trading state.", labels=[*names, "state"]
@@ -138,23 +144,24 @@ class EngineCollector:
         for st in TradingState:
             states.add_metric([*values, st.label], float(st is state))
         yield states
-        yield gauge("mm_pnl_usd", "Cash plus position at the mid, after fees, USD.", s["pnl_usd"])
-        yield gauge("mm_fees_usd", "Fees paid, USD.", s["fees_usd"])
-        yield gauge("mm_sigma", "Volatility estimate, fraction per sqrt second.", s["sigma"])
+        yield gauge("mm_pnl_usd", "Cash plus position at the mid, after fees, USD.", s.pnl_usd)
+        yield gauge("mm_fees_usd", "Fees paid, USD.", s.fees_usd)
+        yield gauge("mm_sigma", "Volatility estimate, fraction per sqrt second.", s.market.sigma)
         yield gauge(
-            "mm_trade_activity", "Trade intensity over its long-run average.", s["hawkes_ratio"]
+            "mm_trade_activity", "Trade intensity over its long-run average.", s.market.hawkes_ratio
         )
-        yield gauge("mm_open_orders", "Orders resting or being placed.", s["open_orders"])
+        yield gauge("mm_open_orders", "Orders resting or being placed.", s.open_orders)
         yield gauge(
-            "mm_pending_bids_contracts", "Bid exposure that could still fill.", s["pending_bids"]
-        )
-        yield gauge(
-            "mm_pending_asks_contracts", "Ask exposure that could still fill.", s["pending_asks"]
+            "mm_pending_bids_contracts", "Bid exposure that could still fill.", s.bids.pending
         )
         yield gauge(
-            "mm_settling_orders", "Orders gone whose fills are in flight.", s["settling_orders"]
+            "mm_pending_asks_contracts", "Ask exposure that could still fill.", s.asks.pending
         )
-        yield counter("mm_fills", "Fills applied.", s["fills"])
+        yield gauge(
+            "mm_settling_orders", "Orders gone whose fills are in flight.", s.settling_orders
+        )
+        yield from _side_metrics(s, names, values)
+        yield counter("mm_fills", "Fills applied.", s.fills)
         yield counter("mm_rejections", "New orders rejected.", c["rejections"])
         yield counter("mm_quote_cycles", "Quote cycles run.", c["cycles"])
         yield counter(
@@ -171,7 +178,7 @@ class EngineCollector:
         yield gauge(
             "mm_requests_per_fill",
             "Places, cancels and modifies sent per fill (0 before the first fill).",
-            c["requests_sent"] / s["fills"] if s["fills"] else 0.0,
+            c["requests_sent"] / s.fills if s.fills else 0.0,
         )
         yield counter("mm_snapshots", "Venue snapshots applied.", c["snapshots"])
         yield counter(
@@ -210,6 +217,65 @@ class EngineCollector:
         buckets.append(("+Inf", float(cycles.count)))
         hist.add_metric(values, buckets, sum_value=cycles.sum_us / 1e6)
         yield hist
+
+
+def _side_metrics(s: EngineStatus, names: list[str], values: list[str]) -> Iterator[Metric]:
+    """Per side: what rests at the venue (acknowledged, not cancelled) against what is wanted,
+    and why a wanted best level does not rest."""
+    families = (
+        GaugeMetricFamily(
+            "mm_resting_orders",
+            "Orders the venue has acknowledged and not cancelled.",
+            labels=[*names, "side"],
+        ),
+        GaugeMetricFamily(
+            "mm_resting_contracts", "Contracts resting at the venue.", labels=[*names, "side"]
+        ),
+        GaugeMetricFamily(
+            "mm_resting_best_price",
+            "Our best resting price (NaN: none rests).",
+            labels=[*names, "side"],
+        ),
+        GaugeMetricFamily(
+            "mm_wanted_levels", "Levels the strategy wants.", labels=[*names, "side"]
+        ),
+        GaugeMetricFamily(
+            "mm_wanted_best_price",
+            "The strategy's best wanted price (NaN: none wanted).",
+            labels=[*names, "side"],
+        ),
+    )
+    reasons = GaugeMetricFamily(
+        "mm_not_resting",
+        "1 when the wanted best level does not rest, labelled with the reason.",
+        labels=[*names, "side", "reason"],
+    )
+    for label, side in (("bid", s.bids), ("ask", s.asks)):
+        best = side.best_resting
+        wanted = side.best_wanted
+        numbers = (
+            len(side.resting),
+            sum(o.size for o in side.resting),
+            math.nan if best is None else best.price,
+            len(side.wanted),
+            math.nan if wanted is None else wanted.price,
+        )
+        for family, number in zip(families, numbers, strict=True):
+            family.add_metric([*values, label], float(number))
+        for reason in _NOT_RESTING:
+            reasons.add_metric([*values, label, reason], float(side.not_resting == reason))
+    yield from families
+    yield reasons
+
+
+_NOT_RESTING = (
+    NotResting.IN_FLIGHT,
+    NotResting.BUDGET,
+    NotResting.BACKOFF,
+    NotResting.SNAPSHOT,
+    NotResting.CAP,
+    NotResting.WAITING,
+)
 
 
 def render_metrics(engine: QuoteEngine, cycles: CycleHistogram, venue: str = "sim") -> str:

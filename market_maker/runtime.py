@@ -34,10 +34,18 @@ from market_maker.engine import QuoteEngine
 from market_maker.log import get_logger
 from market_maker.metrics import CycleHistogram, LatencyHistogram, MetricsServer
 from market_maker.model import Action, Event, Fill, Timer
+from market_maker.status import SideStatus
 from market_maker.venues.base import Venue
 from market_maker.venues.exchange import ExchangeCore
 
-__all__ = ["RunSummary", "SimVenue", "StatusBoard", "format_run_summary", "run_live"]
+__all__ = [
+    "RunSummary",
+    "SimVenue",
+    "StatusBoard",
+    "format_run_summary",
+    "run_live",
+    "side_line",
+]
 
 _NS = 1_000_000_000
 
@@ -137,15 +145,13 @@ class StatusBoard:
 
     def renderable(self) -> Panel:
         s = self.engine.status()
-        bids = s["quotes"]["bids"]
-        asks = s["quotes"]["asks"]
-        limit = s["effective_max_position"]
-        use = abs(s["position"]) / limit if limit else 0.0
+        limit = s.limits.effective_max_position
+        use = abs(s.position) / limit if limit else 0.0
         recent = self.recent_us
         p50 = statistics.median(recent) if recent else 0.0
-        state = s["trading_state"]
-        why = "; ".join(s["reasons"]) or s["quoting_nothing"] or ""
-        mid = s["mid"]
+        state = s.trading_state
+        why = "; ".join(s.reasons) or s.quoting_nothing or ""
+        mid = s.market.mid
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
@@ -154,23 +160,21 @@ class StatusBoard:
             head.append(f"  {why}", style="dim")
         grid.add_row("state", head)
         grid.add_row("mid", "-" if mid is None else f"{mid:,.2f}")
-        grid.add_row("bid", _quote(bids) + f"  ({len(bids)} levels)")
-        grid.add_row("ask", _quote(asks) + f"  ({len(asks)} levels)")
+        grid.add_row("bid", side_line(s.bids, state))
+        grid.add_row("ask", side_line(s.asks, state))
         grid.add_row(
             "position",
-            f"{s['position']:.4f} of {limit:.4f} ({use:.1%})  binds: {s['binding_limit']}",
+            f"{s.position:.4f} of {limit:.4f} ({use:.1%})  binds: {s.limits.binding_limit}",
         )
         grid.add_row(
             "pending",
-            f"bids {s['pending_bids']:.4f}  asks {s['pending_asks']:.4f}  "
-            f"open {s['open_orders']}  settling {s['settling_orders']}",
+            f"bids {s.bids.pending:.4f}  asks {s.asks.pending:.4f}  "
+            f"open {s.open_orders}  settling {s.settling_orders}",
         )
-        grid.add_row(
-            "PnL", f"{s['pnl_usd']:,.2f} USD  fees {s['fees_usd']:,.2f}  fills {s['fills']}"
-        )
+        grid.add_row("PnL", f"{s.pnl_usd:,.2f} USD  fees {s.fees_usd:,.2f}  fills {s.fills}")
         grid.add_row(
             "market",
-            f"sigma {s['sigma']:.6f}/sqrt s  activity {s['hawkes_ratio']:.2f}x  "
+            f"sigma {s.market.sigma:.6f}/sqrt s  activity {s.market.hawkes_ratio:.2f}x  "
             f"cycle p50 {p50:.1f} us",
         )
         title = f"market_maker  {self.engine.instrument.symbol}"
@@ -185,18 +189,23 @@ class StatusBoard:
     def show(self) -> None:
         if not self.tty:
             s = self.engine.status()
+            bid, ask = s.bids.best_resting, s.asks.best_resting
             self._log.info(
                 "status",
-                state=s["trading_state"],
-                mid=s["mid"],
-                position=s["position"],
-                limit=s["effective_max_position"],
-                binding=s["binding_limit"],
-                pnl_usd=round(s["pnl_usd"], 4),
-                fills=s["fills"],
-                open_orders=s["open_orders"],
-                reasons=s["reasons"],
-                quoting_nothing=s["quoting_nothing"],
+                state=s.trading_state,
+                mid=s.market.mid,
+                position=s.position,
+                limit=s.limits.effective_max_position,
+                binding=s.limits.binding_limit,
+                pnl_usd=round(s.pnl_usd, 4),
+                fills=s.fills,
+                open_orders=s.open_orders,
+                resting_bid=None if bid is None else bid.price,
+                resting_ask=None if ask is None else ask.price,
+                bid_not_resting=s.bids.not_resting,
+                ask_not_resting=s.asks.not_resting,
+                reasons=list(s.reasons),
+                quoting_nothing=s.quoting_nothing,
             )
             return
         if self._live is not None:
@@ -228,8 +237,26 @@ _STATE_STYLE = {
 }
 
 
-def _quote(levels: list[tuple[float, float]]) -> str:
-    return f"{levels[0][1]:.4f} @ {levels[0][0]:,.2f}" if levels else "-"
+def side_line(side: SideStatus, state: str) -> str:
+    """One side of the board: our best order resting at the venue (acknowledged, not
+    cancelled) and, when the wanted best level does not rest, that level and why, e.g.
+    ``wanted 0.0100 @ 99,847.00, not resting: budget`` (one line within 80 columns)."""
+    rests = side.best_resting
+    wants = side.best_wanted
+    if wants is not None and side.not_resting:
+        why = f"not resting: {side.not_resting}"
+        if rests is None:
+            return f"wanted {wants.size:.4f} @ {wants.price:,.2f}, {why}"
+        wanted = f"{wants.price:,.2f}"
+        if wants.size != rests.size:
+            wanted = f"{wants.size:.4f} @ {wanted}"
+        return f"{rests.size:.4f} @ {rests.price:,.2f}; wanted {wanted}, {why}"
+    if rests is None:
+        return "-" if state == "active" else f"-  not quoting: {state}"
+    text = f"{rests.size:.4f} @ {rests.price:,.2f}"
+    if wants is None:
+        return text + ("  leaving" if rests.leaving else "") + ", not wanted"
+    return text + f"  ({len(side.resting)} resting, {len(side.wanted)} wanted)"
 
 
 async def run_live(
@@ -281,7 +308,7 @@ async def run_live(
     pump_task = asyncio.create_task(_pump(venue, queue))
     wall0 = time.monotonic()
     first_ns: int | None = None
-    state = engine.kill_switch.state
+    state = engine.trading_state
     idle = ""
     shutting_down = False
     deadline = 0.0
@@ -326,24 +353,24 @@ async def run_live(
                     log.warning("quoting_nothing", reason=idle)
                 else:
                     log.info("quoting_again")
-            if engine.kill_switch.state is not state:
-                state = engine.kill_switch.state
+            if engine.trading_state is not state:
+                state = engine.trading_state
                 log.warning(
-                    "trading_state",
-                    state=state.label,
-                    reasons=[f"{r.trigger}: {r.detail}" for r in engine.kill_switch.reasons],
+                    "trading_state", state=state.label, reasons=list(engine.status().reasons)
                 )
             if not shutting_down and time.monotonic() >= stop_at:
                 request_stop("duration reached")  # even if the venue never yields to the loop
             if stop.is_set() and not shutting_down:
                 shutting_down = True
                 deadline = time.monotonic() + shutdown_timeout_s
-                log.info("shutdown", reason=reason[0], open_orders=engine.orders.live_orders())
-                engine.kill_switch.halt(f"shutdown: {reason[0]}")
+                log.info("shutdown", reason=reason[0], open_orders=engine.status().open_orders)
+                engine.halt(f"shutdown: {reason[0]}")
                 cancels = engine.on_event(Timer(ts_ns=venue.now_ns()))
                 if cancels:
                     await venue.submit(cancels)
-            if shutting_down and (not engine.orders.orders or time.monotonic() > deadline):
+            if shutting_down and (
+                engine.status().tracked_orders == 0 or time.monotonic() > deadline
+            ):
                 break
     finally:
         for task in (board_task, pump_task):
@@ -363,7 +390,7 @@ async def run_live(
     # The venue's own count after its sweep, where it has one: the engine may still believe in
     # an order whose cancel was refused and backing off when the shutdown deadline came.
     confirmed: int | None = getattr(venue, "final_open_orders", None)
-    believed = engine.orders.live_orders()
+    believed = status.open_orders
     if confirmed is not None and confirmed != believed:
         log.warning("open_orders_settled_by_venue", engine_believed=believed, venue=confirmed)
     summary = RunSummary(
@@ -372,12 +399,12 @@ async def run_live(
         simulated_s=(engine.now_ns - (engine.now_ns if first_ns is None else first_ns)) / _NS,
         events=engine.counters.events,
         quote_cycles=engine.counters.cycles,
-        fills=engine.orders.fills,
-        position=engine.position,
-        pnl_usd=status["pnl_usd"],
-        fees_usd=engine.orders.fees_usd,
+        fills=status.fills,
+        position=status.position,
+        pnl_usd=status.pnl_usd,
+        fees_usd=status.fees_usd,
         open_orders=believed if confirmed is None else confirmed,
-        trading_state=status["trading_state"],
+        trading_state=status.trading_state,
         cycle_us_p50=board.cycle_us.percentile_us(0.50),
         cycle_us_p99=board.cycle_us.percentile_us(0.99),
     )

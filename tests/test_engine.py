@@ -79,11 +79,11 @@ def test_static_limit_until_the_account_is_known_then_dynamic():
     cfg = AppConfig(risk=DynamicRiskConfig(max_position=0.02))
     e = QuoteEngine(cfg, INST)
     e.on_event(book(1 * S))
-    assert e.status()["effective_max_position"] == 0.02
-    assert e.status()["binding_limit"] == "static"
+    assert e.status().limits.effective_max_position == 0.02
+    assert e.status().limits.binding_limit == "static"
     e.on_event(AccountUpdate(ts_ns=2 * S, account_value=10_000.0))
-    assert e.status()["effective_max_position"] == pytest.approx(200_000.0 / 100_000.05)
-    assert e.status()["binding_limit"] == "leverage"
+    assert e.status().limits.effective_max_position == pytest.approx(200_000.0 / 100_000.05)
+    assert e.status().limits.binding_limit == "leverage"
 
 
 def test_requotes_when_the_mid_moves_and_holds_when_it_does_not():
@@ -110,9 +110,9 @@ def test_requotes_when_the_mid_moves_and_holds_when_it_does_not():
 def test_bad_books_are_counted_and_never_quote(bad):
     e = engine()
     accept_all(e, e.on_event(book(1 * S)), 1 * S)
-    before = e.status()["counters"]["bad_books"]
+    before = e.status().counters.bad_books
     assert e.on_event(bad) == []
-    assert e.status()["counters"]["bad_books"] == before + 1
+    assert e.status().counters.bad_books == before + 1
 
 
 def test_bad_book_before_any_good_one_does_not_quote():
@@ -134,7 +134,7 @@ def test_bad_trades_are_counted(trade):
     e = engine()
     e.on_event(book(1 * S))
     assert e.on_event(trade) == []
-    assert e.status()["counters"]["bad_trades"] == 1
+    assert e.status().counters.bad_trades == 1
     assert e.hawkes.count == 0
 
 
@@ -145,7 +145,7 @@ def test_out_of_order_market_data_is_counted_and_ignored():
     assert e.mid == pytest.approx(100_000.05)
     e.on_event(Trade(ts_ns=5 * S, price=100_000.0, size=1.0, aggressor=Side.SELL))
     e.on_event(Trade(ts_ns=4 * S, price=100_000.0, size=1.0, aggressor=Side.SELL))
-    assert e.status()["counters"]["out_of_order"] == 2
+    assert e.status().counters.out_of_order == 2
 
 
 def test_acks_for_unknown_orders_and_duplicate_fills_are_counted():
@@ -156,9 +156,9 @@ def test_acks_for_unknown_orders_and_duplicate_fills_are_counted():
     f = Fill(ts_ns=3 * S, cloid=bid.cloid, price=bid.price, size=0.001, side=Side.BUY, fill_id="1")
     e.on_event(f)
     e.on_event(f)
-    counters = e.status()["counters"]
-    assert counters["unknown_acks"] == 1
-    assert counters["duplicate_fills"] == 1
+    counters = e.status().order_counters
+    assert counters.unknown_acks == 1
+    assert counters.duplicate_fills == 1
     assert e.position == pytest.approx(0.001)
 
 
@@ -172,7 +172,7 @@ def test_halted_cancels_everything_then_stays_silent():
     assert cancels and all(isinstance(a, Cancel) for a in cancels)
     assert len(cancels) == len([a for a in actions if isinstance(a, Place)])
     assert e.on_event(book(3 * S, bid=100_010.0)) == []
-    assert e.status()["trading_state"] == "halted"
+    assert e.status().trading_state == "halted"
 
 
 def test_paused_cancels_and_resumes_when_the_cause_clears():
@@ -181,7 +181,7 @@ def test_paused_cancels_and_resumes_when_the_cause_clears():
     cancels = e.on_event(ConnectionStatus(ts_ns=2 * S, connected=False))
     assert cancels and all(isinstance(a, Cancel) for a in cancels)
     accept_all(e, cancels, 2 * S)
-    assert e.status()["trading_state"] == "paused"
+    assert e.status().trading_state == "paused"
     actions = e.on_event(ConnectionStatus(ts_ns=3 * S, connected=True))
     # Back on a new connection: the venue's state is read before anything new rests.
     (request,) = [a for a in actions if isinstance(a, RequestSnapshot)]
@@ -196,7 +196,7 @@ def test_stale_data_pauses_through_a_timer():
     accept_all(e, e.on_event(book(1 * S)), 1 * S)
     cancels = e.on_event(Timer(ts_ns=7 * S))
     assert cancels and all(isinstance(a, Cancel) for a in cancels)
-    assert "stale_data" in e.status()["reasons"][0]
+    assert "stale_data" in e.status().reasons[0]
 
 
 def test_reducing_quotes_only_the_side_that_shrinks_the_position():
@@ -207,11 +207,12 @@ def test_reducing_quotes_only_the_side_that_shrinks_the_position():
     e.on_event(
         Fill(ts_ns=2 * S, cloid="ext", price=100_000.0, size=0.03, side=Side.BUY, fill_id="x")
     )
-    assert e.status()["trading_state"] == "reducing"
-    quotes = e.status()["quotes"]
-    assert quotes["bids"] == [] and quotes["asks"]
-    live = e.orders.orders.values()
-    assert all(o.side is Side.SELL or o.state.name == "CANCELLING" for o in live)
+    assert e.status().trading_state == "reducing"
+    status = e.status()
+    assert status.bids.wanted == () and status.asks.wanted
+    # No bid rests but one whose cancel is on its way.
+    assert all(o.leaving for o in status.bids.resting)
+    assert status.bids.not_resting == ""  # nothing is wanted there
 
 
 def normal_market(e, seconds: int):
@@ -234,10 +235,10 @@ def burst(e, start_ns: int, trades: int):
 def test_cascade_pauses_quoting():
     e = engine()
     normal_market(e, 90)
-    assert e.status()["trading_state"] == "active"
+    assert e.status().trading_state == "active"
     actions = burst(e, 91 * S, 30)  # 30 trades in 0.3 s against about 1 a second
-    assert e.status()["trading_state"] == "paused"
-    assert "cascade" in e.status()["reasons"][0]
+    assert e.status().trading_state == "paused"
+    assert "cascade" in e.status().reasons[0]
     assert any(isinstance(a, Cancel) for a in actions)
 
 
@@ -259,21 +260,13 @@ def test_status_reports_the_documented_fields():
     e = engine()
     e.on_event(book(1 * S))
     status = e.status()
-    for key in (
-        "position",
-        "effective_max_position",
-        "max_position_value",
-        "binding_limit",
-        "trading_state",
-        "reasons",
-        "sigma",
-        "hawkes_ratio",
-        "quotes",
-        "pending_bids",
-        "pending_asks",
-        "pnl_usd",
-    ):
-        assert key in status
+    assert status.position == 0.0 and status.pnl_usd == 0.0
+    assert status.limits.effective_max_position > 0.0
+    assert status.limits.binding_limit == "static" and status.limits.max_position_value is None
+    assert status.trading_state == "active" and status.reasons == ()
+    assert status.market.sigma >= 0.0 and status.market.hawkes_ratio > 0.0
+    assert status.bids.wanted and status.asks.wanted
+    assert status.bids.pending > 0.0 and status.asks.pending > 0.0
 
 
 def test_pnl_marks_position_to_the_mid_after_fees():
@@ -297,8 +290,8 @@ def test_unusable_fills_are_counted_and_do_not_move_the_position(price, size):
     e.on_event(book(1 * S))
     e.on_event(Fill(ts_ns=2 * S, cloid="x", price=price, size=size, side=Side.BUY, fill_id="1"))
     assert e.position == 0.0
-    assert e.status()["counters"]["bad_fills"] == 1
-    assert e.status()["needs_reconcile"]
+    assert e.status().order_counters.bad_fills == 1
+    assert e.status().needs_reconcile
 
 
 def _actions_through(exchange_factory, quiet: bool, config=None):
@@ -464,8 +457,9 @@ def test_conviction_sizing_quotes_more_on_the_side_the_flow_is_on():
             Trade(ts_ns=2 * S + i * 10_000_000, price=100_000.1, size=0.01, aggressor=Side.BUY)
         )
     e.on_event(book(3 * S, bid=100_000.0))
-    (bid,), (ask,) = e.wanted
-    assert bid[1] > ask[1]  # lots on the bid exceed lots on the ask
+    status = e.status()
+    (bid,), (ask,) = status.bids.wanted, status.asks.wanted
+    assert bid.size > ask.size  # the bid is larger than the ask
     imbalance = e.params.flow_imbalance
     assert imbalance > 0.5
 
@@ -474,12 +468,12 @@ def test_position_mismatch_is_flagged_only_when_two_snapshots_disagree():
     e = engine()
     e.on_event(book(1 * S))
     e.on_event(AccountUpdate(ts_ns=2 * S, account_value=10_000.0, position=0.01))  # fill in flight
-    assert e.status()["counters"]["position_mismatches"] == 0
+    assert e.status().counters.position_mismatches == 0
     e.on_event(AccountUpdate(ts_ns=3 * S, account_value=10_000.0, position=0.0))  # agrees again
     e.on_event(AccountUpdate(ts_ns=4 * S, account_value=10_000.0, position=0.02))
     e.on_event(AccountUpdate(ts_ns=5 * S, account_value=10_000.0, position=0.02))
-    assert e.status()["counters"]["position_mismatches"] == 1
-    assert e.status()["needs_reconcile"]
+    assert e.status().counters.position_mismatches == 1
+    assert e.status().needs_reconcile
 
 
 # ----- reconciliation and time ------------------------------------------------------------
@@ -507,7 +501,7 @@ def test_start_holds_quotes_until_the_snapshot_then_cancels_what_an_earlier_proc
     assert actions.index(cancels[0]) == 0  # the orphan's cancel goes out before any quote
     assert any(isinstance(a, Place) for a in actions)
     assert e.position == pytest.approx(0.005)  # the venue's position is adopted
-    assert e.status()["counters"]["orphans_cancelled"] == 1
+    assert e.status().order_counters.orphans_cancelled == 1
 
 
 def test_a_settle_timeout_asks_for_a_snapshot_which_releases_the_reserved_remainder():
@@ -518,13 +512,13 @@ def test_a_settle_timeout_asks_for_a_snapshot_which_releases_the_reserved_remain
     cancels = e.on_event(ConnectionStatus(ts_ns=2 * S, connected=False))
     for c in cancels:  # the venue cancels without saying what filled
         e.on_event(OrderAck(ts_ns=2 * S, cloid=c.cloid, status="canceled", request_id=c.request_id))
-    assert e.status()["settling_orders"] == len(cancels)
+    assert e.status().settling_orders == len(cancels)
     assert not any(isinstance(a, RequestSnapshot) for a in e.on_event(Timer(ts_ns=3 * S)))
     asked = [a for a in e.on_event(Timer(ts_ns=5 * S)) if isinstance(a, RequestSnapshot)]
     assert len(asked) == 1  # 2 s (settle_timeout_s) after the answers
     assert not any(isinstance(a, RequestSnapshot) for a in e.on_event(Timer(ts_ns=6 * S)))
     e.on_event(snapshot_for(asked[0], 6 * S))
-    assert e.status()["settling_orders"] == 0
+    assert e.status().settling_orders == 0
     assert e.orders.pending_exposure_lots() == (0, 0)
 
 
@@ -559,7 +553,7 @@ def test_reducing_sizes_the_reducing_side_so_it_cannot_flip_the_position():
     e.on_event(
         Fill(ts_ns=2 * S, cloid="ext", price=100_000.0, size=0.025, side=Side.BUY, fill_id="x")
     )
-    assert e.status()["trading_state"] == "reducing"
+    assert e.status().trading_state == "reducing"
     _, asks = e.orders.pending_exposure_lots()
     assert 0 < asks <= 25
 
@@ -568,12 +562,12 @@ def test_timers_refresh_trade_flow_so_a_cascade_pause_clears_without_more_trades
     e = engine()
     normal_market(e, 90)
     burst(e, 91 * S, 30)
-    assert e.status()["trading_state"] == "paused"
+    assert e.status().trading_state == "paused"
     for i in range(1, 451):  # 45 s of books and timers, no trades
         ts = 92 * S + i * S // 10
         e.on_event(Timer(ts_ns=ts))
         e.on_event(book(ts))
-    assert e.status()["trading_state"] == "active"
+    assert e.status().trading_state == "active"
 
 
 def test_a_position_the_passive_quotes_cannot_reduce_is_taken_back_by_an_ioc_escalation():

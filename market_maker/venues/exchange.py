@@ -8,6 +8,8 @@ does with *our* orders:
 - queue position: an order joins the back of its price level; a trade at that price first eats
   the size ahead of us, then fills us; a trade through our price, or a book that moves through
   it, fills us completely;
+- what our orders held over time (``RestingMeter``, ``venues/resting.py``): the two-sided share
+  and spread a backtest reports are measured here, not from the engine's wishes;
 - maker fees on every fill, account snapshots (equity, balance, position) on a timer;
 - latency on order entry, cancels, private messages and market data, from pluggable models.
 
@@ -75,7 +77,7 @@ from market_maker.model import (
     Trade,
     VenueSnapshot,
 )
-from market_maker.venues.resting_time import RestingClock
+from market_maker.venues.resting import RestingMeter
 
 __all__ = [
     "ExchangeCore",
@@ -231,8 +233,20 @@ class FillObserver(Protocol):
     """Watches the venue's fills and touch changes (``backtest.analytics.FillLedger``)."""
 
     def on_fill(
-        self, t_ns: int, buy: bool, price: float, size: float, fee: float, mid: float, taker: bool
-    ) -> None: ...
+        self,
+        t_ns: int,
+        buy: bool,
+        price: float,
+        size: float,
+        fee: float,
+        mid: float,
+        taker: bool,
+        *,
+        our_bid: float | None = None,
+        our_ask: float | None = None,
+    ) -> None:
+        """``our_bid``/``our_ask``: our best resting prices at the venue at the fill."""
+        ...
 
     def on_mid(self, t_ns: int, mid: float) -> None: ...
 
@@ -349,8 +363,6 @@ class ExchangeCore:
         self.mid = math.nan
         self.now_ns = 0
         self._orders: dict[str, _Resting] = {}
-        self.resting_clock = RestingClock()
-        """Time with a bid and an ask of ours both resting, from this book (for reports)."""
         self._heap: list[tuple[int, int, int, object]] = []
         self._seq = 0
         self._fill_seq = 0
@@ -361,6 +373,8 @@ class ExchangeCore:
         self._started = False
         self.ledger: FillObserver | None = None
         """Sees every fill and every change of the touch (a backtest's PnL attribution)."""
+        self.meter = RestingMeter(instrument.tick_size)
+        """Our best resting bid and ask over time: what reports measure (``resting.py``)."""
 
     # ----- engine side ----------------------------------------------------------------------
 
@@ -480,6 +494,25 @@ class ExchangeCore:
     def resting(self, side: Side) -> int:
         """Lots of our orders resting on ``side`` (the venue's own view, for checks)."""
         return sum(o.remaining_lots for o in self._orders.values() if o.side is side)
+
+    def best_resting(self) -> tuple[float | None, float | None]:
+        """Our best resting bid and ask prices now (None: nothing rests on that side)."""
+        meter = self.meter
+        tick = self.tick
+        bid, ask = meter.bid_ticks, meter.ask_ticks
+        return (bid * tick if bid else None, ask * tick if ask else None)
+
+    def _resting_changed(self, t: int) -> None:
+        """Our resting orders changed at ``t``: tell the meter our best prices."""
+        bid = ask = 0
+        for o in self._orders.values():
+            ticks = o.price_ticks
+            if o.side is _BUY:
+                if ticks > bid:
+                    bid = ticks
+            elif ask == 0 or ticks < ask:
+                ask = ticks
+        self.meter.update(t, bid, ask)
 
     def uncommitted(self) -> list[Action]:
         """Actions sent and not yet applied (on their way, or waiting for a block), in the
@@ -651,12 +684,11 @@ class ExchangeCore:
         if isinstance(action, Cancel):
             stats.cancels += 1
             gone = self._orders.pop(action.cloid, None)
-            if gone is not None:
-                self.resting_clock.left(gone.side, t)
             if gone is None:
                 stats.cancels_not_found += 1
                 self._answer(t, action.cloid, rid, _NOT_FOUND, NOT_FOUND_TEXT)
             else:
+                self._resting_changed(t)
                 self._answer(t, action.cloid, rid, _CANCELED, filled=gone.filled_lots)
             return
         if isinstance(action, Modify):
@@ -671,9 +703,9 @@ class ExchangeCore:
             cloid = action.new_cloid or action.cloid
             # Cancel-replace: the old order leaves the book whatever happens to the new one.
             del self._orders[action.cloid]
-            self.resting_clock.left(side, t)
             checked = self._check(side, action.price, action.size)
             if isinstance(checked, str):
+                self._resting_changed(t)
                 self._answer(
                     t,
                     action.cloid,
@@ -751,11 +783,8 @@ class ExchangeCore:
             for o in self._orders.values()
             if o.side is side and o.price_ticks == ticks
         )
-        replaced = self._orders.get(cloid)
-        if replaced is not None:  # a reused cloid: the order it named leaves the book
-            self.resting_clock.left(replaced.side, t)
         order = self._orders[cloid] = _Resting(cloid, side, ticks, lots, queue)
-        self.resting_clock.joined(side, t)
+        self._resting_changed(t)
         rate = self._jump_rate
         if rate > 0.0:
             # Paying makers who arrive within the window are sorted ahead of us: Poisson
@@ -857,12 +886,16 @@ class ExchangeCore:
         stats.fees_usd += fee
         order.remaining_lots -= lots
         order.filled_lots += lots
-        if order.remaining_lots <= 0 and self._orders.pop(order.cloid, None) is not None:
-            self.resting_clock.left(order.side, t)
         self._fill_seq += 1
         size = float(lots * self._lot_exact)
         if self.ledger is not None:
-            self.ledger.on_fill(t, sign > 0, price, size, fee, self.mid, taker)
+            # What rested at the instant of the fill, this order included.
+            our_bid, our_ask = self.best_resting()
+            self.ledger.on_fill(
+                t, sign > 0, price, size, fee, self.mid, taker, our_bid=our_bid, our_ask=our_ask
+            )
+        if order.remaining_lots <= 0 and self._orders.pop(order.cloid, None) is not None:
+            self._resting_changed(t)
         self._report_fill(
             t,
             Fill(

@@ -80,7 +80,7 @@ async def paper(
 
 
 def quoting(venue: PaperVenue, engine: QuoteEngine) -> bool:
-    return engine.status()["trading_state"] == "active" and venue.exchange.open_orders() > 0
+    return engine.status().trading_state == "active" and venue.exchange.open_orders() > 0
 
 
 def test_paper_trading_quotes_fills_and_holds_the_limit_while_it_binds():
@@ -133,10 +133,7 @@ def test_a_stalled_feed_pauses_quoting_and_is_replaced_before_it_could_halt():
         await until(lambda: quoting(venue, engine), 10.0)
         fake.stall()
         seen["paused"] = await until(
-            lambda: (
-                engine.status()["trading_state"] != "active"
-                or not engine.status()["quotes"]["bids"]
-            ),
+            lambda: engine.status().trading_state != "active" or not engine.status().bids.wanted,
             10.0,
         )
         seen["back"] = await until(lambda: quoting(venue, engine), 15.0)
