@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from market_maker.backtest.runner import BacktestResult, Recording, run_backtest
-from market_maker.backtest.scenarios import engine_config
+from market_maker.backtest.scenarios import engine_config, with_simulator
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, with_strategy
 from market_maker.engine import QuoteEngine
@@ -89,6 +89,7 @@ def run_session(
         instrument = market.instrument
     else:
         params = scenario_params(scenario or "calm", duration_s=duration_s)
+        params = with_simulator(params, config.simulator)
         config = engine_config(params, config)
         exchange = simulated_exchange(params, seed, request_expiry_s=config.orders.request_expiry_s)
         end_ns = int(params.duration_s * _NS)

@@ -146,8 +146,8 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
             and self.informed_lead_s >= 0.0
         ):
             raise ValueError("informed flow needs jump_bps > 0, jump_rate_per_s > 0, lead_s >= 0")
-        if not (0.0 <= self.imbalance_sd <= 1.0 and abs(self.imbalance_mean) < 0.9):
-            raise ValueError("imbalance_sd must be in [0, 1] and |imbalance_mean| < 0.9")
+        if not (0.0 <= self.imbalance_sd <= 2.0 and abs(self.imbalance_mean) < 0.9):
+            raise ValueError("imbalance_sd must be in [0, 2] and |imbalance_mean| < 0.9")
         if self.imbalance_halflife_s <= 0.0:
             raise ValueError("imbalance_halflife_s must be positive")
         if self.imbalance_beta_bps != 0.0 and self.imbalance_sd == 0.0:
