@@ -98,7 +98,14 @@ def _unit_interval(text: str) -> float:
     return value
 
 
-SIM_SCENARIOS = ("calm", "volatile", "trend", "cascade")
+SIM_SCENARIOS = (
+    "calm",
+    "volatile",
+    "calm-uninformed",
+    "volatile-uninformed",
+    "trend",
+    "cascade",
+)
 
 
 def _add_config_and_strategy(parser: argparse.ArgumentParser) -> None:
@@ -303,7 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
         "resumes from --out.",
     )
     sw.add_argument("--grid", type=Path, required=True, help="the grid file (TOML)")
-    sw.add_argument("--scenarios", help="comma-separated: calm,volatile,trend,cascade")
+    sw.add_argument(
+        "--scenarios",
+        help="comma-separated: calm,volatile,calm-uninformed,volatile-uninformed,trend,cascade",
+    )
     sw.add_argument("--data", type=Path, action="append", help="a capture (repeatable)")
     sw.add_argument("--seeds", type=int, help="tuning seeds per scenario")
     sw.add_argument("--held-back-seeds", type=int, help="seeds kept for the out-of-sample check")
@@ -439,7 +449,7 @@ def _format_limits(report: dict[str, Any], limits: PositionLimits, config: AppCo
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from market_maker.backtest.scenarios import engine_config, scenario
+    from market_maker.backtest.scenarios import engine_config, scenario, with_simulator
     from market_maker.backtest.session import replay_exchange
     from market_maker.engine import QuoteEngine
     from market_maker.log import configure_logging
@@ -480,6 +490,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         params = msgspec.structs.replace(
             scenario(args.scenario), symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0
         )
+        params = with_simulator(params, config.simulator)
         config = engine_config(params, config)
         exchange = simulated_exchange(
             params, args.seed, request_expiry_s=config.orders.request_expiry_s

@@ -41,6 +41,7 @@ __all__ = [
     "KillSwitchConfig",
     "LadderConfig",
     "OrdersConfig",
+    "SimulatorConfig",
     "SizingConfig",
     "StrategyConfig",
     "StrategyKind",
@@ -473,6 +474,72 @@ class VenueConfig(_Config, frozen=True):
     """Live: account value and position are synced from the venue this often."""
 
 
+OptPositive = Annotated[float, Meta(gt=0.0, le=1e12)] | None
+OptNonNegative = Annotated[float, Meta(ge=0.0, le=1e12)] | None
+
+
+class SimulatorConfig(_Config, frozen=True):
+    """The simulated market (``[simulator]``), over the scenario's: every unset field keeps the
+    scenario's value. ``market-maker calibrate -o`` writes this section from a capture, so that
+    ``backtest --scenario calm --config overlay.toml`` is a synthetic market with the capture's
+    price scale, volatility, flow and informed flow (``venues/sim.py``)."""
+
+    symbol: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
+    mid0: OptPositive = None
+    """Starting mid, quote currency."""
+    tick_size: OptPositive = None
+    lot_size: OptPositive = None
+    min_notional: OptNonNegative = None
+    sigma: Annotated[float, Meta(gt=0.0, le=0.1)] | None = None
+    """Total volatility of the mid, fraction per sqrt second (informed moves included)."""
+    flow_mu: OptPositive = None
+    """Buy side's (and, without ``sell_flow_*``, both sides') uninformed Hawkes baseline, /s."""
+    flow_alpha: OptNonNegative = None
+    flow_beta: OptPositive = None
+    sell_flow_mu: OptPositive = None
+    sell_flow_alpha: OptNonNegative = None
+    sell_flow_beta: OptPositive = None
+    k: OptPositive = None
+    """Depth decay of market orders, per tick."""
+    mean_order_size: OptPositive = None
+    """Mean aggressive order, contracts."""
+    book_level_size: OptPositive = None
+    """Mean displayed size of the top level, contracts."""
+    informed_share: Annotated[float, Meta(ge=0.0, lt=1.0)] | None = None
+    """Share of aggressive orders that know the next move (0: none)."""
+    informed_jump_bps: Annotated[float, Meta(gt=0.0, le=10_000.0)] | None = None
+    informed_jump_rate_per_s: Annotated[float, Meta(gt=0.0, le=1_000.0)] | None = None
+    informed_lead_s: Annotated[float, Meta(ge=0.0, le=60.0)] | None = None
+    imbalance_sd: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
+    imbalance_mean: Annotated[float, Meta(gt=-0.9, lt=0.9)] | None = None
+    imbalance_halflife_s: Annotated[float, Meta(gt=0.0, le=3600.0)] | None = None
+    imbalance_beta_bps: Annotated[float, Meta(ge=-1000.0, le=1000.0)] | None = None
+    venue_model: Literal["hyperliquid", "fifo"] | None = None
+    """How the venue handles our requests: ``fifo`` (Binance-like) or ``hyperliquid``."""
+
+    def __post_init__(self) -> None:
+        if (
+            self.flow_alpha is not None
+            and self.flow_beta is not None
+            and self.flow_alpha >= self.flow_beta
+        ):
+            raise ValueError("flow_alpha must be < flow_beta (a stationary Hawkes flow)")
+        if (
+            self.sell_flow_alpha is not None
+            and self.sell_flow_beta is not None
+            and self.sell_flow_alpha >= self.sell_flow_beta
+        ):
+            raise ValueError("sell_flow_alpha must be < sell_flow_beta")
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields that are set, by name (the simulator's ``SimParams`` names)."""
+        return {
+            name: value
+            for name in self.__struct_fields__
+            if (value := getattr(self, name)) is not None
+        }
+
+
 class AppConfig(_Config, frozen=True):
     """The whole configuration file."""
 
@@ -486,6 +553,7 @@ class AppConfig(_Config, frozen=True):
     instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
     input: InputConfig = field(default_factory=InputConfig)
     venue: VenueConfig = field(default_factory=VenueConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
 STRATEGY_KINDS: tuple[str, ...] = typing.get_args(StrategyKind)

@@ -57,6 +57,11 @@ def test_conservative_derives_a_smaller_limit_than_aggressive():
             "stale_halt_after_s must be >= stale_pause_after_s",
         ),
         ("[nonsense]\nx = 1\n", "", "unknown field `nonsense`"),
+        ("[simulator]\ninformed_share = 1.0\n", "simulator.informed_share", "< 1.0"),
+        ("[simulator]\nsigma = -1e-4\n", "simulator.sigma", "> 0.0"),
+        ("[simulator]\nvenue_model = 'cme'\n", "simulator.venue_model", "Invalid enum value 'cme'"),
+        ("[simulator]\nflow_alpha = 2.0\nflow_beta = 1.0\n", "simulator", "flow_alpha must be"),
+        ("[simulator]\ninformed_jmp_bps = 2.0\n", "simulator", "unknown field"),
     ],
 )
 def test_invalid_values_name_the_file_field_and_reason(tmp_path, toml, field, reason):
@@ -140,3 +145,35 @@ def test_any_toml_however_deep_or_badly_encoded_is_one_line(tmp_path, capsys):
         assert main(["check-config", str(path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(path) in err[0], err
+
+
+def test_the_simulator_section_sets_the_scenario_market_and_keeps_the_rest(tmp_path):
+    from market_maker.backtest.scenarios import scenario, with_simulator
+
+    path = tmp_path / "sim.toml"
+    path.write_text(
+        "[simulator]\nmid0 = 61800.0\ntick_size = 0.1\nsigma = 0.00014\n"
+        "informed_share = 0.3\ninformed_jump_bps = 0.8\ninformed_jump_rate_per_s = 0.9\n"
+        "sell_flow_mu = 2.5\nvenue_model = 'fifo'\n"
+    )
+    config = load_config(path, env={})
+    params = with_simulator(scenario("calm-uninformed"), config.simulator)
+    assert (params.mid0, params.tick_size, params.sigma) == (61800.0, 0.1, 0.00014)
+    assert params.informed_share == 0.3 and params.venue_model == "fifo"
+    assert params.sell_flow == (2.5, 0.5, 1.0) and params.buy_flow == (1.0, 0.5, 1.0)
+    assert params.lot_size == scenario("calm-uninformed").lot_size  # unset: the scenario's
+    assert with_simulator(params, AppConfig().simulator) is params
+
+
+def test_a_simulator_section_the_market_cannot_carry_is_one_config_line(tmp_path, capsys):
+    from market_maker.cli import main
+
+    path = tmp_path / "loud.toml"
+    path.write_text(
+        "[simulator]\nsigma = 0.0001\ninformed_share = 0.5\ninformed_jump_bps = 5.0\n"
+        "informed_jump_rate_per_s = 2.0\n"
+    )
+    code = main(["backtest", "--scenario", "calm", "--config", str(path), "--duration", "5"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith("market-maker: config error: simulator: informed moves")

@@ -399,8 +399,10 @@ def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kin
             )
     elif market == "binding":
         # Hardly any trades: the passive side cannot bring the position back in time.
-        factory = _scenario("calm", 600.0, position_lots=30, flow_mu=0.001, flow_alpha=0.0)
-        cfg = engine_config(scenario_params("calm", duration_s=600.0), AppConfig())
+        factory = _scenario(
+            "calm-uninformed", 600.0, position_lots=30, flow_mu=0.001, flow_alpha=0.0
+        )
+        cfg = engine_config(scenario_params("calm-uninformed", duration_s=600.0), AppConfig())
         cfg = msgspec.structs.replace(
             cfg,
             risk=msgspec.structs.replace(cfg.risk, max_position_cap=0.02),
@@ -580,7 +582,7 @@ def test_a_position_the_passive_quotes_cannot_reduce_is_taken_back_by_an_ioc_esc
     from market_maker.venues.sim import simulated_exchange
 
     params = _msgspec.structs.replace(
-        scenario("calm"), flow_mu=0.001, flow_alpha=0.0, duration_s=120.0
+        scenario("calm-uninformed"), flow_mu=0.001, flow_alpha=0.0, duration_s=120.0
     )
     exchange = simulated_exchange(params, 3)
     exchange.position_lots = 30  # 0.030 held against a cap of 0.020: REDUCING (1.5x)

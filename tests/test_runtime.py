@@ -20,7 +20,7 @@ from market_maker.venues.sim import simulated_exchange
 def calm_sim(seed: int, venue_model: str = "hyperliquid", kind: str = "glft"):
     """A calm simulated exchange that outlasts any test, and an engine calibrated to it."""
     params = msgspec.structs.replace(
-        scenario("calm", duration_s=1_000_000), venue_model=venue_model
+        scenario("calm-uninformed", duration_s=1_000_000), venue_model=venue_model
     )
     exchange = simulated_exchange(params, seed=seed)
     config = engine_config(params)
@@ -326,7 +326,7 @@ def test_the_status_board_fits_80_columns_and_narrower_terminals_on_a_live_run()
     from market_maker.runtime import SimVenue, run_live
     from market_maker.venues.sim import simulated_exchange
 
-    params = scenario("calm")
+    params = scenario("calm-uninformed")
     exchange = simulated_exchange(params, 1)
     engine = QuoteEngine(engine_config(params, AppConfig()), exchange.instrument)
     out = io.StringIO()

@@ -6,25 +6,45 @@
   own ``FillIntensityEstimator`` (the same fit it makes live);
 - volatility ``sigma`` (per sqrt second) through the engine's ``IncrementalVolStats``, with the
   usual ``sigma * (1 +/- 1.96 / sqrt(2 n))`` interval;
-- the trade rate with its Poisson interval.
+- the trade rate with its Poisson interval;
+- for the simulator (``[simulator]``): the market's mid, tick, lot and minimum notional, a
+  Hawkes fit per side, the mean order and top-of-book sizes, and the informed flow and book
+  imbalance (``backtest/flowfit.py``: the informed share from the trade-signed mid move, the
+  size and rate of the moves from the mid's 0.1 s returns, the imbalance coefficient by
+  regression of the next 1 s mid change, its persistence from its autocorrelation). The uninformed
+  flow the overlay gives the simulator is the fitted flow less the informed share (the
+  informed bursts make up the rest), so the trade rate stays the capture's.
 
-The result prints as a table and writes as a config overlay that ``--config`` accepts.
+The result prints as a table and writes as a config overlay that ``--config`` accepts, so
+``backtest --scenario calm --config overlay.toml`` runs a synthetic market with the capture's
+statistics.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import msgspec
+import numpy as np
 
+from market_maker.backtest.flowfit import FlowFit, fit_flow
 from market_maker.config import AppConfig
 from market_maker.estimators import FillIntensityEstimator, IncrementalVolStats
-from market_maker.model import BookUpdate, Side
+from market_maker.model import BookUpdate, Instrument, Side, Trade
 from market_maker.venues.replay import ReplayMarket
+from market_maker.venues.sim_flow import imbalance_variance_per_s
 
-__all__ = ["Calibration", "calibrate", "format_calibration", "overlay_toml"]
+__all__ = [
+    "Calibration",
+    "calibrate",
+    "calibrate_events",
+    "format_calibration",
+    "overlay_toml",
+    "simulator_overlay",
+]
 
 _NS = 1e-9
 Interval = tuple[float, float] | None
@@ -50,6 +70,18 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True):
     sigma: float
     sigma_ci: Interval
     sigma_samples: int
+    mid0: float = math.nan
+    """The first mid."""
+    lot_size: float = math.nan
+    min_notional: float = 0.0
+    buy_hawkes: tuple[float, float, float] | None = None
+    """(mu, alpha, beta) of buy orders alone, and of sell orders below."""
+    sell_hawkes: tuple[float, float, float] | None = None
+    buy_share: float = math.nan
+    mean_order_size: float = math.nan
+    top_size: float = math.nan
+    """Mean displayed size at the best bid and at the best ask."""
+    flow: FlowFit | None = None
 
     @property
     def branching_ratio(self) -> float:
@@ -58,19 +90,49 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True):
 
 def calibrate(path: str | Path, config: AppConfig | None = None) -> Calibration:
     """Fit everything ``market-maker calibrate`` reports from the capture at ``path``."""
-    from market_maker.estimators.fit import fit_hawkes  # scipy: only when calibrating
-
     cfg = config or AppConfig()
     market = ReplayMarket(path, overrides=cfg.instrument)
     times = market.trade_times_s(10_000_000)
     if len(times) < 10:
         raise ValueError(f"{path}: {len(times)} trades; calibration needs at least 10")
-    fit = fit_hawkes(times)
+    return calibrate_events(
+        _drain(market),
+        source=str(path),
+        venue=market.venue,
+        symbol=market.symbol,
+        instrument=market.instrument,
+        config=cfg,
+        duration_s=times[-1] - times[0],
+    )
+
+
+def _drain(market: ReplayMarket) -> Iterator[BookUpdate | Trade]:
+    while market.peek_ns() is not None:
+        yield market.pop()
+
+
+def calibrate_events(
+    events: Iterable[BookUpdate | Trade],
+    *,
+    source: str,
+    venue: str,
+    symbol: str,
+    instrument: Instrument,
+    config: AppConfig | None = None,
+    duration_s: float,
+) -> Calibration:
+    """The calibration of a market given as its books and trades in time order (a capture's,
+    or a simulated market's for a round trip). An aggressive order is the prints of one taker
+    order: consecutive prints with the same exchange time (else receive time) and side.
+    ``duration_s`` (about the market's length) sizes the fill-intensity fit's window."""
+    from market_maker.estimators.fit import fit_hawkes  # scipy: only when calibrating
+
+    cfg = config or AppConfig()
     fi = cfg.estimators.intensity
     intensity = FillIntensityEstimator(
-        tick_size=market.instrument.tick_size,
+        tick_size=instrument.tick_size,
         step_s=fi.step_s,
-        window_s=max(fi.window_s, fit.duration_s + fi.step_s * 10),
+        window_s=max(fi.window_s, duration_s + fi.step_s * 10),
         max_depth_ticks=fi.max_depth_ticks,
         refit_interval_s=fi.refit_interval_s,
         a_prior=fi.a_prior,
@@ -78,21 +140,55 @@ def calibrate(path: str | Path, config: AppConfig | None = None) -> Calibration:
     )
     vol = IncrementalVolStats(sample_interval_s=cfg.estimators.volatility.sample_interval_s)
     first = last = None
-    while market.peek_ns() is not None:
-        ev = market.pop()
+    book_t: list[float] = []
+    mids: list[float] = []
+    imbalance: list[float] = []
+    top = 0.0
+    order_t: list[float] = []
+    order_buy: list[bool] = []
+    order_size: list[float] = []
+    last_key: tuple[int, bool] | None = None
+    for ev in events:
         t_s = ev.ts_ns * _NS
         first = t_s if first is None else first
         last = t_s
         if isinstance(ev, BookUpdate):
             if ev.bids and ev.asks:
-                mid = 0.5 * (ev.bids[0][0] + ev.asks[0][0])
+                (bid, bid_size), (ask, ask_size) = ev.bids[0], ev.asks[0]
+                mid = 0.5 * (bid + ask)
                 intensity.on_mid(mid, t_s)
                 vol.update(mid, t_s)
+                if bid_size + ask_size > 0.0:
+                    book_t.append(t_s)
+                    mids.append(mid)
+                    imbalance.append((bid_size - ask_size) / (bid_size + ask_size))
+                    top += bid_size + ask_size
         else:
-            intensity.update(ev.price, t_s, ev.aggressor is Side.BUY)
+            buy = ev.aggressor is Side.BUY
+            intensity.update(ev.price, t_s, buy)
+            key = (ev.exchange_ts_ns if ev.exchange_ts_ns is not None else ev.ts_ns, buy)
+            if key == last_key:
+                order_size[-1] += ev.size
+            else:
+                last_key = key
+                order_t.append(t_s)
+                order_buy.append(buy)
+                order_size.append(ev.size)
+    times = np.array(order_t)
+    n = len(order_t)
+    if n < 10:
+        raise ValueError(f"{source}: {n} trades; calibration needs at least 10")
+    fit = fit_hawkes(times)
+    buy_mask = np.array(order_buy)
+    sides: list[tuple[float, float, float] | None] = []
+    for mask in (buy_mask, ~buy_mask):
+        try:
+            side = fit_hawkes(times[mask], horizon_s=float(times[-1]))
+            sides.append((side.mu, side.alpha, side.beta))
+        except ValueError:
+            sides.append(None)
     duration = (last or 0.0) - (first or 0.0)
-    n = len(times)
-    span = times[-1] - times[0]
+    span = float(times[-1] - times[0])
     rate = (n - 1) / span if span > 0 else math.nan
     rate_ci = (
         (rate - 1.96 * math.sqrt(n) / span, rate + 1.96 * math.sqrt(n) / span) if span > 0 else None
@@ -104,11 +200,25 @@ def calibrate(path: str | Path, config: AppConfig | None = None) -> Calibration:
         if samples >= 2
         else None
     )
+    flow: FlowFit | None = None
+    if len(book_t) >= 100 and sigma > 0.0:
+        try:
+            flow = fit_flow(
+                book_t=np.array(book_t),
+                mid=np.array(mids),
+                imbalance=np.array(imbalance),
+                order_t=times,
+                order_sign=np.where(buy_mask, 1.0, -1.0),
+                sigma=sigma,
+                tick_size=instrument.tick_size,
+            )
+        except ValueError:
+            flow = None
     ci = fit.ci95 or (None, None, None)
     return Calibration(
-        source=str(path),
-        venue=market.venue,
-        symbol=market.symbol,
+        source=source,
+        venue=venue,
+        symbol=symbol,
         duration_s=duration,
         trades=n,
         trade_rate=rate,
@@ -119,11 +229,81 @@ def calibrate(path: str | Path, config: AppConfig | None = None) -> Calibration:
         hawkes_ci=(ci[0], ci[1], ci[2]),
         a=intensity.a,
         k=intensity.k,
-        tick_size=market.instrument.tick_size,
+        tick_size=instrument.tick_size,
         sigma=sigma,
         sigma_ci=sigma_ci,
         sigma_samples=samples,
+        mid0=mids[0] if mids else math.nan,
+        lot_size=instrument.lot_size,
+        min_notional=instrument.min_notional,
+        buy_hawkes=sides[0],
+        sell_hawkes=sides[1],
+        buy_share=float(buy_mask.mean()),
+        mean_order_size=float(np.mean(order_size)),
+        top_size=top / (2 * len(book_t)) if book_t else math.nan,
+        flow=flow,
     )
+
+
+def simulator_overlay(c: Calibration) -> dict[str, float | str]:
+    """The ``[simulator]`` settings that make the simulator this market: its scale, volatility,
+    uninformed flow per side (the fitted flow less the informed share), informed flow and
+    imbalance. Informed moves and imbalance drift are scaled back, if need be, to leave the
+    diffusion a tenth of ``sigma**2``."""
+    out: dict[str, float | str] = {
+        "symbol": f"SIM-{c.symbol}"[:40],
+        "venue_model": "hyperliquid" if c.venue == "hyperliquid" else "fifo",
+    }
+    if math.isfinite(c.mid0):
+        out["mid0"] = c.mid0
+    out["tick_size"] = c.tick_size
+    if math.isfinite(c.lot_size):
+        out["lot_size"] = c.lot_size
+    out["min_notional"] = c.min_notional
+    if c.sigma > 0.0:
+        out["sigma"] = c.sigma
+    if c.k > 0.0 and math.isfinite(c.k):
+        out["k"] = c.k
+    if c.mean_order_size > 0.0:
+        out["mean_order_size"] = c.mean_order_size
+    if c.top_size > 0.0:
+        out["book_level_size"] = c.top_size
+    f = c.flow
+    share = f.informed_share if f is not None and f.informed_jump_rate_per_s > 0.0 else 0.0
+    for prefix, side in (("", c.buy_hawkes), ("sell_", c.sell_hawkes)):
+        if side is None:
+            continue
+        mu, alpha, beta = side
+        out[f"{prefix}flow_mu"] = mu * (1.0 - share)
+        out[f"{prefix}flow_alpha"] = alpha
+        out[f"{prefix}flow_beta"] = beta
+    if f is None:
+        return out
+    imb_var = imbalance_variance_per_s(
+        beta_bps=f.imbalance_beta_bps,
+        sd=f.imbalance_sd,
+        halflife_s=f.imbalance_halflife_s,
+        step_s=0.1,
+    )
+    budget = 0.9 * c.sigma * c.sigma
+    beta_bps = f.imbalance_beta_bps
+    if imb_var > 0.5 * budget:  # the drift takes at most half
+        beta_bps *= math.sqrt(0.5 * budget / imb_var)
+        imb_var = 0.5 * budget
+    jump = f.informed_jump_bps * 1e-4
+    rate = min(f.informed_jump_rate_per_s, max(0.0, budget - imb_var) / (2.0 * jump * jump))
+    out["imbalance_sd"] = f.imbalance_sd
+    out["imbalance_mean"] = f.imbalance_mean
+    out["imbalance_halflife_s"] = f.imbalance_halflife_s
+    out["imbalance_beta_bps"] = beta_bps
+    if share > 0.0 and rate > 0.0:
+        out["informed_share"] = share
+        out["informed_jump_bps"] = f.informed_jump_bps
+        out["informed_jump_rate_per_s"] = rate
+        out["informed_lead_s"] = f.informed_lead_s
+    else:
+        out["informed_share"] = 0.0
+    return out
 
 
 def _ci(interval: Interval, fmt: str) -> str:
@@ -144,6 +324,65 @@ def format_calibration(c: Calibration) -> str:
         ("fill k", f"{c.k:.4g}", "-", f"per tick of {c.tick_size:g}"),
         ("sigma", f"{c.sigma:.4g}", _ci(c.sigma_ci, ".4g"), f"/sqrt s, {c.sigma_samples} samples"),
     ]
+    for name, side in (("buy", c.buy_hawkes), ("sell", c.sell_hawkes)):
+        if side is not None:
+            rows.append(
+                (
+                    f"{name} hawkes",
+                    f"{side[0]:.3g},{side[1]:.3g},{side[2]:.3g}",
+                    "-",
+                    "mu, alpha, beta",
+                )
+            )
+    f = c.flow
+    if f is not None:
+        a = f.trade_signed_bps
+        rows += [
+            (
+                "signed move",
+                f"{a['1s']:.3f}",
+                _ci(f.trade_signed_1s_ci, ".3f"),
+                f"bps after an order at 1 s (0.1 s {a['0.1s']:.2f}, 10 s {a['10s']:.2f}, "
+                f"60 s {a['60s']:.2f})",
+            ),
+            (
+                "informed",
+                f"{f.informed_share:.3f}",
+                _ci(f.informed_share_ci, ".3f"),
+                "share of aggressive orders",
+            ),
+            (
+                "move size",
+                f"{f.informed_jump_bps:.3f}",
+                "-",
+                f"bps mean, returns over {f.jump_threshold_bps:.2f} bps in 0.1 s",
+            ),
+            (
+                "move rate",
+                f"{f.informed_jump_rate_per_s:.3g}",
+                "-",
+                f"per s, {100 * f.jump_variance_share:.0f} % of sigma^2",
+            ),
+            ("lead", f"{f.informed_lead_s:.3f}", "-", "s, informed orders before their move"),
+            (
+                "imb. beta",
+                f"{f.imbalance_beta_bps:.3f}",
+                _ci(f.imbalance_beta_ci, ".3f"),
+                f"bps next 1 s per unit imbalance (corr {f.imbalance_corr:.2f})",
+            ),
+            (
+                "imb. sd",
+                f"{f.imbalance_measured_sd:.3f}",
+                "-",
+                f"mean {f.imbalance_mean:+.2f}; {f.imbalance_sd:.2f} before the sim's clip",
+            ),
+            (
+                "imb. memory",
+                f"{f.imbalance_halflife_s:.3f}",
+                "-",
+                f"s half-life (autocorrelation {f.imbalance_acf_0_1s:.2f} at 0.1 s)",
+            ),
+        ]
     lines = [
         f"Calibration  {c.source}  ({c.venue} {c.symbol}, {c.trades:,} aggressive orders, "
         f"{c.duration_s:,.0f} s)",
@@ -174,5 +413,17 @@ def overlay_toml(c: Calibration) -> str:
             f"k_prior = {c.k:.6g}",
             "",
             *(["[risk]", f"sigma_prior = {c.sigma:.6g}", ""] if c.sigma > 0.0 else []),
+            "# The simulated market of `backtest --scenario NAME --config THIS`: the capture's",
+            "# scale, volatility, flow per side (less the informed share), informed flow and",
+            "# book imbalance (backtest/flowfit.py).",
+            "[simulator]",
+            *(f"{k} = {_toml_value(v)}" for k, v in simulator_overlay(c).items()),
+            "",
         ]
     )
+
+
+def _toml_value(value: float | str) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(float(f"{value:.6g}"))

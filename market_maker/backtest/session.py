@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 
 from market_maker.backtest.runner import BacktestResult, Latencies, Recording, run_backtest
-from market_maker.backtest.scenarios import engine_config
+from market_maker.backtest.scenarios import engine_config, with_simulator
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, with_strategy
 from market_maker.engine import QuoteEngine
@@ -185,6 +185,7 @@ def run_session(
         instrument = market.instrument
     else:
         params = scenario_params(scenario or "calm", duration_s=duration_s)
+        params = with_simulator(params, config.simulator)
         if given is not None:
             params = msgspec.structs.replace(params, market_data_latency_ms=given.base_ms)
         feed = given or FeedLatency(

@@ -6,7 +6,17 @@ Models, each small and replaceable:
   and drift, scaled by a volatility regime (a Markov chain over ``regimes`` multipliers), plus
   Poisson jumps.
 - **Flow**: market orders arrive on each side as a Hawkes process (``flow_mu``, ``flow_alpha``,
-  ``flow_beta``), simulated exactly by Ogata thinning, so bursts cluster like real cascades.
+  ``flow_beta``; the sell side may have its own, ``sell_flow_*``), simulated exactly by Ogata
+  thinning, so bursts cluster like real cascades. This flow is uninformed: it moves no price.
+- **Informed flow** (``venues/sim_flow.py``, off unless ``informed_share > 0``): the mid also
+  makes discrete moves (``informed_jump_rate_per_s``, mean ``informed_jump_bps``), each
+  announced by a one-sided burst of informed orders in the ``informed_lead_s`` before it, which
+  sweep to the price the mid is about to reach; ``informed_share`` of all aggressive orders are
+  informed, so the trade-signed mid move after an order is ``informed_share * informed_jump_bps``.
+- **Imbalance** (off unless ``imbalance_sd > 0``): the top-of-book sizes show an imbalance with
+  memory (``imbalance_halflife_s``) that drifts the mid, ``imbalance_beta_bps`` per unit over the
+  next second. The diffusion gives up the variance the moves and the drift carry, so the mid's
+  volatility stays ``sigma``.
 - **Depth**: each market order reaches ``delta ~ Exponential(k)`` ticks from the mid and prints
   at the furthest tick it reached, so an order resting ``delta`` ticks away is reached at rate
   ``A * exp(-k * delta)`` with ``A = flow_mu / (1 - flow_alpha / flow_beta)`` per side: exactly
@@ -38,6 +48,11 @@ from market_maker.venues.exchange import (
     VenueModel,
     VenueProfile,
 )
+from market_maker.venues.sim_flow import (
+    ImbalanceProcess,
+    InformedMoves,
+    imbalance_variance_per_s,
+)
 
 __all__ = ["SimMarket", "SimParams", "simulated_exchange"]
 
@@ -67,6 +82,25 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
     """Baseline market orders per second, per side."""
     flow_alpha: float = 0.5
     flow_beta: float = 1.0
+    sell_flow_mu: float | None = None
+    """The sell side's own Hawkes baseline (None: ``flow_mu``, which is then the buy side's)."""
+    sell_flow_alpha: float | None = None
+    sell_flow_beta: float | None = None
+    informed_share: float = 0.0
+    """Share of all aggressive orders that know the next move (0: no informed flow)."""
+    informed_jump_bps: float = 1.0
+    """Mean size of an informed move, basis points (exponentially distributed)."""
+    informed_jump_rate_per_s: float = 0.5
+    """Informed moves per second; their bursts hold ``informed_orders_per_move`` on average."""
+    informed_lead_s: float = 0.1
+    """An informed order arrives uniformly within this before its move, seconds."""
+    imbalance_sd: float = 0.0
+    """Standard deviation of the top-of-book size imbalance (0: sizes drawn independently)."""
+    imbalance_mean: float = 0.0
+    imbalance_halflife_s: float = 0.4
+    """Memory of the imbalance, seconds (the BTC capture: autocorrelation 0.84 at 0.1 s)."""
+    imbalance_beta_bps: float = 0.0
+    """Expected mid change over the next second per unit of imbalance, basis points."""
     k: float = 0.05
     """Depth decay of market orders, per tick."""
     mean_order_size: float = 0.05
@@ -101,8 +135,29 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
     400 ms of its arrival, per second (Hyperliquid; 0: none)."""
 
     def __post_init__(self) -> None:
-        if not (self.flow_mu > 0.0 and 0.0 <= self.flow_alpha < self.flow_beta):
-            raise ValueError("flow needs mu > 0 and 0 <= alpha < beta")
+        for mu, alpha, beta in (self.buy_flow, self.sell_flow):
+            if not (mu > 0.0 and 0.0 <= alpha < beta):
+                raise ValueError("flow needs mu > 0 and 0 <= alpha < beta")
+        if not 0.0 <= self.informed_share < 1.0:
+            raise ValueError("informed_share must be in [0, 1)")
+        if self.informed_share > 0.0 and not (
+            self.informed_jump_bps > 0.0
+            and self.informed_jump_rate_per_s > 0.0
+            and self.informed_lead_s >= 0.0
+        ):
+            raise ValueError("informed flow needs jump_bps > 0, jump_rate_per_s > 0, lead_s >= 0")
+        if not (0.0 <= self.imbalance_sd <= 2.0 and abs(self.imbalance_mean) < 0.9):
+            raise ValueError("imbalance_sd must be in [0, 2] and |imbalance_mean| < 0.9")
+        if self.imbalance_halflife_s <= 0.0:
+            raise ValueError("imbalance_halflife_s must be positive")
+        if self.imbalance_beta_bps != 0.0 and self.imbalance_sd == 0.0:
+            raise ValueError("imbalance_beta_bps needs imbalance_sd > 0")
+        if self.diffusion_variance_per_s < 0.0:
+            raise ValueError(
+                f"informed moves and imbalance drift carry {self.informed_variance_per_s:.3g} "
+                f"of variance per second, more than sigma^2 = {self.sigma**2:.3g}: lower "
+                "informed_jump_bps, informed_jump_rate_per_s or imbalance_beta_bps"
+            )
         if not (self.step_s > 0.0 and self.duration_s > 0.0 and self.k > 0.0):
             raise ValueError("step_s, duration_s and k must be positive")
         if not self.regimes:
@@ -128,9 +183,60 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
         )
 
     @property
+    def buy_flow(self) -> tuple[float, float, float]:
+        """The buy side's Hawkes (mu, alpha, beta)."""
+        return self.flow_mu, self.flow_alpha, self.flow_beta
+
+    @property
+    def sell_flow(self) -> tuple[float, float, float]:
+        """The sell side's Hawkes (mu, alpha, beta): its own where given, else the buy side's."""
+        return (
+            self.flow_mu if self.sell_flow_mu is None else self.sell_flow_mu,
+            self.flow_alpha if self.sell_flow_alpha is None else self.sell_flow_alpha,
+            self.flow_beta if self.sell_flow_beta is None else self.sell_flow_beta,
+        )
+
+    @property
+    def uninformed_rate_per_s(self) -> float:
+        """Uninformed market orders per second, both sides, at stationarity."""
+        return sum(mu / (1.0 - alpha / beta) for mu, alpha, beta in (self.buy_flow, self.sell_flow))
+
+    @property
+    def informed_rate_per_s(self) -> float:
+        """Informed orders per second, both sides: ``share / (1 - share)`` of the uninformed."""
+        f = self.informed_share
+        return self.uninformed_rate_per_s * f / (1.0 - f)
+
+    @property
+    def informed_orders_per_move(self) -> float:
+        """Mean size of the burst announcing one informed move."""
+        if self.informed_share == 0.0:
+            return 0.0
+        return self.informed_rate_per_s / self.informed_jump_rate_per_s
+
+    @property
+    def informed_variance_per_s(self) -> float:
+        """Variance of log returns per second carried by informed moves and imbalance drift."""
+        jumps = 0.0
+        if self.informed_share > 0.0:
+            jumps = self.informed_jump_rate_per_s * 2.0 * (self.informed_jump_bps * 1e-4) ** 2
+        return jumps + imbalance_variance_per_s(
+            beta_bps=self.imbalance_beta_bps,
+            sd=self.imbalance_sd,
+            halflife_s=self.imbalance_halflife_s,
+            step_s=self.step_s,
+        )
+
+    @property
+    def diffusion_variance_per_s(self) -> float:
+        """What is left of ``sigma**2`` for the Brownian part."""
+        return self.sigma * self.sigma - self.informed_variance_per_s
+
+    @property
     def fill_intensity_a(self) -> float:
-        """Market orders per second per side at stationarity: GLFT's ``A``."""
-        return self.flow_mu / (1.0 - self.flow_alpha / self.flow_beta)
+        """Market orders per second per side at stationarity (informed ones too): GLFT's
+        ``A``."""
+        return 0.5 * (self.uninformed_rate_per_s + self.informed_rate_per_s)
 
 
 class _Flow:
@@ -175,9 +281,32 @@ class SimMarket:
         self.t_s = 0.0
         self.regime = 0
         self.flows = {
-            Side.BUY: _Flow(params.flow_mu, params.flow_alpha, params.flow_beta),
-            Side.SELL: _Flow(params.flow_mu, params.flow_alpha, params.flow_beta),
+            Side.BUY: _Flow(*params.buy_flow),
+            Side.SELL: _Flow(*params.sell_flow),
         }
+        extra = params.informed_variance_per_s
+        self._sigma = params.sigma if extra == 0.0 else math.sqrt(params.diffusion_variance_per_s)
+        """The diffusion's sigma: what the informed moves and the drift leave of ``sigma``."""
+        self.informed: InformedMoves | None = None
+        if params.informed_share > 0.0:
+            self.informed = InformedMoves(
+                self.rng,
+                rate_per_s=params.informed_jump_rate_per_s,
+                jump_bps=params.informed_jump_bps,
+                orders_per_move=params.informed_orders_per_move,
+                lead_s=params.informed_lead_s,
+            )
+        self.imbalance: ImbalanceProcess | None = None
+        if params.imbalance_sd > 0.0:
+            self.imbalance = ImbalanceProcess(
+                self.rng,
+                mean=params.imbalance_mean,
+                sd=params.imbalance_sd,
+                halflife_s=params.imbalance_halflife_s,
+                beta_bps=params.imbalance_beta_bps,
+                step_s=params.step_s,
+            )
+        self.informed_orders = 0
         self._baseline = 2.0 * params.fill_intensity_a
         self._buffer: deque[BookUpdate | Trade] = deque()
         self._cascade_at_s = math.inf if params.cascade_at_s is None else params.cascade_at_s
@@ -216,29 +345,44 @@ class SimMarket:
         regimes = len(p.regimes)
         if regimes > 1 and rng.random() < p.regime_switch_per_s * p.step_s:
             self.regime = (self.regime + 1 + rng.randrange(regimes - 1)) % regimes
-        orders: list[tuple[float, Side]] = []
+        orders: list[tuple[float, Side, float]] = []
         for side, flow in self.flows.items():
-            orders.extend((t, side) for t in flow.arrivals(rng, t0, t1))
+            orders.extend((t, side, 0.0) for t in flow.arrivals(rng, t0, t1))
+        informed = self.informed
+        if informed is not None:
+            informed.schedule(rng, t0, t1)
+            known = informed.orders(t1)
+            self.informed_orders += len(known)
+            orders.extend((t, Side.BUY if buy else Side.SELL, move) for t, buy, move in known)
         orders.sort()
-        for t, side in orders:
-            self._buffer.append(self._market_order(t, side))
-        sigma = p.sigma * p.regimes[self.regime]
+        for t, side, log_move in orders:
+            self._buffer.append(self._market_order(t, side, log_move))
+        sigma = self._sigma * p.regimes[self.regime]
         dt = p.step_s
         move = (p.drift_per_s - 0.5 * sigma * sigma) * dt + sigma * math.sqrt(dt) * rng.gauss(
             0.0, 1.0
         )
         if p.jump_rate_per_s > 0.0 and rng.random() < p.jump_rate_per_s * dt:
             move += rng.gauss(0.0, p.jump_sigma)
+        if informed is not None:
+            move += informed.moves(t1)
+        if self.imbalance is not None:
+            move += self.imbalance.drift(dt)
+            self.imbalance.advance(rng)
         self.mid *= math.exp(move)
         self.t_s = t1
         self._buffer.append(self._book(int(t1 * _NS)))
 
-    def _market_order(self, t: float, side: Side) -> Trade:
+    def _market_order(self, t: float, side: Side, log_move: float = 0.0) -> Trade:
+        """A market order reaching ``Exponential(k)`` ticks from the mid; an informed one
+        (``log_move`` is the move it knows) sweeps at least to where the mid is going."""
         p = self.params
         rng = self.rng
         self.market_orders += 1
         depth = rng.expovariate(p.k)
         mid_ticks = self.mid / p.tick_size
+        if log_move != 0.0:
+            depth = max(depth, mid_ticks * abs(math.expm1(log_move)))
         best_bid = math.ceil(mid_ticks) - 1
         if side is Side.BUY:
             price_ticks = max(best_bid + 1, math.ceil(mid_ticks + depth))
@@ -263,10 +407,17 @@ class SimMarket:
         ask_sizes = self._ask_sizes
         bid_sizes.clear()
         ask_sizes.clear()
+        imbalance = self.imbalance
         for i in range(p.book_levels):
             scale = p.book_level_size * (1.0 + 0.5 * i)
-            size_b = _lots(scale * rng.uniform(0.5, 1.5), p)
-            size_a = _lots(scale * rng.uniform(0.5, 1.5), p)
+            if i == 0 and imbalance is not None:
+                # The top sizes show the imbalance: (bid - ask) / (bid + ask) = I.
+                total = 2.0 * scale * rng.uniform(0.5, 1.5)
+                size_b = _lots(0.5 * total * (1.0 + imbalance.value), p)
+                size_a = _lots(0.5 * total * (1.0 - imbalance.value), p)
+            else:
+                size_b = _lots(scale * rng.uniform(0.5, 1.5), p)
+                size_a = _lots(scale * rng.uniform(0.5, 1.5), p)
             bid_sizes[best_bid - i] = size_b
             ask_sizes[best_bid + 1 + i] = size_a
             bids.append(((best_bid - i) * tick, size_b))

@@ -143,7 +143,9 @@ def test_a_strategy_that_never_fills_says_why():
 
 def test_avellaneda_stoikov_fills_with_default_settings():
     """The issue: 0 fills on ``--compare`` with the defaults (a 60 s horizon, 50 bps wide)."""
-    result, _ = run_session(AppConfig(), strategy="avellaneda_stoikov", duration_s=300)
+    result, _ = run_session(
+        AppConfig(), strategy="avellaneda_stoikov", scenario="calm-uninformed", duration_s=300
+    )
     assert result.fills > 50
 
 

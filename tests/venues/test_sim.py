@@ -103,3 +103,133 @@ def test_rate_of_market_orders_reaching_a_fixed_depth_is_a_exp_minus_k_delta(dep
     rate_per_side = reached / params.duration_s / 2
     expected = params.fill_intensity_a * math.exp(-params.k * depth)
     assert rate_per_side == pytest.approx(expected, rel=0.1)
+
+
+# Informed flow, measured by brute force over a generated path (as on a capture): the mid in
+# force just before each aggressive order and h seconds later, and the top-of-book imbalance
+# on a 0.1 s grid against the next second's mid change.
+
+
+def _path(params, seed):
+    import numpy as np
+
+    events = drain(SimMarket(params, seed=seed))
+    books = [e for e in events if isinstance(e, BookUpdate)]
+    trades = [e for e in events if isinstance(e, Trade)]
+    bt = np.array([b.ts_ns / 1e9 for b in books])
+    mid = np.array([0.5 * (b.bids[0][0] + b.asks[0][0]) for b in books])
+    imb = np.array([(b.bids[0][1] - b.asks[0][1]) / (b.bids[0][1] + b.asks[0][1]) for b in books])
+    tt = np.array([t.ts_ns / 1e9 for t in trades])
+    sign = np.array([1.0 if t.aggressor is Side.BUY else -1.0 for t in trades])
+
+    def mid_at(t):
+        return mid[np.clip(np.searchsorted(bt, t, side="right") - 1, 0, None)]
+
+    return bt, mid, imb, tt, sign, mid_at
+
+
+def _trade_signed_move_bps(params, seed, horizon_s):
+    import numpy as np
+
+    bt, _, _, tt, sign, mid_at = _path(params, seed)
+    ok = tt + horizon_s < bt[-1]
+    before = mid_at(tt[ok] - 1e-9)
+    return float(np.mean(sign[ok] * (mid_at(tt[ok] + horizon_s) - before) / before * 1e4))
+
+
+INFORMED = SimParams(
+    duration_s=3_000.0,
+    sigma=0.00015,
+    informed_share=0.3,
+    informed_jump_bps=1.0,
+    informed_jump_rate_per_s=0.5,
+    informed_lead_s=0.2,
+)
+
+
+@pytest.mark.parametrize("horizon_s", [1.0, 10.0])
+def test_the_trade_signed_mid_move_is_the_informed_share_times_the_mean_move(horizon_s):
+    # 0.3 * 1.0 bps; standard error about 0.02 bps at 1 s (bursts share their move).
+    moved = _trade_signed_move_bps(INFORMED, 4, horizon_s)
+    assert moved == pytest.approx(0.3, abs=0.07 if horizon_s == 1.0 else 0.15)
+
+
+def test_without_informed_flow_the_trade_signed_mid_move_is_nil():
+    calm = msgspec.structs.replace(INFORMED, informed_share=0.0)
+    assert abs(_trade_signed_move_bps(calm, 4, 1.0)) < 0.05
+
+
+def test_informed_orders_are_their_share_of_the_flow_and_sigma_stays_the_total():
+    import numpy as np
+
+    market = SimMarket(INFORMED, seed=2)
+    events = drain(market)
+    assert market.informed_orders / market.market_orders == pytest.approx(0.3, abs=0.03)
+    trades = sum(1 for e in events if isinstance(e, Trade))
+    expected = INFORMED.uninformed_rate_per_s / 0.7 * INFORMED.duration_s
+    assert trades == pytest.approx(expected, rel=0.08)
+    # The moves carry 1e-8 of the 2.25e-8 per second; the diffusion only the rest.
+    assert INFORMED.diffusion_variance_per_s == pytest.approx(1.25e-8)
+    books = [e for e in events if isinstance(e, BookUpdate)]
+    mids = np.array([0.5 * (b.bids[0][0] + b.asks[0][0]) for b in books[::10]])  # every 1 s
+    assert float(np.std(np.diff(np.log(mids)))) == pytest.approx(0.00015, rel=0.08)
+
+
+def test_informed_orders_print_through_the_price_the_mid_is_going_to():
+    params = msgspec.structs.replace(
+        INFORMED, duration_s=1_000.0, k=1.0, informed_jump_bps=5.0, informed_jump_rate_per_s=0.03
+    )
+    # k = 1 per tick: uninformed orders print about a tick from the mid; the informed ones
+    # reach the move's target (5 bps = 50 ticks on average).
+    *_, mid_at = _path(params, 3)
+    trades = [e for e in drain(SimMarket(params, seed=3)) if isinstance(e, Trade)]
+    far = [t for t in trades if abs(t.price - mid_at(t.ts_ns / 1e9 - 1e-9)) > 10]
+    assert far and len(far) == pytest.approx(0.3 * len(trades), rel=0.5)
+
+
+IMBALANCED = SimParams(
+    duration_s=3_000.0,
+    sigma=0.00005,
+    imbalance_sd=0.4,
+    imbalance_halflife_s=0.5,
+    imbalance_beta_bps=0.5,
+)
+
+
+def test_the_book_imbalance_predicts_the_next_second_by_its_coefficient_and_persists():
+    import numpy as np
+
+    bt, _, imb, _, _, mid_at = _path(IMBALANCED, 6)
+    grid = np.arange(bt[0] + 0.05, bt[-1] - 1.0, 0.1)
+    now = imb[np.searchsorted(bt, grid, side="right") - 1]
+    later = imb[np.searchsorted(bt, grid + 0.1, side="right") - 1]
+    move = (mid_at(grid + 1.0) - mid_at(grid)) / mid_at(grid) * 1e4
+    beta = np.cov(now, move)[0, 1] / np.var(now)
+    assert beta == pytest.approx(0.5, abs=0.07)
+    assert np.corrcoef(now, later)[0, 1] == pytest.approx(0.5 ** (0.1 / 0.5), abs=0.02)
+    assert np.std(now) == pytest.approx(0.4, abs=0.03)
+    assert np.std(np.diff(np.log(mid_at(np.arange(bt[0], bt[-1], 1.0))))) == pytest.approx(
+        0.00005, rel=0.08
+    )
+
+
+def test_sides_have_their_own_hawkes_flow():
+    params = SimParams(duration_s=2_000.0, flow_mu=1.0, sell_flow_mu=2.0, sell_flow_alpha=0.2)
+    trades = [e for e in drain(SimMarket(params, seed=1)) if isinstance(e, Trade)]
+    buys = sum(1 for t in trades if t.aggressor is Side.BUY) / params.duration_s
+    sells = sum(1 for t in trades if t.aggressor is Side.SELL) / params.duration_s
+    assert buys == pytest.approx(1.0 / (1 - 0.5), rel=0.12)
+    assert sells == pytest.approx(2.0 / (1 - 0.2), rel=0.12)
+
+
+def test_informed_params_validate_the_variance_budget():
+    with pytest.raises(ValueError, match="more than sigma"):
+        SimParams(
+            sigma=0.0001, informed_share=0.3, informed_jump_bps=2.0, informed_jump_rate_per_s=1.0
+        )
+    with pytest.raises(ValueError):
+        SimParams(informed_share=1.0)
+    with pytest.raises(ValueError):
+        SimParams(imbalance_beta_bps=0.4)  # no imbalance to carry it
+    with pytest.raises(ValueError):
+        SimParams(sell_flow_alpha=3.0)
