@@ -396,7 +396,8 @@ def write_report(directory: str | Path, result: BacktestResult, rec: Recording) 
     markouts.set_xticks(range(len(horizons)), [f"{h:g} s" for h in horizons])
     markouts.set_xlabel("time after the fill")
     markouts.set_ylabel("markout (bps, our way +)")
-    markouts.legend(loc="lower left", fontsize=7)
+    if markouts.get_legend_handles_labels()[0]:  # no fills on either side: no legend
+        markouts.legend(loc="lower left", fontsize=7)
 
     png = out / "backtest.png"
     fig.savefig(png, dpi=90, bbox_inches="tight")
