@@ -516,6 +516,9 @@ class SimulatorConfig(_Config, frozen=True):
     imbalance_beta_bps: Annotated[float, Meta(ge=-1000.0, le=1000.0)] | None = None
     venue_model: Literal["hyperliquid", "fifo"] | None = None
     """How the venue handles our requests: ``fifo`` (Binance-like) or ``hyperliquid``."""
+    market_data_latency_ms: Annotated[float, Meta(ge=0.0, le=10_000.0)] | None = None
+    """Market data reaches the engine this late (plus a fifth of it as mean jitter); calibrate
+    writes the capture's own feed latency."""
 
     def __post_init__(self) -> None:
         if (

@@ -42,6 +42,7 @@ __all__ = [
     "calibrate",
     "calibrate_events",
     "format_calibration",
+    "hawkes_identified",
     "overlay_toml",
     "simulator_overlay",
 ]
@@ -82,6 +83,10 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True):
     top_size: float = math.nan
     """Mean displayed size at the best bid and at the best ask."""
     flow: FlowFit | None = None
+    feed_latency_ms: float = math.nan
+    """The capture's market-data latency (``session.capture_feed_latency``: its receive minus
+    venue stamps, or the stated default where its clocks are set apart); NaN: not read."""
+    feed_latency_source: str = ""
 
     @property
     def branching_ratio(self) -> float:
@@ -91,11 +96,14 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True):
 def calibrate(path: str | Path, config: AppConfig | None = None) -> Calibration:
     """Fit everything ``market-maker calibrate`` reports from the capture at ``path``."""
     cfg = config or AppConfig()
+    from market_maker.backtest.session import capture_feed_latency
+
     market = ReplayMarket(path, overrides=cfg.instrument)
     times = market.trade_times_s(10_000_000)
     if len(times) < 10:
         raise ValueError(f"{path}: {len(times)} trades; calibration needs at least 10")
-    return calibrate_events(
+    feed = capture_feed_latency(Path(path), market.instrument)
+    fitted = calibrate_events(
         _drain(market),
         source=str(path),
         venue=market.venue,
@@ -103,6 +111,9 @@ def calibrate(path: str | Path, config: AppConfig | None = None) -> Calibration:
         instrument=market.instrument,
         config=cfg,
         duration_s=times[-1] - times[0],
+    )
+    return msgspec.structs.replace(
+        fitted, feed_latency_ms=feed.base_ms, feed_latency_source=feed.source
     )
 
 
@@ -245,6 +256,15 @@ def calibrate_events(
     )
 
 
+def hawkes_identified(mu: float, alpha: float, beta: float) -> bool:
+    """A Hawkes fit the data pins down: finite, stationary (``alpha < beta``) and with a memory
+    of at least 0.1 ms. A few dozen orders whose prints share a stamp drive the likelihood to
+    ``beta -> inf`` (the Hyperliquid capture: 31 orders, beta 1e13), which no config accepts."""
+    return (
+        all(math.isfinite(x) for x in (mu, alpha, beta)) and mu > 0.0 and 0.0 <= alpha < beta <= 1e4
+    )
+
+
 def simulator_overlay(c: Calibration) -> dict[str, float | str]:
     """The ``[simulator]`` settings that make the simulator this market: its scale, volatility,
     uninformed flow per side (the fitted flow less the informed share), informed flow and
@@ -262,6 +282,9 @@ def simulator_overlay(c: Calibration) -> dict[str, float | str]:
     out["min_notional"] = c.min_notional
     if c.sigma > 0.0:
         out["sigma"] = c.sigma
+    if math.isfinite(c.feed_latency_ms):
+        # A backtest of the overlay delays market data as the capture's feed did.
+        out["market_data_latency_ms"] = c.feed_latency_ms
     if c.k > 0.0 and math.isfinite(c.k):
         out["k"] = c.k
     if c.mean_order_size > 0.0:
@@ -270,14 +293,25 @@ def simulator_overlay(c: Calibration) -> dict[str, float | str]:
         out["book_level_size"] = c.top_size
     f = c.flow
     share = f.informed_share if f is not None and f.informed_jump_rate_per_s > 0.0 else 0.0
-    for prefix, side in (("", c.buy_hawkes), ("sell_", c.sell_hawkes)):
+    buy = c.buy_share if 0.0 < c.buy_share < 1.0 else 0.5
+    for prefix, side, rate in (
+        ("", c.buy_hawkes, c.trade_rate * buy),
+        ("sell_", c.sell_hawkes, c.trade_rate * (1.0 - buy)),
+    ):
         if side is None:
             continue
         mu, alpha, beta = side
+        if not hawkes_identified(mu, alpha, beta):
+            # Too few orders to fit their clustering: a Poisson flow at the side's rate.
+            mu, alpha, beta = rate, 0.0, 1.0
         out[f"{prefix}flow_mu"] = mu * (1.0 - share)
         out[f"{prefix}flow_alpha"] = alpha
         out[f"{prefix}flow_beta"] = beta
     if f is None:
+        # Nothing fitted of the informed flow or the imbalance: none in the simulated market
+        # either (the scenario's own would carry more variance than this market's sigma).
+        out["informed_share"] = 0.0
+        out["imbalance_beta_bps"] = 0.0
         return out
     imb_var = imbalance_variance_per_s(
         beta_bps=f.imbalance_beta_bps,
@@ -383,6 +417,15 @@ def format_calibration(c: Calibration) -> str:
                 f"s half-life (autocorrelation {f.imbalance_acf_0_1s:.2f} at 0.1 s)",
             ),
         ]
+    if math.isfinite(c.feed_latency_ms):
+        rows.append(
+            (
+                "feed latency",
+                f"{c.feed_latency_ms:.1f}",
+                "-",
+                f"ms, market data behind the venue ({c.feed_latency_source})",
+            )
+        )
     lines = [
         f"Calibration  {c.source}  ({c.venue} {c.symbol}, {c.trades:,} aggressive orders, "
         f"{c.duration_s:,.0f} s)",
@@ -403,11 +446,7 @@ def overlay_toml(c: Calibration) -> str:
             "# Welford on the mid sampled every second. Use with --config, or copy the sections",
             "# into your config. Unlisted settings keep their defaults.",
             "",
-            "[estimators.hawkes]",
-            f"mu = {c.mu:.6g}",
-            f"alpha = {c.alpha:.6g}",
-            f"beta = {c.beta:.6g}",
-            "",
+            *_hawkes_section(c),
             "[estimators.intensity]",
             f"a_prior = {c.a:.6g}",
             f"k_prior = {c.k:.6g}",
@@ -421,6 +460,22 @@ def overlay_toml(c: Calibration) -> str:
             "",
         ]
     )
+
+
+def _hawkes_section(c: Calibration) -> list[str]:
+    if hawkes_identified(c.mu, c.alpha, c.beta):
+        return [
+            "[estimators.hawkes]",
+            f"mu = {c.mu:.6g}",
+            f"alpha = {c.alpha:.6g}",
+            f"beta = {c.beta:.6g}",
+            "",
+        ]
+    return [
+        f"# [estimators.hawkes] left at its defaults: {c.trades} orders do not pin down",
+        f"# their clustering (the fit ran to beta = {c.beta:.3g}/s).",
+        "",
+    ]
 
 
 def _toml_value(value: float | str) -> str:

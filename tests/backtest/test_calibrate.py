@@ -134,3 +134,24 @@ def test_calm_with_the_capture_overlay_marks_out_like_the_capture(tmp_path):
     assert abs(synthetic["10s"] - real["10s"]) < 1.96 * 0.79
     assert synthetic["1s"] < 0.0 and synthetic["10s"] < 0.0  # adverse selection, as on the capture
     assert sim.source == "scenario:calm" and sim.limit_breaches == 0
+
+
+@pytest.mark.parametrize("capture", ["binance", "hyperliquid"])
+def test_the_overlay_carries_the_captures_feed_latency_into_the_simulated_market(tmp_path, capture):
+    """A backtest of the overlay delays market data as the capture's feed did, not by the
+    scenario's 5 ms: the same figure a replay of the capture itself uses."""
+    from market_maker.backtest.calibrate import overlay_toml
+    from market_maker.backtest.session import capture_feed_latency
+    from tests.backtest.test_backtest import HYPERLIQUID
+
+    path = BINANCE if capture == "binance" else HYPERLIQUID
+    c = calibrate(path)
+    feed = capture_feed_latency(path)
+    assert c.feed_latency_ms == feed.base_ms and c.feed_latency_source == feed.source
+    overlay = tmp_path / "x.toml"
+    overlay.write_text(overlay_toml(c))
+    config = load_config(overlay)
+    assert config.simulator.market_data_latency_ms == feed.base_ms
+    result, _ = run_session(config, scenario="calm", seed=1, duration_s=30)
+    assert result.latency is not None and result.latency.feed_ms == feed.base_ms
+    assert feed.base_ms != 5.0  # the scenario's own figure, which it replaces
