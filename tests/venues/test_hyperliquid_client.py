@@ -237,3 +237,32 @@ def test_decodes_the_fakes_book_and_bbo_shapes():
         and bbo_event(bbo, 1).bids == ()
         and bbo_event(bbo, 1).asks == ((1.5, 2.0),)
     )
+
+
+def test_a_post_whose_frame_the_socket_never_takes_times_out_and_frees_its_slot():
+    """A peer that stops reading fills the socket's buffer and holds ``send``. The post must
+    still fail within its timeout, and the next post must not queue behind it forever. Before,
+    only the answer was bounded: the held send kept its slot, and a live run's shutdown
+    (which cancels and checks by posts) waited for ever."""
+
+    class HeldSocket:
+        async def send(self, text: str) -> None:
+            await asyncio.Event().wait()  # the buffer never drains
+
+    async def main() -> None:
+        client = HyperliquidClient(
+            ClientConfig(url="ws://127.0.0.1:9", post_timeout_s=0.2, max_in_flight_posts=1),
+            [],
+            on_message=lambda ns, channel, message: None,
+            on_status=lambda ns, connected: None,
+        )
+        client._ws = HeldSocket()  # type: ignore[assignment]
+        client.connected = True
+        t0 = time.monotonic()
+        for _ in range(2):  # the second waits for the first's slot, then is held too
+            with pytest.raises(VenueError, match="unanswered"):
+                await client.post("info", {"type": "meta"})
+        assert time.monotonic() - t0 < 2.0
+        assert client._pending == {}
+
+    asyncio.run(asyncio.wait_for(main(), 10.0))  # a held post fails the test, never hangs it

@@ -76,8 +76,18 @@ async def trade(
 
     watcher = asyncio.create_task(watch())
     side = asyncio.create_task(during(live)) if during else None
-    live.summary = await run_live(
-        venue, engine, duration_s=duration_s, out=io.StringIO(), tty=False, install_signals=False
+    # A run that cannot stop fails here rather than holding the suite (the shutdown once
+    # waited for ever on a post whose frame the socket never took).
+    live.summary = await asyncio.wait_for(
+        run_live(
+            venue,
+            engine,
+            duration_s=duration_s,
+            out=io.StringIO(),
+            tty=False,
+            install_signals=False,
+        ),
+        duration_s + 60.0,
     )
     watcher.cancel()
     if side is not None:

@@ -218,28 +218,33 @@ class HyperliquidClient:
         answer (at most ``timeout_s``, default ``post_timeout_s``). VenueError when not
         connected, on timeout, or when the connection is lost."""
         timeout = self.config.post_timeout_s if timeout_s is None else timeout_s
-        async with self._posts:
-            ws = self._ws
-            if ws is None or not self.connected:
-                raise VenueError("not connected")
-            self._next_id += 1
-            rid = self._next_id
-            fut: asyncio.Future[PostResponse] = asyncio.get_running_loop().create_future()
-            self._pending[rid] = fut
-            self.stats.posts += 1
-            try:
+        rid = 0
+        try:
+            # The whole post within the timeout: waiting for a free post slot and for the
+            # socket to take the frame (a peer that stops reading holds ``ws.send``) as well
+            # as the answer. Only the answer was bounded once, and a send held by a full
+            # buffer kept the slot, so every later post, the shutdown's too, waited forever.
+            async with asyncio.timeout(timeout), self._posts:
+                ws = self._ws
+                if ws is None or not self.connected:
+                    raise VenueError("not connected")
+                self._next_id += 1
+                rid = self._next_id
+                fut: asyncio.Future[PostResponse] = asyncio.get_running_loop().create_future()
+                self._pending[rid] = fut
+                self.stats.posts += 1
                 await self._send(
                     ws, {"method": "post", "id": rid, "request": {"type": kind, "payload": payload}}
                 )
-                return await asyncio.wait_for(fut, timeout)
-            except TimeoutError:
-                self.stats.post_failures += 1
-                raise VenueError(f"post {rid} unanswered after {timeout:g} s") from None
-            except (WebSocketException, OSError) as exc:
-                self.stats.post_failures += 1
-                raise VenueError(f"post {rid}: connection lost ({exc})") from None
-            finally:
-                self._pending.pop(rid, None)
+                return await fut
+        except TimeoutError:
+            self.stats.post_failures += 1
+            raise VenueError(f"post {rid} unanswered after {timeout:g} s") from None
+        except (WebSocketException, OSError) as exc:
+            self.stats.post_failures += 1
+            raise VenueError(f"post {rid}: connection lost ({exc})") from None
+        finally:
+            self._pending.pop(rid, None)
 
     async def close(self) -> None:
         self._closing = True
