@@ -10,11 +10,14 @@ drifts the mid. Each parameter is identified by one statistic of the path:
   exponential sizes the mean excess over ``u`` is ``J`` (memorylessness) and ``r`` is their
   rate times ``exp(u / J)`` (the moves under ``u`` too). ``r * 2 J**2`` is capped at 90 % of
   ``sigma**2`` so the diffusion keeps a share.
-- ``f``: the trade-signed mid move ``a(1 s) = E[s * (mid(t + 1 s) - mid(t-)) / mid]`` over
-  aggressive orders is ``f * J`` (uninformed orders and other bursts' moves average out), so
-  ``f = a(1 s) / J``; its 95 % interval comes from 10 s blocks (orders of a burst share a move).
-- the lead: informed orders arriving uniformly within ``L`` of their move see it within 0.1 s
-  with probability ``0.1 / L``, so ``L = 0.1 s * a(1 s) / a(0.1 s)``.
+- ``f`` and the lead ``L``: an informed burst walks the price to its move (``sim_flow``), so
+  the trade-signed mid move ``a(h) = E[s * (mid(t + h) - mid(t-)) / mid]`` over aggressive
+  orders is ``f * J * walk_share(h)``: the share of its burst's walk an informed order sees
+  within ``h`` (its own step and the later orders' within ``h``), which depends on the orders
+  per move ``m = f * R / r`` (``R`` the aggressive-order rate) and on ``L``. Uninformed orders
+  and other bursts' moves average out. ``a(1 s)`` and ``a(0.1 s)`` fix ``f`` and ``L`` (solved
+  together by fixed point); the 95 % interval of ``f`` comes from ``a(1 s)``'s, from 10 s
+  blocks (orders of a burst share a move).
 - the imbalance: the regression coefficient of the next 1 s mid change (bps) on the imbalance,
   on a 0.1 s grid, with a Newey-West interval (10 lags: the 1 s windows overlap); its mean and
   standard deviation (before the simulator's clip at +/-0.95, solved for); its half-life from
@@ -31,7 +34,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FlowFit", "fit_flow", "trade_signed_move_bps"]
+from market_maker.venues.sim_flow import walk_share
+
+__all__ = ["FlowFit", "QuoteHits", "fit_flow", "quote_hits", "trade_signed_move_bps"]
 
 _Array = npt.NDArray[np.float64]
 Interval = tuple[float, float] | None
@@ -109,6 +114,65 @@ def _unclipped_sd(mean: float, measured: float) -> float:
     return 0.5 * (lo + hi)
 
 
+def _jumps(
+    m_grid: _Array, width: int, span: float, tick_bps: float, sigma_bps2: float
+) -> tuple[float, float, float]:
+    """``(u, J, r)``: the threshold, mean size and rate of the mid's moves, from its log
+    returns over ``width`` grid steps beyond four diffusive standard deviations (bipower
+    variation ignores the moves) and three ticks; exponential sizes make the mean excess over
+    ``u`` the mean size and ``r`` the rate beyond ``u`` times ``exp(u / J)``; ``r * 2 J**2`` is
+    held under 90 % of sigma**2."""
+    r = np.diff(np.log(m_grid[::width])) * 1e4
+    bv_step = math.pi / 2.0 * float(np.mean(np.abs(r[1:]) * np.abs(r[:-1])))
+    u = max(4.0 * math.sqrt(bv_step), 3.0 * tick_bps)
+    excess = np.abs(r[np.abs(r) > u]) - u
+    if excess.size < 5:
+        return u, 1.0, 0.0
+    jump = float(excess.mean())
+    rate = excess.size / span * math.exp(u / jump)
+    return u, jump, min(rate, 0.9 * sigma_bps2 / (2.0 * jump * jump))
+
+
+def _lead_for(ratio: float, *, orders_per_move: float) -> float:
+    """The lead ``L`` at which ``walk_share(0.1 s) / walk_share(1 s)`` is ``ratio`` (it falls
+    as ``L`` grows past 0.1 s; bisection on a log scale, within [0.02 s, 1 s])."""
+    lo, hi = math.log(0.02), math.log(1.0)
+
+    def r(lead: float) -> float:
+        m = orders_per_move
+        return walk_share(_GRID_S, orders_per_move=m, lead_s=lead) / walk_share(
+            1.0, orders_per_move=m, lead_s=lead
+        )
+
+    if ratio >= r(math.exp(lo)):
+        return math.exp(lo)
+    if ratio <= r(math.exp(hi)):
+        return math.exp(hi)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if r(math.exp(mid)) > ratio else (lo, mid)
+    return math.exp(0.5 * (lo + hi))
+
+
+def _share_and_lead(
+    a1: float, a01: float, jump: float, move_rate: float, order_rate: float
+) -> tuple[float, float, float]:
+    """``(f, L, walk_share(1 s))`` with ``a(1 s) = f J walk_share(1 s)`` and ``a(0.1 s) /
+    a(1 s)`` the walk's ratio, for orders per move ``m = f R / r``: a fixed point (``f`` rises
+    with ``m`` only through the walk's share, which moves between 1/2 and 1)."""
+    share, lead, seen = min(0.9, a1 / jump), 1.0, 1.0
+    ratio = a01 / a1 if math.isfinite(a01) and a01 > 0.0 else 1.0
+    for _ in range(100):
+        m = share * order_rate / move_rate
+        lead = _lead_for(ratio, orders_per_move=m)
+        seen = walk_share(1.0, orders_per_move=m, lead_s=lead)
+        new = min(0.9, max(0.0, a1 / (jump * seen)))
+        if abs(new - share) < 1e-9:
+            break
+        share = new
+    return share, lead, seen
+
+
 def fit_flow(
     *,
     book_t: _Array,
@@ -131,20 +195,9 @@ def fit_flow(
     if grid.size < 100 or ot.size < 10:
         raise ValueError("the informed-flow fit needs at least 10 s of books and 10 orders")
     m_grid = _mid_at(bt, mids, grid)
-    r = np.diff(np.log(m_grid)) * 1e4
-    # Moves: returns beyond four diffusive standard deviations (bipower variation ignores them).
-    bv_step = math.pi / 2.0 * float(np.mean(np.abs(r[1:]) * np.abs(r[:-1])))
     tick_bps = tick_size / float(np.mean(mids)) * 1e4
-    u = max(4.0 * math.sqrt(bv_step), 3.0 * tick_bps)
-    excess = np.abs(r[np.abs(r) > u]) - u
     sigma_bps2 = (sigma * 1e4) ** 2
-    if excess.size >= 5:
-        jump = float(excess.mean())
-        rate = excess.size / span * math.exp(u / jump)
-        rate = min(rate, 0.9 * sigma_bps2 / (2.0 * jump * jump))
-    else:
-        jump, rate = 1.0, 0.0
-    jump_share = rate * 2.0 * jump * jump / sigma_bps2 if sigma_bps2 > 0 else 0.0
+    u, jump, rate = _jumps(m_grid, 1, span, tick_bps, sigma_bps2)
     moves: dict[str, float] = {}
     ci_1s: Interval = None
     for h, name in ((0.1, "0.1s"), (1.0, "1s"), (10.0, "10s"), (60.0, "60s")):
@@ -153,13 +206,17 @@ def fit_flow(
         if name == "1s":
             ci_1s = ci
     a1 = moves["1s"]
-    share = min(0.9, max(0.0, a1 / jump)) if rate > 0 and math.isfinite(a1) else 0.0
-    share_ci = (
-        (max(0.0, ci_1s[0] / jump), min(1.0, ci_1s[1] / jump)) if ci_1s and rate > 0 else None
-    )
     a01 = moves["0.1s"]
-    lead = _GRID_S * a1 / a01 if a01 > 0 and a1 > 0 else 1.0
-    lead = min(1.0, max(0.02, lead))
+    order_rate = ot.size / span if span > 0.0 else 0.0
+    share, lead, seen = 0.0, 1.0, 1.0
+    if rate > 0 and math.isfinite(a1) and a1 > 0.0:
+        share, lead, seen = _share_and_lead(a1, a01, jump, rate, order_rate)
+    jump_share = rate * 2.0 * jump * jump / sigma_bps2 if sigma_bps2 > 0 else 0.0
+    share_ci = (
+        (max(0.0, ci_1s[0] / (jump * seen)), min(1.0, ci_1s[1] / (jump * seen)))
+        if ci_1s and rate > 0
+        else None
+    )
     # Imbalance: the book in force at each grid point against the next second's mid change.
     g1 = grid[grid < bt[-1] - 1.0]
     i_now = imb[np.clip(np.searchsorted(bt, g1, side="right") - 1, 0, None)]
@@ -204,4 +261,80 @@ def fit_flow(
         imbalance_measured_sd=i_sd,
         imbalance_acf_0_1s=acf,
         imbalance_halflife_s=halflife,
+    )
+
+
+class QuoteHits(msgspec.Struct, frozen=True, kw_only=True):
+    """How a resting quote ``depth_bps`` from the mid fares in a market, whatever the engine:
+    hits per second (both sides) and the hits' mean markouts with their standard errors."""
+
+    depth_bps: float
+    hits_per_s: float
+    hits: int
+    markout_bps: dict[str, float]
+    markout_se_bps: dict[str, float]
+
+
+def quote_hits(
+    *,
+    book_t: _Array,
+    bid: _Array,
+    ask: _Array,
+    trade_t: _Array,
+    trade_price: _Array,
+    trade_sign: _Array,
+    depth_bps: float,
+    latency_s: float = 0.045,
+    step_s: float = 0.1,
+    horizons_s: tuple[float, ...] = (1.0, 10.0),
+) -> QuoteHits:
+    """A bid and an ask ``depth_bps`` from the mid the quoter saw ``latency_s`` ago, set anew
+    every ``step_s``; a step's quote is hit when a print goes through it or the book reaches
+    it. The markout of a hit is ``s * (mid(t + h) - price) / price`` from the step's start.
+    Engine-free, so a capture and a simulated market compare on hundreds of hits where an
+    engine's fills number a few dozen."""
+    bt = np.asarray(book_t, dtype=float)
+    mid = 0.5 * (np.asarray(bid, dtype=float) + np.asarray(ask, dtype=float))
+    tt = np.asarray(trade_t, dtype=float)
+    tp = np.asarray(trade_price, dtype=float)
+    ts = np.asarray(trade_sign, dtype=float)
+    grid = np.arange(bt[0] + 1.0, bt[-1] - max(horizons_s), step_s)
+    seen = _mid_at(bt, mid, grid - latency_s)
+    lo, hi = seen * (1.0 - depth_bps * 1e-4), seen * (1.0 + depth_bps * 1e-4)
+    n = grid.size
+
+    def per_step(t: _Array, x: _Array, fill: float, reduce: np.ufunc) -> _Array:
+        out = np.full(n, fill)
+        k = np.searchsorted(grid, t, side="right") - 1
+        ok = (k >= 0) & (k < n)
+        reduce.at(out, k[ok], x[ok])
+        return out
+
+    low_sell = per_step(tt[ts < 0], tp[ts < 0], np.inf, np.minimum)
+    high_buy = per_step(tt[ts > 0], tp[ts > 0], -np.inf, np.maximum)
+    low_ask = per_step(bt, np.asarray(ask, dtype=float), np.inf, np.minimum)
+    high_bid = per_step(bt, np.asarray(bid, dtype=float), -np.inf, np.maximum)
+    bid_hit = (low_sell < lo) | (low_ask <= lo)
+    ask_hit = (high_buy > hi) | (high_bid >= hi)
+    hits = int(bid_hit.sum() + ask_hit.sum())
+    marks: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    for h in horizons_s:
+        later = _mid_at(bt, mid, grid + h)
+        x = np.concatenate(
+            [
+                (later[bid_hit] - lo[bid_hit]) / lo[bid_hit],
+                (hi[ask_hit] - later[ask_hit]) / hi[ask_hit],
+            ]
+        )
+        x *= 1e4
+        marks[f"{h:g}s"] = float(x.mean()) if x.size else math.nan
+        errors[f"{h:g}s"] = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan
+    span = float(grid[-1] - grid[0]) if n > 1 else math.nan
+    return QuoteHits(
+        depth_bps=depth_bps,
+        hits_per_s=hits / span,
+        hits=hits,
+        markout_bps=marks,
+        markout_se_bps=errors,
     )

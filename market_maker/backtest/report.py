@@ -64,8 +64,11 @@ def format_summary(r: BacktestResult) -> str:
         f"fees {r.fees_usd:,.2f} USD"
     )
     if a is not None and r.fills:
-        marks = "  ".join(f"{k} {_bps(v)}" for k, v in a.markout_bps.items())
-        lines.append(f"  markouts       {marks} bps (mid move our way +)")
+        marks = "  ".join(
+            f"{k} {_bps(v)}" + ("" if (e := a.markout_se_bps.get(k)) is None else f" ±{e:.2f}")
+            for k, v in a.markout_bps.items()
+        )
+        lines.append(f"  markouts       {marks} bps (± one standard error; mid move our way +)")
     lines.append(
         f"  position       {r.final_position:.4f} at the end   max |q| {r.max_abs_position:.4f}"
         f"   max limit use {r.max_limit_utilisation:.1%}"

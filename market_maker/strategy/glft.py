@@ -71,7 +71,9 @@ class GlftStrategy:
     - a fee floor: neither quote closer to the mid than ``min_half_spread_bps``;
     - cascade widening: the half spread grows with the Hawkes ratio above 1;
     - gamma scaled up as inventory utilisation ``|q| / Q`` rises;
-    - sizes capped by ``side_capacity`` (position, limit and pending exposure).
+    - ``backup_levels`` orders behind the quote, each ``backup_ratio`` deeper, so a fill does
+      not leave the side empty while its replacement travels;
+    - sizes capped by ``side_capacity`` (position, limit and pending exposure), the quote first.
     """
 
     def __init__(self, config: StrategyConfig) -> None:
@@ -113,8 +115,27 @@ class GlftStrategy:
         )
         size = params.order_size
         tick = params.tick_size
-        bid_size = size if size < bid_cap else bid_cap
-        ask_size = size if size < ask_cap else ask_cap
-        bids = (Quote(params.mid - d.bid_depth * tick, bid_size),) if bid_size > 0.0 else ()
-        asks = (Quote(params.mid + d.ask_depth * tick, ask_size),) if ask_size > 0.0 else ()
-        return QuoteSet(bids, asks)
+        mid = params.mid
+        backups = self.config.backup_levels
+        ratio = self.config.backup_ratio
+        return QuoteSet(
+            _side(mid, -tick, d.bid_depth, size, bid_cap, backups, ratio),
+            _side(mid, tick, d.ask_depth, size, ask_cap, backups, ratio),
+        )
+
+
+def _side(
+    mid: float, step: float, depth: float, size: float, cap: float, backups: int, ratio: float
+) -> tuple[Quote, ...]:
+    """One side's quotes, best first: the GLFT quote, then its backups (each at least a tick
+    deeper), while the side's capacity lasts."""
+    quotes: list[Quote] = []
+    for _ in range(1 + backups):
+        if cap <= 0.0:
+            break
+        take = size if size < cap else cap
+        quotes.append(Quote(mid + depth * step, take))
+        cap -= take
+        deeper = depth * ratio
+        depth = deeper if deeper > depth + 1.0 else depth + 1.0
+    return tuple(quotes)

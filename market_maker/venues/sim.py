@@ -9,10 +9,12 @@ Models, each small and replaceable:
   ``flow_beta``; the sell side may have its own, ``sell_flow_*``), simulated exactly by Ogata
   thinning, so bursts cluster like real cascades. This flow is uninformed: it moves no price.
 - **Informed flow** (``venues/sim_flow.py``, off unless ``informed_share > 0``): the mid also
-  makes discrete moves (``informed_jump_rate_per_s``, mean ``informed_jump_bps``), each
-  announced by a one-sided burst of informed orders in the ``informed_lead_s`` before it, which
-  sweep to the price the mid is about to reach; ``informed_share`` of all aggressive orders are
-  informed, so the trade-signed mid move after an order is ``informed_share * informed_jump_bps``.
+  makes discrete moves (``informed_jump_rate_per_s``, mean ``informed_jump_bps``), each made
+  by a one-sided burst of informed orders in the ``informed_lead_s`` before it that walks the
+  price there: each order sweeps to the price its share of the move takes the mid to, and the
+  mid and the book follow at once; ``informed_share`` of all aggressive orders are informed, so
+  the trade-signed mid move after an order is ``informed_share * informed_jump_bps`` times the
+  share of its burst's walk it sees (``sim_flow.walk_share``).
 - **Imbalance** (off unless ``imbalance_sd > 0``): the top-of-book sizes show an imbalance with
   memory (``imbalance_halflife_s``) that drifts the mid, ``imbalance_beta_bps`` per unit over the
   next second. The diffusion gives up the variance the moves and the drift carry, so the mid's
@@ -52,6 +54,7 @@ from market_maker.venues.sim_flow import (
     ImbalanceProcess,
     InformedMoves,
     imbalance_variance_per_s,
+    walk_share,
 )
 
 __all__ = ["SimMarket", "SimParams", "simulated_exchange"]
@@ -214,6 +217,17 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
             return 0.0
         return self.informed_rate_per_s / self.informed_jump_rate_per_s
 
+    def trade_signed_move_bps(self, horizon_s: float) -> float:
+        """Expected trade-signed mid move ``horizon_s`` after an aggressive order, bps:
+        ``informed_share * informed_jump_bps`` times the share of its burst's walk an
+        informed order sees by then (the uninformed move nothing)."""
+        if self.informed_share == 0.0:
+            return 0.0
+        seen = walk_share(
+            horizon_s, orders_per_move=self.informed_orders_per_move, lead_s=self.informed_lead_s
+        )
+        return self.informed_share * self.informed_jump_bps * seen
+
     @property
     def informed_variance_per_s(self) -> float:
         """Variance of log returns per second carried by informed moves and imbalance drift."""
@@ -355,8 +369,13 @@ class SimMarket:
             self.informed_orders += len(known)
             orders.extend((t, Side.BUY if buy else Side.SELL, move) for t, buy, move in known)
         orders.sort()
-        for t, side, log_move in orders:
-            self._buffer.append(self._market_order(t, side, log_move))
+        buffer = self._buffer
+        for t, side, step in orders:
+            buffer.append(self._market_order(t, side, step))
+            if step != 0.0:
+                # The sweep took the book there: the mid and the book follow at once.
+                self.mid *= math.exp(step)
+                buffer.append(self._book(buffer[-1].ts_ns))
         sigma = self._sigma * p.regimes[self.regime]
         dt = p.step_s
         move = (p.drift_per_s - 0.5 * sigma * sigma) * dt + sigma * math.sqrt(dt) * rng.gauss(
@@ -375,7 +394,7 @@ class SimMarket:
 
     def _market_order(self, t: float, side: Side, log_move: float = 0.0) -> Trade:
         """A market order reaching ``Exponential(k)`` ticks from the mid; an informed one
-        (``log_move`` is the move it knows) sweeps at least to where the mid is going."""
+        (``log_move`` is its step of a move) sweeps at least to where its step takes the mid."""
         p = self.params
         rng = self.rng
         self.market_orders += 1

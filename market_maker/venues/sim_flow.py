@@ -2,17 +2,23 @@
 top-of-book size imbalance that predicts the next move.
 
 **Informed moves** (``InformedMoves``). The mid makes discrete moves at ``rate_per_s`` (Poisson),
-each of size ``Exponential(mean jump_bps)`` and random sign. Before each move a burst of
-informed aggressive orders on the side of the move arrives, ``Geometric`` in number (0, 1, 2, ...
-with mean ``orders_per_move``), each at a time drawn uniformly in the ``lead_s`` before the move;
-an informed order sweeps: it prints at least as far as the price the mid is about to reach. So:
+each of size ``Exponential(mean jump_bps)`` and random sign. A move is made by a burst of
+informed aggressive orders on its side, ``Geometric`` in number (0, 1, 2, ... with mean
+``orders_per_move``), each at a time drawn uniformly in the ``lead_s`` before the move's time:
+the burst walks the price there. Each of its ``N`` orders sweeps to the price its share of the
+move (``1/N`` of it) takes the mid to, and the mid and the book follow at once, as a real book
+does after a sweep; a move no order announces (``N = 0``) is a jump of the book at its time.
+So:
 
 - the informed share ``f`` of all aggressive orders is ``informed rate / total rate``;
-- an informed order sees its own move within ``lead_s`` (plus one book step), and the other
-  moves in any window have random signs, so the trade-signed mid move after an aggressive order
-  is ``E[s * dmid(H)] = f * jump_bps`` for every horizon ``H`` past the lead: the quantity
-  ``calibrate`` measures on a capture (with ``jump_bps`` and the rate from the mid's own 0.1 s
-  moves, which identifies ``f``);
+- an informed order sees its own step and those of the later orders of its burst within the
+  horizon; the other moves in any window have random signs. The trade-signed mid move after an
+  aggressive order, ``E[s * dmid(h)]``, is ``f * jump_bps * walk_share(h)``
+  (``walk_share``: ``(q + g(h) (m - q)) / m`` with ``m`` the orders per move, ``q = m / (1 + m)``
+  the chance a move has any, and ``g(h)`` the share of a burst's other orders an order sees
+  within ``h``: ``1/2`` once ``h >= lead_s``). ``calibrate`` measures it on a capture at 0.1 s
+  and 1 s, which identifies ``f`` and ``lead_s`` (with ``jump_bps`` and the rate from the
+  mid's own moves);
 - the moves carry ``rate * 2 * jump_bps**2`` of variance per second, whatever the burst size:
   many orders share one move, so a burst does not multiply the variance (the variance budget of
   a real market, where one-sided bursts move the price and most orders do not). The simulator
@@ -35,9 +41,25 @@ import math
 import random
 from collections import deque
 
-__all__ = ["ImbalanceProcess", "InformedMoves", "imbalance_drift_per_s"]
+__all__ = ["ImbalanceProcess", "InformedMoves", "imbalance_drift_per_s", "walk_share"]
 
 _BPS = 1e-4
+
+
+def walk_share(horizon_s: float, *, orders_per_move: float, lead_s: float) -> float:
+    """The share of its move an informed order sees within ``horizon_s``, averaged over
+    informed orders: its own step (``1/N`` of the move) and the steps of the burst's orders
+    after it within the horizon. ``N`` is geometric with mean ``m``; an order at a uniform
+    place in the lead sees ``g(h)`` of the others: ``(h - h**2 / (2 L)) / L`` for ``h < L``,
+    ``1/2`` after."""
+    m = orders_per_move
+    if m <= 0.0:
+        return 1.0
+    q = m / (1.0 + m)
+    lead = lead_s
+    h = horizon_s
+    g = 0.5 if h >= lead else (h - h * h / (2.0 * lead)) / lead
+    return (q + g * (m - q)) / m
 
 
 def imbalance_drift_per_s(*, beta_bps: float, halflife_s: float, step_s: float) -> float:
@@ -102,11 +124,12 @@ class ImbalanceProcess:
 
 
 class InformedMoves:
-    """Discrete mid moves, each announced by a burst of informed orders shortly before it.
+    """Discrete mid moves, each made by a burst of informed orders that walks the price there.
 
     Moves are scheduled ``lead_s`` ahead of the simulated time so that their orders can arrive
-    before them; ``orders(t1)`` hands out the informed orders up to ``t1`` and ``moves(t1)`` the
-    total log move of the moves up to ``t1``.
+    before them; ``orders(t1)`` hands out the informed orders up to ``t1``, each with its step
+    of the move (the simulator moves the mid as the order prints), and ``moves(t1)`` the total
+    log move of the moves up to ``t1`` that no order makes.
     """
 
     __slots__ = (
@@ -141,32 +164,35 @@ class InformedMoves:
 
     def schedule(self, rng: random.Random, t0: float, t1: float) -> None:
         """Draw every move before ``t1 + lead_s`` with its burst (orders land at or after
-        ``t0``: a move first seen now is at least ``lead_s`` past the previous step's end)."""
+        ``t0``: a move first seen now is at least ``lead_s`` past the previous step's end).
+        Each of a burst's ``N`` orders carries ``1/N`` of the move; a move with no order is a
+        jump at its time."""
         horizon = t1 + self._lead
         while self._next_t < horizon:
             t_move = self._next_t
             size = rng.expovariate(1.0 / self._jump)
             up = rng.random() < 0.5
             log_move = size if up else -size
-            self._moves.append((t_move, log_move))
             count = int(math.log(1.0 - rng.random()) / self._q_log) if self._q_log < 0.0 else 0
+            if count == 0:
+                self._moves.append((t_move, log_move))
             for _ in range(count):
                 t = max(t0, t_move - self._lead * rng.random())
                 self._seq += 1
-                heapq.heappush(self._heap, (t, self._seq, up, log_move))
+                heapq.heappush(self._heap, (t, self._seq, up, log_move / count))
             self._next_t = t_move + rng.expovariate(self._rate)
 
     def orders(self, t1: float) -> list[tuple[float, bool, float]]:
-        """Informed orders before ``t1``: (time, buy, the log move they know)."""
+        """Informed orders before ``t1``: (time, buy, the log step of the move it makes)."""
         out: list[tuple[float, bool, float]] = []
         heap = self._heap
         while heap and heap[0][0] < t1:
-            t, _, up, log_move = heapq.heappop(heap)
-            out.append((t, up, log_move))
+            t, _, up, step = heapq.heappop(heap)
+            out.append((t, up, step))
         return out
 
     def moves(self, t1: float) -> float:
-        """Total log move of the moves at or before ``t1`` (each counted once)."""
+        """Total log move of the moves no order makes, at or before ``t1`` (each once)."""
         total = 0.0
         moves = self._moves
         while moves and moves[0][0] <= t1:

@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 
@@ -86,8 +87,10 @@ def test_calibrating_a_simulated_market_recovers_its_informed_flow_and_imbalance
         duration_s=params.duration_s,
     )
     got = simulator_overlay(c)
-    assert got["informed_share"] == pytest.approx(0.38, abs=0.06)
-    assert got["informed_jump_bps"] == pytest.approx(0.8, rel=0.1)
+    # A burst walks its move over the lead, so some walks straddle two 0.1 s returns and the
+    # move size reads 10-20 % small (and the share as much too large): the fit's known bias.
+    assert got["informed_share"] == pytest.approx(0.38, abs=0.1)
+    assert got["informed_jump_bps"] == pytest.approx(0.8, rel=0.2)
     assert got["informed_jump_rate_per_s"] == pytest.approx(0.9, rel=0.15)
     assert got["imbalance_beta_bps"] == pytest.approx(0.42, abs=0.06)
     assert got["imbalance_halflife_s"] == pytest.approx(0.4, rel=0.15)
@@ -100,10 +103,12 @@ def test_calibrating_a_simulated_market_recovers_its_informed_flow_and_imbalance
             1 - got[f"{prefix}flow_alpha"] / got[f"{prefix}flow_beta"]
         )
         assert fitted == pytest.approx(mu / (1 - alpha / beta), rel=0.15)
-    # The trade-signed move the share comes from: 0.38 * 0.8 bps.
-    assert c.flow.trade_signed_bps["1s"] == pytest.approx(0.304, abs=0.05)
+    # The trade-signed move the share comes from: 0.38 * 0.8 bps * the walk an order sees.
+    expected = params.trade_signed_move_bps(1.0)
+    assert expected == pytest.approx(0.172, abs=0.002)
+    assert c.flow.trade_signed_bps["1s"] == pytest.approx(expected, abs=0.05)
     lo, hi = c.flow.trade_signed_1s_ci
-    assert lo < 0.304 < hi
+    assert lo < expected < hi
 
 
 def test_the_capture_calibrates_to_informed_flow_with_intervals():
@@ -112,18 +117,61 @@ def test_the_capture_calibrates_to_informed_flow_with_intervals():
     # Measured by brute force on the capture (5,436 taker orders): +0.29 bps at 1 s.
     assert f.trade_signed_bps["1s"] == pytest.approx(0.29, abs=0.01)
     assert f.trade_signed_1s_ci[0] > 0.0  # informed, beyond doubt
-    assert 0.2 < f.informed_share < 0.6 and 0.5 < f.informed_jump_bps < 1.2
+    assert 0.5 < f.informed_share < 0.9 and 0.5 < f.informed_jump_bps < 1.2
+    assert 0.1 < f.informed_lead_s < 0.4
     assert f.imbalance_beta_bps == pytest.approx(0.42, abs=0.01)
     assert f.imbalance_beta_ci[0] > 0.2
     assert f.imbalance_acf_0_1s == pytest.approx(0.84, abs=0.01)
     assert c.buy_share == pytest.approx(0.51, abs=0.01)  # of taker orders (0.45 of prints)
 
 
+def _hits(events, depth_bps):
+    import numpy as np
+
+    from market_maker.backtest.flowfit import quote_hits
+    from market_maker.model import BookUpdate, Side, Trade
+
+    bt, bid, ask, tt, tp, ts = [], [], [], [], [], []
+    for e in events:
+        if isinstance(e, BookUpdate) and e.bids and e.asks:
+            bt.append(e.ts_ns / 1e9)
+            bid.append(e.bids[0][0])
+            ask.append(e.asks[0][0])
+        elif isinstance(e, Trade):
+            tt.append(e.ts_ns / 1e9)
+            tp.append(e.price)
+            ts.append(1.0 if e.aggressor is Side.BUY else -1.0)
+    a = [np.array(x) for x in (bt, bid, ask, tt, tp, ts)]
+    return quote_hits(
+        book_t=a[0],
+        bid=a[1],
+        ask=a[2],
+        trade_t=a[3],
+        trade_price=a[4],
+        trade_sign=a[5],
+        depth_bps=depth_bps,
+    )
+
+
+def _drain(source):
+    while source.peek_ns() is not None:
+        yield source.pop()
+
+
 @pytest.mark.slow
 def test_calm_with_the_capture_overlay_marks_out_like_the_capture(tmp_path):
-    """Issue 24's check: calibrate on the BTC capture, backtest calm with the overlay; GLFT's
-    1 s markout within 0.5 bps of its markout on the capture itself. At 10 s the capture's 27
-    fills give +0.22 +/- 0.79 bps (one standard error): the check there is its 95 % interval."""
+    """Issue 24's check: calibrate on the BTC capture, backtest calm with the overlay.
+
+    GLFT's own fills: the 1 s markout within 0.5 bps of its markout on the capture itself,
+    and its fill rate within a factor of 1.5 of the capture's (per second active). Its 10 s
+    markout on the capture rests on a few dozen fills (about 0.7 bps of standard error), so
+    the 10 s check is on quotes resting 1 and 1.5 bps from the mid, engine-free, hundreds of
+    hits on each market: their rates within a factor of 1.6 and their 1 s and 10 s markouts
+    within the two markets' combined 95 % interval."""
+    from market_maker.backtest.scenarios import scenario, with_simulator
+    from market_maker.venues.replay import ReplayMarket
+    from market_maker.venues.sim import SimMarket
+
     overlay = tmp_path / "btc.toml"
     assert main(["calibrate", "--data", str(BINANCE), "-o", str(overlay)]) == 0
     config = load_config(overlay)
@@ -131,9 +179,21 @@ def test_calm_with_the_capture_overlay_marks_out_like_the_capture(tmp_path):
     sim, _ = run_session(config, strategy="glft", scenario="calm", seed=1, duration_s=1_800)
     real, synthetic = capture.attribution.markout_bps, sim.attribution.markout_bps
     assert abs(synthetic["1s"] - real["1s"]) < 0.5
-    assert abs(synthetic["10s"] - real["10s"]) < 1.96 * 0.79
     assert synthetic["1s"] < 0.0 and synthetic["10s"] < 0.0  # adverse selection, as on the capture
+    active_s = capture.time_in_state_s["active"]
+    ratio = (sim.fills / sim.time_in_state_s["active"]) / (capture.fills / active_s)
+    assert 1 / 1.5 < ratio < 1.5
     assert sim.source == "scenario:calm" and sim.limit_breaches == 0
+    params = with_simulator(scenario("calm", duration_s=1_800), config.simulator)
+    for depth in (1.0, 1.5):
+        there = _hits(_drain(ReplayMarket(BINANCE)), depth)
+        here = _hits(_drain(SimMarket(params, seed=1)), depth)
+        assert there.hits > 40 and here.hits > 200
+        assert 1 / 1.6 < here.hits_per_s / there.hits_per_s < 1.6
+        for h in ("1s", "10s"):
+            se = math.hypot(there.markout_se_bps[h], here.markout_se_bps[h])
+            assert abs(here.markout_bps[h] - there.markout_bps[h]) < 1.96 * se, (depth, h)
+            assert there.markout_bps[h] < 0.0 and here.markout_bps[h] < 0.0
 
 
 @pytest.mark.parametrize("capture", ["binance", "hyperliquid"])

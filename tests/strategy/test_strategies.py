@@ -19,10 +19,34 @@ CFG = StrategyConfig(order_size=0.01, gamma=0.05, min_half_spread_bps=0.0)
 
 
 def test_glft_quotes_one_level_each_side_around_the_mid():
-    quotes = GlftStrategy(CFG).quote(market_params())
+    alone = StrategyConfig(order_size=0.01, gamma=0.05, min_half_spread_bps=0.0, backup_levels=0)
+    quotes = GlftStrategy(alone).quote(market_params())
     assert len(quotes.bids) == len(quotes.asks) == 1
     assert quotes.bids[0].price < 100_000.05 < quotes.asks[0].price
     assert quotes.bids[0].size == quotes.asks[0].size == 0.01
+
+
+def test_glft_backups_rest_behind_the_quote_each_a_ratio_deeper():
+    s = GlftStrategy(StrategyConfig(order_size=0.01, min_half_spread_bps=0.0, backup_levels=2))
+    params = market_params()
+    d = s.depths(params)
+    quotes = s.quote(params)
+    mid, tick = params.mid, params.tick_size
+    assert [q.price for q in quotes.bids] == pytest.approx(
+        [mid - d.bid_depth * tick, mid - 1.5 * d.bid_depth * tick, mid - 2.25 * d.bid_depth * tick]
+    )
+    assert [q.price for q in quotes.asks] == pytest.approx(
+        [mid + d.ask_depth * tick, mid + 1.5 * d.ask_depth * tick, mid + 2.25 * d.ask_depth * tick]
+    )
+    assert all(q.size == 0.01 for q in quotes.bids + quotes.asks)
+
+
+def test_glft_backups_take_only_the_capacity_the_quote_leaves():
+    s = GlftStrategy(StrategyConfig(order_size=0.01, min_half_spread_bps=0.0, backup_levels=3))
+    # 0.025 of room to buy: the quote gets its 0.01, the backups 0.01 and the last 0.005.
+    quotes = s.quote(market_params(position=0.0, dynamic_max_position=0.025))
+    assert [q.size for q in quotes.bids] == pytest.approx([0.01, 0.01, 0.005])
+    assert sum(q.size for q in quotes.bids) <= 0.025 + 1e-12
 
 
 def test_glft_fee_floor_keeps_quotes_away_from_the_mid():
@@ -58,7 +82,7 @@ def test_glft_sizes_are_capped_by_capacity_including_pending():
 def test_glft_at_the_limit_quotes_only_the_reducing_side():
     quotes = GlftStrategy(CFG).quote(market_params(position=-1.0, dynamic_max_position=1.0))
     assert quotes.asks == ()
-    assert len(quotes.bids) == 1
+    assert len(quotes.bids) == 2  # the quote and its backup
 
 
 def test_ladder_ticks_are_on_the_grid_and_strictly_outward():

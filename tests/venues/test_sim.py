@@ -147,11 +147,15 @@ INFORMED = SimParams(
 )
 
 
-@pytest.mark.parametrize("horizon_s", [1.0, 10.0])
-def test_the_trade_signed_mid_move_is_the_informed_share_times_the_mean_move(horizon_s):
-    # 0.3 * 1.0 bps; standard error about 0.02 bps at 1 s (bursts share their move).
+@pytest.mark.parametrize("horizon_s", [0.1, 1.0, 10.0])
+def test_the_trade_signed_mid_move_is_the_informed_share_times_the_walk_it_sees(horizon_s):
+    # 0.3 * 1.0 bps times the share of its burst's walk an informed order sees: 3.4 orders a
+    # move, so its own step and half the others', 0.61 by 1 s, 0.52 by 0.1 s with a 0.2 s
+    # lead. Standard error about 0.02 bps at 1 s (bursts share their move).
+    expected = INFORMED.trade_signed_move_bps(horizon_s)
+    assert expected == pytest.approx({0.1: 0.155, 1.0: 0.184, 10.0: 0.184}[horizon_s], abs=0.002)
     moved = _trade_signed_move_bps(INFORMED, 4, horizon_s)
-    assert moved == pytest.approx(0.3, abs=0.07 if horizon_s == 1.0 else 0.15)
+    assert moved == pytest.approx(expected, abs=0.05 if horizon_s < 10.0 else 0.15)
 
 
 def test_without_informed_flow_the_trade_signed_mid_move_is_nil():
@@ -171,20 +175,45 @@ def test_informed_orders_are_their_share_of_the_flow_and_sigma_stays_the_total()
     # The moves carry 1e-8 of the 2.25e-8 per second; the diffusion only the rest.
     assert INFORMED.diffusion_variance_per_s == pytest.approx(1.25e-8)
     books = [e for e in events if isinstance(e, BookUpdate)]
-    mids = np.array([0.5 * (b.bids[0][0] + b.asks[0][0]) for b in books[::10]])  # every 1 s
-    assert float(np.std(np.diff(np.log(mids)))) == pytest.approx(0.00015, rel=0.08)
+    bt = np.array([b.ts_ns / 1e9 for b in books])
+    mid = np.array([0.5 * (b.bids[0][0] + b.asks[0][0]) for b in books])
+    seconds = mid[np.searchsorted(bt, np.arange(1.0, bt[-1], 1.0), side="right") - 1]
+    assert float(np.std(np.diff(np.log(seconds)))) == pytest.approx(0.00015, rel=0.08)
 
 
-def test_informed_orders_print_through_the_price_the_mid_is_going_to():
+def test_an_informed_burst_walks_the_price_and_the_book_follows_each_sweep():
     params = msgspec.structs.replace(
-        INFORMED, duration_s=1_000.0, k=1.0, informed_jump_bps=5.0, informed_jump_rate_per_s=0.03
+        INFORMED,
+        duration_s=1_000.0,
+        sigma=0.0004,
+        k=1.0,
+        informed_jump_bps=20.0,
+        informed_jump_rate_per_s=0.01,
     )
-    # k = 1 per tick: uninformed orders print about a tick from the mid; the informed ones
-    # reach the move's target (5 bps = 50 ticks on average).
-    *_, mid_at = _path(params, 3)
-    trades = [e for e in drain(SimMarket(params, seed=3)) if isinstance(e, Trade)]
-    far = [t for t in trades if abs(t.price - mid_at(t.ts_ns / 1e9 - 1e-9)) > 10]
-    assert far and len(far) == pytest.approx(0.3 * len(trades), rel=0.5)
+    # A burst of about 29 informed orders walks a 20 bps move (200 ticks): each sweeps to where
+    # its step takes the mid, and the next book is there at once, at the sweep's own time (no
+    # uninformed order has a book at its own time: those come on the 0.1 s grid).
+    market = SimMarket(params, seed=3)
+    events = drain(market)
+    mid = None
+    sweeps = toward = 0
+    for before, ev, after in zip(events, events[1:], events[2:], strict=False):
+        if isinstance(before, BookUpdate):
+            mid = 0.5 * (before.bids[0][0] + before.asks[0][0])
+        if not (isinstance(ev, Trade) and isinstance(after, BookUpdate) and mid is not None):
+            continue
+        if after.ts_ns != ev.ts_ns:
+            continue
+        sweeps += 1
+        touch = after.asks[0][0] if ev.aggressor is Side.BUY else after.bids[0][0]
+        moved = 0.5 * (after.bids[0][0] + after.asks[0][0]) - mid
+        up = ev.aggressor is Side.BUY
+        # The new touch is where the sweep went (a tick of rounding), or short of it where the
+        # order's own reach went further than its step.
+        reached = touch <= ev.price + 1.0 if up else touch >= ev.price - 1.0
+        toward += reached and (moved >= 0.0 if up else moved <= 0.0)
+    assert sweeps == market.informed_orders > 1_000
+    assert toward == sweeps
 
 
 IMBALANCED = SimParams(
