@@ -460,7 +460,7 @@ def test_conviction_sizing_quotes_more_on_the_side_the_flow_is_on():
         )
     e.on_event(book(3 * S, bid=100_000.0))
     status = e.status()
-    (bid,), (ask,) = status.bids.wanted, status.asks.wanted
+    bid, ask = status.bids.wanted[0], status.asks.wanted[0]  # the quotes (backups behind)
     assert bid.size > ask.size  # the bid is larger than the ask
     imbalance = e.params.flow_imbalance
     assert imbalance > 0.5

@@ -65,10 +65,10 @@ def format_summary(r: BacktestResult) -> str:
     )
     if a is not None and r.fills:
         marks = "  ".join(
-            f"{k} {_bps(v)}" + ("" if (e := a.markout_se_bps.get(k)) is None else f" ±{e:.2f}")
+            f"{k} {_bps(v)}" + ("" if (e := a.markout_se_bps.get(k)) is None else f"±{e:.1f}")
             for k, v in a.markout_bps.items()
         )
-        lines.append(f"  markouts       {marks} bps (± one standard error; mid move our way +)")
+        lines.append(f"  markouts       {marks} bps ±s.e., our way +")
     lines.append(
         f"  position       {r.final_position:.4f} at the end   max |q| {r.max_abs_position:.4f}"
         f"   max limit use {r.max_limit_utilisation:.1%}"

@@ -6,8 +6,8 @@ flow, shocks and how informed the flow is:
 
 | name | sigma /sqrt s | flow per side (mu, alpha, beta) | k /tick | shock |
 |---|---|---|---|---|
-| calm | 0.0001 | 1.0, 0.5, 1.0 | 0.3 | none |
-| volatile | 0.0003, regimes x0.5/x1/x2 | 1.5, 0.6, 1.0 | 0.2 | jumps 0.1 % at 1/min |
+| calm | 0.0001 | 1.0, 0.5, 1.0 | 0.8 | none |
+| volatile | 0.0003, regimes x0.5/x1/x2 | 1.5, 0.6, 1.0 | 0.4 | jumps 0.1 % at 1/min |
 | calm-uninformed | 0.0001 | 1.0, 0.5, 1.0 | 0.05 | none |
 | volatile-uninformed | as volatile | 1.5, 0.6, 1.0 | 0.03 | as volatile |
 | trend | 0.00015, drift +2e-6/s (+0.7 %/h) | 1.0, 0.5, 1.0 | 0.05 | none |
@@ -18,18 +18,19 @@ and rate of those moves; the imbalance's next-second coefficient, sd 0.6 and hal
 
 | name | informed share | moves | imbalance beta |
 |---|---|---|---|
-| calm | 35 % | 1 bp at 0.3/s (60 % of sigma^2) | 0.3 bp per unit |
-| volatile | 35 % | 2.5 bp at 0.43/s (60 % of sigma^2) | 0.9 bp per unit |
+| calm | 70 % | 1 bp at 0.3/s (60 % of sigma^2), walked over 0.2 s | 0.3 bp per unit |
+| volatile | 70 % | 2.5 bp at 0.43/s (60 % of sigma^2), walked over 0.2 s | 0.9 bp per unit |
 | calm-uninformed, volatile-uninformed, trend, cascade | none: free of adverse selection | - | - |
 
-Informed flow (``venues/sim.py``, ``venues/sim_flow.py``): part of the aggressive orders come in
-one-sided bursts just before a move of the mid they know about and sweep to its price, and the
-top-of-book size imbalance (sd 0.6, half-life 0.4 s, as on the BTC capture) predicts the next
-second's move. Uninformed orders reach a few ticks past the touch (k 0.3 and 0.2 per tick; the
-capture's 0.13 per 0.1 USD tick is 0.12 bp), so most of a maker's fills are the market moving
-through its price, as on real captures. The proportions follow the Binance BTCUSDT capture in
-``data/`` (there: 38 % of orders informed, moves of 0.77 bp at 0.94/s carrying 70 % of
-sigma^2, imbalance beta 0.42 bp per unit, sigma 1.26 bp per sqrt s);
+Informed flow (``venues/sim.py``, ``venues/sim_flow.py``): most aggressive orders come in
+one-sided bursts that walk the mid to a move, each order sweeping to where its step takes the
+price and the book following at once, and the top-of-book size imbalance (sd 0.6, half-life
+0.4 s, as on the BTC capture) predicts the next second's move. Uninformed orders reach about
+0.1 bp past the touch (k 0.8 and 0.4 per 0.1 bp tick; the capture's 0.13 per 0.1 USD tick is
+0.12 bp), so a maker's fills are the market walking through its price, as on real captures.
+The proportions follow the Binance BTCUSDT capture in ``data/`` (there: 70 % of orders
+informed, walking moves of 0.77 bp at 0.94/s over 0.22 s and carrying 70 % of sigma^2,
+imbalance beta 0.42 bp per unit, sigma 1.26 bp per sqrt s);
 ``market-maker calibrate --data FILE -o X.toml`` fits them to any capture, and ``backtest --scenario
 calm --config X.toml`` runs that market. The scenarios without informed flow are what every scenario
 was before: the mid is independent of the flow, so a market maker's fills never lose to the next

@@ -20,6 +20,7 @@ import msgspec
 
 from market_maker.config import StrategyConfig
 from market_maker.model import Quote, QuoteSet
+from market_maker.risk.kill_switch import TradingState
 from market_maker.strategy.capacity import side_capacity
 from market_maker.strategy.params import MarketParams
 
@@ -72,7 +73,7 @@ class GlftStrategy:
     - cascade widening: the half spread grows with the Hawkes ratio above 1;
     - gamma scaled up as inventory utilisation ``|q| / Q`` rises;
     - ``backup_levels`` orders behind the quote, each ``backup_ratio`` deeper, so a fill does
-      not leave the side empty while its replacement travels;
+      not leave the side empty while its replacement travels (none while REDUCING);
     - sizes capped by ``side_capacity`` (position, limit and pending exposure), the quote first.
     """
 
@@ -116,7 +117,9 @@ class GlftStrategy:
         size = params.order_size
         tick = params.tick_size
         mid = params.mid
-        backups = self.config.backup_levels
+        # While REDUCING the quote alone rests: the room a backup would take is what an
+        # escalation's immediate-or-cancel order needs.
+        backups = 0 if params.trading_state is TradingState.REDUCING else self.config.backup_levels
         ratio = self.config.backup_ratio
         return QuoteSet(
             _side(mid, -tick, d.bid_depth, size, bid_cap, backups, ratio),

@@ -227,3 +227,13 @@ def test_the_ladders_exact_levels_are_the_sizers_rounding_of_its_quotes(
         sizer.exact_quotes(Side.SELL, quotes.asks, best_bid, best_ask),
     )
     assert ladder.wanted(params, sizer, best_bid, best_ask) == expected
+
+
+def test_glft_rests_no_backup_while_reducing():
+    from market_maker.risk.kill_switch import TradingState
+
+    s = GlftStrategy(StrategyConfig(order_size=0.01, min_half_spread_bps=0.0, backup_levels=2))
+    params = market_params(
+        position=0.03, dynamic_max_position=0.02, trading_state=TradingState.REDUCING
+    )
+    assert len(s.quote(params).asks) == 1  # the room behind it is the escalation's

@@ -161,7 +161,7 @@ def test_after_drops_it_quotes_again_within_5_s_with_no_duplicated_or_orphaned_o
 
 
 def test_a_nearly_spent_budget_read_from_the_venue_pauses_quoting_and_is_never_exceeded():
-    """An earlier process left 4 requests of the address budget (``userRateLimit``): the
+    """An earlier process left 3 requests of the address budget (``userRateLimit``): the
     venue reads it at connect, sends no more orders than are left, and the venue never has
     to refuse one (before the read, a restarted process assumed a full 10,000)."""
 
@@ -169,15 +169,16 @@ def test_a_nearly_spent_budget_read_from_the_venue_pauses_quoting_and_is_never_e
         async with FakeHyperliquidExchange(
             agent=SIGNER.address, user=USER, trade_rate_per_s=0.01
         ) as fake:  # no fills: no volume frees requests
-            # 4: fewer than the engine wants in 8 s (it now keeps orders within a tolerance,
-            # so 12 were no longer short of what it sends).
-            fake.requests_used = 10_000 - 4
+            # 3: fewer than the engine wants in 8 s (it keeps orders within a tolerance, so 12
+            # were no longer short of what it sends, and its first cycle places 4: the GLFT
+            # quote and its backup a side).
+            fake.requests_used = 10_000 - 3
             live = await trade(fake, 8.0)
         assert live.venue.stats.budget_reads >= 1 and live.venue.stats.refused_locally > 0
         refused = [k for k in fake.budget_refused if k in ("order", "batchModify")]
         assert refused == [], refused  # never more than what was left
         sent = sum(1 for a in fake.actions if a in ("order", "batchModify"))
-        assert sent <= 4 + 1  # what was left, plus one trickle request per 10 s
+        assert sent <= 3 + 1  # what was left, plus one trickle request per 10 s
         counters = live.engine.status().order_counters
         assert counters.rejections + counters.refusals > 0  # the kill switch heard them
         ends_flat(live, fake)
@@ -372,3 +373,18 @@ def test_an_action_held_past_its_deadline_is_refused_by_the_venue_not_done_late(
             await venue.close()
 
     asyncio.run(main())
+
+
+def test_a_trickled_batch_is_charged_so_the_next_waits_for_the_next_trickle():
+    """Once spent, the venue serves one request every 10 s and counts it like any other: a
+    batch of 4 sent on the trickle with 3 left puts the venue 1 over, so a batch of 2 right
+    after would be refused there and must be refused here first."""
+    now = [100.0]
+    budget = AddressBudget(3.0, clock=lambda: now[0])
+    assert budget.take(4)  # on the trickle
+    assert not budget.take(2)  # the venue would refuse it: 3 + 2 over
+    assert not budget.take(1)
+    now[0] += 10.0
+    assert budget.take(1)  # the next trickle
+    budget.on_traded(10.0)  # 10 USDC traded free 10 requests: 3 - 4 - 1 + 10 = 8 left
+    assert budget.left == pytest.approx(8.0) and budget.take(8) and not budget.take(1)

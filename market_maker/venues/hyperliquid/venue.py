@@ -188,12 +188,17 @@ class AddressBudget:
         self.left = max(0.0, left)
 
     def take(self, n: int) -> bool:
+        """Spend ``n`` requests if they are left, else the 10 s trickle. The venue charges a
+        trickled request like any other, so what is left goes below zero by ``n`` and later
+        requests wait for the next trickle (before, the trickle left ``left`` untouched and
+        the next batch spent requests the venue had already counted, which it refused)."""
         if self.left >= n:
             self.left -= n
             return True
         now = self._clock()
         if now - self._last_trickle >= 10.0:
             self._last_trickle = now
+            self.left -= n
             return True
         return False
 
