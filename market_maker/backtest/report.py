@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def _why_no_fills(r: BacktestResult) -> list[str]:
 def _latency_lines(lat: Latencies) -> list[str]:
     feed = f"feed {lat.feed_ms:,.1f} ms + {lat.feed_jitter_ms:,.1f} jitter ({lat.feed_source})"
     line = f"  latency        {feed}, orders {lat.order_ms:g} ms, fills {lat.fill_ms:g} ms"
-    return [line] + ([f"                 {lat.feed_detail}"] if lat.feed_detail else [])
+    return [line] + [f"                 {part}" for part in textwrap.wrap(lat.feed_detail, 63)]
 
 
 def format_summary(r: BacktestResult) -> str:
@@ -118,8 +119,12 @@ def format_summary(r: BacktestResult) -> str:
             f"{c['bad_timestamps']:,} bad stamps"
         )
         lines.append(
-            f"                 reordered {c['reordered']:,}, depth gaps {c['depth_gaps']:,} "
-            f"(re-synced {c['depth_resyncs']:,})"
+            f"                 reordered {c['reordered']:,}, displaced {c['displaced']:,}, "
+            f"dropped {c['dropped']:,} (too late)"
+        )
+        lines.append(
+            f"                 depth gaps {c['depth_gaps']:,} (mended {c['depth_mended']:,}, "
+            f"re-synced {c['depth_resyncs']:,})"
         )
     if r.quoting_nothing:
         lines.append(f"  idle           {r.time_quoting_nothing_s:,.1f} s: {r.quoting_nothing}")
