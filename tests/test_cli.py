@@ -83,7 +83,7 @@ def test_check_config_ok_and_bad(capsys, tmp_path):
     bad.write_text("[risk]\nnum_sigmas = 0\n")
     code, out, err = run_cli(capsys, "check-config", str(bad))
     assert code == 2
-    expected = f"market-maker: config error: {bad}: risk.num_sigmas: Expected `float` > 0.0"
+    expected = f"market-maker: config error: {bad}: risk.num_sigmas: Expected `float` >= 0.1 (standard deviations)"
     assert err.strip() == expected
     assert "Traceback" not in err
 
