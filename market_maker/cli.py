@@ -13,7 +13,9 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -412,35 +414,57 @@ def _usd(value: float) -> str:
     return f"{value:>16,.2f} USD"
 
 
-def _format_limits(report: dict[str, Any], limits: PositionLimits, config: AppConfig) -> str:
+def _format_limits(
+    report: dict[str, Any], limits: PositionLimits, config: AppConfig, width: int | None = None
+) -> str:
+    """The limits table within ``width`` columns (the terminal's, at most 80): a line too long
+    goes on below, indented, between words, so no number is ever cut in two."""
     risk = config.risk
     v = report["account_value_usd"]
     mark = {b: "" for b in BindingLimit}
-    mark[limits.binding] = "   <- binds"
+    mark[limits.binding] = "  <- binds"
     budget = limits.budget_usd
+    detail = "      "
     lines = [
         f"Position limits  (config: {report['config']})",
         f"  account value      {_usd(v)}",
-        f"  sigma used         {limits.sigma_used:>16.6f} /sqrt s   (estimate "
-        f"{report['sigma_estimate']:.6f}, prior {risk.sigma_prior:.6f}, "
-        f"confidence {report['confidence']:.2f})",
-        f"  horizon T          {limits.horizon_s:>16.3f} s         (trade rate "
-        f"{report['trade_rate_per_s']:.4g}/s, max {risk.max_horizon_s:g} s)",
+        f"  sigma used         {limits.sigma_used:>16.6f} /sqrt s",
+        f"{detail}estimate {report['sigma_estimate']:.6f}, prior {risk.sigma_prior:.6f}, "
+        f"confidence {report['confidence']:.2f}",
+        f"  horizon T          {limits.horizon_s:>16.3f} s",
+        f"{detail}trade rate {report['trade_rate_per_s']:.4g}/s, max {risk.max_horizon_s:g} s",
         "",
-        f"  leverage limit     {_usd(limits.leverage_usd)}   = {v:,.2f} x {risk.max_leverage:g}"
-        f"{mark[BindingLimit.LEVERAGE]}",
-        f"  volatility limit   {_usd(limits.volatility_usd)}   = {v:,.2f} x "
-        f"{risk.risk_fraction:g} / ({risk.num_sigmas:g} x {limits.sigma_used:.6f} x "
-        f"sqrt({limits.horizon_s:.3g})){mark[BindingLimit.VOLATILITY]}",
+        f"  leverage limit     {_usd(limits.leverage_usd)}{mark[BindingLimit.LEVERAGE]}",
+        f"{detail}= {v:,.2f} x {risk.max_leverage:g}",
+        f"  volatility limit   {_usd(limits.volatility_usd)}{mark[BindingLimit.VOLATILITY]}",
+        f"{detail}= {v:,.2f} x {risk.risk_fraction:g} / ({risk.num_sigmas:g} x "
+        f"{limits.sigma_used:.6f} x sqrt({limits.horizon_s:.3g}))",
         "  budget limit       "
         + ("            none" if budget is None else _usd(budget))
         + mark[BindingLimit.BUDGET],
         "",
-        f"  max position value {_usd(limits.max_position_value)}   (binding: {limits.binding})",
-        f"  max position       {report['max_position_contracts']:>16.6f} contracts at mid "
-        f"{report['mid']:,.2f}",
+        f"  max position value {_usd(limits.max_position_value)}",
+        f"{detail}binding: {limits.binding}",
+        f"  max position       {report['max_position_contracts']:>16.6f} contracts",
+        f"{detail}at mid {report['mid']:,.2f}",
     ]
-    return "\n".join(lines)
+    if width is None:
+        width = min(80, shutil.get_terminal_size((80, 24)).columns)
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        out.extend(
+            textwrap.wrap(
+                line,
+                width=max(20, width),
+                subsequent_indent=detail + "  " if line.startswith(detail) else detail,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
 
 
 # ----- run ------------------------------------------------------------------------------------

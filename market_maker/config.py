@@ -28,6 +28,7 @@ from market_maker.errors import ConfigError
 
 __all__ = [
     "ENV_PREFIX",
+    "MAX_INTENSITY_STEPS",
     "STRATEGY_KINDS",
     "AppConfig",
     "CascadeConfig",
@@ -49,6 +50,7 @@ __all__ = [
     "VolatilityConfig",
     "build_config",
     "default_config_text",
+    "field_unit",
     "load_config",
     "parse_config",
     "parse_toml",
@@ -56,6 +58,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "MM_"
+MAX_INTENSITY_STEPS = 1_000_000
+"""Most steps the fill-intensity window may hold (``window_s / step_s``)."""
 
 PositiveFloat = Annotated[float, Meta(gt=0.0)]
 NonNegativeFloat = Annotated[float, Meta(ge=0.0)]
@@ -84,7 +88,7 @@ class DynamicRiskConfig(_Config, frozen=True):
 
     risk_fraction: UnitFraction = 0.5
     """Fraction of account value allowed to be lost in a ``num_sigmas`` move over the horizon."""
-    num_sigmas: PositiveFloat = 5.0
+    num_sigmas: Annotated[float, Meta(ge=0.1, le=100.0)] = 5.0
     """How many standard deviations of adverse move the position must survive."""
     sigma_prior: PositiveFloat = 0.0002
     """Volatility assumed before enough samples exist, fraction of price per sqrt(second)."""
@@ -178,11 +182,11 @@ class HawkesConfig(_Config, frozen=True):
     by ``long-run rate * (1 - alpha / beta)`` from the market's own arrivals.
     """
 
-    mu: PositiveFloat = 1.0
+    mu: Annotated[float, Meta(ge=1e-6, le=1e6)] = 1.0
     """Prior baseline arrival rate, trades per second (seeds the long-run rate)."""
-    alpha: NonNegativeFloat = 30.6
+    alpha: Annotated[float, Meta(ge=0.0, le=1e9)] = 30.6
     """Jump in intensity per trade, per second."""
-    beta: PositiveFloat = 71.0
+    beta: Annotated[float, Meta(ge=1e-6, le=1e9)] = 71.0
     """Decay rate of the excitation, per second."""
 
     def __post_init__(self) -> None:
@@ -194,9 +198,10 @@ class HawkesConfig(_Config, frozen=True):
 class VolatilityConfig(_Config, frozen=True):
     """Welford volatility of mid log returns sampled on a fixed grid."""
 
-    sample_interval_s: PositiveFloat = 1.0
-    """Grid spacing for mid samples, seconds (guards against bid-ask bounce)."""
-    halflife_s: PositiveFloat | None = None
+    sample_interval_s: Annotated[float, Meta(ge=0.001, le=86_400.0)] = 1.0
+    """Grid spacing for mid samples, seconds (guards against bid-ask bounce); a finer grid than
+    a millisecond is below the resolution of a stamp next to a 1.7e9 s epoch time."""
+    halflife_s: Annotated[float, Meta(ge=0.001, le=1e9)] | None = None
     """Optional exponential forgetting half-life, seconds; unset keeps every sample equally."""
 
     def __post_init__(self) -> None:
@@ -206,23 +211,29 @@ class VolatilityConfig(_Config, frozen=True):
 class FillIntensityConfig(_Config, frozen=True):
     """Fit of ``lambda(delta) = A * exp(-k * delta)`` from trade depths (delta in whole ticks)."""
 
-    step_s: PositiveFloat = 0.1
+    step_s: Annotated[float, Meta(ge=0.001, le=3_600.0)] = 0.1
     """Each step records the deepest trade per side relative to the mid, seconds."""
-    window_s: PositiveFloat = 600.0
-    """Rolling window of steps used for the fit, seconds."""
+    window_s: Annotated[float, Meta(ge=0.01, le=604_800.0)] = 600.0
+    """Rolling window of steps used for the fit, seconds (at most ``MAX_INTENSITY_STEPS``
+    steps: the estimator keeps two integers a step)."""
     max_depth_ticks: Annotated[int, Meta(ge=2, le=10_000)] = 20
     """Deepest level (ticks) included in the fit."""
-    refit_interval_s: PositiveFloat = 5.0
+    refit_interval_s: Annotated[float, Meta(ge=0.001, le=86_400.0)] = 5.0
     """How often A and k are refitted, seconds."""
-    a_prior: PositiveFloat = 1.0
+    a_prior: Annotated[float, Meta(ge=1e-9, le=1e9)] = 1.0
     """A used until the first fit, fills per second at zero depth."""
-    k_prior: PositiveFloat = 0.5
+    k_prior: Annotated[float, Meta(ge=1e-6, le=1e3)] = 0.5
     """k used until the first fit, per tick."""
 
     def __post_init__(self) -> None:
         _require_finite(step_s=self.step_s, window_s=self.window_s, a_prior=self.a_prior)
         if self.window_s < 10 * self.step_s:
             raise ValueError("window_s must span at least 10 steps")
+        if self.window_s > MAX_INTENSITY_STEPS * self.step_s:
+            raise ValueError(
+                f"window_s / step_s must be at most {MAX_INTENSITY_STEPS:,} steps "
+                f"(memory), got {self.window_s / self.step_s:,.0f}"
+            )
 
 
 class CascadeConfig(_Config, frozen=True):
@@ -306,9 +317,9 @@ class StrategyConfig(_Config, frozen=True):
     """Quoting model (``[strategy]``). Depths in ticks; sizes in contracts."""
 
     kind: StrategyKind = "glft"
-    order_size: Annotated[float, Meta(gt=0.0, le=1e9)] = 0.01
+    order_size: Annotated[float, Meta(ge=1e-9, le=1e9)] = 0.01
     """Size of one quote (GLFT's D and the inventory unit), contracts."""
-    order_size_usd: Annotated[float, Meta(gt=0.0, le=1e12)] | None = None
+    order_size_usd: Annotated[float, Meta(ge=0.01, le=1e12)] | None = None
     """Size of one quote in USD at the mid; when set it replaces ``order_size`` (any market)."""
     gamma: Annotated[float, Meta(gt=0.0, le=1e6)] = 0.05
     """Risk aversion, per (tick * order): inventory is counted in orders of ``order_size``."""
@@ -359,9 +370,9 @@ class LadderConfig(_Config, frozen=True):
     """Geometric spacing: level i sits at depth0 * ratio**i."""
     interval_ticks: Annotated[int, Meta(ge=1)] | None = None
     """Grid (and fixed spacing) in ticks; unset: half the inner depth on a 1-2-5 step."""
-    target_liquidity: Annotated[float, Meta(gt=0.0, le=1e9)] = 0.05
+    target_liquidity: Annotated[float, Meta(ge=1e-9, le=1e9)] = 0.05
     """Total size per side across all levels, contracts."""
-    target_liquidity_usd: Annotated[float, Meta(gt=0.0, le=1e12)] | None = None
+    target_liquidity_usd: Annotated[float, Meta(ge=0.01, le=1e12)] | None = None
     """Total per side in USD at the mid; when set it replaces ``target_liquidity``."""
 
     def __post_init__(self) -> None:
@@ -396,9 +407,9 @@ class OrdersConfig(_Config, frozen=True):
     """Keep a resting order whose remaining size is within this fraction of the wanted one."""
     use_modify: bool = True
     """Re-price with one modify instead of cancel + place where the venue supports it."""
-    max_requests_per_s: PositiveFloat = 10.0
+    max_requests_per_s: Annotated[float, Meta(ge=0.01, le=10_000.0)] = 10.0
     """Our own request budget (token bucket), so the venue never throttles us."""
-    request_burst: Annotated[float, Meta(ge=1.0)] = 20.0
+    request_burst: Annotated[float, Meta(ge=1.0, le=100_000.0)] = 20.0
     settle_timeout_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 2.0
     """A request unanswered, or an order gone from the venue whose fills have not all arrived,
     this long asks the venue for a snapshot (also the time to wait for a snapshot's reply)."""
@@ -434,9 +445,12 @@ class InstrumentConfig(_Config, frozen=True):
     not know needs ``tick_size`` and ``lot_size`` here (or ``sz_decimals`` on Hyperliquid).
     """
 
-    tick_size: PositiveFloat | None = None
-    lot_size: PositiveFloat | None = None
-    min_notional: NonNegativeFloat | None = None
+    tick_size: Annotated[float, Meta(ge=1e-8, le=1e6)] | None = None
+    """Price step, quote currency (USD)."""
+    lot_size: Annotated[float, Meta(ge=1e-8, le=1e6)] | None = None
+    """Size step, contracts."""
+    min_notional: Annotated[float, Meta(ge=0.0, le=1e9)] | None = None
+    """Smallest order value, USD."""
     sz_decimals: Annotated[int, Meta(ge=0, le=8)] | None = None
     """Hyperliquid's size decimals: lot 10^-sz_decimals, prices 5 significant figures."""
 
@@ -484,6 +498,9 @@ class VenueConfig(_Config, frozen=True):
 
 OptPositive = Annotated[float, Meta(gt=0.0, le=1e12)] | None
 OptNonNegative = Annotated[float, Meta(ge=0.0, le=1e12)] | None
+OptRate = Annotated[float, Meta(ge=1e-6, le=10_000.0)] | None
+"""A simulated flow's rate, per second: beyond 10,000 trades a second a backtest second is
+millions of events."""
 
 
 class SimulatorConfig(_Config, frozen=True):
@@ -495,19 +512,19 @@ class SimulatorConfig(_Config, frozen=True):
     symbol: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
     mid0: OptPositive = None
     """Starting mid, quote currency."""
-    tick_size: OptPositive = None
-    lot_size: OptPositive = None
-    min_notional: OptNonNegative = None
+    tick_size: Annotated[float, Meta(ge=1e-8, le=1e6)] | None = None
+    lot_size: Annotated[float, Meta(ge=1e-8, le=1e6)] | None = None
+    min_notional: Annotated[float, Meta(ge=0.0, le=1e9)] | None = None
     sigma: Annotated[float, Meta(gt=0.0, le=0.1)] | None = None
     """Total volatility of the mid, fraction per sqrt second (informed moves included)."""
-    flow_mu: OptPositive = None
+    flow_mu: OptRate = None
     """Buy side's (and, without ``sell_flow_*``, both sides') uninformed Hawkes baseline, /s."""
-    flow_alpha: OptNonNegative = None
-    flow_beta: OptPositive = None
-    sell_flow_mu: OptPositive = None
-    sell_flow_alpha: OptNonNegative = None
-    sell_flow_beta: OptPositive = None
-    k: OptPositive = None
+    flow_alpha: Annotated[float, Meta(ge=0.0, le=1e6)] | None = None
+    flow_beta: Annotated[float, Meta(ge=1e-6, le=1e6)] | None = None
+    sell_flow_mu: OptRate = None
+    sell_flow_alpha: Annotated[float, Meta(ge=0.0, le=1e6)] | None = None
+    sell_flow_beta: Annotated[float, Meta(ge=1e-6, le=1e6)] | None = None
+    k: Annotated[float, Meta(ge=1e-3, le=1e3)] | None = None
     """Depth decay of market orders, per tick."""
     mean_order_size: OptPositive = None
     """Mean aggressive order, contracts."""
@@ -515,7 +532,7 @@ class SimulatorConfig(_Config, frozen=True):
     """Mean displayed size of the top level, contracts."""
     informed_share: Annotated[float, Meta(ge=0.0, lt=1.0)] | None = None
     """Share of aggressive orders that know the next move (0: none)."""
-    informed_jump_bps: Annotated[float, Meta(gt=0.0, le=10_000.0)] | None = None
+    informed_jump_bps: Annotated[float, Meta(ge=0.01, le=10_000.0)] | None = None
     informed_jump_rate_per_s: Annotated[float, Meta(gt=0.0, le=1_000.0)] | None = None
     informed_lead_s: Annotated[float, Meta(ge=0.0, le=60.0)] | None = None
     imbalance_sd: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
@@ -632,14 +649,90 @@ def parse_toml(text: str, *, source: str = "<config>") -> dict[str, Any]:
         raise ConfigError(f"{source}: invalid TOML: nested too deeply") from None
 
 
+# The unit of a numeric setting, from the end of its name ...
+_UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("_per_s", "per second"),
+    ("_ms", "milliseconds"),
+    ("_s", "seconds"),
+    ("_usd", "USD"),
+    ("_bps", "basis points"),
+    ("_pct", "percent"),
+    ("_ticks", "ticks"),
+    ("_contracts", "contracts"),
+    ("_fraction", "a fraction"),
+    ("_ratio", "a ratio"),
+    ("_multiple", "a multiple"),
+    ("_multiplier", "a multiple"),
+)
+# ... or, for names without one, from this table.
+_UNITS: dict[str, str] = {
+    "risk_fraction": "a fraction of account value",
+    "num_sigmas": "standard deviations",
+    "sigma_prior": "a fraction of price per sqrt(second)",
+    "sigma_floor": "a fraction of price per sqrt(second)",
+    "sigma": "a fraction of price per sqrt(second)",
+    "max_leverage": "a multiple of account value",
+    "confidence_samples": "samples",
+    "max_position": "contracts",
+    "max_position_cap": "contracts",
+    "order_size": "contracts",
+    "target_liquidity": "contracts",
+    "mean_order_size": "contracts",
+    "book_level_size": "contracts",
+    "lot_size": "contracts",
+    "tick_size": "quote currency (USD)",
+    "mid0": "quote currency (USD)",
+    "min_notional": "USD",
+    "max_rejections": "rejections",
+    "mu": "per second",
+    "alpha": "per second",
+    "beta": "per second",
+    "flow_mu": "per second",
+    "flow_alpha": "per second",
+    "flow_beta": "per second",
+    "sell_flow_mu": "per second",
+    "sell_flow_alpha": "per second",
+    "sell_flow_beta": "per second",
+    "min_events": "trades",
+    "a_prior": "fills per second",
+    "k_prior": "per tick",
+    "k": "per tick",
+    "gamma": "per tick per order",
+    "xi": "per tick per order",
+    "cascade_widening": "a fraction per unit of ratio",
+    "gamma_utilisation_scale": "a multiple",
+    "levels": "levels a side",
+    "ratio": "a ratio",
+    "size_tolerance": "a fraction",
+    "request_burst": "requests",
+    "sz_decimals": "decimals",
+    "max_price_move": "a fraction of the mid",
+    "informed_share": "a fraction",
+    "imbalance_sd": "a fraction",
+    "imbalance_mean": "a fraction",
+}
+
+
+def field_unit(path: str) -> str | None:
+    """The unit of the numeric setting at ``path`` (``estimators.intensity.step_s``): what the
+    config's errors add to a range."""
+    name = path.rpartition(".")[2]
+    if name in _UNITS:
+        return _UNITS[name]
+    return next((unit for end, unit in _UNIT_SUFFIXES if name.endswith(end)), None)
+
+
 def build_config(data: Mapping[str, Any], *, source: str = "<config>") -> AppConfig:
     """An ``AppConfig`` from plain TOML data, validated as a file is: one ``ConfigError``
-    naming ``source``, the field and the reason."""
+    naming ``source``, the field and the reason (a range with the field's unit)."""
     _require_sane_numbers(data, source, "")
     try:
         return msgspec.convert(data, AppConfig)
     except msgspec.ValidationError as exc:
         path, reason = _reason_and_path(exc)
+        unit = field_unit(path) if path and reason.startswith("Expected `") else None
+        if unit is not None and any(op in reason for op in ("<", ">")):
+            reason = f"{reason} ({unit})"
         where = f"{path}: " if path else ""
         raise ConfigError(f"{source}: {where}{reason}") from None
 

@@ -190,18 +190,19 @@ class StatusBoard:
         if not self.tty:
             s = self.engine.status()
             bid, ask = s.bids.best_resting, s.asks.best_resting
+            sizer = self.engine.sizer  # prices and sizes from their ticks and lots: no noise
             self._log.info(
                 "status",
                 state=s.trading_state,
-                mid=s.market.mid,
-                position=s.position,
+                mid=None if s.market.mid is None else sizer.exact_mid(s.market.mid),
+                position=sizer.exact_size(s.position),
                 limit=s.limits.effective_max_position,
                 binding=s.limits.binding_limit,
                 pnl_usd=round(s.pnl_usd, 4),
                 fills=s.fills,
                 open_orders=s.open_orders,
-                resting_bid=None if bid is None else bid.price,
-                resting_ask=None if ask is None else ask.price,
+                resting_bid=None if bid is None else sizer.exact_price(bid.price),
+                resting_ask=None if ask is None else sizer.exact_price(ask.price),
                 bid_not_resting=s.bids.not_resting,
                 ask_not_resting=s.asks.not_resting,
                 reasons=list(s.reasons),
@@ -343,9 +344,9 @@ async def run_live(
                 log.info(
                     "fill",
                     side=str(ev.side),
-                    price=ev.price,
-                    size=ev.size,
-                    position=engine.position,
+                    price=engine.sizer.exact_price(ev.price),
+                    size=engine.sizer.exact_size(ev.size),
+                    position=engine.sizer.exact_size(engine.position),
                 )
             if engine.idle_reason != idle:
                 idle = engine.idle_reason

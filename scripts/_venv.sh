@@ -12,23 +12,7 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
 stamp=".venv/.installed${1:-}"
-# Run a pip step into the log; on a terminal, show what it is doing on one line meanwhile.
-_mm_step() {
-    local label="$1"; shift
-    "$@" >>"$log" 2>&1 &
-    local pid=$! line n
-    if [ -t 2 ]; then
-        while kill -0 "$pid" 2>/dev/null; do
-            n=$(grep -c '^Collecting' "$log" || true)
-            line=$(grep -E '^(Collecting|Downloading|Building|Installing collected)' "$log" \
-                   | tail -n 1 | cut -c 1-48 || true)
-            printf '\r\033[K  %s: %s packages seen  %s' "$label" "$n" "$line" >&2
-            sleep 0.5
-        done
-        printf '\r\033[K  %s: done\n' "$label" >&2
-    fi
-    wait "$pid"
-}
+. "$root/scripts/_progress.sh"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "Installing market_maker${1:-} into .venv (a minute or two the first time) ..." >&2
     log=.venv/install.log

@@ -58,6 +58,24 @@ def test_limits_text_names_the_binding_limit(capsys):
     assert "max position" in out
 
 
+@pytest.mark.parametrize("columns", [80, 60])
+def test_limits_text_fits_the_terminal_and_never_cuts_a_number(capsys, monkeypatch, columns):
+    """The issue: ``limits`` wrapped at 80 columns and broke numbers mid-word at 60."""
+    args = ["limits", "--account-value", "12345678", "--mid", "2682.45", "--sigma", "0.0003"]
+    args += ["--samples", "100", "--balance", "20000000", "--config"]
+    args += [str(ROOT / "config/conservative.toml")]
+    monkeypatch.setenv("COLUMNS", "200")
+    code, wide, _ = run_cli(capsys, *args)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code_narrow, out, _ = run_cli(capsys, *args)
+    assert code == code_narrow == 0
+    assert max(len(line) for line in wide.splitlines()) <= 80  # never wider than 80
+    assert max(len(line) for line in out.splitlines()) <= columns
+    # The same words in the same order: every number whole, only the line breaks moved.
+    assert out.split() == wide.split()
+    assert "12,345,678.00" in out.split() and "2,682.45" in out.split()
+
+
 def test_limits_budget_from_balance(capsys):
     code, out, _ = run_cli(
         capsys,
@@ -83,7 +101,7 @@ def test_check_config_ok_and_bad(capsys, tmp_path):
     bad.write_text("[risk]\nnum_sigmas = 0\n")
     code, out, err = run_cli(capsys, "check-config", str(bad))
     assert code == 2
-    expected = f"market-maker: config error: {bad}: risk.num_sigmas: Expected `float` > 0.0"
+    expected = f"market-maker: config error: {bad}: risk.num_sigmas: Expected `float` >= 0.1 (standard deviations)"
     assert err.strip() == expected
     assert "Traceback" not in err
 

@@ -58,6 +58,13 @@ def test_run_on_the_simulator_quotes_and_stops_cleanly_on_sigint():
     lines += [json.loads(line) for line in out.splitlines() if line.strip()]
     events = [e["event"] for e in lines]
     assert "started" in events and "fill" in events
+    # Prices and sizes from their ticks and lots: no 2682.4500000000003 in the log.
+    rules = scenario("calm").instrument
+    decimals = {"price": len(repr(rules.tick_size).partition(".")[2]) + 1}
+    decimals["size"] = decimals["position"] = len(repr(rules.lot_size).partition(".")[2])
+    for fill in (e for e in lines if e["event"] == "fill"):
+        for key, most in decimals.items():
+            assert len(repr(float(fill[key])).partition(".")[2]) <= most, fill
     shutdown = next(e for e in lines if e["event"] == "shutdown")
     assert shutdown["reason"] == "interrupted"
     stopped = lines[-1]

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from market_maker.backtest.analytics import MARKOUT_HORIZONS_S
+from market_maker.backtest.analytics import MARKOUT_HORIZONS_S, FillRecord
 from market_maker.backtest.runner import BacktestResult, Latencies, Recording
+from market_maker.risk import PositionSizer
 
-__all__ = ["format_compare", "format_summary", "write_compare", "write_fills_csv", "write_report"]
+__all__ = [
+    "MAX_FILL_MARKERS",
+    "fill_markers",
+    "format_compare",
+    "format_summary",
+    "write_compare",
+    "write_fills_csv",
+    "write_report",
+]
 
 
 def _sharpe(value: float | None) -> str:
@@ -41,7 +52,7 @@ def _why_no_fills(r: BacktestResult) -> list[str]:
 def _latency_lines(lat: Latencies) -> list[str]:
     feed = f"feed {lat.feed_ms:,.1f} ms + {lat.feed_jitter_ms:,.1f} jitter ({lat.feed_source})"
     line = f"  latency        {feed}, orders {lat.order_ms:g} ms, fills {lat.fill_ms:g} ms"
-    return [line] + ([f"                 {lat.feed_detail}"] if lat.feed_detail else [])
+    return [line] + [f"                 {part}" for part in textwrap.wrap(lat.feed_detail, 63)]
 
 
 def format_summary(r: BacktestResult) -> str:
@@ -121,8 +132,12 @@ def format_summary(r: BacktestResult) -> str:
             f"{c['bad_timestamps']:,} bad stamps"
         )
         lines.append(
-            f"                 reordered {c['reordered']:,}, depth gaps {c['depth_gaps']:,} "
-            f"(re-synced {c['depth_resyncs']:,})"
+            f"                 reordered {c['reordered']:,}, displaced {c['displaced']:,}, "
+            f"dropped {c['dropped']:,} (too late)"
+        )
+        lines.append(
+            f"                 depth gaps {c['depth_gaps']:,} (mended {c['depth_mended']:,}, "
+            f"re-synced {c['depth_resyncs']:,})"
         )
     if r.quoting_nothing:
         lines.append(f"  idle           {r.time_quoting_nothing_s:,.1f} s: {r.quoting_nothing}")
@@ -162,9 +177,23 @@ def _cumulative_at(times: list[float], events: list[tuple[float, float]]) -> lis
 
 
 def write_fills_csv(path: Path, rec: Recording) -> None:
-    """Every fill, one row: when (UTC for a capture), side, price, size, fee, the mid then, our
-    best bid and ask resting at the venue then (empty: none rested) and the markouts in bps."""
+    """Every fill, one row: when (UTC for a capture, the time since the start as
+    ``HH:MM:SS.ffffff`` for a scenario), side, price, size, fee, the mid then, our best bid
+    and ask resting at the venue then (empty: none rested) and the markouts in bps. Prices and
+    sizes are written exactly from the market's ticks and lots."""
     labels = [f"markout_{h:g}s_bps" for h in MARKOUT_HORIZONS_S]
+    sizer = None if rec.instrument is None else PositionSizer(rec.instrument)
+
+    def price(value: float) -> str:
+        return repr(value) if sizer is None else sizer.format_price(sizer.nearest_ticks(value))
+
+    def size(value: float) -> str:
+        return repr(value) if sizer is None else sizer.format_size(sizer.nearest_lots(value))
+
+    def mid(value: float) -> str:
+        return repr(value) if sizer is None else sizer.format_mid(value)
+
+    epoch = _is_epoch(rec.start_ns)
     with path.open("w", newline="") as f:
         out = csv.writer(f)
         out.writerow(
@@ -186,19 +215,27 @@ def write_fills_csv(path: Path, rec: Recording) -> None:
             t_s = (fill.t_ns - rec.start_ns) / 1e9
             out.writerow(
                 [
-                    _utc(fill.t_ns) if _is_epoch(rec.start_ns) else "",
+                    _utc(fill.t_ns) if epoch else _elapsed(fill.t_ns - rec.start_ns),
                     f"{t_s:.6f}",
                     "buy" if fill.buy else "sell",
-                    repr(fill.price),
-                    repr(fill.size),
+                    price(fill.price),
+                    size(fill.size),
                     f"{fill.fee:.6f}",
-                    repr(fill.mid),
+                    mid(fill.mid),
                     int(fill.taker),
-                    "" if fill.our_bid is None else repr(fill.our_bid),
-                    "" if fill.our_ask is None else repr(fill.our_ask),
+                    "" if fill.our_bid is None else price(fill.our_bid),
+                    "" if fill.our_ask is None else price(fill.our_ask),
                     *("" if m is None else f"{m:.3f}" for m in fill.markouts_bps),
                 ]
             )
+
+
+def _elapsed(ns: int) -> str:
+    """``HH:MM:SS.ffffff`` since a scenario's start (hours go past 24 if they must)."""
+    seconds, us = divmod((max(0, ns) + 500) // 1000, 1_000_000)  # to the microsecond, like t_s
+    minutes, sec = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours:02d}:{minute:02d}:{sec:02d}.{us:06d}"
 
 
 def _is_epoch(start_ns: int) -> bool:
@@ -208,6 +245,43 @@ def _is_epoch(start_ns: int) -> bool:
 def _utc(t_ns: int) -> str:
     stamp = dt.datetime.fromtimestamp(t_ns / 1e9, tz=dt.UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+MAX_FILL_MARKERS = 200
+"""Fill markers a side on the price chart; beyond, fills are drawn per time bin."""
+
+
+def fill_markers(
+    fills: list[FillRecord], start_ns: int, span_s: float, most: int = MAX_FILL_MARKERS
+) -> tuple[list[float], list[float], list[float], float | None]:
+    """``(t_s, price, size, bin_s)`` of the markers for one side's fills: one a fill, or, with
+    more than ``most`` of them (an hour-long run has thousands, hiding our bid and ask), one a
+    time bin of ``bin_s`` seconds (a 1-2-5 step making at most ``most`` bins over ``span_s``)
+    at the bin's volume-weighted price and time, sized by its total; ``bin_s`` None when each
+    fill is its own marker."""
+    times = [(f.t_ns - start_ns) / 1e9 for f in fills]
+    if len(fills) <= most:
+        return times, [f.price for f in fills], [f.size for f in fills], None
+    raw = max(span_s, times[-1] - times[0], 1e-9) / most
+    bin_s = next(
+        step * 10.0**e
+        for e in range(math.floor(math.log10(raw)), 40)
+        for step in (1.0, 2.0, 5.0)
+        if step * 10.0**e >= raw
+    )
+    bins: dict[int, list[float]] = {}
+    for t, f in zip(times, fills, strict=True):
+        acc = bins.setdefault(math.floor(t / bin_s), [0.0, 0.0, 0.0])
+        acc[0] += f.size
+        acc[1] += f.size * f.price
+        acc[2] += f.size * t
+    kept = [acc for _, acc in sorted(bins.items()) if acc[0] > 0.0]
+    return (
+        [acc[2] / acc[0] for acc in kept],
+        [acc[1] / acc[0] for acc in kept],
+        [acc[0] for acc in kept],
+        bin_s,
+    )
 
 
 def write_report(directory: str | Path, result: BacktestResult, rec: Recording) -> list[Path]:
@@ -271,21 +345,26 @@ def write_report(directory: str | Path, result: BacktestResult, rec: Recording) 
                 lw=0.6 if style == "-" else 0.5,
                 label=name,
             )
-    start_s = rec.start_ns / 1e9
+    span_s = rec.t_s[-1] if rec.t_s else 0.0
     for buy, marker, colour in ((True, "^", "tab:green"), (False, "v", "tab:red")):
         fills = [f for f in rec.fills if f.buy is buy]
         if fills:
-            sizes = np.asarray([f.size for f in fills])
+            ft, fp, fs, bin_s = fill_markers(fills, rec.start_ns, span_s)
+            sizes = np.asarray(fs)
+            side = "buy" if buy else "sell"
             price.scatter(
-                x([f.t_ns / 1e9 - start_s for f in fills]),
-                [f.price for f in fills],
+                x(ft),
+                fp,
                 marker=marker,
                 s=4 + 24 * sizes / max(sizes.max(), 1e-12),
                 color=colour,
+                alpha=1.0 if bin_s is None else 0.55,  # many markers: the quotes show through
                 edgecolors="black",
-                linewidths=0.3,
+                linewidths=0.3 if bin_s is None else 0.0,
                 zorder=3,
-                label=("buy" if buy else "sell") + " fill (size: area)",
+                label=f"{side} fill (size: area)"
+                if bin_s is None
+                else f"{side} fills per {bin_s:g} s (VWAP; size: area)",
             )
     price.set_ylabel("price (USD)")
     price.legend(loc="upper left", fontsize=7, ncol=3)

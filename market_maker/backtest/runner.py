@@ -20,7 +20,7 @@ import numpy as np
 from market_maker.backtest.analytics import FillLedger, FillRecord, PnlAttribution
 from market_maker.engine import QuoteEngine
 from market_maker.metrics import LatencyHistogram
-from market_maker.model import BookUpdate, RequestSnapshot, Trade
+from market_maker.model import BookUpdate, Instrument, RequestSnapshot, Trade
 from market_maker.risk import BindingLimit, TradingState
 from market_maker.venues.exchange import ExchangeCore
 
@@ -37,6 +37,8 @@ class Recording(msgspec.Struct, kw_only=True):
     start_ns: int = 0
     """The first event's time (``t_s`` counts from it): nanoseconds since the Unix epoch for
     a capture, 0 for a simulated scenario."""
+    instrument: Instrument | None = None
+    """The market's exchange rules: prices and sizes are written from its ticks and lots."""
     t_s: list[float] = msgspec.field(default_factory=list)
     mid: list[float] = msgspec.field(default_factory=list)
     bid: list[float | None] = msgspec.field(default_factory=list)
@@ -312,6 +314,7 @@ def run_backtest(
     both_ns = held.both_ns - first.both_ns
     if rec is not None:
         rec.start_ns = max(0, start_ns)
+        rec.instrument = engine.sizer.instrument
         rec.fills = ledger.fills
         rec.quote_changes = [
             ((t - start_ns) / _NS, b, a)

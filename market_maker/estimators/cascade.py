@@ -102,7 +102,10 @@ class CascadeDetector:
         elapsed = t_s - self._first_t if t_s > self._first_t else 0.0
         fade = _exp(-elapsed / b)
         prior_w = self.prior_weight_s * fade
-        return (decayed + self.prior_rate * prior_w) / (b * (1.0 - fade) + prior_w)
+        weight = b * (1.0 - fade) + prior_w
+        if weight <= 0.0:  # no prior weight and no time elapsed yet: only the prior to go by
+            return self.prior_rate
+        return (decayed + self.prior_rate * prior_w) / weight
 
     def ratio(self, t_s: float) -> float:
         """Short-term arrivals over what the long-run rate predicts; 1 while warming up."""

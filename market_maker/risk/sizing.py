@@ -135,6 +135,21 @@ class PositionSizer:
         """Wire string for ``ticks``, exact, from integers."""
         return _format_units(ticks * self._tick_units, self._tick_dec)
 
+    def exact_price(self, price: float) -> float:
+        """A price on the grid as the float nearest its exact tick, for logs and reports
+        (2682.45, not 2682.4500000000003)."""
+        return self.ticks_to_price(self.nearest_ticks(price))
+
+    def exact_mid(self, mid: float) -> float:
+        """A mid (on the grid or half way between two ticks) the same way."""
+        half_ticks = math.floor(2.0 * mid / self.tick_size + 0.5)
+        return half_ticks * self._tick_units / (2 * _POW10[self._tick_dec])
+
+    def format_mid(self, mid: float) -> str:
+        """A mid's exact decimal string (half ticks need one more decimal)."""
+        half_ticks = math.floor(2.0 * mid / self.tick_size + 0.5)
+        return _format_units(half_ticks * self._tick_units * 5, self._tick_dec + 1)
+
     # ----- sizes --------------------------------------------------------------------------
 
     def size_lots(self, size: float) -> int:
@@ -157,6 +172,10 @@ class PositionSizer:
 
     def format_size(self, lots: int) -> str:
         return _format_units(lots * self._lot_units, self._lot_dec)
+
+    def exact_size(self, size: float) -> float:
+        """A size (or position) on the lot grid as the float nearest its exact lots."""
+        return self.lots_to_size(self.nearest_lots(size))
 
     def min_lots(self, price_ticks: int) -> int:
         """Smallest order (lots, at least 1) whose notional reaches ``min_notional`` at a price."""

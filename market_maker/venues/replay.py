@@ -8,20 +8,23 @@ text, one message per line, ``<local receive time in ns> <raw JSON>``.
   the first one applied must span ``lastUpdateId`` and each next one must continue the previous
   (``pu == u``). A gap (diffs lost or out of order) re-syncs without a fresh snapshot: diffs
   carry absolute sizes, so the next ``_RESYNC_DIFFS`` diffs rewrite every level that still
-  moves, then the levels none of them touched are dropped as stale. A capture without a
-  snapshot is rebuilt the same way from its diffs alone. The best bid and ask always come from
+  moves, then the levels no diff since the gap set are dropped as stale. A missing diff that
+  turns up late (a displaced line) is merged by its update ids: it sets the levels no later
+  diff set, and once every gap it left is filled no level is dropped. A capture without a
+  snapshot is rebuilt from its diffs alone. The best bid and ask always come from
   ``bookTicker``; the depth book supplies the size queued at deeper levels.
 - **Hyperliquid**: ``l2Book`` (full snapshots) and ``trades`` batches.
 
-Malformed, truncated or unknown lines are skipped and counted in ``ReplayStats``; a truncated
-gzip stream ends the replay where the data ends. Our orders fill against the recorded trades
-with the exchange core's queue model (see ``venues/exchange.py``).
+Lines are replayed in receive-time order (``venues/replay_order.py``): small disorder is put
+back in order, a line far from its neighbours' time is replayed at its time or, when that has
+passed, dropped on its own. Malformed, truncated or unknown lines are skipped and counted in
+``ReplayStats``; a truncated gzip stream ends the replay where the data ends. Our orders fill
+against the recorded trades with the exchange core's queue model (see ``venues/exchange.py``).
 """
 
 from __future__ import annotations
 
 import gzip
-import heapq
 import math
 import os
 import zlib
@@ -55,6 +58,9 @@ from market_maker.venues.replay_cache import (
     load_cached,
     save_cached,
 )
+from market_maker.venues.replay_order import MAX_NS as _MAX_NS
+from market_maker.venues.replay_order import MIN_NS as _MIN_NS
+from market_maker.venues.replay_order import LineOrder
 
 __all__ = [
     "RECORDER_CHANNEL",
@@ -66,14 +72,9 @@ __all__ = [
 ]
 
 
-# A capture's receive times are nanoseconds since 1970 between these years; a line stamped
-# outside them, or more than an hour after the last good line, is a corrupted stamp.
-_MIN_NS = 946_684_800 * 1_000_000_000  # 2000-01-01
-_MAX_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01
-_MAX_GAP_NS = 3_600 * 1_000_000_000
-_REORDER = 256  # lines held back to put small disorder back in order
 _MAX_PENDING_DIFFS = 10_000
 _RESYNC_DIFFS = 200  # diffs after a gap before untouched levels are dropped as stale
+_MAX_GAPS = 4_096  # gaps a late diff may still fill
 _MAX_PRICE = 1e12
 _BUY = Side.BUY
 _SELL = Side.SELL
@@ -109,7 +110,14 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     bad_lines: int = 0
     bad_timestamps: int = 0
     reordered: int = 0
-    """Lines that arrived before one stamped earlier and were put back in order."""
+    """Lines that arrived after one stamped later and were put back in order."""
+    displaced: int = 0
+    """Lines stamped far from the lines around them (moved in the file, or a bad clock): one
+    from the future is replayed at its time, one from the past is dropped (or mended into the
+    depth book); see ``venues/replay_order.py``."""
+    dropped: int = 0
+    """Lines dropped for their time: later than lines already replayed (displaced, or beyond
+    the reorder window), or held for a time the stream never reached."""
     books: int = 0
     trades: int = 0
     depth_diffs: int = 0
@@ -117,6 +125,9 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     """Depth diffs that did not continue the previous one (each starts a re-sync)."""
     depth_resyncs: int = 0
     """Depth books rebuilt from later diffs' absolute levels after a gap (or no snapshot)."""
+    depth_mended: int = 0
+    """Late depth diffs merged into the book by their update ids (the levels no later diff
+    set), closing the gap their absence opened."""
     skipped_before_snapshot: int = 0
     notes: int = 0
     """Lines a recorder wrote about itself (reconnects, gaps in the recording)."""
@@ -278,6 +289,10 @@ _hl_bbo = CHANNEL_DECODERS["bbo"]
 _hl_trades = CHANNEL_DECODERS["trades"]
 
 
+def _last_id(diff: _BnDepth) -> int:
+    return diff.u
+
+
 class ReplayMarket:
     """A ``MarketSource`` over a capture file: books and trades in receive-time order."""
 
@@ -312,16 +327,17 @@ class ReplayMarket:
         # Diffs that arrive before the depth snapshot, bounded: a capture without one must
         # not grow memory without end (the oldest are useless once the snapshot comes anyway).
         self._pending_diffs: deque[_BnDepth] = deque(maxlen=_MAX_PENDING_DIFFS)
-        self._resync_left = 0  # diffs to go before a gapped book drops its stale levels
-        self._fresh_bids: set[int] = set()
-        self._fresh_asks: set[int] = set()
+        # After a gap: the update ids still missing ([after, upto] pairs, for late diffs to
+        # fill), the re-syncs due (at diff count, ids missing after and upto), and the id of
+        # the diff that last set each level (kept while a gap or a re-sync is open).
+        self._gaps: list[tuple[int, int]] = []
+        self._resyncs: deque[tuple[int, int, int]] = deque()
+        self._bid_u: dict[int, int] = {}
+        self._ask_u: dict[int, int] = {}
+        self._diff_count = 0
         self._buffer: deque[BookUpdate | Trade] = deque()
         self._read_fraction = [0.0]
-        self._lines = read_capture(path, self.stats, self._read_fraction)
-        self._window: list[tuple[int, int, bytes]] = []  # (ns, line number, body) heap
-        self._seq = 0
-        self._max_read_ns = -1
-        self._eof = False
+        self._order = LineOrder(read_capture(path, self.stats, self._read_fraction), self.stats)
         self._done = False
         self._last_ns = -1
         self._journal: DecodedCapture | None = None  # set while building the cache
@@ -372,9 +388,10 @@ class ReplayMarket:
         last: tuple[int, str] | None = None
         stats = ReplayStats()
         binance = self.venue == "binance-usdm"
-        for ns, body in read_capture(self.path, stats):
-            if len(out) >= limit:
-                break
+        order = LineOrder(read_capture(self.path, stats), stats)
+        latest = -1
+        while (line := order.next()) is not None and len(out) < limit:
+            ns, body = line
             try:
                 if binance:
                     if b"@trade" not in body:
@@ -389,8 +406,9 @@ class ReplayMarket:
                     keys = [(t.time, t.side) for t in _hl_trades(env.data)]
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
-            if not _MIN_NS <= ns <= _MAX_NS or (out and ns / 1e9 < out[-1]):
-                continue  # a corrupted or out-of-order stamp would break the fit
+            if ns < latest:
+                continue  # too late (displaced): it would break the fit
+            latest = ns
             for key in keys:
                 if key != last:
                     out.append(ns / 1e9)
@@ -500,43 +518,20 @@ class ReplayMarket:
 
     # ----- parsing ---------------------------------------------------------------------------
 
-    def _next_line(self) -> tuple[int, bytes] | None:
-        """The next line in receive-time order: a window of ``_REORDER`` lines puts small
-        disorder (lines swapped between streams) back in order; stamps no capture can have
-        are dropped before they enter it."""
-        window = self._window
-        stats = self.stats
-        while not self._eof and len(window) < _REORDER:
-            try:
-                ns, body = next(self._lines)
-            except StopIteration:
-                self._eof = True
-                break
-            top = self._max_read_ns
-            if not _MIN_NS <= ns <= _MAX_NS or (top >= 0 and ns > top + _MAX_GAP_NS):
-                stats.bad_timestamps += 1  # corrupted stamp: it would stop the clock
-                continue
-            if ns < top:
-                stats.reordered += 1
-            else:
-                self._max_read_ns = ns
-            self._seq += 1
-            heapq.heappush(window, (ns, self._seq, body))
-        if not window:
-            return None
-        ns, _, body = heapq.heappop(window)
-        return ns, body
-
     def _read_one(self) -> None:
-        line = self._next_line()
+        line = self._order.next()
         if line is None:
             self._done = True
             return
         ns, body = line
-        if ns < self._last_ns:
-            self.stats.bad_lines += 1  # out of order: the engine would count it anyway
+        late = ns < self._last_ns  # the engine has seen later lines: too late to replay
+        if late and not (self._binance_venue and (b"@depth" in body or b"lastUpdateId" in body)):
+            self.stats.dropped += 1
             return
         try:
+            if late:
+                self._late(_envelope.decode(body))
+                return
             if self._binance_venue and b"@bookTicker" in body:
                 # Two thirds of a Binance capture: one typed decode, no envelope.
                 self._ticker(ns, _bn_ticker_msg.decode(body).data)
@@ -576,15 +571,7 @@ class ReplayMarket:
             )
             self.stats.trades += 1
         elif "@depth" in stream:
-            diff = _bn_depth.decode(env.data)
-            self.stats.depth_diffs += 1
-            if self._synced_u is None and not self._bids:
-                pending = self._pending_diffs
-                pending.append(diff)
-                if len(pending) == _MAX_PENDING_DIFFS:
-                    self._rebuild_without_snapshot()
-            else:
-                self._apply_diff(diff)
+            self._depth(_bn_depth.decode(env.data))
         else:
             raise ValueError("unknown stream")
 
@@ -595,6 +582,16 @@ class ReplayMarket:
         self._buffer.append(book)
         self.stats.books += 1
 
+    def _depth(self, diff: _BnDepth) -> None:
+        self.stats.depth_diffs += 1
+        if self._synced_u is None and not self._bids:
+            pending = self._pending_diffs
+            pending.append(diff)
+            if len(pending) == _MAX_PENDING_DIFFS:
+                self._rebuild_without_snapshot()
+        else:
+            self._apply_diff(diff)
+
     def _snapshot(self, env: _Envelope) -> None:
         self._bids = {self._ticks(p): _qty(q) for p, q in env.bids or ()}
         self._asks = {self._ticks(p): _qty(q) for p, q in env.asks or ()}
@@ -602,71 +599,160 @@ class ReplayMarket:
         last = env.lastUpdateId
         assert last is not None
         self._synced_u = None
-        self._resync_left = 0
-        for diff in self._pending_diffs:
+        self._forget_gaps()
+        for diff in sorted(self._pending_diffs, key=_last_id):  # a late one may be among them
             if diff.u < last:
                 self.stats.skipped_before_snapshot += 1
                 continue
             first = self._synced_u is None
             if first and not diff.U <= last <= diff.u:
-                self._gap()
+                self._gap(last, diff.pu)
             self._apply_diff(diff, first=first)
         self._pending_diffs.clear()
         if self._synced_u is None:
             self._synced_u = last
 
     def _rebuild_without_snapshot(self) -> None:
-        """No snapshot after ``_MAX_PENDING_DIFFS`` diffs: build the book from them alone."""
-        pending = self._pending_diffs
-        self._gap()
-        self._resync_left = 0  # every level is rebuilt from absolute sizes: nothing stale
+        """No snapshot after ``_MAX_PENDING_DIFFS`` diffs: build the book from them alone
+        (every level from absolute sizes: nothing to drop as stale later)."""
+        self.stats.depth_gaps += 1
         self.stats.depth_resyncs += 1
+        self._forget_gaps()
         first = True
-        for diff in pending:
+        for diff in sorted(self._pending_diffs, key=_last_id):
             self._apply_diff(diff, first=first)
             first = False
-        pending.clear()
+        self._pending_diffs.clear()
 
-    def _gap(self) -> None:
-        """Diffs were lost: rewrite the book from the absolute levels of the next ones."""
+    def _forget_gaps(self) -> None:
+        self._gaps.clear()
+        self._resyncs.clear()
+        self._bid_u.clear()
+        self._ask_u.clear()
+
+    def _gap(self, after: int, upto: int) -> None:
+        """The diffs with ids in (``after``, ``upto``] are missing: a late one can still fill
+        them in (``_mend``); ``_RESYNC_DIFFS`` diffs later, the levels none of the diffs since
+        set are dropped as stale unless the gap was filled by then."""
         self.stats.depth_gaps += 1
-        self._resync_left = _RESYNC_DIFFS
-        self._fresh_bids.clear()
-        self._fresh_asks.clear()
+        if upto > after:
+            self._gaps.append((after, upto))
+            if len(self._gaps) > _MAX_GAPS:
+                del self._gaps[0]  # never filled: a late diff for it is dropped
+        self._resyncs.append((self._diff_count + _RESYNC_DIFFS, after, upto))
+
+    def _levels(self, diff: _BnDepth) -> list[list[tuple[int, float]]]:
+        """A diff's bid and ask levels as (ticks, size); every level is checked before any is
+        applied, so a bad diff changes nothing."""
+        inv = 1.0 / self._tick
+        return [
+            [(int(_price(price) * inv + 0.5), _qty(qty)) for price, qty in levels]
+            for levels in (diff.b, diff.a)
+        ]
 
     def _apply_diff(self, diff: _BnDepth, *, first: bool = False) -> None:
         if not first and self._synced_u is not None and diff.pu != self._synced_u:
-            self._gap()
-        inv = 1.0 / self._tick
-        parsed = [
-            [(int(_price(price) * inv + 0.5), _qty(qty)) for price, qty in levels]
-            for levels in (diff.b, diff.a)
-        ]  # every level checked before any is applied: a bad diff changes nothing
-        for book, levels in zip((self._bids, self._asks), parsed, strict=True):
+            self._gap(self._synced_u, diff.pu)
+        parsed = self._levels(diff)
+        track = bool(self._gaps or self._resyncs)
+        u = diff.u
+        for book, setters, levels in zip(
+            (self._bids, self._asks), (self._bid_u, self._ask_u), parsed, strict=True
+        ):
             for ticks, size in levels:
                 if size > 0.0:
                     book[ticks] = size
                 else:
                     book.pop(ticks, None)
+                if track:
+                    setters[ticks] = u
         journal = self._journal
         if journal is not None:
             at = self.stats.books + self.stats.trades
             for code, levels in zip((SET_BID, SET_ASK), parsed, strict=True):
                 for ticks, size in levels:
                     journal.add_op(at, code, ticks, size if size > 0.0 else 0.0)
-        self._synced_u = diff.u
-        if self._resync_left:
-            self._fresh_bids.update(t for t, _ in parsed[0])
-            self._fresh_asks.update(t for t, _ in parsed[1])
-            self._resync_left -= 1
-            if not self._resync_left:
-                fresh_b, fresh_a = self._fresh_bids, self._fresh_asks
-                self._bids = {t: q for t, q in self._bids.items() if t in fresh_b}
-                self._asks = {t: q for t, q in self._asks.items() if t in fresh_a}
-                self._journal_book()
-                fresh_b.clear()
-                fresh_a.clear()
-                self.stats.depth_resyncs += 1
+        self._synced_u = u
+        self._diff_count += 1
+        resyncs = self._resyncs
+        while resyncs and resyncs[0][0] <= self._diff_count:
+            _, after, upto = resyncs.popleft()
+            if upto <= after or self._still_missing(after, upto):
+                self._drop_stale(upto)
+        self._tidy_gaps()
+
+    def _still_missing(self, after: int, upto: int) -> bool:
+        return any(a < upto and b > after for a, b in self._gaps)
+
+    def _drop_stale(self, since: int) -> None:
+        """Drop the levels no diff after id ``since`` set: a lost diff may have changed them."""
+        bid_u, ask_u = self._bid_u, self._ask_u
+        self._bids = {t: q for t, q in self._bids.items() if bid_u.get(t, -1) > since}
+        self._asks = {t: q for t, q in self._asks.items() if ask_u.get(t, -1) > since}
+        self._journal_book()
+        self.stats.depth_resyncs += 1
+
+    def _tidy_gaps(self) -> None:
+        """With no gap open and no re-sync due, the levels' setters are not needed."""
+        if not self._gaps and not self._resyncs and (self._bid_u or self._ask_u):
+            self._bid_u.clear()
+            self._ask_u.clear()
+
+    def _late(self, env: _Envelope) -> None:
+        """A depth line later than lines already replayed: a snapshot still awaited is used,
+        a diff is merged into the book where it belongs (``_mend``); the rest is dropped."""
+        if env.lastUpdateId is not None:
+            if self._synced_u is None and not self._bids:
+                self._snapshot(env)
+                return
+        elif "@depth" in (env.stream or "") and env.data and self._mend(_bn_depth.decode(env.data)):
+            return
+        self.stats.dropped += 1
+
+    def _mend(self, diff: _BnDepth) -> bool:
+        """Merge a late diff: it sets the levels that no later diff set (diffs carry absolute
+        sizes, so for those its size is the book's). False when it fills no gap (a duplicate,
+        or before the snapshot): the book is right without it."""
+        if self._synced_u is None or diff.pu == self._synced_u:
+            self._depth(diff)  # the snapshot is still awaited, or it is simply the next diff
+            return True
+        gaps = self._gaps
+        at = next(
+            (i for i, (a, b) in enumerate(gaps) if a <= diff.pu and diff.u <= b),
+            None,
+        )
+        if at is None:
+            return False
+        parsed = self._levels(diff)
+        self.stats.depth_diffs += 1
+        self.stats.depth_mended += 1
+        u = diff.u
+        journal = self._journal
+        event = self.stats.books + self.stats.trades
+        for code, book, setters, levels in zip(
+            (SET_BID, SET_ASK),
+            (self._bids, self._asks),
+            (self._bid_u, self._ask_u),
+            parsed,
+            strict=True,
+        ):
+            for ticks, size in levels:
+                if setters.get(ticks, -1) >= u:
+                    continue  # a later diff set it: that size is the book's
+                setters[ticks] = u
+                if size > 0.0:
+                    book[ticks] = size
+                else:
+                    book.pop(ticks, None)
+                if journal is not None:
+                    journal.add_op(event, code, ticks, size if size > 0.0 else 0.0)
+        a, b = gaps.pop(at)
+        gaps[at:at] = [g for g in ((a, diff.pu), (u, b)) if g[1] > g[0]]
+        self._resyncs = deque(
+            r for r in self._resyncs if r[2] <= r[1] or self._still_missing(r[1], r[2])
+        )
+        self._tidy_gaps()
+        return True
 
     def _hyperliquid(self, ns: int, env: _Envelope) -> None:
         if not env.data:

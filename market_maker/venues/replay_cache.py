@@ -44,7 +44,7 @@ __all__ = [
     "save_cached",
 ]
 
-DECODER_VERSION = 1
+DECODER_VERSION = 2
 MAGIC = b"MMREPLAY"
 
 # Event kinds and depth-book operations.

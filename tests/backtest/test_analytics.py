@@ -9,7 +9,12 @@ import msgspec
 import pytest
 
 from market_maker.backtest.analytics import FillLedger
-from market_maker.backtest.report import format_compare, format_summary, write_report
+from market_maker.backtest.report import (
+    format_compare,
+    format_summary,
+    write_fills_csv,
+    write_report,
+)
 from market_maker.backtest.runner import run_backtest
 from market_maker.backtest.scenarios import engine_config
 from market_maker.backtest.scenarios import scenario as scenario_params
@@ -167,3 +172,55 @@ def test_report_fills_table_and_utc_axis_on_a_capture(tmp_path):
     )
     assert rec.start_ns > 10**18 and rec.quote_changes
     assert (tmp_path / "backtest.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fills_csv_of_a_scenario_has_its_times_and_exact_prices(tmp_path):
+    """The issue: the time column was empty for scenarios, prices carried float noise."""
+    import re
+
+    result, rec = run_session(AppConfig(), scenario="calm", duration_s=300, record=True)
+    write_fills_csv(tmp_path / "fills.csv", rec)
+    rows = list(csv.DictReader((tmp_path / "fills.csv").open()))
+    assert len(rows) == result.fills > 10
+    tick = rec.instrument.tick_size
+    for row in rows:
+        h, m, s = re.fullmatch(r"(\d\d):(\d\d):(\d\d\.\d{6})", row["time"]).groups()
+        assert int(h) * 3600 + int(m) * 60 + float(s) == pytest.approx(float(row["t_s"]), abs=1e-6)
+        for key in ("price", "our_bid", "our_ask"):
+            if row[key]:
+                assert "e" not in row[key] and len(row[key].partition(".")[2]) <= 2, row
+                assert float(row[key]) / tick == pytest.approx(round(float(row[key]) / tick))
+        assert len(row["mid"].partition(".")[2]) <= 3
+        assert len(row["size"].partition(".")[2]) <= 3
+
+
+def test_thousands_of_fills_are_drawn_per_time_bin_at_their_vwap():
+    """The issue: on hour-long charts about 3,000 fill markers hid our bid and ask."""
+    from market_maker.backtest.analytics import FillRecord
+    from market_maker.backtest.report import MAX_FILL_MARKERS, fill_markers
+
+    def fill(t_s, price, size):
+        return FillRecord(
+            t_ns=int(t_s * 1e9), buy=True, price=price, size=size, fee=0.0, mid=price,
+            taker=False, markouts_bps=[],
+        )  # fmt: skip
+
+    few = [fill(t, 100.0 + t, 0.01) for t in range(50)]
+    assert fill_markers(few, 0, 3600.0) == (
+        [float(t) for t in range(50)],
+        [f.price for f in few],
+        [0.01] * 50,
+        None,
+    )
+    many = [fill(i * 1.2, 100.0 + (i % 2), 0.001 * (1 + i % 3)) for i in range(3_000)]
+    t, price, size, bin_s = fill_markers(many, 0, 3600.0)
+    assert bin_s == 20.0  # 3,600 s / 200 = 18 s, up to the 1-2-5 step
+    assert len(t) == 180 <= MAX_FILL_MARKERS
+    assert sum(size) == pytest.approx(sum(f.size for f in many))
+    # The first bin holds the fills of its first 20 s: 0.0, 1.2, ... 19.2 s (17 fills).
+    first = [f for f in many if f.t_ns < 20 * 10**9]
+    assert len(first) == 17
+    volume = sum(f.size for f in first)
+    assert size[0] == pytest.approx(volume)
+    assert price[0] == pytest.approx(sum(f.size * f.price for f in first) / volume)
+    assert 0.0 < t[0] < 20.0 and t == sorted(t)

@@ -151,3 +151,15 @@ def test_conviction_sizes_delegate_exchange_checks():
     # 5 USD of room left: under the 10 USD minimum notional
     assert sizer.size_lots(0.5, 1_000_000, 4995.0) == 0
     assert sizer.size_lots(math.nan, 1_000_000, 0.0) == 3  # NaN score counts as none
+
+
+def test_prices_sizes_and_mids_for_logs_and_reports_carry_no_float_noise():
+    """The issue: ``2682.4500000000003`` in JSON logs and fills.csv."""
+    sizer = PositionSizer(BTC)
+    noisy = 26824 * 0.1 + 0.05  # 2682.4500000000003 from float arithmetic
+    assert repr(noisy) != "2682.45"
+    assert repr(sizer.exact_price(26824.5 * 0.1 - 0.05)) == "2682.4"
+    assert repr(sizer.exact_mid(noisy)) == "2682.45"  # half way between two ticks
+    assert sizer.format_mid(noisy) == "2682.45" and sizer.format_mid(2682.4) == "2682.4"
+    assert repr(sizer.exact_size(0.1 + 0.2)) == "0.3"
+    assert repr(sizer.exact_size(-(0.1 + 0.2))) == "-0.3"
