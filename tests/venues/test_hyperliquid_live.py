@@ -22,10 +22,10 @@ from market_maker.config import AppConfig
 from market_maker.engine import QuoteEngine
 from market_maker.runtime import RunSummary, run_live
 from market_maker.venues.hyperliquid.client import ClientConfig
+from market_maker.venues.hyperliquid.fake_exchange import FakeHyperliquidExchange
 from market_maker.venues.hyperliquid.signing import Signer
 from market_maker.venues.hyperliquid.venue import AddressBudget, HyperliquidVenue
 from tests.fakes.hyperliquid import FakeInThread, until
-from tests.fakes.hyperliquid_exchange import FakeHyperliquidExchange
 from tests.test_config import ROOT
 
 pytestmark = pytest.mark.slow  # real sockets and wall-clock waits
