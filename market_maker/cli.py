@@ -91,6 +91,10 @@ def _port(text: str) -> int:
     return value
 
 
+def _port_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else _port(text)
+
+
 def _unit_interval(text: str) -> float:
     value = _finite(text)
     if not 0.0 <= value <= 1.0:
@@ -226,10 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=_port, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics"
     )
     live = run.add_argument_group("hyperliquid")
-    live.add_argument(
+    mode = live.add_mutually_exclusive_group()
+    mode.add_argument(
         "--paper",
         action="store_true",
         help="paper trade on the live market: orders rest in a local book (the default)",
+    )
+    mode.add_argument(
+        "--live",
+        action="store_true",
+        help="trade with real orders, signed with HYPERLIQUID_PRIVATE_KEY or [venue] "
+        "private_key_file (a key alone never trades)",
     )
     _add_hyperliquid_flags(live)
     live.add_argument(
@@ -299,6 +310,73 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--json", action="store_true", help="print one JSON object")
     _add_instrument_flags(cal)
     cal.set_defaults(func=_cmd_calibrate)
+
+    fx = sub.add_parser(
+        "fake-exchange",
+        help="start a loopback Hyperliquid exchange on 127.0.0.1 (try everything offline)",
+        description="A Hyperliquid exchange on 127.0.0.1: a random-walk market (l2Book, bbo, "
+        "trades) and one trading account that checks signatures and nonces, commits actions "
+        "in blocks and fills our orders against its trades. Point run or record at the "
+        "--ws-url it prints. Ctrl-C stops it.",
+    )
+    fx.add_argument("--port", type=_port_or_zero, default=0, help="port to listen on [any free]")
+    fx.add_argument("--asset", default="BTC", help="the coin it lists (with ETH) [BTC]")
+    fx.add_argument("--mid", type=_positive, default=100_000.0, help="starting mid [100000]")
+    fx.add_argument("--tick", type=_positive, default=1.0, help="price step of its book [1]")
+    fx.add_argument("--sz-decimals", type=int, default=5, help="size decimals [5]")
+    fx.add_argument(
+        "--trade-rate", type=_positive, default=20.0, help="public trades per second [20]"
+    )
+    fx.add_argument(
+        "--sweep-ticks", type=_positive, default=12.0, help="mean ticks a trade sweeps [12]"
+    )
+    fx.add_argument(
+        "--buy-share", type=_unit_interval, default=0.5, help="share of buy aggressors [0.5]"
+    )
+    fx.add_argument(
+        "--account-value", type=_positive, default=25_000.0, help="account equity, USD [25000]"
+    )
+    fx.add_argument("--seed", type=int, default=1, help="random seed [1]")
+    fx.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    acct = fx.add_argument_group("the trading account")
+    acct.add_argument(
+        "--agent",
+        help="take only this API wallet's signatures [any key's]; others are "
+        "refused with the venue's 'User or API Wallet ... does not exist.'",
+    )
+    acct.add_argument("--user", help="the account's address [the first one that subscribes]")
+    acct.add_argument("--testnet", action="store_true", help="expect testnet signatures")
+    acct.add_argument(
+        "--traded-volume",
+        type=_nonnegative,
+        default=0.0,
+        help="the account's traded USD; 1000000 unlocks the dead man's switch [0]",
+    )
+    acct.add_argument(
+        "--address-budget", type=_nonnegative, default=10_000.0, help="request budget [10000]"
+    )
+    faults = fx.add_argument_group("faults")
+    faults.add_argument(
+        "--block-ms", type=_nonnegative, default=70.0, help="block interval, 0: none [70]"
+    )
+    faults.add_argument(
+        "--reorder-ms",
+        type=_nonnegative,
+        default=0.0,
+        help="delay replies and user streams at random up to this, each stream on its own [0]",
+    )
+    faults.add_argument(
+        "--duplicate-fills", type=_unit_interval, default=0.0, help="re-send a fill, 0..1 [0]"
+    )
+    faults.add_argument(
+        "--server-skew-ms", type=int, default=0, help="info clock minus block clock [0]"
+    )
+    faults.add_argument("--slow-ms", type=_nonnegative, default=0.0, help="delay every frame")
+    faults.add_argument("--drop-every", type=_positive, help="reset every socket each S seconds")
+    faults.add_argument(
+        "--no-margin", action="store_true", help="refuse every order: insufficient margin"
+    )
+    fx.set_defaults(func=_cmd_fake_exchange)
 
     sw = sub.add_parser(
         "sweep",
@@ -462,7 +540,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise MarketMakerError("--venue replay needs --data FILE")
     if args.data is not None and args.venue != "replay":
         raise MarketMakerError("--data only applies to --venue replay")
-    live_flags = [f for f in ("paper", "ws_url", "testnet", "address") if getattr(args, f)]
+    live_flags = [f for f in ("paper", "live", "ws_url", "testnet", "address") if getattr(args, f)]
     if live_flags and args.venue != "hyperliquid":
         flag = "--" + live_flags[0].replace("_", "-")
         raise MarketMakerError(f"{flag} only applies to --venue hyperliquid")
@@ -529,13 +607,25 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
     from market_maker.venues.paper import PaperVenue
 
     address = args.address or config.venue.address
-    key = None if args.paper else _private_key(config)
-    if key is not None:
+    if _wants_live(config, args):
+        key = _private_key(config)
+        if key is None:
+            raise MarketMakerError(
+                "live trading needs the API wallet's key: set HYPERLIQUID_PRIVATE_KEY or "
+                "[venue] private_key_file"
+            )
         return await _trade_hyperliquid(config, args, tty, key, address)
     if address is not None:
         _check_address(address)
     client = _client_config(config, args)
     log = get_logger("hyperliquid")
+    if not args.paper and (
+        os.environ.get("HYPERLIQUID_PRIVATE_KEY") or config.venue.private_key_file
+    ):
+        print(
+            "market-maker: paper trading: a key is set, but only --live sends orders",
+            file=sys.stderr,
+        )
     feed = HyperliquidFeed(args.asset, client)
     try:
         info = await feed.discover(config.instrument, address)
@@ -565,6 +655,46 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
     return await run_live(
         venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port
     )
+
+
+def _wants_live(config: AppConfig, args: argparse.Namespace) -> bool:
+    """Whether this run trades with real orders: ``--live``, or ``[venue] live = true`` on
+    testnet. Mainnet needs ``--live`` itself; ``--paper`` always wins."""
+    if args.paper:
+        return False
+    if args.live:
+        return True
+    if not config.venue.live:
+        return False
+    if not (args.testnet or config.venue.testnet):
+        raise MarketMakerError(
+            "[venue] live = true on mainnet: refusing to trade real money without --live "
+            "on the command line (or pass --paper)"
+        )
+    return True
+
+
+def _network(config: AppConfig, args: argparse.Namespace) -> str:
+    return "testnet" if args.testnet or config.venue.testnet else "mainnet"
+
+
+def _start_limits(config: AppConfig, equity: float, mid: float) -> tuple[PositionLimits, float]:
+    """The limits a run starts from (volatility at its prior, trade rate at the Hawkes
+    baseline) and the position they allow at ``mid``, in contracts."""
+    risk = config.risk
+    limits = position_limits(
+        account_value=equity,
+        sigma=risk.sigma_prior,
+        horizon_s=horizon_s(config.estimators.hawkes.mu, risk.max_horizon_s),
+        confidence=0.0,
+        config=risk,
+        sizing=config.sizing,
+        balance=None,
+    )
+    contracts = limits.max_position_value / mid if mid > 0.0 else risk.max_position
+    if risk.max_position_cap is not None:
+        contracts = min(contracts, risk.max_position_cap)
+    return limits, contracts
 
 
 def _private_key(config: AppConfig) -> str | None:
@@ -616,13 +746,29 @@ async def _trade_hyperliquid(
         await venue.feed.close()
         raise
     inst = info.instrument
+    equity = info.account_value or 0.0
+    limits, contracts = _start_limits(config, equity, info.mid)
+    ks = config.kill_switch
+    network = _network(config, args)
     get_logger("hyperliquid").info(
         "live_trading",
         **_venue_fields(client.url, args.asset, info),
+        network=network,
         account=venue.user,
         agent=signer.address,
         account_value=info.account_value,
         position=info.position,
+        max_position=contracts,
+        max_position_value_usd=limits.max_position_value,
+        binding_limit=str(limits.binding),
+        max_daily_loss_usd=ks.max_daily_loss_usd,
+    )
+    print(
+        f"LIVE {network} {venue.user} {args.asset}: equity {equity:,.2f} USD, "
+        f"max position {contracts:.6g} ({contracts * info.mid:,.0f} USD, {limits.binding}), "
+        f"daily loss {ks.max_daily_loss_usd:,.0f} USD, drawdown {ks.max_drawdown_pct:g} %",
+        file=sys.stderr,
+        flush=True,
     )
     engine = QuoteEngine(config, inst)
     summary = await run_live(
@@ -647,14 +793,14 @@ async def _trade_hyperliquid(
     return summary
 
 
-def _check_address(address: str) -> None:
+def _check_address(address: str, flag: str = "--address") -> None:
     body = address[2:]
     if not (
         address.startswith("0x")
         and len(body) == 40
         and all(c in "0123456789abcdefABCDEF" for c in body)
     ):
-        raise MarketMakerError(f"--address must be 0x and 40 hex digits (got {address!r})")
+        raise MarketMakerError(f"{flag} must be 0x and 40 hex digits (got {address!r})")
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -677,6 +823,64 @@ def _cmd_record(args: argparse.Namespace) -> int:
         f"{summary.path} in {summary.wall_s:.1f} s; connects {summary.connects}, "
         f"disconnects {summary.disconnects}; stopped: {summary.reason}"
     )
+    return 0
+
+
+def _cmd_fake_exchange(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from market_maker.venues.hyperliquid.fake_exchange import FakeHyperliquidExchange, serve
+
+    for flag in ("agent", "user"):
+        if getattr(args, flag) is not None:
+            _check_address(getattr(args, flag), f"--{flag}")
+    if not 0 <= args.sz_decimals <= 8:
+        raise MarketMakerError("--sz-decimals: must be between 0 and 8")
+    fake = FakeHyperliquidExchange(
+        agent=args.agent,
+        user=args.user,
+        mainnet=not args.testnet,
+        traded_volume_usd=args.traded_volume,
+        reorder_ms=args.reorder_ms,
+        duplicate_fills=args.duplicate_fills,
+        address_budget=args.address_budget,
+        block_ms=args.block_ms,
+        server_skew_ms=args.server_skew_ms,
+        no_margin=args.no_margin,
+        coin=args.asset.upper(),
+        mid=args.mid,
+        tick=args.tick,
+        sz_decimals=args.sz_decimals,
+        trade_rate_per_s=args.trade_rate,
+        sweep_ticks=args.sweep_ticks,
+        buy_share=args.buy_share,
+        account_value=args.account_value,
+        seed=args.seed,
+        port=args.port,
+    )
+    fake.slow_s = args.slow_ms / 1000.0
+
+    def ready(url: str) -> None:
+        signer = args.agent or "any key"
+        print(
+            f"fake Hyperliquid exchange on {url.removeprefix('ws://').removesuffix('/ws')}: "
+            f"{fake.coin} at {args.mid:,.2f}",
+            f"  account {args.account_value:,.2f} USD, signatures from {signer}",
+            f"  use: --ws-url {url}",
+            "  (Ctrl-C stops it)" if args.duration is None else f"  (for {args.duration:g} s)",
+            sep="\n",
+            flush=True,
+        )
+
+    try:
+        asyncio.run(
+            serve(fake, duration_s=args.duration, drop_every_s=args.drop_every, ready=ready)
+        )
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise MarketMakerError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    print(f"fake exchange stopped: {fake.stats.connections} connections", flush=True)
     return 0
 
 

@@ -452,6 +452,9 @@ class VenueConfig(_Config, frozen=True):
     ws_url: Annotated[str, Meta(pattern=r"^wss?://\S+$", max_length=500)] | None = None
     """Websocket endpoint; unset: Hyperliquid mainnet (or testnet with ``testnet = true``)."""
     testnet: bool = False
+    live: bool = False
+    """Trade with real orders (the API wallet's key is needed). Only on testnet: mainnet also
+    needs ``--live`` on the command line. A key alone never makes a run live."""
     address: Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}$")] | None = None
     """The account (master address): traded live, or watched read-only when paper trading
     (which then starts from its account value). ``HYPERLIQUID_ACCOUNT_ADDRESS`` also sets it;

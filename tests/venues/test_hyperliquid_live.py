@@ -212,6 +212,7 @@ def test_the_dead_mans_switch_cancels_everything_when_the_process_is_killed(tmp_
                 str(config),
                 "--duration",
                 "120",
+                "--live",
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -255,6 +256,7 @@ def test_the_cli_trades_live_and_ends_with_a_flat_check_and_never_shows_the_key(
                 server.url,
                 "--duration",
                 "8",
+                "--live",
             ]
         )
         fake = server.fake
@@ -265,6 +267,59 @@ def test_the_cli_trades_live_and_ends_with_a_flat_check_and_never_shows_the_key(
     check = next(e for e in events if e["event"] == "final_check")
     assert check["ok"] and check["venue_open_orders"] == 0
     assert fake.open_orders() == 0
+    # One line at start: network, account, asset and the limits derived from its equity.
+    start = [line for line in out.err.splitlines() if line.startswith("LIVE ")]
+    assert len(start) == 1, out.err
+    assert start[0].startswith(f"LIVE mainnet {USER} BTC: equity 25,000.00 USD, max position ")
+    assert "daily loss 500 USD" in start[0]
+    assert "order" in fake.actions
+
+
+def test_a_key_in_the_environment_without_live_places_no_order(capsys, monkeypatch):
+    """The README's first command with a key set: it paper trades, and says so."""
+    import json
+
+    from market_maker.cli import main
+
+    monkeypatch.setenv("HYPERLIQUID_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("HYPERLIQUID_ACCOUNT_ADDRESS", USER)
+    with FakeInThread.of(
+        FakeHyperliquidExchange, agent=SIGNER.address, user=USER, sweep_ticks=12.0
+    ) as server:
+        code = main(["run", "--venue", "hyperliquid", "--ws-url", server.url, "--duration", "4"])
+        fake = server.fake
+    out = capsys.readouterr()
+    assert code == 0
+    assert fake.actions == [] and fake.refused == [] and fake.fills == []
+    assert fake.stats.posts > 0  # it did talk to the venue (info requests)
+    assert "only --live sends orders" in out.err
+    events = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
+    names = {e["event"] for e in events}
+    assert "paper_trading" in names and "live_trading" not in names
+    stopped = next(e for e in events if e["event"] == "stopped")
+    assert stopped["quote_cycles"] > 0  # it quoted, in its local book
+
+
+def test_live_on_mainnet_needs_the_flag_and_live_needs_a_key(capsys, monkeypatch, tmp_path):
+    from market_maker.cli import main
+
+    config = tmp_path / "live.toml"
+    config.write_text("[venue]\nlive = true\n")
+    monkeypatch.setenv("HYPERLIQUID_PRIVATE_KEY", KEY)
+    with FakeInThread.of(FakeHyperliquidExchange, agent=SIGNER.address, user=USER) as server:
+        url = server.url
+        args = ["run", "--venue", "hyperliquid", "--ws-url", url, "--duration", "1"]
+        assert main([*args, "--config", str(config)]) == 1
+        err = capsys.readouterr().err
+        assert "refusing to trade real money without --live" in err
+        with pytest.raises(SystemExit):
+            main([*args, "--live", "--paper"])
+        assert "not allowed with argument" in capsys.readouterr().err
+        monkeypatch.delenv("HYPERLIQUID_PRIVATE_KEY")
+        assert main([*args, "--live"]) == 1
+        assert "live trading needs the API wallet's key" in capsys.readouterr().err
+        fake = server.fake
+    assert fake.stats.connections == 0 and fake.actions == []
 
 
 def test_a_position_over_the_limit_is_taken_back_with_an_ioc_escalation():

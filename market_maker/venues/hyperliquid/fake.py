@@ -84,6 +84,7 @@ class FakeHyperliquid:
         max_new_per_min: int = 30,
         max_messages_per_min: int = 2000,
         seed: int = 1,
+        port: int = 0,
     ) -> None:
         self.coin = coin
         self.tick = tick
@@ -114,7 +115,8 @@ class FakeHyperliquid:
         self._market: asyncio.Task[None] | None = None
         self._last_bbo: tuple[int, int] | None = None
         self._tid = 0
-        self.port = 0
+        self.port = port
+        """The port to listen on (0: any free one); the one taken once started."""
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class FakeHyperliquid:
 
     async def start(self) -> None:
         self._server = await serve(
-            self._handler, "127.0.0.1", 0, process_request=self._admit, ping_interval=None
+            self._handler, "127.0.0.1", self.port, process_request=self._admit, ping_interval=None
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._market = asyncio.create_task(self._run_market())

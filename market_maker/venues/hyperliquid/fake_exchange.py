@@ -119,6 +119,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         block_ms: float = 70.0,
         server_skew_ms: int = 0,
         state_time: bool = True,
+        no_margin: bool = False,
         **market: Any,
     ) -> None:
         super().__init__(**market)
@@ -139,6 +140,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.server_skew_ms = server_skew_ms
         """The API server's clock (``clearinghouseState.time``) minus the blocks' clock."""
         self.state_time = state_time
+        self.no_margin = no_margin
+        """Refuse every new order with the venue's ``Insufficient margin to place order.``"""
         self._last_trickle = -1e18
         self.lot_decimals = self.sz_decimals
         self.orders: dict[int, _Order] = {}
@@ -416,6 +419,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
     def _place(self, wire: dict[str, Any]) -> Any:
         if wire.get("a") != ASSET:
             return {"error": f"Invalid asset. asset={wire.get('a')}"}
+        if self.no_margin:
+            return {"error": f"Insufficient margin to place order. asset={ASSET}"}
         checked = self._check(wire)
         if isinstance(checked, str):
             return {"error": checked}
@@ -558,9 +563,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
 
     def _user_stream(self, kind: str, frame: str) -> None:
         for conn in list(self.conns):
-            if any(
-                s.get("type") == kind and self._ours(s.get("user")) for s in conn.subs
-            ):
+            if any(s.get("type") == kind and self._ours(s.get("user")) for s in conn.subs):
                 self._later(conn, kind, frame)
 
     async def reply(self, conn: _Conn, frame: str) -> None:
@@ -643,3 +646,29 @@ class FakeHyperliquidExchange(FakeHyperliquid):
                 "nRequestsSurplus": 0,
             }
         return super().info(payload)
+
+
+async def serve(
+    fake: FakeHyperliquid,
+    *,
+    duration_s: float | None = None,
+    drop_every_s: float | None = None,
+    ready: Any = None,
+) -> None:
+    """Run ``fake`` until ``duration_s`` passes (for ever if None) or the task is cancelled;
+    ``ready(url)`` once it listens; an abrupt drop of every socket each ``drop_every_s``."""
+    await fake.start()
+    try:
+        if ready is not None:
+            ready(fake.url)
+        loop = asyncio.get_running_loop()
+        end = None if duration_s is None else loop.time() + duration_s
+        while end is None or loop.time() < end:
+            step = drop_every_s or 3600.0
+            if end is not None:
+                step = min(step, end - loop.time())
+            await asyncio.sleep(max(step, 0.0))
+            if drop_every_s and (end is None or loop.time() < end):
+                await fake.drop(clean=False)
+    finally:
+        await fake.stop()
