@@ -34,15 +34,18 @@ from market_maker.engine import QuoteEngine
 from market_maker.log import get_logger
 from market_maker.metrics import CycleHistogram, LatencyHistogram, MetricsServer
 from market_maker.model import Action, Event, Fill, Timer
-from market_maker.status import SideStatus
+from market_maker.risk.refusals import RefusalTally, refusal_key
+from market_maker.status import RefusalCount, SideStatus
 from market_maker.venues.base import Venue
 from market_maker.venues.exchange import ExchangeCore
 
 __all__ = [
+    "RefusalLog",
     "RunSummary",
     "SimVenue",
     "StatusBoard",
     "format_run_summary",
+    "refusal_line",
     "run_live",
     "side_line",
 ]
@@ -172,6 +175,8 @@ class StatusBoard:
             f"open {s.open_orders}  settling {s.settling_orders}",
         )
         grid.add_row("PnL", f"{s.pnl_usd:,.2f} USD  fees {s.fees_usd:,.2f}  fills {s.fills}")
+        if s.last_refusal:
+            grid.add_row("refused", refusal_line(s.refusals, s.last_refusal))
         grid.add_row(
             "market",
             f"sigma {s.market.sigma:.6f}/sqrt s  activity {s.market.hawkes_ratio:.2f}x  "
@@ -206,6 +211,8 @@ class StatusBoard:
                 ask_not_resting=s.asks.not_resting,
                 reasons=list(s.reasons),
                 quoting_nothing=s.quoting_nothing,
+                refusals=sum(r.count for r in s.refusals),
+                last_refusal=s.last_refusal or None,
             )
             return
         if self._live is not None:
@@ -235,6 +242,44 @@ _STATE_STYLE = {
     "paused": "bold yellow",
     "halted": "bold red",
 }
+
+
+def refusal_line(counts: Sequence[RefusalCount], last: str) -> str:
+    """The board's ``refused`` row: how many (post-only races included), and the venue's
+    latest words with their count, e.g.
+    ``3: Insufficient margin to place order. asset=1 (3x, margin)``."""
+    total = sum(c.count for c in counts)
+    key = refusal_key(last)
+    same = next((c for c in counts if refusal_key(c.text) == key), None)
+    if same is None:
+        return f"{total}: {last}"
+    return f"{total}: {last} ({same.count}x, {same.refusal_class})"
+
+
+class RefusalLog:
+    """The venue's refusals in the log, one line per distinct text with its count: the first
+    of a text at once, then at most one line per text every ``every_s`` while it keeps
+    coming, and a last line for each whose count grew since (``flush``)."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self.seen = 0
+        self._logged: dict[str, tuple[int, float]] = {}
+        self._log = get_logger("venue")
+
+    def update(self, tally: RefusalTally, now_s: float, *, final: bool = False) -> None:
+        if tally.total == self.seen and not final:
+            return
+        self.seen = tally.total
+        for c in tally.counts():
+            key = refusal_key(c.text)
+            count, at = self._logged.get(key, (0, -math.inf))
+            if c.count == count or (not final and count and now_s - at < self.every_s):
+                continue
+            self._logged[key] = (c.count, now_s)
+            self._log.warning(
+                "venue_refused", text=c.text, refusal_class=c.refusal_class, count=c.count
+            )
 
 
 def side_line(side: SideStatus, state: str) -> str:
@@ -303,6 +348,7 @@ async def run_live(
         log.info("metrics", url=f"http://127.0.0.1:{metrics_port}/metrics")
     await venue.connect()
     log.info("started", symbol=engine.instrument.symbol, strategy=engine.config.strategy.kind)
+    refusal_log = RefusalLog()
     board_task = asyncio.create_task(board.loop())
     queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue(maxsize=1024)
     pump_task = asyncio.create_task(_pump(venue, queue))
@@ -347,6 +393,8 @@ async def run_live(
                     size=ev.size,
                     position=engine.position,
                 )
+            if engine.refusals.total != refusal_log.seen:
+                refusal_log.update(engine.refusals, time.monotonic())
             if engine.idle_reason != idle:
                 idle = engine.idle_reason
                 if idle:
@@ -386,6 +434,7 @@ async def run_live(
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+    refusal_log.update(engine.refusals, time.monotonic(), final=True)
     status = engine.status()
     # The venue's own count after its sweep, where it has one: the engine may still believe in
     # an order whose cancel was refused and backing off when the shutdown deadline came.

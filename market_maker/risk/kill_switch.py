@@ -32,6 +32,7 @@ from market_maker.risk.limits import (
     horizon_s,
     position_limits,
 )
+from market_maker.risk.refusals import FATAL_AT_ONCE, FATAL_WHEN_ALL, classify, refusal_key
 
 __all__ = ["KillSwitch", "Reason", "TradingState", "Trigger"]
 
@@ -94,6 +95,9 @@ class KillSwitch:
         self.config = config
         self._ks: KillSwitchConfig = config.kill_switch
         self._rejections: deque[int] = deque(maxlen=self._ks.max_rejections)
+        self._rejection_texts: deque[str] = deque(maxlen=self._ks.max_rejections)
+        self._fatal: tuple[int, str] | None = None
+        """(time, text) of a refusal no retry can fix: it halts."""
         self.limits: PositionLimits | None = None
         self._limits_key: tuple[object, ...] = ()
         self.account_value: float | None = None
@@ -148,10 +152,15 @@ class KillSwitch:
         if self.last_market_ts_ns is None or ts_ns > self.last_market_ts_ns:
             self.last_market_ts_ns = ts_ns
 
-    def on_rejection(self, ts_ns: int) -> None:
-        """An order was rejected by the venue."""
+    def on_rejection(self, ts_ns: int, text: str = "") -> None:
+        """The venue refused a request, in its own words ``text`` (``OrderAck.reason``): it
+        counts toward a rejection storm, and a text no retry can fix (``refusals.py``) halts."""
         self._clear_at = None
         self._rejections.append(ts_ns)
+        text = text.strip()
+        self._rejection_texts.append(text)
+        if self._fatal is None and classify(text) in FATAL_AT_ONCE:
+            self._fatal = (ts_ns, text)
 
     def set_connected(self, connected: bool) -> None:
         """The venue connection went down (False) or came back (True)."""
@@ -173,6 +182,8 @@ class KillSwitch:
         self._clear_at = None
         self._latched.clear()
         self._rejections.clear()
+        self._rejection_texts.clear()
+        self._fatal = None
         self._cascade_paused = False
         self._calm_since = self._extreme_since = None
         self._cascade_reason = None
@@ -300,7 +311,7 @@ class KillSwitch:
         last = self.last_market_ts_ns
         if last is None or (ts_ns - last) >= self._stale_pause_ns:
             return False
-        if len(self._rejections) >= ks.max_rejections:
+        if len(self._rejections) >= ks.max_rejections or self._fatal is not None:
             return False
         equity = self.account_value
         if equity is not None:
@@ -430,16 +441,40 @@ class KillSwitch:
         return reason
 
     def _check_rejections(self, ts_ns: int) -> Reason | None:
+        """PAUSED for ``max_rejections`` within ``rejection_window_s``; HALTED at once for a
+        refusal no retry can fix, and for a storm made only of refusals of a fatal class
+        (margin on every order). The detail carries the venue's own text."""
         window = self._rejections
-        if len(window) < self._ks.max_rejections:
+        window_s = self._ks.rejection_window_s
+        since = ts_ns - int(window_s * _NS_PER_S)
+        recent = [t for ts, t in zip(window, self._rejection_texts, strict=True) if ts >= since]
+        fatal = self._fatal
+        if fatal is not None:
+            n = max(len(recent), 1)
+            return Reason(
+                trigger=Trigger.REJECTIONS,
+                state=TradingState.HALTED,
+                detail=f"{n} in {window_s:.0f} s: {fatal[1]} (no retry can fix this)",
+            )
+        if len(window) < self._ks.max_rejections or ts_ns - window[0] > window_s * _NS_PER_S:
             return None
-        span_s = (ts_ns - window[0]) / _NS_PER_S
-        if span_s > self._ks.rejection_window_s:
-            return None
+        texts = [t for t in self._rejection_texts if t]
+        words = _most_common(texts)
+        others = len({refusal_key(t) for t in texts}) - 1 if texts else 0
+        if others > 0:
+            words += f" (and {others} other text{'s' if others > 1 else ''})"
+        every_fatal = (
+            bool(texts)
+            and len(texts) == len(window)
+            and all(classify(t) in FATAL_WHEN_ALL for t in texts)
+        )
+        detail = f"{len(window)} in {window_s:.0f} s" + (f": {words}" if words else "")
+        if every_fatal:
+            detail += " on every order (no retry can fix this)"
         return Reason(
             trigger=Trigger.REJECTIONS,
-            state=TradingState.PAUSED,
-            detail=f"{len(window)} rejections in {self._ks.rejection_window_s:.0f} s",
+            state=TradingState.HALTED if every_fatal else TradingState.PAUSED,
+            detail=detail,
         )
 
     def _check_disconnected(self) -> Reason | None:
@@ -448,3 +483,15 @@ class KillSwitch:
         return Reason(
             trigger=Trigger.DISCONNECTED, state=TradingState.PAUSED, detail="venue disconnected"
         )
+
+
+def _most_common(texts: list[str]) -> str:
+    """The text that came most often, counting texts that differ only in numbers as one (the
+    latest wording; the latest among equals); "" for none."""
+    keys = [refusal_key(t) for t in texts]
+    best, best_n = "", 0
+    for i in range(len(texts) - 1, -1, -1):
+        n = keys.count(keys[i])
+        if n > best_n:
+            best, best_n = texts[i], n
+    return best

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -427,3 +428,70 @@ def test_an_action_held_past_its_deadline_is_refused_by_the_venue_not_done_late(
             await venue.close()
 
     asyncio.run(main())
+
+
+def refusal_evidence(live: Live, logs: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """The kill switch's reason, the board's text and the metrics, after a run."""
+    from market_maker.metrics import CycleHistogram, render_metrics
+    from market_maker.runtime import StatusBoard
+
+    status = live.engine.status()
+    reason = next(r for r in status.reasons if r.startswith("rejections: "))
+    board = "\n".join(StatusBoard(live.engine, io.StringIO(), tty=False).render())
+    metrics = render_metrics(live.engine, CycleHistogram(), venue="hyperliquid")
+    return reason, board, metrics
+
+
+def test_an_unknown_wallet_halts_with_the_venues_words_everywhere():
+    """The venue knows no such API wallet: every action is refused with its text. That text
+    reaches the kill switch's reason, the log (one line per text, counted), the board and the
+    metrics, and the run halts (no retry can fix it) instead of pausing for ever."""
+    from structlog.testing import capture_logs
+
+    other = "0x" + "d" * 40  # the fake's agent: not ours
+
+    async def main() -> tuple[Live, list[Any], list[str]]:
+        async with FakeHyperliquidExchange(agent=other, user=USER, sweep_ticks=12.0) as fake:
+            with capture_logs() as logs:
+                live = await trade(fake, 4.0)
+            return live, logs, fake.refused
+
+    live, logs, refused = asyncio.run(main())
+    words = f"User or API Wallet {SIGNER.address.lower()} does not exist."
+    assert refused and all(r == words for r in refused)
+    status = live.engine.status()
+    assert status.trading_state == "halted"
+    reason, board, metrics = refusal_evidence(live, logs)
+    assert reason.endswith(f": {words} (no retry can fix this)"), reason
+    assert reason.startswith("rejections: ") and " in 60 s: " in reason
+    lines = [e for e in logs if e["event"] == "venue_refused"]
+    assert lines and {e["text"] for e in lines} == {words}
+    assert lines[-1]["count"] == status.refusals[0].count >= 1
+    assert len(lines) <= 3  # one line per text, with a count: not one per refusal
+    assert status.refusals[0].refusal_class == "unknown_account"
+    assert "does not exist." in board and "HALTED" in board
+    series = {
+        re.search(r'reason_class="(\w+)"', line)[1]: float(line.rsplit(" ", 1)[1])  # type: ignore[index]
+        for line in metrics.splitlines()
+        if line.startswith("mm_venue_refusals_total{")
+    }
+    assert series["unknown_account"] == status.refusals_by_class["unknown_account"] >= 1
+    assert series["margin"] == 0.0
+    # Halted: it stopped placing. A paused run would have retried every backoff.
+    assert len(refused) <= 4, refused
+
+
+def test_insufficient_margin_on_every_order_halts_with_that_text():
+    async def main() -> Live:
+        async with FakeHyperliquidExchange(
+            agent=SIGNER.address, user=USER, no_margin=True, sweep_ticks=12.0
+        ) as fake:
+            return await trade(fake, 5.0)
+
+    live = asyncio.run(main())
+    status = live.engine.status()
+    assert status.trading_state == "halted", status.reasons
+    reason = next(r for r in status.reasons if r.startswith("rejections: "))
+    assert reason.startswith("rejections: 3 in 60 s: Insufficient margin to place order.")
+    assert reason.endswith("on every order (no retry can fix this)"), reason
+    assert status.refusals_by_class == {"margin": status.refusals[0].count}
