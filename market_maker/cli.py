@@ -246,7 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--address", help="watch this account read-only; paper trading starts from its value"
     )
+    live.add_argument(
+        "--reset-halt",
+        action="store_true",
+        help="live: clear a halt an earlier run latched (shows its reason) before trading",
+    )
     run.set_defaults(func=_cmd_run)
+
+    rst = sub.add_parser(
+        "reset",
+        help="clear a live account's latched halt (shows its reason)",
+        description="A live run that halted (daily loss, drawdown, a refusal no retry can fix, "
+        "...) stays halted across restarts until this clears it. It shows the reason, clears "
+        "it, and lets the next start take the account's equity as the day's opening.",
+    )
+    rst.add_argument("--asset", default="BTC", help="the market [BTC]")
+    rst.add_argument(
+        "--address", help="the account [[venue] address, HYPERLIQUID_ACCOUNT_ADDRESS, the key's]"
+    )
+    rst.add_argument("--testnet", action="store_true", help="the testnet account")
+    rst.add_argument("--config", type=Path, help="TOML config ([venue] state_dir)")
+    rst.set_defaults(func=_cmd_reset)
 
     rec = sub.add_parser(
         "record",
@@ -540,7 +560,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise MarketMakerError("--venue replay needs --data FILE")
     if args.data is not None and args.venue != "replay":
         raise MarketMakerError("--data only applies to --venue replay")
-    live_flags = [f for f in ("paper", "live", "ws_url", "testnet", "address") if getattr(args, f)]
+    live_flags = [
+        f
+        for f in ("paper", "live", "ws_url", "testnet", "address", "reset_halt")
+        if getattr(args, f)
+    ]
     if live_flags and args.venue != "hyperliquid":
         flag = "--" + live_flags[0].replace("_", "-")
         raise MarketMakerError(f"{flag} only applies to --venue hyperliquid")
@@ -615,6 +639,8 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
                 "[venue] private_key_file"
             )
         return await _trade_hyperliquid(config, args, tty, key, address)
+    if args.reset_halt:
+        raise MarketMakerError("--reset-halt applies to live trading (paper runs keep no state)")
     if address is not None:
         _check_address(address)
     client = _client_config(config, args)
@@ -720,6 +746,7 @@ async def _trade_hyperliquid(
     from market_maker.engine import QuoteEngine
     from market_maker.log import get_logger
     from market_maker.runtime import run_live
+    from market_maker.state import describe_halt
     from market_maker.venues.hyperliquid.signing import Signer
     from market_maker.venues.hyperliquid.venue import HyperliquidVenue
 
@@ -740,6 +767,21 @@ async def _trade_hyperliquid(
         account_interval_s=v.account_interval_s,
         request_expiry_s=config.orders.request_expiry_s,
     )
+    network = _network(config, args)
+    state = _state_file(config, network, venue.user, args.asset)
+    if args.reset_halt:
+        _print_reset(state, network, args.asset, sys.stderr)
+    else:
+        saved = state.load()  # a file that cannot be trusted stops us before we connect
+        for halt in () if saved is None else saved.kill_switch.halts:
+            print(
+                f"HALTED by an earlier run: {describe_halt(halt)}. Nothing will be quoted; "
+                f"clear it with: market-maker reset --asset {args.asset}"
+                + (" --testnet" if network == "testnet" else "")
+                + f" --address {venue.user} (or run --reset-halt)",
+                file=sys.stderr,
+                flush=True,
+            )
     try:
         info = await venue.discover(config.instrument)
     except BaseException:
@@ -749,7 +791,6 @@ async def _trade_hyperliquid(
     equity = info.account_value or 0.0
     limits, contracts = _start_limits(config, equity, info.mid)
     ks = config.kill_switch
-    network = _network(config, args)
     get_logger("hyperliquid").info(
         "live_trading",
         **_venue_fields(client.url, args.asset, info),
@@ -772,7 +813,12 @@ async def _trade_hyperliquid(
     )
     engine = QuoteEngine(config, inst)
     summary = await run_live(
-        venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port
+        venue,
+        engine,
+        duration_s=args.duration,
+        tty=tty,
+        metrics_port=args.metrics_port,
+        state_file=state,
     )
     # The flat check: what the venue says after the final sweep against what we believe.
     held, left = venue.final_position, venue.final_open_orders
@@ -791,6 +837,49 @@ async def _trade_hyperliquid(
             f"the engine believes {summary.position}"
         )
     return summary
+
+
+def _state_file(config: AppConfig, network: str, account: str, asset: str) -> Any:
+    from market_maker.state import StateFile, default_state_dir
+
+    where = config.venue.state_dir
+    directory = default_state_dir() if where is None else Path(where)
+    return StateFile(directory, network=network, account=account, asset=asset)
+
+
+def _print_reset(state: Any, network: str, asset: str, out: Any = None) -> None:
+    """Clear the state file's halts, saying what they were."""
+    from market_maker.state import describe_halt
+
+    out = out or sys.stdout
+    halts = state.reset()
+    who = f"{asset.upper()} on {network}, account {state.account}"
+    if not halts:
+        print(f"{who}: not halted; nothing to reset ({state.path})", file=out)
+        return
+    print(f"{who}: cleared the halt an earlier run latched:", file=out)
+    for halt in halts:
+        print(f"  {describe_halt(halt)}", file=out)
+    print(
+        f"  the next start takes the account's equity as the day's opening ({state.path})",
+        file=out,
+    )
+
+
+def _cmd_reset(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    network = "testnet" if args.testnet or config.venue.testnet else "mainnet"
+    account = args.address or config.venue.address or os.environ.get("HYPERLIQUID_ACCOUNT_ADDRESS")
+    if not account:
+        key = _private_key(config)
+        if key is None:
+            raise MarketMakerError("reset: name the account with --address 0x...")
+        from market_maker.venues.hyperliquid.signing import Signer
+
+        account = Signer(key, mainnet=network == "mainnet").address
+    _check_address(account)
+    _print_reset(_state_file(config, network, account, args.asset), network, args.asset)
+    return 0
 
 
 def _check_address(address: str, flag: str = "--address") -> None:

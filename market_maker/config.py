@@ -475,6 +475,10 @@ class VenueConfig(_Config, frozen=True):
     dms_refresh_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
     account_interval_s: Annotated[float, Meta(ge=1.0, le=3600.0)] = 60.0
     """Live: account value and position are synced from the venue this often."""
+    state_dir: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+    """Live: where the state file of each account and market is kept (latched halts, the UTC
+    day's opening equity); unset: ``$XDG_STATE_HOME/market-maker``, else
+    ``~/.local/state/market-maker``."""
 
 
 OptPositive = Annotated[float, Meta(gt=0.0, le=1e12)] | None

@@ -810,9 +810,10 @@ class QuoteEngine:
         bids, asks = self.wanted
         return (bids[0][0] if bids else 0, asks[0][0] if asks else 0)
 
-    def halt(self, reason: str) -> None:
-        """Latch HALTED (manual): the next event's cycle cancels every order."""
-        self.kill_switch.halt(reason)
+    def halt(self, reason: str, *, persist: bool = True) -> None:
+        """Latch HALTED (manual): the next event's cycle cancels every order. A shutdown's
+        halt (``persist=False``) is not one a restart must keep."""
+        self.kill_switch.halt(reason, persist=persist)
 
     @property
     def trading_state(self) -> TradingState:

@@ -34,7 +34,9 @@ from market_maker.engine import QuoteEngine
 from market_maker.log import get_logger
 from market_maker.metrics import CycleHistogram, LatencyHistogram, MetricsServer
 from market_maker.model import Action, Event, Fill, Timer
+from market_maker.risk.kill_switch import TradingState
 from market_maker.risk.refusals import RefusalTally, refusal_key
+from market_maker.state import StateFile, describe_halt
 from market_maker.status import RefusalCount, SideStatus
 from market_maker.venues.base import Venue
 from market_maker.venues.exchange import ExchangeCore
@@ -315,8 +317,12 @@ async def run_live(
     install_signals: bool = True,
     metrics_port: int | None = None,
     timer_interval_s: float = 0.1,
+    state_file: StateFile | None = None,
 ) -> RunSummary:
-    """Run until ``duration_s`` (wall seconds), a signal, or the venue ends; then shut down."""
+    """Run until ``duration_s`` (wall seconds), a signal, or the venue ends; then shut down.
+
+    With ``state_file``, the kill switch starts from what the state file holds (a latched halt
+    stays latched, the UTC day's opening equity is kept) and the file follows it."""
     out = out or sys.stdout
     tty = out.isatty() if tty is None else tty
     log = get_logger("runtime")
@@ -339,6 +345,32 @@ async def run_live(
     if duration_s is not None:
         loop.call_later(duration_s, request_stop, "duration reached")
     stop_at = math.inf if duration_s is None else time.monotonic() + duration_s
+
+    ks = engine.kill_switch
+    saved_version, saved_at = -1, 0.0
+    if state_file is not None:
+        saved = state_file.load()
+        if saved is not None:
+            ks.restore(saved.kill_switch)
+            memory = saved.kill_switch
+            log.info(
+                "state_restored",
+                path=str(state_file.path),
+                day_start_equity=memory.day_start_equity,
+                peak_equity=memory.peak_equity,
+                halts=[describe_halt(h) for h in memory.halts],
+            )
+            for h in memory.halts:
+                log.error(
+                    "halted_at_start", reason=describe_halt(h), clear_with="market-maker reset"
+                )
+        saved_version = ks.memory_version
+
+    def save_state(now: float) -> None:
+        nonlocal saved_version, saved_at
+        if state_file is not None:
+            state_file.save(ks.memory())
+            saved_version, saved_at = ks.memory_version, now
 
     histogram = CycleHistogram()
     metrics = None
@@ -393,6 +425,10 @@ async def run_live(
                     size=ev.size,
                     position=engine.position,
                 )
+            if state_file is not None and ks.memory_version != saved_version:
+                now = time.monotonic()
+                if ks.state is TradingState.HALTED or now - saved_at >= 1.0:
+                    save_state(now)  # a halt at once; equity at most once a second
             if engine.refusals.total != refusal_log.seen:
                 refusal_log.update(engine.refusals, time.monotonic())
             if engine.idle_reason != idle:
@@ -412,7 +448,7 @@ async def run_live(
                 shutting_down = True
                 deadline = time.monotonic() + shutdown_timeout_s
                 log.info("shutdown", reason=reason[0], open_orders=engine.status().open_orders)
-                engine.halt(f"shutdown: {reason[0]}")
+                engine.halt(f"shutdown: {reason[0]}", persist=False)
                 cancels = engine.on_event(Timer(ts_ns=venue.now_ns()))
                 if cancels:
                     await venue.submit(cancels)
@@ -429,6 +465,7 @@ async def run_live(
         # list of open orders; the simulated ones have nothing left to sweep).
         await venue.cancel_all()
         await venue.close()
+        save_state(time.monotonic())
         if metrics is not None:
             await metrics.stop()
         if install_signals:

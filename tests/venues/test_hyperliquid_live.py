@@ -60,8 +60,17 @@ async def trade(
     during: Callable[[Live], Awaitable[None]] | None = None,
     budget: AddressBudget | None = None,
     config: AppConfig | None = None,
+    state_file: Any = None,
+    account_interval_s: float = 60.0,
 ) -> Live:
-    venue = HyperliquidVenue("BTC", ClientConfig(url=fake.url), SIGNER, account=USER, budget=budget)
+    venue = HyperliquidVenue(
+        "BTC",
+        ClientConfig(url=fake.url),
+        SIGNER,
+        account=USER,
+        budget=budget,
+        account_interval_s=account_interval_s,
+    )
     info = await venue.discover()
     engine = QuoteEngine(config or binding(), info.instrument)
     live = Live(summary=None, venue=venue, engine=engine)  # type: ignore[arg-type]
@@ -87,6 +96,7 @@ async def trade(
             out=io.StringIO(),
             tty=False,
             install_signals=False,
+            state_file=state_file,
         ),
         duration_s + 60.0,
     )
@@ -495,3 +505,121 @@ def test_insufficient_margin_on_every_order_halts_with_that_text():
     assert reason.startswith("rejections: 3 in 60 s: Insufficient margin to place order.")
     assert reason.endswith("on every order (no retry can fix this)"), reason
     assert status.refusals_by_class == {"margin": status.refusals[0].count}
+
+
+def test_a_halted_run_restarted_is_still_halted_until_reset(tmp_path, capsys):
+    """A daily-loss halt latched, the process stopped: the next process starts halted with the
+    reason, quotes nothing, and only ``market-maker reset`` clears it."""
+    from market_maker.cli import main
+    from market_maker.state import StateFile
+
+    state = StateFile(tmp_path, network="mainnet", account=USER, asset="BTC")
+
+    async def lose(live: Live) -> None:
+        fake = lose.fake  # type: ignore[attr-defined]
+        await until(lambda: fake.open_orders() > 0, 10.0)
+        fake.cash -= 650.0  # the account loses 650 USD (the limit is 500)
+        await until(lambda: live.engine.trading_state.label == "halted", 10.0)
+
+    async def main_() -> tuple[Live, Live, int]:
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            lose.fake = fake  # type: ignore[attr-defined]
+            first = await trade(fake, 6.0, lose, state_file=state, account_interval_s=1.0)
+            placed = sum(1 for a in fake.actions if a in ("order", "batchModify"))
+            fake.cash += 650.0  # whatever the account does now, the halt stays latched
+            second = await trade(fake, 3.0, state_file=state, account_interval_s=1.0)
+            after = sum(1 for a in fake.actions if a in ("order", "batchModify"))
+            return first, second, after - placed
+
+    first, second, placed_after = asyncio.run(main_())
+    assert first.summary.trading_state == "halted"
+    reason = next(r for r in first.engine.status().reasons if r.startswith("daily_loss"))
+    assert placed_after == 0  # the restarted run never quoted
+    assert second.summary.trading_state == "halted"
+    assert reason in second.engine.status().reasons  # the same words, after the restart
+    saved = state.load()
+    assert saved is not None and [h.trigger for h in saved.kill_switch.halts] == ["daily_loss"]
+    # market-maker reset shows the reason and clears it.
+    config = tmp_path / "state.toml"
+    config.write_text(f'[venue]\nstate_dir = "{tmp_path}"\n')
+    assert main(["reset", "--asset", "BTC", "--address", USER, "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "cleared the halt" in out and "daily_loss: lost 650.00 USD today" in out
+    saved = state.load()
+    assert saved is not None and saved.kill_switch.halts == ()
+    assert saved.kill_switch.day_start_equity is None  # the next start re-bases
+    assert "cleared daily_loss" in saved.last_reset
+    assert main(["reset", "--asset", "BTC", "--address", USER, "--config", str(config)]) == 0
+    assert "not halted; nothing to reset" in capsys.readouterr().out
+
+
+def test_a_loss_taken_before_a_restart_still_counts_toward_the_daily_limit(tmp_path):
+    """300 USD lost, restart, 250 more: 550 over the day's opening halts (limit 500); without
+    the state file the second run would count only the 250."""
+    from market_maker.state import StateFile
+
+    state = StateFile(tmp_path, network="mainnet", account=USER, asset="BTC")
+
+    async def lose(amount: float) -> Callable[[Live], Awaitable[None]]:
+        async def during(live: Live) -> None:
+            fake = during.fake  # type: ignore[attr-defined]
+            await until(lambda: live.engine.kill_switch.account_value is not None, 10.0)
+            fake.cash -= amount
+
+        return during
+
+    async def main_() -> tuple[Live, Live]:
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            first_loss = await lose(300.0)
+            first_loss.fake = fake  # type: ignore[attr-defined]
+            first = await trade(fake, 4.0, first_loss, state_file=state, account_interval_s=1.0)
+            second_loss = await lose(250.0)
+            second_loss.fake = fake  # type: ignore[attr-defined]
+            second = await trade(fake, 4.0, second_loss, state_file=state, account_interval_s=1.0)
+            return first, second
+
+    first, second = asyncio.run(main_())
+    assert first.summary.trading_state == "halted"  # the shutdown's halt only
+    assert not any(r.startswith("daily_loss") for r in first.engine.status().reasons)
+    saved_day = first.engine.kill_switch.day_start_equity
+    assert saved_day is not None and abs(saved_day - 25_000.0) < 1.0
+    assert second.engine.kill_switch.day_start_equity == saved_day  # kept across the restart
+    reasons = second.engine.status().reasons
+    daily = [r for r in reasons if r.startswith("daily_loss: lost ")]
+    assert daily, reasons
+    lost = float(daily[0].split()[2])
+    assert 530.0 < lost < 570.0, lost  # both losses (and the few fills' PnL), not the 250
+
+
+def test_the_cli_starts_halted_after_a_latched_halt_and_reset_halt_clears_it(capsys, monkeypatch):
+    import os
+    from pathlib import Path
+
+    from market_maker.cli import main
+    from market_maker.risk import KillSwitch
+    from market_maker.state import StateFile
+
+    ks = KillSwitch(AppConfig())
+    ks.halt("operator: venue maintenance")
+    state = StateFile(
+        Path(os.environ["XDG_STATE_HOME"]) / "market-maker",
+        network="mainnet",
+        account=USER,
+        asset="BTC",
+    )
+    state.save(ks.memory())
+    monkeypatch.setenv("HYPERLIQUID_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("HYPERLIQUID_ACCOUNT_ADDRESS", USER)
+    with FakeInThread.of(
+        FakeHyperliquidExchange, agent=SIGNER.address, user=USER, sweep_ticks=12.0
+    ) as server:
+        args = ["run", "--venue", "hyperliquid", "--ws-url", server.url, "--live"]
+        assert main([*args, "--duration", "3"]) == 0
+        err = capsys.readouterr().err
+        assert "HALTED by an earlier run: manual: operator: venue maintenance" in err
+        assert f"market-maker reset --asset BTC --address {USER}" in err
+        assert "order" not in server.fake.actions
+        assert main([*args, "--duration", "4", "--reset-halt"]) == 0
+        err = capsys.readouterr().err
+        assert "cleared the halt an earlier run latched" in err and "venue maintenance" in err
+        assert "order" in server.fake.actions
