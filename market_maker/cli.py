@@ -309,7 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
         "a scenario's own]",
     )
     bt.add_argument("--json", action="store_true", help="print one JSON object")
-    bt.add_argument("--report", type=Path, help="write summary.json, recording.json, backtest.png")
+    bt.add_argument(
+        "--report",
+        type=Path,
+        help="write summary.json, recording.json, fills.csv and backtest.png to this directory",
+    )
     bt.set_defaults(func=_cmd_backtest)
 
     init = sub.add_parser("init-config", help="write the commented default config")
@@ -321,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="fit Hawkes, fill intensity and volatility from a capture",
         description="Fit the engine's market parameters from a capture and print them with "
-        "95 %% intervals; -o writes a config overlay that --config accepts.",
+        "95 % intervals; -o writes a config overlay that --config accepts.",
     )
     cal.add_argument("--data", type=Path, required=True, help="a capture file")
     cal.add_argument("--config", type=Path, help="TOML config (instrument rules, estimator grids)")
@@ -589,8 +593,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             request_expiry_s=config.orders.request_expiry_s,
         )
     else:
+        base = scenario(args.scenario)
+        if args.asset.upper() != "BTC" and config.simulator.mid0 is None:
+            raise MarketMakerError(
+                f"--asset {args.asset}: the simulator's scenarios are a BTC-like market (mid "
+                f"{base.mid0:,.0f}); give it {args.asset}'s scale with [simulator] mid0, "
+                "tick_size and lot_size (calibrate -o writes them from a capture)"
+            )
         params = msgspec.structs.replace(
-            scenario(args.scenario), symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0
+            base, symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0
         )
         params = with_simulator(params, config.simulator)
         config = engine_config(params, config)
@@ -645,6 +656,7 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
         _check_address(address)
     client = _client_config(config, args)
     log = get_logger("hyperliquid")
+    _connecting(client.url)
     if not args.paper and (
         os.environ.get("HYPERLIQUID_PRIVATE_KEY") or config.venue.private_key_file
     ):
@@ -681,6 +693,11 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
     return await run_live(
         venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port
     )
+
+
+def _connecting(url: str) -> None:
+    """Say where we connect at once: an unreachable venue takes 15 s to give up."""
+    print(f"connecting to {url} (gives up after 15 s) ...", file=sys.stderr, flush=True)
 
 
 def _wants_live(config: AppConfig, args: argparse.Namespace) -> bool:
@@ -769,6 +786,7 @@ async def _trade_hyperliquid(
     )
     network = _network(config, args)
     state = _state_file(config, network, venue.user, args.asset)
+    _connecting(client.url)
     if args.reset_halt:
         _print_reset(state, network, args.asset, sys.stderr)
     else:
@@ -906,10 +924,16 @@ def _cmd_record(args: argparse.Namespace) -> int:
         raise MarketMakerError(f"{out}: not a file in an existing directory")
     client = _client_config(config, args)
     configure_logging(level="info", json=not sys.stderr.isatty(), stream=sys.stderr)
+    print(f"connecting to {client.url} ...", file=sys.stderr, flush=True)
     summary = asyncio.run(record(args.asset, client, out, duration_s=args.duration))
+    if summary.connects == 0:
+        out.unlink(missing_ok=True)  # a capture of nothing is not a capture
+        raise MarketMakerError(
+            f"never connected to {client.url} in {summary.wall_s:.0f} s: nothing recorded"
+        )
     print(
-        f"recorded {summary.lines:,} lines ({summary.bytes:,} bytes) of {args.asset} to "
-        f"{summary.path} in {summary.wall_s:.1f} s; connects {summary.connects}, "
+        f"recorded {summary.lines:,} lines ({summary.bytes:,} bytes) of {args.asset} "
+        f"to {summary.path}\n  in {summary.wall_s:.1f} s; connects {summary.connects}, "
         f"disconnects {summary.disconnects}; stopped: {summary.reason}"
     )
     return 0
@@ -1194,7 +1218,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     else:
         workers = args.workers or os.cpu_count() or 1
         executor = sweep.process_executor(workers)
-        where = f"{workers} processes"
+        where = f"{workers} process" + ("" if workers == 1 else "es")
     print(
         f"sweep: {len(plan.points)} points x {sweep.runs_per_point(plan)} runs on {where}, "
         f"into {args.out}",
@@ -1224,6 +1248,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         if sweep.best_point(result) is None:
             print("no feasible point: best.toml not written (see points.csv, why_not)")
+    best = sweep.best_point(result)
+    held = [h.score for h in result.test.values() if h.runs]
+    if best is not None and held and max(held) < 0.0:
+        score = result.test[best].score if best in result.test else max(held)
+        print(
+            f"warning: every held-back score is negative (best.toml's point {best}: "
+            f"{score:.4g}):\n  best.toml is the setting that lost least, not one that makes "
+            "money",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import io
 import math
+import os
 import signal
 import statistics
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TextIO
 
 import msgspec
@@ -47,6 +48,7 @@ __all__ = [
     "SimVenue",
     "StatusBoard",
     "format_run_summary",
+    "quiet_terminal",
     "refusal_line",
     "run_live",
     "side_line",
@@ -227,7 +229,12 @@ class StatusBoard:
             while True:
                 self.show()
                 await asyncio.sleep(self.interval_s)
-        with Live(self.renderable(), console=self.console, auto_refresh=False) as live:
+        fd = _terminal_fd(self.out)
+        quiet = quiet_terminal(fd) if fd is not None else contextlib.nullcontext()
+        with (
+            quiet,
+            Live(self.renderable(), console=self.console, auto_refresh=False) as live,
+        ):
             self._live = live
             try:
                 while True:
@@ -236,6 +243,45 @@ class StatusBoard:
             finally:
                 live.update(self.renderable(), refresh=True)
                 self._live = None
+
+
+def _terminal_fd(out: TextIO) -> int | None:
+    """The terminal the board draws on (its stream's, else stdin's), or None."""
+    for stream in (out, sys.stdin):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        if os.isatty(fd):
+            return fd
+    return None
+
+
+@contextlib.contextmanager
+def quiet_terminal(fd: int) -> Iterator[None]:
+    """No echo of keystrokes on terminal ``fd`` while the board is live, then as it was.
+
+    The board redraws itself by moving the cursor up its own height; a ``^C`` the terminal
+    echoes after the bottom border (80 columns wide, so it wraps) pushes the board down one
+    line, and the redraw then leaves the old top border behind. (POSIX; elsewhere nothing.)"""
+    try:
+        import termios
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        old = termios.tcgetattr(fd)
+    except termios.error:
+        yield
+        return
+    new = list(old)
+    new[3] = new[3] & ~(termios.ECHO | termios.ECHOCTL)
+    try:
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+        yield
+    finally:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, old)
 
 
 _STATE_STYLE = {
