@@ -923,8 +923,11 @@ def _cmd_record(args: argparse.Namespace) -> int:
     if out.is_dir() or not out.parent.is_dir():
         raise MarketMakerError(f"{out}: not a file in an existing directory")
     client = _client_config(config, args)
-    configure_logging(level="info", json=not sys.stderr.isatty(), stream=sys.stderr)
-    print(f"connecting to {client.url} ...", file=sys.stderr, flush=True)
+    tty = sys.stderr.isatty()
+    # On a terminal only warnings are logged (the periodic counts would wrap at 80 columns);
+    # otherwise every event is a JSON line.
+    configure_logging(level="warning" if tty else "info", json=not tty, stream=sys.stderr)
+    print(f"connecting to {client.url} ... (Ctrl-C stops)", file=sys.stderr, flush=True)
     summary = asyncio.run(record(args.asset, client, out, duration_s=args.duration))
     if summary.connects == 0:
         out.unlink(missing_ok=True)  # a capture of nothing is not a capture
