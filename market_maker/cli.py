@@ -93,6 +93,10 @@ def _port(text: str) -> int:
     return value
 
 
+def _port_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else _port(text)
+
+
 def _unit_interval(text: str) -> float:
     value = _finite(text)
     if not 0.0 <= value <= 1.0:
@@ -228,16 +232,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=_port, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics"
     )
     live = run.add_argument_group("hyperliquid")
-    live.add_argument(
+    mode = live.add_mutually_exclusive_group()
+    mode.add_argument(
         "--paper",
         action="store_true",
         help="paper trade on the live market: orders rest in a local book (the default)",
+    )
+    mode.add_argument(
+        "--live",
+        action="store_true",
+        help="trade with real orders, signed with HYPERLIQUID_PRIVATE_KEY or [venue] "
+        "private_key_file (a key alone never trades)",
     )
     _add_hyperliquid_flags(live)
     live.add_argument(
         "--address", help="watch this account read-only; paper trading starts from its value"
     )
+    live.add_argument(
+        "--reset-halt",
+        action="store_true",
+        help="live: clear a halt an earlier run latched (shows its reason) before trading",
+    )
     run.set_defaults(func=_cmd_run)
+
+    rst = sub.add_parser(
+        "reset",
+        help="clear a live account's latched halt (shows its reason)",
+        description="A live run that halted (daily loss, drawdown, a refusal no retry can fix, "
+        "...) stays halted across restarts until this clears it. It shows the reason, clears "
+        "it, and lets the next start take the account's equity as the day's opening.",
+    )
+    rst.add_argument("--asset", default="BTC", help="the market [BTC]")
+    rst.add_argument(
+        "--address", help="the account [[venue] address, HYPERLIQUID_ACCOUNT_ADDRESS, the key's]"
+    )
+    rst.add_argument("--testnet", action="store_true", help="the testnet account")
+    rst.add_argument("--config", type=Path, help="TOML config ([venue] state_dir)")
+    rst.set_defaults(func=_cmd_reset)
 
     rec = sub.add_parser(
         "record",
@@ -280,7 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
         "a scenario's own]",
     )
     bt.add_argument("--json", action="store_true", help="print one JSON object")
-    bt.add_argument("--report", type=Path, help="write summary.json, recording.json, backtest.png")
+    bt.add_argument(
+        "--report",
+        type=Path,
+        help="write summary.json, recording.json, fills.csv and backtest.png to this directory",
+    )
     bt.set_defaults(func=_cmd_backtest)
 
     init = sub.add_parser("init-config", help="write the commented default config")
@@ -292,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="fit Hawkes, fill intensity and volatility from a capture",
         description="Fit the engine's market parameters from a capture and print them with "
-        "95 %% intervals; -o writes a config overlay that --config accepts.",
+        "95 % intervals; -o writes a config overlay that --config accepts.",
     )
     cal.add_argument("--data", type=Path, required=True, help="a capture file")
     cal.add_argument("--config", type=Path, help="TOML config (instrument rules, estimator grids)")
@@ -301,6 +336,73 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--json", action="store_true", help="print one JSON object")
     _add_instrument_flags(cal)
     cal.set_defaults(func=_cmd_calibrate)
+
+    fx = sub.add_parser(
+        "fake-exchange",
+        help="start a loopback Hyperliquid exchange on 127.0.0.1 (try everything offline)",
+        description="A Hyperliquid exchange on 127.0.0.1: a random-walk market (l2Book, bbo, "
+        "trades) and one trading account that checks signatures and nonces, commits actions "
+        "in blocks and fills our orders against its trades. Point run or record at the "
+        "--ws-url it prints. Ctrl-C stops it.",
+    )
+    fx.add_argument("--port", type=_port_or_zero, default=0, help="port to listen on [any free]")
+    fx.add_argument("--asset", default="BTC", help="the coin it lists (with ETH) [BTC]")
+    fx.add_argument("--mid", type=_positive, default=100_000.0, help="starting mid [100000]")
+    fx.add_argument("--tick", type=_positive, default=1.0, help="price step of its book [1]")
+    fx.add_argument("--sz-decimals", type=int, default=5, help="size decimals [5]")
+    fx.add_argument(
+        "--trade-rate", type=_positive, default=20.0, help="public trades per second [20]"
+    )
+    fx.add_argument(
+        "--sweep-ticks", type=_positive, default=12.0, help="mean ticks a trade sweeps [12]"
+    )
+    fx.add_argument(
+        "--buy-share", type=_unit_interval, default=0.5, help="share of buy aggressors [0.5]"
+    )
+    fx.add_argument(
+        "--account-value", type=_positive, default=25_000.0, help="account equity, USD [25000]"
+    )
+    fx.add_argument("--seed", type=int, default=1, help="random seed [1]")
+    fx.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    acct = fx.add_argument_group("the trading account")
+    acct.add_argument(
+        "--agent",
+        help="take only this API wallet's signatures [any key's]; others are "
+        "refused with the venue's 'User or API Wallet ... does not exist.'",
+    )
+    acct.add_argument("--user", help="the account's address [the first one that subscribes]")
+    acct.add_argument("--testnet", action="store_true", help="expect testnet signatures")
+    acct.add_argument(
+        "--traded-volume",
+        type=_nonnegative,
+        default=0.0,
+        help="the account's traded USD; 1000000 unlocks the dead man's switch [0]",
+    )
+    acct.add_argument(
+        "--address-budget", type=_nonnegative, default=10_000.0, help="request budget [10000]"
+    )
+    faults = fx.add_argument_group("faults")
+    faults.add_argument(
+        "--block-ms", type=_nonnegative, default=70.0, help="block interval, 0: none [70]"
+    )
+    faults.add_argument(
+        "--reorder-ms",
+        type=_nonnegative,
+        default=0.0,
+        help="delay replies and user streams at random up to this, each stream on its own [0]",
+    )
+    faults.add_argument(
+        "--duplicate-fills", type=_unit_interval, default=0.0, help="re-send a fill, 0..1 [0]"
+    )
+    faults.add_argument(
+        "--server-skew-ms", type=int, default=0, help="info clock minus block clock [0]"
+    )
+    faults.add_argument("--slow-ms", type=_nonnegative, default=0.0, help="delay every frame")
+    faults.add_argument("--drop-every", type=_positive, help="reset every socket each S seconds")
+    faults.add_argument(
+        "--no-margin", action="store_true", help="refuse every order: insufficient margin"
+    )
+    fx.set_defaults(func=_cmd_fake_exchange)
 
     sw = sub.add_parser(
         "sweep",
@@ -486,7 +588,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise MarketMakerError("--venue replay needs --data FILE")
     if args.data is not None and args.venue != "replay":
         raise MarketMakerError("--data only applies to --venue replay")
-    live_flags = [f for f in ("paper", "ws_url", "testnet", "address") if getattr(args, f)]
+    live_flags = [
+        f
+        for f in ("paper", "live", "ws_url", "testnet", "address", "reset_halt")
+        if getattr(args, f)
+    ]
     if live_flags and args.venue != "hyperliquid":
         flag = "--" + live_flags[0].replace("_", "-")
         raise MarketMakerError(f"{flag} only applies to --venue hyperliquid")
@@ -511,8 +617,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             request_expiry_s=config.orders.request_expiry_s,
         )
     else:
+        base = scenario(args.scenario)
+        if args.asset.upper() != "BTC" and config.simulator.mid0 is None:
+            raise MarketMakerError(
+                f"--asset {args.asset}: the simulator's scenarios are a BTC-like market (mid "
+                f"{base.mid0:,.0f}); give it {args.asset}'s scale with [simulator] mid0, "
+                "tick_size and lot_size (calibrate -o writes them from a capture)"
+            )
         params = msgspec.structs.replace(
-            scenario(args.scenario), symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0
+            base, symbol=f"SIM-{args.asset.upper()}", duration_s=864_000.0
         )
         params = with_simulator(params, config.simulator)
         config = engine_config(params, config)
@@ -553,13 +666,28 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
     from market_maker.venues.paper import PaperVenue
 
     address = args.address or config.venue.address
-    key = None if args.paper else _private_key(config)
-    if key is not None:
+    if _wants_live(config, args):
+        key = _private_key(config)
+        if key is None:
+            raise MarketMakerError(
+                "live trading needs the API wallet's key: set HYPERLIQUID_PRIVATE_KEY or "
+                "[venue] private_key_file"
+            )
         return await _trade_hyperliquid(config, args, tty, key, address)
+    if args.reset_halt:
+        raise MarketMakerError("--reset-halt applies to live trading (paper runs keep no state)")
     if address is not None:
         _check_address(address)
     client = _client_config(config, args)
     log = get_logger("hyperliquid")
+    _connecting(client.url)
+    if not args.paper and (
+        os.environ.get("HYPERLIQUID_PRIVATE_KEY") or config.venue.private_key_file
+    ):
+        print(
+            "market-maker: paper trading: a key is set, but only --live sends orders",
+            file=sys.stderr,
+        )
     feed = HyperliquidFeed(args.asset, client)
     try:
         info = await feed.discover(config.instrument, address)
@@ -591,6 +719,51 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
     )
 
 
+def _connecting(url: str) -> None:
+    """Say where we connect at once: an unreachable venue takes 15 s to give up."""
+    print(f"connecting to {url} (gives up after 15 s) ...", file=sys.stderr, flush=True)
+
+
+def _wants_live(config: AppConfig, args: argparse.Namespace) -> bool:
+    """Whether this run trades with real orders: ``--live``, or ``[venue] live = true`` on
+    testnet. Mainnet needs ``--live`` itself; ``--paper`` always wins."""
+    if args.paper:
+        return False
+    if args.live:
+        return True
+    if not config.venue.live:
+        return False
+    if not (args.testnet or config.venue.testnet):
+        raise MarketMakerError(
+            "[venue] live = true on mainnet: refusing to trade real money without --live "
+            "on the command line (or pass --paper)"
+        )
+    return True
+
+
+def _network(config: AppConfig, args: argparse.Namespace) -> str:
+    return "testnet" if args.testnet or config.venue.testnet else "mainnet"
+
+
+def _start_limits(config: AppConfig, equity: float, mid: float) -> tuple[PositionLimits, float]:
+    """The limits a run starts from (volatility at its prior, trade rate at the Hawkes
+    baseline) and the position they allow at ``mid``, in contracts."""
+    risk = config.risk
+    limits = position_limits(
+        account_value=equity,
+        sigma=risk.sigma_prior,
+        horizon_s=horizon_s(config.estimators.hawkes.mu, risk.max_horizon_s),
+        confidence=0.0,
+        config=risk,
+        sizing=config.sizing,
+        balance=None,
+    )
+    contracts = limits.max_position_value / mid if mid > 0.0 else risk.max_position
+    if risk.max_position_cap is not None:
+        contracts = min(contracts, risk.max_position_cap)
+    return limits, contracts
+
+
 def _private_key(config: AppConfig) -> str | None:
     """The API wallet's key: ``HYPERLIQUID_PRIVATE_KEY``, else ``[venue] private_key_file``."""
     key = os.environ.get("HYPERLIQUID_PRIVATE_KEY")
@@ -614,6 +787,7 @@ async def _trade_hyperliquid(
     from market_maker.engine import QuoteEngine
     from market_maker.log import get_logger
     from market_maker.runtime import run_live
+    from market_maker.state import describe_halt
     from market_maker.venues.hyperliquid.signing import Signer
     from market_maker.venues.hyperliquid.venue import HyperliquidVenue
 
@@ -634,23 +808,59 @@ async def _trade_hyperliquid(
         account_interval_s=v.account_interval_s,
         request_expiry_s=config.orders.request_expiry_s,
     )
+    network = _network(config, args)
+    state = _state_file(config, network, venue.user, args.asset)
+    _connecting(client.url)
+    if args.reset_halt:
+        _print_reset(state, network, args.asset, sys.stderr)
+    else:
+        saved = state.load()  # a file that cannot be trusted stops us before we connect
+        for halt in () if saved is None else saved.kill_switch.halts:
+            print(
+                f"HALTED by an earlier run: {describe_halt(halt)}. Nothing will be quoted; "
+                f"clear it with: market-maker reset --asset {args.asset}"
+                + (" --testnet" if network == "testnet" else "")
+                + f" --address {venue.user} (or run --reset-halt)",
+                file=sys.stderr,
+                flush=True,
+            )
     try:
         info = await venue.discover(config.instrument)
     except BaseException:
         await venue.feed.close()
         raise
     inst = info.instrument
+    equity = info.account_value or 0.0
+    limits, contracts = _start_limits(config, equity, info.mid)
+    ks = config.kill_switch
     get_logger("hyperliquid").info(
         "live_trading",
         **_venue_fields(client.url, args.asset, info),
+        network=network,
         account=venue.user,
         agent=signer.address,
         account_value=info.account_value,
         position=info.position,
+        max_position=contracts,
+        max_position_value_usd=limits.max_position_value,
+        binding_limit=str(limits.binding),
+        max_daily_loss_usd=ks.max_daily_loss_usd,
+    )
+    print(
+        f"LIVE {network} {venue.user} {args.asset}: equity {equity:,.2f} USD, "
+        f"max position {contracts:.6g} ({contracts * info.mid:,.0f} USD, {limits.binding}), "
+        f"daily loss {ks.max_daily_loss_usd:,.0f} USD, drawdown {ks.max_drawdown_pct:g} %",
+        file=sys.stderr,
+        flush=True,
     )
     engine = QuoteEngine(config, inst)
     summary = await run_live(
-        venue, engine, duration_s=args.duration, tty=tty, metrics_port=args.metrics_port
+        venue,
+        engine,
+        duration_s=args.duration,
+        tty=tty,
+        metrics_port=args.metrics_port,
+        state_file=state,
     )
     # The flat check: what the venue says after the final sweep against what we believe.
     held, left = venue.final_position, venue.final_open_orders
@@ -671,14 +881,57 @@ async def _trade_hyperliquid(
     return summary
 
 
-def _check_address(address: str) -> None:
+def _state_file(config: AppConfig, network: str, account: str, asset: str) -> Any:
+    from market_maker.state import StateFile, default_state_dir
+
+    where = config.venue.state_dir
+    directory = default_state_dir() if where is None else Path(where)
+    return StateFile(directory, network=network, account=account, asset=asset)
+
+
+def _print_reset(state: Any, network: str, asset: str, out: Any = None) -> None:
+    """Clear the state file's halts, saying what they were."""
+    from market_maker.state import describe_halt
+
+    out = out or sys.stdout
+    halts = state.reset()
+    who = f"{asset.upper()} on {network}, account {state.account}"
+    if not halts:
+        print(f"{who}: not halted; nothing to reset ({state.path})", file=out)
+        return
+    print(f"{who}: cleared the halt an earlier run latched:", file=out)
+    for halt in halts:
+        print(f"  {describe_halt(halt)}", file=out)
+    print(
+        f"  the next start takes the account's equity as the day's opening ({state.path})",
+        file=out,
+    )
+
+
+def _cmd_reset(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    network = "testnet" if args.testnet or config.venue.testnet else "mainnet"
+    account = args.address or config.venue.address or os.environ.get("HYPERLIQUID_ACCOUNT_ADDRESS")
+    if not account:
+        key = _private_key(config)
+        if key is None:
+            raise MarketMakerError("reset: name the account with --address 0x...")
+        from market_maker.venues.hyperliquid.signing import Signer
+
+        account = Signer(key, mainnet=network == "mainnet").address
+    _check_address(account)
+    _print_reset(_state_file(config, network, account, args.asset), network, args.asset)
+    return 0
+
+
+def _check_address(address: str, flag: str = "--address") -> None:
     body = address[2:]
     if not (
         address.startswith("0x")
         and len(body) == 40
         and all(c in "0123456789abcdefABCDEF" for c in body)
     ):
-        raise MarketMakerError(f"--address must be 0x and 40 hex digits (got {address!r})")
+        raise MarketMakerError(f"{flag} must be 0x and 40 hex digits (got {address!r})")
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -694,13 +947,80 @@ def _cmd_record(args: argparse.Namespace) -> int:
     if out.is_dir() or not out.parent.is_dir():
         raise MarketMakerError(f"{out}: not a file in an existing directory")
     client = _client_config(config, args)
-    configure_logging(level="info", json=not sys.stderr.isatty(), stream=sys.stderr)
+    tty = sys.stderr.isatty()
+    # On a terminal only warnings are logged (the periodic counts would wrap at 80 columns);
+    # otherwise every event is a JSON line.
+    configure_logging(level="warning" if tty else "info", json=not tty, stream=sys.stderr)
+    print(f"connecting to {client.url} ... (Ctrl-C stops)", file=sys.stderr, flush=True)
     summary = asyncio.run(record(args.asset, client, out, duration_s=args.duration))
+    if summary.connects == 0:
+        out.unlink(missing_ok=True)  # a capture of nothing is not a capture
+        raise MarketMakerError(
+            f"never connected to {client.url} in {summary.wall_s:.0f} s: nothing recorded"
+        )
     print(
-        f"recorded {summary.lines:,} lines ({summary.bytes:,} bytes) of {args.asset} to "
-        f"{summary.path} in {summary.wall_s:.1f} s; connects {summary.connects}, "
+        f"recorded {summary.lines:,} lines ({summary.bytes:,} bytes) of {args.asset} "
+        f"to {summary.path}\n  in {summary.wall_s:.1f} s; connects {summary.connects}, "
         f"disconnects {summary.disconnects}; stopped: {summary.reason}"
     )
+    return 0
+
+
+def _cmd_fake_exchange(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from market_maker.venues.hyperliquid.fake_exchange import FakeHyperliquidExchange, serve
+
+    for flag in ("agent", "user"):
+        if getattr(args, flag) is not None:
+            _check_address(getattr(args, flag), f"--{flag}")
+    if not 0 <= args.sz_decimals <= 8:
+        raise MarketMakerError("--sz-decimals: must be between 0 and 8")
+    fake = FakeHyperliquidExchange(
+        agent=args.agent,
+        user=args.user,
+        mainnet=not args.testnet,
+        traded_volume_usd=args.traded_volume,
+        reorder_ms=args.reorder_ms,
+        duplicate_fills=args.duplicate_fills,
+        address_budget=args.address_budget,
+        block_ms=args.block_ms,
+        server_skew_ms=args.server_skew_ms,
+        no_margin=args.no_margin,
+        coin=args.asset.upper(),
+        mid=args.mid,
+        tick=args.tick,
+        sz_decimals=args.sz_decimals,
+        trade_rate_per_s=args.trade_rate,
+        sweep_ticks=args.sweep_ticks,
+        buy_share=args.buy_share,
+        account_value=args.account_value,
+        seed=args.seed,
+        port=args.port,
+    )
+    fake.slow_s = args.slow_ms / 1000.0
+
+    def ready(url: str) -> None:
+        signer = args.agent or "any key"
+        print(
+            f"fake Hyperliquid exchange on {url.removeprefix('ws://').removesuffix('/ws')}: "
+            f"{fake.coin} at {args.mid:,.2f}",
+            f"  account {args.account_value:,.2f} USD, signatures from {signer}",
+            f"  use: --ws-url {url}",
+            "  (Ctrl-C stops it)" if args.duration is None else f"  (for {args.duration:g} s)",
+            sep="\n",
+            flush=True,
+        )
+
+    try:
+        asyncio.run(
+            serve(fake, duration_s=args.duration, drop_every_s=args.drop_every, ready=ready)
+        )
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise MarketMakerError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    print(f"fake exchange stopped: {fake.stats.connections} connections", flush=True)
     return 0
 
 
@@ -925,7 +1245,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     else:
         workers = args.workers or os.cpu_count() or 1
         executor = sweep.process_executor(workers)
-        where = f"{workers} processes"
+        where = f"{workers} process" + ("" if workers == 1 else "es")
     print(
         f"sweep: {len(plan.points)} points x {sweep.runs_per_point(plan)} runs on {where}, "
         f"into {args.out}",
@@ -955,6 +1275,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         if sweep.best_point(result) is None:
             print("no feasible point: best.toml not written (see points.csv, why_not)")
+    best = sweep.best_point(result)
+    held = [h.score for h in result.test.values() if h.runs]
+    if best is not None and held and max(held) < 0.0:
+        score = result.test[best].score if best in result.test else max(held)
+        print(
+            f"warning: every held-back score is negative (best.toml's point {best}: "
+            f"{score:.4g}):\n  best.toml is the setting that lost least, not one that makes "
+            "money",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -474,6 +474,9 @@ class VenueConfig(_Config, frozen=True):
     ws_url: Annotated[str, Meta(pattern=r"^wss?://\S+$", max_length=500)] | None = None
     """Websocket endpoint; unset: Hyperliquid mainnet (or testnet with ``testnet = true``)."""
     testnet: bool = False
+    live: bool = False
+    """Trade with real orders (the API wallet's key is needed). Only on testnet: mainnet also
+    needs ``--live`` on the command line. A key alone never makes a run live."""
     address: Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}$")] | None = None
     """The account (master address): traded live, or watched read-only when paper trading
     (which then starts from its account value). ``HYPERLIQUID_ACCOUNT_ADDRESS`` also sets it;
@@ -494,6 +497,10 @@ class VenueConfig(_Config, frozen=True):
     dms_refresh_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
     account_interval_s: Annotated[float, Meta(ge=1.0, le=3600.0)] = 60.0
     """Live: account value and position are synced from the venue this often."""
+    state_dir: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+    """Live: where the state file of each account and market is kept (latched halts, the UTC
+    day's opening equity); unset: ``$XDG_STATE_HOME/market-maker``, else
+    ``~/.local/state/market-maker``."""
 
 
 OptPositive = Annotated[float, Meta(gt=0.0, le=1e12)] | None

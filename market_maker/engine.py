@@ -45,6 +45,7 @@ from market_maker.estimators import (
 )
 from market_maker.model import (
     AccountUpdate,
+    AckStatus,
     Action,
     BookUpdate,
     ConnectionStatus,
@@ -65,6 +66,7 @@ from market_maker.risk import (
     DynamicSizer,
     KillSwitch,
     PositionSizer,
+    RefusalTally,
     TradingState,
     blended_sigma,
     confidence_from_samples,
@@ -91,6 +93,7 @@ __all__ = ["EngineCounters", "EngineStatus", "QuoteEngine"]
 
 # Enum members as module constants: attribute access on an Enum class is slow in 3.11.
 _BUY = Side.BUY
+_ACK_REJECTED = AckStatus.REJECTED.value
 _SELL = Side.SELL
 _PAUSED = TradingState.PAUSED
 _REDUCING = TradingState.REDUCING
@@ -152,6 +155,8 @@ class QuoteEngine:
         self.orders = OrderManager(self.sizer, config.orders)
         self.requests = TokenBucket(config.orders.max_requests_per_s, config.orders.request_burst)
         self.counters = EngineCounters()
+        self.refusals = RefusalTally()
+        """Every refusal's text, counted (the venue's own words, for status and logs)."""
         self.best_bid = math.nan
         self.best_ask = math.nan
         self._best_bid_ticks = 0
@@ -414,8 +419,10 @@ class QuoteEngine:
         return True  # even a duplicate runs a cycle: harmless, and state may need re-planning
 
     def _on_ack(self, ev: OrderAck, ts: int) -> bool:
+        if ev.status == _ACK_REJECTED:
+            self.refusals.add(ev.reason)
         if self.orders.on_ack(ev):
-            self.kill_switch.on_rejection(ts)
+            self.kill_switch.on_rejection(ts, ev.reason)
         return True
 
     def _on_account(self, ev: AccountUpdate, ts: int) -> bool:
@@ -803,9 +810,10 @@ class QuoteEngine:
         bids, asks = self.wanted
         return (bids[0][0] if bids else 0, asks[0][0] if asks else 0)
 
-    def halt(self, reason: str) -> None:
-        """Latch HALTED (manual): the next event's cycle cancels every order."""
-        self.kill_switch.halt(reason)
+    def halt(self, reason: str, *, persist: bool = True) -> None:
+        """Latch HALTED (manual): the next event's cycle cancels every order. A shutdown's
+        halt (``persist=False``) is not one a restart must keep."""
+        self.kill_switch.halt(reason, persist=persist)
 
     @property
     def trading_state(self) -> TradingState:
@@ -855,6 +863,9 @@ class QuoteEngine:
             needs_reconcile=orders.needs_reconcile,
             counters=msgspec.structs.replace(self.counters),
             order_counters=msgspec.structs.replace(orders.counters),
+            refusals=self.refusals.counts(),
+            refusals_by_class={str(k): v for k, v in self.refusals.by_class.items()},
+            last_refusal=self.refusals.last,
         )
 
     def _side_status(

@@ -28,7 +28,7 @@ from prometheus_client.core import (
 )
 
 from market_maker.engine import QuoteEngine
-from market_maker.risk import BindingLimit, TradingState
+from market_maker.risk import BindingLimit, RefusalClass, TradingState
 from market_maker.status import EngineStatus, NotResting
 
 __all__ = [
@@ -163,6 +163,14 @@ class EngineCollector:
         yield from _side_metrics(s, names, values)
         yield counter("mm_fills", "Fills applied.", s.fills)
         yield counter("mm_rejections", "New orders rejected.", c["rejections"])
+        refused = CounterMetricFamily(
+            "mm_venue_refusals",
+            "Requests the venue refused, by the class of its text.",
+            labels=[*names, "reason_class"],
+        )
+        for cls in RefusalClass:
+            refused.add_metric([*values, str(cls)], s.refusals_by_class.get(str(cls), 0))
+        yield refused
         yield counter("mm_quote_cycles", "Quote cycles run.", c["cycles"])
         yield counter(
             "mm_held_cycles",

@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import io
 import math
+import os
 import signal
 import statistics
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TextIO
 
 import msgspec
@@ -34,15 +35,21 @@ from market_maker.engine import QuoteEngine
 from market_maker.log import get_logger
 from market_maker.metrics import CycleHistogram, LatencyHistogram, MetricsServer
 from market_maker.model import Action, Event, Fill, Timer
-from market_maker.status import SideStatus
+from market_maker.risk.kill_switch import TradingState
+from market_maker.risk.refusals import RefusalTally, refusal_key
+from market_maker.state import StateFile, describe_halt
+from market_maker.status import RefusalCount, SideStatus
 from market_maker.venues.base import Venue
 from market_maker.venues.exchange import ExchangeCore
 
 __all__ = [
+    "RefusalLog",
     "RunSummary",
     "SimVenue",
     "StatusBoard",
     "format_run_summary",
+    "quiet_terminal",
+    "refusal_line",
     "run_live",
     "side_line",
 ]
@@ -172,6 +179,8 @@ class StatusBoard:
             f"open {s.open_orders}  settling {s.settling_orders}",
         )
         grid.add_row("PnL", f"{s.pnl_usd:,.2f} USD  fees {s.fees_usd:,.2f}  fills {s.fills}")
+        if s.last_refusal:
+            grid.add_row("refused", refusal_line(s.refusals, s.last_refusal))
         grid.add_row(
             "market",
             f"sigma {s.market.sigma:.6f}/sqrt s  activity {s.market.hawkes_ratio:.2f}x  "
@@ -207,6 +216,8 @@ class StatusBoard:
                 ask_not_resting=s.asks.not_resting,
                 reasons=list(s.reasons),
                 quoting_nothing=s.quoting_nothing,
+                refusals=sum(r.count for r in s.refusals),
+                last_refusal=s.last_refusal or None,
             )
             return
         if self._live is not None:
@@ -219,7 +230,12 @@ class StatusBoard:
             while True:
                 self.show()
                 await asyncio.sleep(self.interval_s)
-        with Live(self.renderable(), console=self.console, auto_refresh=False) as live:
+        fd = _terminal_fd(self.out)
+        quiet = quiet_terminal(fd) if fd is not None else contextlib.nullcontext()
+        with (
+            quiet,
+            Live(self.renderable(), console=self.console, auto_refresh=False) as live,
+        ):
             self._live = live
             try:
                 while True:
@@ -230,12 +246,89 @@ class StatusBoard:
                 self._live = None
 
 
+def _terminal_fd(out: TextIO) -> int | None:
+    """The terminal the board draws on (its stream's, else stdin's), or None."""
+    for stream in (out, sys.stdin):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        if os.isatty(fd):
+            return fd
+    return None
+
+
+@contextlib.contextmanager
+def quiet_terminal(fd: int) -> Iterator[None]:
+    """No echo of keystrokes on terminal ``fd`` while the board is live, then as it was.
+
+    The board redraws itself by moving the cursor up its own height; a ``^C`` the terminal
+    echoes after the bottom border (80 columns wide, so it wraps) pushes the board down one
+    line, and the redraw then leaves the old top border behind. (POSIX; elsewhere nothing.)"""
+    try:
+        import termios
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        old = termios.tcgetattr(fd)
+    except termios.error:
+        yield
+        return
+    new = list(old)
+    new[3] = new[3] & ~(termios.ECHO | termios.ECHOCTL)
+    try:
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+        yield
+    finally:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, old)
+
+
 _STATE_STYLE = {
     "active": "bold green",
     "reducing": "bold yellow",
     "paused": "bold yellow",
     "halted": "bold red",
 }
+
+
+def refusal_line(counts: Sequence[RefusalCount], last: str) -> str:
+    """The board's ``refused`` row: how many (post-only races included), and the venue's
+    latest words with their count, e.g.
+    ``3: Insufficient margin to place order. asset=1 (3x, margin)``."""
+    total = sum(c.count for c in counts)
+    key = refusal_key(last)
+    same = next((c for c in counts if refusal_key(c.text) == key), None)
+    if same is None:
+        return f"{total}: {last}"
+    return f"{total}: {last} ({same.count}x, {same.refusal_class})"
+
+
+class RefusalLog:
+    """The venue's refusals in the log, one line per distinct text with its count: the first
+    of a text at once, then at most one line per text every ``every_s`` while it keeps
+    coming, and a last line for each whose count grew since (``flush``)."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self.seen = 0
+        self._logged: dict[str, tuple[int, float]] = {}
+        self._log = get_logger("venue")
+
+    def update(self, tally: RefusalTally, now_s: float, *, final: bool = False) -> None:
+        if tally.total == self.seen and not final:
+            return
+        self.seen = tally.total
+        for c in tally.counts():
+            key = refusal_key(c.text)
+            count, at = self._logged.get(key, (0, -math.inf))
+            if c.count == count or (not final and count and now_s - at < self.every_s):
+                continue
+            self._logged[key] = (c.count, now_s)
+            self._log.warning(
+                "venue_refused", text=c.text, refusal_class=c.refusal_class, count=c.count
+            )
 
 
 def side_line(side: SideStatus, state: str) -> str:
@@ -271,8 +364,12 @@ async def run_live(
     install_signals: bool = True,
     metrics_port: int | None = None,
     timer_interval_s: float = 0.1,
+    state_file: StateFile | None = None,
 ) -> RunSummary:
-    """Run until ``duration_s`` (wall seconds), a signal, or the venue ends; then shut down."""
+    """Run until ``duration_s`` (wall seconds), a signal, or the venue ends; then shut down.
+
+    With ``state_file``, the kill switch starts from what the state file holds (a latched halt
+    stays latched, the UTC day's opening equity is kept) and the file follows it."""
     out = out or sys.stdout
     tty = out.isatty() if tty is None else tty
     log = get_logger("runtime")
@@ -296,6 +393,32 @@ async def run_live(
         loop.call_later(duration_s, request_stop, "duration reached")
     stop_at = math.inf if duration_s is None else time.monotonic() + duration_s
 
+    ks = engine.kill_switch
+    saved_version, saved_at = -1, 0.0
+    if state_file is not None:
+        saved = state_file.load()
+        if saved is not None:
+            ks.restore(saved.kill_switch)
+            memory = saved.kill_switch
+            log.info(
+                "state_restored",
+                path=str(state_file.path),
+                day_start_equity=memory.day_start_equity,
+                peak_equity=memory.peak_equity,
+                halts=[describe_halt(h) for h in memory.halts],
+            )
+            for h in memory.halts:
+                log.error(
+                    "halted_at_start", reason=describe_halt(h), clear_with="market-maker reset"
+                )
+        saved_version = ks.memory_version
+
+    def save_state(now: float) -> None:
+        nonlocal saved_version, saved_at
+        if state_file is not None:
+            state_file.save(ks.memory())
+            saved_version, saved_at = ks.memory_version, now
+
     histogram = CycleHistogram()
     metrics = None
     if metrics_port is not None:
@@ -304,6 +427,7 @@ async def run_live(
         log.info("metrics", url=f"http://127.0.0.1:{metrics_port}/metrics")
     await venue.connect()
     log.info("started", symbol=engine.instrument.symbol, strategy=engine.config.strategy.kind)
+    refusal_log = RefusalLog()
     board_task = asyncio.create_task(board.loop())
     queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue(maxsize=1024)
     pump_task = asyncio.create_task(_pump(venue, queue))
@@ -348,6 +472,12 @@ async def run_live(
                     size=engine.sizer.exact_size(ev.size),
                     position=engine.sizer.exact_size(engine.position),
                 )
+            if state_file is not None and ks.memory_version != saved_version:
+                now = time.monotonic()
+                if ks.state is TradingState.HALTED or now - saved_at >= 1.0:
+                    save_state(now)  # a halt at once; equity at most once a second
+            if engine.refusals.total != refusal_log.seen:
+                refusal_log.update(engine.refusals, time.monotonic())
             if engine.idle_reason != idle:
                 idle = engine.idle_reason
                 if idle:
@@ -365,7 +495,7 @@ async def run_live(
                 shutting_down = True
                 deadline = time.monotonic() + shutdown_timeout_s
                 log.info("shutdown", reason=reason[0], open_orders=engine.status().open_orders)
-                engine.halt(f"shutdown: {reason[0]}")
+                engine.halt(f"shutdown: {reason[0]}", persist=False)
                 cancels = engine.on_event(Timer(ts_ns=venue.now_ns()))
                 if cancels:
                     await venue.submit(cancels)
@@ -382,11 +512,13 @@ async def run_live(
         # list of open orders; the simulated ones have nothing left to sweep).
         await venue.cancel_all()
         await venue.close()
+        save_state(time.monotonic())
         if metrics is not None:
             await metrics.stop()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+    refusal_log.update(engine.refusals, time.monotonic(), final=True)
     status = engine.status()
     # The venue's own count after its sweep, where it has one: the engine may still believe in
     # an order whose cancel was refused and backing off when the shutdown deadline came.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import msgspec
 
 from market_maker.orders.manager import OrderCounters
+from market_maker.risk.refusals import RefusalCount
 
 __all__ = [
     "EngineCounters",
@@ -23,6 +24,7 @@ __all__ = [
     "MarketStatus",
     "NotResting",
     "QuoteLevel",
+    "RefusalCount",
     "RestingOrder",
     "SideStatus",
 ]
@@ -183,6 +185,12 @@ class EngineStatus(msgspec.Struct, frozen=True, kw_only=True):
     """A copy of the engine's counters."""
     order_counters: OrderCounters
     """A copy of the order manager's counters."""
+    refusals: tuple[RefusalCount, ...] = ()
+    """Every distinct text the venue refused a request with, most frequent first."""
+    refusals_by_class: dict[str, int] = msgspec.field(default_factory=dict)
+    """Refusals by class (``risk.refusals.RefusalClass``)."""
+    last_refusal: str = ""
+    """The venue's latest refusal in its words, post-only races left out."""
 
     @property
     def two_sided(self) -> bool:

@@ -37,3 +37,12 @@ def _ctrl_c_reaches_children():
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path_factory, monkeypatch):
+    """Live runs keep a state file per account and market (latched halts, the day's opening
+    equity): each test keeps its own, never the user's, and no test inherits another's halt
+    (subprocesses inherit the variable)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    yield

@@ -272,3 +272,37 @@ def test_run_gives_the_simulated_venue_the_configured_request_deadline(
     with pytest.raises(SystemExit):
         main(argv)
     assert seen[0].request_expiry_s == pytest.approx(0.4)
+
+
+def test_help_texts_say_what_they_write(capsys):
+    for argv, wanted in (
+        (["calibrate", "--help"], "with 95 % intervals"),
+        (["backtest", "--help"], "fills.csv"),
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert wanted in text and "%%" not in text
+
+
+def test_the_simulator_refuses_an_asset_it_cannot_price(capsys, tmp_path):
+    """It used to quote ETH at BTC's 100,000."""
+    assert main(["run", "--asset", "ETH", "--duration", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "--asset ETH: the simulator's scenarios are a BTC-like market" in err
+    assert "[simulator] mid0" in err
+
+
+def test_a_record_that_never_connected_is_an_error_and_leaves_no_file(capsys, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    out = tmp_path / "nothing.gz"
+    url = f"ws://127.0.0.1:{port}/ws"
+    assert main(["record", "--out", str(out), "--ws-url", url, "--duration", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"connecting to {url} ...")  # said at once, not after the wait
+    assert f"never connected to {url} in 1 s: nothing recorded" in err
+    assert not out.exists()

@@ -360,3 +360,67 @@ def test_the_status_board_fits_80_columns_and_narrower_terminals_on_a_live_run()
     narrow = Console(width=50, record=True, file=io.StringIO(), color_system=None)
     narrow.print(board.renderable())
     assert all(len(line) <= 50 for line in narrow.export_text().splitlines())
+
+
+def read_pty(master: int, until, timeout_s: float) -> bytes:
+    """What the terminal showed, read until ``until(text)`` holds or the child hung up."""
+    import select
+
+    got = b""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not until(got):
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX terminal")
+def test_ctrl_c_on_an_80_column_terminal_echoes_nothing_into_the_board():
+    """Issue: Ctrl-C left a second top border. The terminal's ``^C`` echo, written after the
+    80-column bottom border, wrapped and pushed the board down a line before its last redraw;
+    the board now turns echo off while it is live (and back on after)."""
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    from tests.test_config import ROOT
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", "COLUMNS": "80"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "market_maker", "run", "--duration", "60", "--speed", "5"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    try:
+        shown = read_pty(master, lambda b: b.count(b"SIM-BTC") >= 3, 30.0)
+        assert b"SIM-BTC" in shown, shown[-500:]
+        os.write(master, b"\x03")  # the key, as the terminal receives it
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)  # and its signal (this terminal controls no session)
+        shown += read_pty(master, lambda b: b"final state" in b, 20.0)
+        proc.wait(20)
+        restored = termios.tcgetattr(slave)[3]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(slave)
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode("utf-8", "replace"))
+    assert proc.returncode == 130
+    assert "^C" not in text
+    assert "Stopped: interrupted" in text and "Traceback" not in text
+    assert all(len(line) <= 80 for line in text.replace("\r", "\n").split("\n"))
+    assert restored & termios.ECHO and restored & termios.ECHOCTL  # echo is back

@@ -13,6 +13,7 @@ from market_maker.risk.limits import (
     max_position_value,
     position_limits,
 )
+from market_maker.risk.refusals import RefusalClass, RefusalCount, RefusalTally, classify
 from market_maker.risk.sizing import DynamicSizer, PositionSizer
 
 __all__ = [
@@ -22,10 +23,14 @@ __all__ = [
     "PositionLimits",
     "PositionSizer",
     "Reason",
+    "RefusalClass",
+    "RefusalCount",
+    "RefusalTally",
     "TradingState",
     "Trigger",
     "blended_sigma",
     "budget_limit",
+    "classify",
     "confidence_from_samples",
     "dynamic_max_position",
     "effective_max_position",

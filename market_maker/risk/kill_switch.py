@@ -32,8 +32,9 @@ from market_maker.risk.limits import (
     horizon_s,
     position_limits,
 )
+from market_maker.risk.refusals import FATAL_AT_ONCE, FATAL_WHEN_ALL, classify, refusal_key
 
-__all__ = ["KillSwitch", "Reason", "TradingState", "Trigger"]
+__all__ = ["HaltRecord", "KillSwitch", "KillSwitchMemory", "Reason", "TradingState", "Trigger"]
 
 _NS_PER_S = 1_000_000_000
 _NS_PER_DAY = 86_400 * _NS_PER_S
@@ -75,6 +76,26 @@ class Reason(msgspec.Struct, frozen=True, kw_only=True):
     detail: str
 
 
+class HaltRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A latched halt as a restart must find it: its trigger, its detail, when it latched."""
+
+    trigger: str
+    detail: str
+    ts_ns: int = 0
+
+
+class KillSwitchMemory(msgspec.Struct, frozen=True, kw_only=True):
+    """What the kill switch must not forget across a restart (the runtime keeps it in a state
+    file): its latched halts, and the UTC day's opening equity with the peak, so that a
+    restart is no way around the daily-loss or drawdown limit."""
+
+    day: int = -1
+    """The UTC day (days since 1970-01-01) that ``day_start_equity`` opened; -1: none yet."""
+    day_start_equity: float | None = None
+    peak_equity: float | None = None
+    halts: tuple[HaltRecord, ...] = ()
+
+
 def _zone(
     trigger: Trigger, amount: float, limit: float, hard_multiple: float, unit: str
 ) -> Reason | None:
@@ -94,6 +115,9 @@ class KillSwitch:
         self.config = config
         self._ks: KillSwitchConfig = config.kill_switch
         self._rejections: deque[int] = deque(maxlen=self._ks.max_rejections)
+        self._rejection_texts: deque[str] = deque(maxlen=self._ks.max_rejections)
+        self._fatal: tuple[int, str] | None = None
+        """(time, text) of a refusal no retry can fix: it halts."""
         self.limits: PositionLimits | None = None
         self._limits_key: tuple[object, ...] = ()
         self.account_value: float | None = None
@@ -105,7 +129,11 @@ class KillSwitch:
         self.last_market_ts_ns: int | None = None
         self.connected = True
         self._manual: str | None = None
+        self._manual_persists = True
         self._latched: dict[Trigger, Reason] = {}
+        self._latched_at: dict[Trigger, int] = {}
+        self.memory_version = 0
+        """Grows whenever ``memory()`` would answer differently (the runtime saves then)."""
         # Cascade hysteresis: paused until the ratio has stayed low for a while; halted only
         # when it has stayed extreme for a while.
         self._cascade_paused = False
@@ -136,11 +164,14 @@ class KillSwitch:
         if balance is not None and _isfinite(balance):
             self.balance = balance
         day = ts_ns // _NS_PER_DAY
-        if day > self._day:  # only forward: a snapshot stamped yesterday resets nothing
-            self._day = day
+        if day > self._day or self.day_start_equity is None:
+            # Only forward: a snapshot stamped yesterday resets nothing.
+            self._day = max(day, self._day)
             self.day_start_equity = account_value
+            self.memory_version += 1
         if self.peak_equity is None or account_value > self.peak_equity:
             self.peak_equity = account_value
+            self.memory_version += 1
         return True
 
     def on_market_data(self, ts_ns: int) -> None:
@@ -148,20 +179,30 @@ class KillSwitch:
         if self.last_market_ts_ns is None or ts_ns > self.last_market_ts_ns:
             self.last_market_ts_ns = ts_ns
 
-    def on_rejection(self, ts_ns: int) -> None:
-        """An order was rejected by the venue."""
+    def on_rejection(self, ts_ns: int, text: str = "") -> None:
+        """The venue refused a request, in its own words ``text`` (``OrderAck.reason``): it
+        counts toward a rejection storm, and a text no retry can fix (``refusals.py``) halts."""
         self._clear_at = None
         self._rejections.append(ts_ns)
+        text = text.strip()
+        self._rejection_texts.append(text)
+        if self._fatal is None and classify(text) in FATAL_AT_ONCE:
+            self._fatal = (ts_ns, text)
 
     def set_connected(self, connected: bool) -> None:
         """The venue connection went down (False) or came back (True)."""
         self._clear_at = None
         self.connected = connected
 
-    def halt(self, detail: str = "manual halt") -> None:
-        """Operator halt: latched until ``reset()``."""
+    def halt(self, detail: str = "manual halt", *, persist: bool = True) -> None:
+        """Operator halt: latched until ``reset()``. ``persist=False`` (a shutdown) leaves it
+        out of ``memory()``, and never replaces a halt that persists."""
         self._clear_at = None
+        if not persist and self._manual is not None and self._manual_persists:
+            return
         self._manual = detail
+        self._manual_persists = persist
+        self.memory_version += 1
 
     def reset(self) -> None:
         """Clear every latched reason and the manual halt.
@@ -170,9 +211,14 @@ class KillSwitch:
         so a drawdown or daily loss that already happened does not fire again at once.
         """
         self._manual = None
+        self._manual_persists = True
         self._clear_at = None
         self._latched.clear()
+        self._latched_at.clear()
+        self.memory_version += 1
         self._rejections.clear()
+        self._rejection_texts.clear()
+        self._fatal = None
         self._cascade_paused = False
         self._calm_since = self._extreme_since = None
         self._cascade_reason = None
@@ -181,6 +227,50 @@ class KillSwitch:
             self.day_start_equity = self.account_value
         self.state = TradingState.ACTIVE
         self.reasons = ()
+
+    # ----- memory across restarts -----------------------------------------------------------
+
+    def memory(self) -> KillSwitchMemory:
+        """The latched halts (a shutdown's left out) and the day's equity baseline."""
+        halts = [
+            HaltRecord(trigger=str(t), detail=r.detail, ts_ns=self._latched_at.get(t, 0))
+            for t, r in self._latched.items()
+            if t is not Trigger.MANUAL or self._manual_persists
+        ]
+        if (
+            self._manual is not None
+            and self._manual_persists
+            and Trigger.MANUAL not in self._latched
+        ):
+            halts.append(HaltRecord(trigger=str(Trigger.MANUAL), detail=self._manual))
+        return KillSwitchMemory(
+            day=self._day,
+            day_start_equity=self.day_start_equity,
+            peak_equity=self.peak_equity,
+            halts=tuple(halts),
+        )
+
+    def restore(self, memory: KillSwitchMemory) -> None:
+        """Take up what an earlier process left: its latched halts stay latched, and a day's
+        baseline of the same UTC day is kept (a later day re-bases at the first account
+        value, as ever)."""
+        self._clear_at = None
+        self._day = memory.day
+        self.day_start_equity = memory.day_start_equity
+        self.peak_equity = memory.peak_equity
+        known = {str(t): t for t in Trigger}
+        for h in memory.halts:
+            trigger = known.get(h.trigger, Trigger.MANUAL)
+            self._latched[trigger] = Reason(
+                trigger=trigger, state=TradingState.HALTED, detail=h.detail
+            )
+            self._latched_at[trigger] = h.ts_ns
+            if trigger is Trigger.MANUAL:
+                self._manual, self._manual_persists = h.detail, True
+        if memory.halts:
+            self.state = TradingState.HALTED
+            self.reasons = tuple(self._latched.values())
+        self.memory_version += 1
 
     # ----- limits -------------------------------------------------------------------------
 
@@ -275,6 +365,9 @@ class KillSwitch:
             return only.state
         for r in found:
             if r.state is TradingState.HALTED:
+                if r.trigger not in latched:
+                    self._latched_at[r.trigger] = ts_ns
+                    self.memory_version += 1
                 latched[r.trigger] = r
         # A latched halt outranks a milder reason of the same trigger now (a cascade that has
         # calmed to the PAUSED band is still a halt until reset).
@@ -300,7 +393,7 @@ class KillSwitch:
         last = self.last_market_ts_ns
         if last is None or (ts_ns - last) >= self._stale_pause_ns:
             return False
-        if len(self._rejections) >= ks.max_rejections:
+        if len(self._rejections) >= ks.max_rejections or self._fatal is not None:
             return False
         equity = self.account_value
         if equity is not None:
@@ -430,16 +523,40 @@ class KillSwitch:
         return reason
 
     def _check_rejections(self, ts_ns: int) -> Reason | None:
+        """PAUSED for ``max_rejections`` within ``rejection_window_s``; HALTED at once for a
+        refusal no retry can fix, and for a storm made only of refusals of a fatal class
+        (margin on every order). The detail carries the venue's own text."""
         window = self._rejections
-        if len(window) < self._ks.max_rejections:
+        window_s = self._ks.rejection_window_s
+        since = ts_ns - int(window_s * _NS_PER_S)
+        recent = [t for ts, t in zip(window, self._rejection_texts, strict=True) if ts >= since]
+        fatal = self._fatal
+        if fatal is not None:
+            n = max(len(recent), 1)
+            return Reason(
+                trigger=Trigger.REJECTIONS,
+                state=TradingState.HALTED,
+                detail=f"{n} in {window_s:.0f} s: {fatal[1]} (no retry can fix this)",
+            )
+        if len(window) < self._ks.max_rejections or ts_ns - window[0] > window_s * _NS_PER_S:
             return None
-        span_s = (ts_ns - window[0]) / _NS_PER_S
-        if span_s > self._ks.rejection_window_s:
-            return None
+        texts = [t for t in self._rejection_texts if t]
+        words = _most_common(texts)
+        others = len({refusal_key(t) for t in texts}) - 1 if texts else 0
+        if others > 0:
+            words += f" (and {others} other text{'s' if others > 1 else ''})"
+        every_fatal = (
+            bool(texts)
+            and len(texts) == len(window)
+            and all(classify(t) in FATAL_WHEN_ALL for t in texts)
+        )
+        detail = f"{len(window)} in {window_s:.0f} s" + (f": {words}" if words else "")
+        if every_fatal:
+            detail += " on every order (no retry can fix this)"
         return Reason(
             trigger=Trigger.REJECTIONS,
-            state=TradingState.PAUSED,
-            detail=f"{len(window)} rejections in {self._ks.rejection_window_s:.0f} s",
+            state=TradingState.HALTED if every_fatal else TradingState.PAUSED,
+            detail=detail,
         )
 
     def _check_disconnected(self) -> Reason | None:
@@ -448,3 +565,15 @@ class KillSwitch:
         return Reason(
             trigger=Trigger.DISCONNECTED, state=TradingState.PAUSED, detail="venue disconnected"
         )
+
+
+def _most_common(texts: list[str]) -> str:
+    """The text that came most often, counting texts that differ only in numbers as one (the
+    latest wording; the latest among equals); "" for none."""
+    keys = [refusal_key(t) for t in texts]
+    best, best_n = "", 0
+    for i in range(len(texts) - 1, -1, -1):
+        n = keys.count(keys[i])
+        if n > best_n:
+            best, best_n = texts[i], n
+    return best

@@ -293,3 +293,24 @@ def test_ctrl_c_during_as2008_prints_the_strategies_finished_and_exits_130():
     )
     assert code == 130, err
     assert "Traceback" not in err and "interrupted: partial" in err
+
+
+def test_a_sweep_whose_every_held_back_score_is_negative_says_so(tmp_path, capsys):
+    """The informed calm market loses at every point: best.toml is still written (the point
+    that lost least), but not without a word; and one worker is "1 process"."""
+    text = GRID.replace("seeds = 2\nheld_back_seeds = 2", "seeds = 1\nheld_back_seeds = 1")
+    path = grid(tmp_path, text.replace("[1.0, 1.5, 2.0]", "[1.0, 3.0]"), duration=300.0)
+    out = tmp_path / "out"
+    code = main(["sweep", "--grid", str(path), "--out", str(out), "--workers", "1"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "on 1 process," in captured.err
+    result_scores = [
+        float(row.split(",")[-5])
+        for row in (out / "points.csv").read_text().splitlines()[1:]
+        if row.split(",")[-5]
+    ]
+    assert result_scores and max(result_scores) < 0.0  # the premise: every held-back loses
+    assert (out / "best.toml").exists()
+    assert "warning: every held-back score is negative" in captured.err
+    assert "not one that makes money" in captured.err

@@ -370,3 +370,40 @@ def test_the_screen_and_the_remembered_all_clear_never_hide_a_reason(known_equit
                 ks.on_market_data(ts)
             ks.check(ts, position=position, mid=MID, hawkes_ratio=ratio)
         assert (fast.state, fast.reasons) == (full.state, full.reasons)
+
+
+def test_a_rejection_storms_reason_carries_the_venues_words():
+    ks = with_account(make(max_rejections=3, rejection_window_s=60.0))
+    for t in (1, 2, 3):
+        ks.on_rejection(t * S, f"Too many cumulative requests sent ({10_000 + t} > 10000).")
+    assert check(ks, 4 * S) is TradingState.PAUSED
+    (reason,) = ks.reasons
+    assert reason.detail == "3 in 60 s: Too many cumulative requests sent (10003 > 10000)."
+    ks.on_rejection(5 * S, "Order has invalid size. asset=1")
+    assert check(ks, 6 * S) is TradingState.PAUSED
+    assert ks.reasons[0].detail.endswith("(and 1 other text)")  # the most frequent leads
+
+
+def test_an_unknown_wallet_halts_at_the_first_refusal_with_its_text():
+    ks = with_account(make(max_rejections=3))
+    words = "User or API Wallet 0x" + "ab" * 20 + " does not exist."
+    ks.on_rejection(1 * S, words)
+    assert check(ks, 2 * S) is TradingState.HALTED
+    assert ks.reasons[0].detail == f"1 in 60 s: {words} (no retry can fix this)"
+    assert check(ks, 500 * S) is TradingState.HALTED  # latched, long after the window
+    ks.reset()
+    assert check(ks, 501 * S) is TradingState.ACTIVE
+
+
+def test_margin_halts_only_when_every_refusal_of_the_storm_is_margin():
+    ks = with_account(make(max_rejections=3))
+    margin = "Insufficient margin to place order. asset=1"
+    ks.on_rejection(1 * S, margin)
+    ks.on_rejection(2 * S, "Post only order would have immediately matched, bbo was 1@2.")
+    ks.on_rejection(3 * S, margin)
+    assert check(ks, 4 * S) is TradingState.PAUSED  # one margin refusal among others: a pause
+    ks.on_rejection(5 * S, margin)
+    assert check(ks, 6 * S) is TradingState.PAUSED  # the post-only refusal is still in the storm
+    ks.on_rejection(7 * S, margin)
+    assert check(ks, 8 * S) is TradingState.HALTED
+    assert ks.reasons[0].detail == f"3 in 60 s: {margin} on every order (no retry can fix this)"

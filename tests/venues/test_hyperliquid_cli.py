@@ -81,7 +81,7 @@ def test_options_that_do_not_apply_are_errors(capsys, tmp_path, monkeypatch):
     assert main(["run", "--data", "x.gz"]) == 1
     assert "--data only applies" in capsys.readouterr().err
     monkeypatch.setenv("HYPERLIQUID_PRIVATE_KEY", "0x" + "9f" * 31 + "zz")  # not hex
-    assert main(["run", "--venue", "hyperliquid", "--ws-url", "ws://127.0.0.1:9"]) == 2
+    assert main(["run", "--venue", "hyperliquid", "--ws-url", "ws://127.0.0.1:9", "--live"]) == 2
     err = capsys.readouterr().err
     assert "private key must be 32 bytes" in err and "9f9f" not in err
     existing = tmp_path / "there.gz"

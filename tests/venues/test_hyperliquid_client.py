@@ -13,8 +13,9 @@ import pytest
 
 from market_maker.errors import VenueError
 from market_maker.venues.hyperliquid.client import ClientConfig, HyperliquidClient
+from market_maker.venues.hyperliquid.fake import FakeHyperliquid
 from market_maker.venues.hyperliquid.messages import Meta, WsBbo, WsBook
-from tests.fakes.hyperliquid import FakeHyperliquid, until
+from tests.fakes.hyperliquid import until
 
 SUBS = [
     {"type": "l2Book", "coin": "BTC", "fast": True},

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,10 +23,10 @@ from market_maker.config import AppConfig
 from market_maker.engine import QuoteEngine
 from market_maker.runtime import RunSummary, run_live
 from market_maker.venues.hyperliquid.client import ClientConfig
+from market_maker.venues.hyperliquid.fake_exchange import FakeHyperliquidExchange
 from market_maker.venues.hyperliquid.signing import Signer
 from market_maker.venues.hyperliquid.venue import AddressBudget, HyperliquidVenue
 from tests.fakes.hyperliquid import FakeInThread, until
-from tests.fakes.hyperliquid_exchange import FakeHyperliquidExchange
 from tests.test_config import ROOT
 
 pytestmark = pytest.mark.slow  # real sockets and wall-clock waits
@@ -59,8 +60,17 @@ async def trade(
     during: Callable[[Live], Awaitable[None]] | None = None,
     budget: AddressBudget | None = None,
     config: AppConfig | None = None,
+    state_file: Any = None,
+    account_interval_s: float = 60.0,
 ) -> Live:
-    venue = HyperliquidVenue("BTC", ClientConfig(url=fake.url), SIGNER, account=USER, budget=budget)
+    venue = HyperliquidVenue(
+        "BTC",
+        ClientConfig(url=fake.url),
+        SIGNER,
+        account=USER,
+        budget=budget,
+        account_interval_s=account_interval_s,
+    )
     info = await venue.discover()
     engine = QuoteEngine(config or binding(), info.instrument)
     live = Live(summary=None, venue=venue, engine=engine)  # type: ignore[arg-type]
@@ -86,6 +96,7 @@ async def trade(
             out=io.StringIO(),
             tty=False,
             install_signals=False,
+            state_file=state_file,
         ),
         duration_s + 60.0,
     )
@@ -213,6 +224,7 @@ def test_the_dead_mans_switch_cancels_everything_when_the_process_is_killed(tmp_
                 str(config),
                 "--duration",
                 "120",
+                "--live",
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -256,6 +268,7 @@ def test_the_cli_trades_live_and_ends_with_a_flat_check_and_never_shows_the_key(
                 server.url,
                 "--duration",
                 "8",
+                "--live",
             ]
         )
         fake = server.fake
@@ -266,6 +279,59 @@ def test_the_cli_trades_live_and_ends_with_a_flat_check_and_never_shows_the_key(
     check = next(e for e in events if e["event"] == "final_check")
     assert check["ok"] and check["venue_open_orders"] == 0
     assert fake.open_orders() == 0
+    # One line at start: network, account, asset and the limits derived from its equity.
+    start = [line for line in out.err.splitlines() if line.startswith("LIVE ")]
+    assert len(start) == 1, out.err
+    assert start[0].startswith(f"LIVE mainnet {USER} BTC: equity 25,000.00 USD, max position ")
+    assert "daily loss 500 USD" in start[0]
+    assert "order" in fake.actions
+
+
+def test_a_key_in_the_environment_without_live_places_no_order(capsys, monkeypatch):
+    """The README's first command with a key set: it paper trades, and says so."""
+    import json
+
+    from market_maker.cli import main
+
+    monkeypatch.setenv("HYPERLIQUID_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("HYPERLIQUID_ACCOUNT_ADDRESS", USER)
+    with FakeInThread.of(
+        FakeHyperliquidExchange, agent=SIGNER.address, user=USER, sweep_ticks=12.0
+    ) as server:
+        code = main(["run", "--venue", "hyperliquid", "--ws-url", server.url, "--duration", "4"])
+        fake = server.fake
+    out = capsys.readouterr()
+    assert code == 0
+    assert fake.actions == [] and fake.refused == [] and fake.fills == []
+    assert fake.stats.posts > 0  # it did talk to the venue (info requests)
+    assert "only --live sends orders" in out.err
+    events = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
+    names = {e["event"] for e in events}
+    assert "paper_trading" in names and "live_trading" not in names
+    stopped = next(e for e in events if e["event"] == "stopped")
+    assert stopped["quote_cycles"] > 0  # it quoted, in its local book
+
+
+def test_live_on_mainnet_needs_the_flag_and_live_needs_a_key(capsys, monkeypatch, tmp_path):
+    from market_maker.cli import main
+
+    config = tmp_path / "live.toml"
+    config.write_text("[venue]\nlive = true\n")
+    monkeypatch.setenv("HYPERLIQUID_PRIVATE_KEY", KEY)
+    with FakeInThread.of(FakeHyperliquidExchange, agent=SIGNER.address, user=USER) as server:
+        url = server.url
+        args = ["run", "--venue", "hyperliquid", "--ws-url", url, "--duration", "1"]
+        assert main([*args, "--config", str(config)]) == 1
+        err = capsys.readouterr().err
+        assert "refusing to trade real money without --live" in err
+        with pytest.raises(SystemExit):
+            main([*args, "--live", "--paper"])
+        assert "not allowed with argument" in capsys.readouterr().err
+        monkeypatch.delenv("HYPERLIQUID_PRIVATE_KEY")
+        assert main([*args, "--live"]) == 1
+        assert "live trading needs the API wallet's key" in capsys.readouterr().err
+        fake = server.fake
+    assert fake.stats.connections == 0 and fake.actions == []
 
 
 def test_a_position_over_the_limit_is_taken_back_with_an_ioc_escalation():
@@ -388,3 +454,188 @@ def test_a_trickled_batch_is_charged_so_the_next_waits_for_the_next_trickle():
     assert budget.take(1)  # the next trickle
     budget.on_traded(10.0)  # 10 USDC traded free 10 requests: 3 - 4 - 1 + 10 = 8 left
     assert budget.left == pytest.approx(8.0) and budget.take(8) and not budget.take(1)
+
+
+def refusal_evidence(live: Live, logs: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """The kill switch's reason, the board's text and the metrics, after a run."""
+    from market_maker.metrics import CycleHistogram, render_metrics
+    from market_maker.runtime import StatusBoard
+
+    status = live.engine.status()
+    reason = next(r for r in status.reasons if r.startswith("rejections: "))
+    board = "\n".join(StatusBoard(live.engine, io.StringIO(), tty=False).render())
+    metrics = render_metrics(live.engine, CycleHistogram(), venue="hyperliquid")
+    return reason, board, metrics
+
+
+def test_an_unknown_wallet_halts_with_the_venues_words_everywhere():
+    """The venue knows no such API wallet: every action is refused with its text. That text
+    reaches the kill switch's reason, the log (one line per text, counted), the board and the
+    metrics, and the run halts (no retry can fix it) instead of pausing for ever."""
+    from structlog.testing import capture_logs
+
+    other = "0x" + "d" * 40  # the fake's agent: not ours
+
+    async def main() -> tuple[Live, list[Any], list[str]]:
+        async with FakeHyperliquidExchange(agent=other, user=USER, sweep_ticks=12.0) as fake:
+            with capture_logs() as logs:
+                live = await trade(fake, 4.0)
+            return live, logs, fake.refused
+
+    live, logs, refused = asyncio.run(main())
+    words = f"User or API Wallet {SIGNER.address.lower()} does not exist."
+    assert refused and all(r == words for r in refused)
+    status = live.engine.status()
+    assert status.trading_state == "halted"
+    reason, board, metrics = refusal_evidence(live, logs)
+    assert reason.endswith(f": {words} (no retry can fix this)"), reason
+    assert reason.startswith("rejections: ") and " in 60 s: " in reason
+    lines = [e for e in logs if e["event"] == "venue_refused"]
+    assert lines and {e["text"] for e in lines} == {words}
+    assert lines[-1]["count"] == status.refusals[0].count >= 1
+    assert len(lines) <= 3  # one line per text, with a count: not one per refusal
+    assert status.refusals[0].refusal_class == "unknown_account"
+    assert "does not exist." in board and "HALTED" in board
+    series = {
+        re.search(r'reason_class="(\w+)"', line)[1]: float(line.rsplit(" ", 1)[1])  # type: ignore[index]
+        for line in metrics.splitlines()
+        if line.startswith("mm_venue_refusals_total{")
+    }
+    assert series["unknown_account"] == status.refusals_by_class["unknown_account"] >= 1
+    assert series["margin"] == 0.0
+    # Halted: it stopped placing. A paused run would have retried every backoff.
+    assert len(refused) <= 4, refused
+
+
+def test_insufficient_margin_on_every_order_halts_with_that_text():
+    async def main() -> Live:
+        async with FakeHyperliquidExchange(
+            agent=SIGNER.address, user=USER, no_margin=True, sweep_ticks=12.0
+        ) as fake:
+            return await trade(fake, 5.0)
+
+    live = asyncio.run(main())
+    status = live.engine.status()
+    assert status.trading_state == "halted", status.reasons
+    reason = next(r for r in status.reasons if r.startswith("rejections: "))
+    assert reason.startswith("rejections: 3 in 60 s: Insufficient margin to place order.")
+    assert reason.endswith("on every order (no retry can fix this)"), reason
+    assert status.refusals_by_class == {"margin": status.refusals[0].count}
+
+
+def test_a_halted_run_restarted_is_still_halted_until_reset(tmp_path, capsys):
+    """A daily-loss halt latched, the process stopped: the next process starts halted with the
+    reason, quotes nothing, and only ``market-maker reset`` clears it."""
+    from market_maker.cli import main
+    from market_maker.state import StateFile
+
+    state = StateFile(tmp_path, network="mainnet", account=USER, asset="BTC")
+
+    async def lose(live: Live) -> None:
+        fake = lose.fake  # type: ignore[attr-defined]
+        await until(lambda: fake.open_orders() > 0, 10.0)
+        fake.cash -= 650.0  # the account loses 650 USD (the limit is 500)
+        await until(lambda: live.engine.trading_state.label == "halted", 10.0)
+
+    async def main_() -> tuple[Live, Live, int]:
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            lose.fake = fake  # type: ignore[attr-defined]
+            first = await trade(fake, 6.0, lose, state_file=state, account_interval_s=1.0)
+            placed = sum(1 for a in fake.actions if a in ("order", "batchModify"))
+            fake.cash += 650.0  # whatever the account does now, the halt stays latched
+            second = await trade(fake, 3.0, state_file=state, account_interval_s=1.0)
+            after = sum(1 for a in fake.actions if a in ("order", "batchModify"))
+            return first, second, after - placed
+
+    first, second, placed_after = asyncio.run(main_())
+    assert first.summary.trading_state == "halted"
+    reason = next(r for r in first.engine.status().reasons if r.startswith("daily_loss"))
+    assert placed_after == 0  # the restarted run never quoted
+    assert second.summary.trading_state == "halted"
+    assert reason in second.engine.status().reasons  # the same words, after the restart
+    saved = state.load()
+    assert saved is not None and [h.trigger for h in saved.kill_switch.halts] == ["daily_loss"]
+    # market-maker reset shows the reason and clears it.
+    config = tmp_path / "state.toml"
+    config.write_text(f'[venue]\nstate_dir = "{tmp_path}"\n')
+    assert main(["reset", "--asset", "BTC", "--address", USER, "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "cleared the halt" in out and "daily_loss: lost 650.00 USD today" in out
+    saved = state.load()
+    assert saved is not None and saved.kill_switch.halts == ()
+    assert saved.kill_switch.day_start_equity is None  # the next start re-bases
+    assert "cleared daily_loss" in saved.last_reset
+    assert main(["reset", "--asset", "BTC", "--address", USER, "--config", str(config)]) == 0
+    assert "not halted; nothing to reset" in capsys.readouterr().out
+
+
+def test_a_loss_taken_before_a_restart_still_counts_toward_the_daily_limit(tmp_path):
+    """300 USD lost, restart, 250 more: 550 over the day's opening halts (limit 500); without
+    the state file the second run would count only the 250."""
+    from market_maker.state import StateFile
+
+    state = StateFile(tmp_path, network="mainnet", account=USER, asset="BTC")
+
+    async def lose(amount: float) -> Callable[[Live], Awaitable[None]]:
+        async def during(live: Live) -> None:
+            fake = during.fake  # type: ignore[attr-defined]
+            await until(lambda: live.engine.kill_switch.account_value is not None, 10.0)
+            fake.cash -= amount
+
+        return during
+
+    async def main_() -> tuple[Live, Live]:
+        async with FakeHyperliquidExchange(agent=SIGNER.address, user=USER) as fake:
+            first_loss = await lose(300.0)
+            first_loss.fake = fake  # type: ignore[attr-defined]
+            first = await trade(fake, 4.0, first_loss, state_file=state, account_interval_s=1.0)
+            second_loss = await lose(250.0)
+            second_loss.fake = fake  # type: ignore[attr-defined]
+            second = await trade(fake, 4.0, second_loss, state_file=state, account_interval_s=1.0)
+            return first, second
+
+    first, second = asyncio.run(main_())
+    assert first.summary.trading_state == "halted"  # the shutdown's halt only
+    assert not any(r.startswith("daily_loss") for r in first.engine.status().reasons)
+    saved_day = first.engine.kill_switch.day_start_equity
+    assert saved_day is not None and abs(saved_day - 25_000.0) < 1.0
+    assert second.engine.kill_switch.day_start_equity == saved_day  # kept across the restart
+    reasons = second.engine.status().reasons
+    daily = [r for r in reasons if r.startswith("daily_loss: lost ")]
+    assert daily, reasons
+    lost = float(daily[0].split()[2])
+    assert 530.0 < lost < 570.0, lost  # both losses (and the few fills' PnL), not the 250
+
+
+def test_the_cli_starts_halted_after_a_latched_halt_and_reset_halt_clears_it(capsys, monkeypatch):
+    import os
+    from pathlib import Path
+
+    from market_maker.cli import main
+    from market_maker.risk import KillSwitch
+    from market_maker.state import StateFile
+
+    ks = KillSwitch(AppConfig())
+    ks.halt("operator: venue maintenance")
+    state = StateFile(
+        Path(os.environ["XDG_STATE_HOME"]) / "market-maker",
+        network="mainnet",
+        account=USER,
+        asset="BTC",
+    )
+    state.save(ks.memory())
+    monkeypatch.setenv("HYPERLIQUID_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("HYPERLIQUID_ACCOUNT_ADDRESS", USER)
+    with FakeInThread.of(
+        FakeHyperliquidExchange, agent=SIGNER.address, user=USER, sweep_ticks=12.0
+    ) as server:
+        args = ["run", "--venue", "hyperliquid", "--ws-url", server.url, "--live"]
+        assert main([*args, "--duration", "3"]) == 0
+        err = capsys.readouterr().err
+        assert "HALTED by an earlier run: manual: operator: venue maintenance" in err
+        assert f"market-maker reset --asset BTC --address {USER}" in err
+        assert "order" not in server.fake.actions
+        assert main([*args, "--duration", "4", "--reset-halt"]) == 0
+        err = capsys.readouterr().err
+        assert "cleared the halt an earlier run latched" in err and "venue maintenance" in err
+        assert "order" in server.fake.actions

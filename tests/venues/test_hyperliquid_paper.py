@@ -17,9 +17,10 @@ from market_maker.engine import QuoteEngine
 from market_maker.model import Event
 from market_maker.runtime import RunSummary, run_live
 from market_maker.venues.hyperliquid.client import ClientConfig
+from market_maker.venues.hyperliquid.fake import FakeHyperliquid
 from market_maker.venues.hyperliquid.feed import HyperliquidFeed
 from market_maker.venues.paper import PaperVenue
-from tests.fakes.hyperliquid import FakeHyperliquid, until
+from tests.fakes.hyperliquid import until
 
 pytestmark = pytest.mark.slow  # real sockets and wall-clock waits
 

@@ -25,10 +25,10 @@ from market_maker.model import (
     VenueSnapshot,
 )
 from market_maker.venues.hyperliquid.client import ClientConfig
+from market_maker.venues.hyperliquid.fake_exchange import FakeHyperliquidExchange
 from market_maker.venues.hyperliquid.signing import Signer
 from market_maker.venues.hyperliquid.venue import UPDATE, HyperliquidVenue
 from tests.fakes.hyperliquid import until
-from tests.fakes.hyperliquid_exchange import FakeHyperliquidExchange
 
 pytestmark = pytest.mark.slow  # real sockets and wall-clock waits
 

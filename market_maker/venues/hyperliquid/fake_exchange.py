@@ -50,8 +50,8 @@ import contextlib
 import time
 from typing import Any
 
+from market_maker.venues.hyperliquid.fake import FakeHyperliquid, _Conn, _fmt
 from market_maker.venues.hyperliquid.signing import recover_signer
-from tests.fakes.hyperliquid import FakeHyperliquid, _Conn, _fmt
 
 ASSET = 1  # the coin's index in the fake's meta (ETH is 0)
 
@@ -109,8 +109,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
     def __init__(
         self,
         *,
-        agent: str,
-        user: str,
+        agent: str | None = None,
+        user: str | None = None,
         mainnet: bool = True,
         traded_volume_usd: float = 0.0,
         reorder_ms: float = 0.0,
@@ -119,11 +119,14 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         block_ms: float = 70.0,
         server_skew_ms: int = 0,
         state_time: bool = True,
+        no_margin: bool = False,
         **market: Any,
     ) -> None:
         super().__init__(**market)
-        self.agent = agent.lower()
-        self.user = user.lower()
+        self.agent = None if agent is None else agent.lower()
+        """The API wallet whose signatures are taken (None: any signature that recovers)."""
+        self.user = None if user is None else user.lower()
+        """The account whose streams are served (None: the first to subscribe to one)."""
         self.mainnet = mainnet
         self.traded_volume_usd = traded_volume_usd
         self.reorder_ms = reorder_ms
@@ -137,6 +140,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.server_skew_ms = server_skew_ms
         """The API server's clock (``clearinghouseState.time``) minus the blocks' clock."""
         self.state_time = state_time
+        self.no_margin = no_margin
+        """Refuse every new order with the venue's ``Insufficient margin to place order.``"""
         self._last_trickle = -1e18
         self.lot_decimals = self.sz_decimals
         self.orders: dict[int, _Order] = {}
@@ -185,7 +190,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
 
     @property
     def position(self) -> float:
-        return self.position_lots / 10**self.lot_decimals
+        return float(self.position_lots / 10**self.lot_decimals)
 
     def open_orders(self) -> int:
         return len(self.orders)
@@ -278,6 +283,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             )
         except (ValueError, TypeError, KeyError):
             signer = "0x" + "0" * 40
+        if self.agent is None and signer != "0x" + "0" * 40:
+            return ""
         return "" if signer == self.agent else f"User or API Wallet {signer} does not exist."
 
     def _commit(self, payload: dict[str, Any], block_ms: int) -> Any:
@@ -308,7 +315,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             now = time.monotonic()
             if now - self._last_trickle < 10.0:
                 return (
-                    f"Too many cumulative requests sent ({self.requests_used + n} > {int(allowed)}) "
+                    "Too many cumulative requests sent "
+                    f"({self.requests_used + n} > {int(allowed)}) "
                     f"for cumulative volume traded ${self.traded_volume_usd:.2f}. "
                     "Place taker orders to free up 1 request per USDC traded."
                 )
@@ -391,7 +399,10 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         bid, ask = self._touch()
         crosses = (wire.get("b") and px >= ask) or (not wire.get("b") and px <= bid)
         if tif == "Alo" and crosses:
-            return f"Post only order would have immediately matched, bbo was {bid}@{ask}. asset={ASSET}"
+            return (
+                "Post only order would have immediately matched, "
+                f"bbo was {bid}@{ask}. asset={ASSET}"
+            )
         if tif == "Ioc" and not crosses:
             return f"Order could not immediately match against any resting orders. asset={ASSET}"
         return px, lots
@@ -408,6 +419,8 @@ class FakeHyperliquidExchange(FakeHyperliquid):
     def _place(self, wire: dict[str, Any]) -> Any:
         if wire.get("a") != ASSET:
             return {"error": f"Invalid asset. asset={wire.get('a')}"}
+        if self.no_margin:
+            return {"error": f"Insufficient margin to place order. asset={ASSET}"}
         checked = self._check(wire)
         if isinstance(checked, str):
             return {"error": checked}
@@ -538,15 +551,19 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         data = [{"order": wire, "status": status, "statusTimestamp": self._now_ms()}]
         self._user_stream("orderUpdates", self._frame("orderUpdates", data))
 
+    def _ours(self, user: Any) -> bool:
+        """Whether ``user`` is the fake's account (with none named, the first one asked for
+        becomes it)."""
+        if self.user is None and user:
+            self.user = str(user).lower()
+        return self.user is not None and str(user or "").lower() == self.user
+
     def _size(self, lots: int) -> str:
         return _fmt(lots / 10**self.lot_decimals) if lots else "0.0"
 
     def _user_stream(self, kind: str, frame: str) -> None:
         for conn in list(self.conns):
-            if any(
-                s.get("type") == kind and str(s.get("user", "")).lower() == self.user
-                for s in conn.subs
-            ):
+            if any(s.get("type") == kind and self._ours(s.get("user")) for s in conn.subs):
                 self._later(conn, kind, frame)
 
     async def reply(self, conn: _Conn, frame: str) -> None:
@@ -569,7 +586,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
 
     async def on_subscribed(self, conn: _Conn, sub: dict[str, Any]) -> None:
         await super().on_subscribed(conn, sub)
-        if sub.get("type") == "userFills" and str(sub.get("user", "")).lower() == self.user:
+        if sub.get("type") == "userFills" and self._ours(sub.get("user")):
             snapshot = {"user": self.user, "isSnapshot": True, "fills": self.fills[-50:]}
             self._later(conn, "userFills", self._frame("userFills", snapshot))
 
@@ -629,3 +646,29 @@ class FakeHyperliquidExchange(FakeHyperliquid):
                 "nRequestsSurplus": 0,
             }
         return super().info(payload)
+
+
+async def serve(
+    fake: FakeHyperliquid,
+    *,
+    duration_s: float | None = None,
+    drop_every_s: float | None = None,
+    ready: Any = None,
+) -> None:
+    """Run ``fake`` until ``duration_s`` passes (for ever if None) or the task is cancelled;
+    ``ready(url)`` once it listens; an abrupt drop of every socket each ``drop_every_s``."""
+    await fake.start()
+    try:
+        if ready is not None:
+            ready(fake.url)
+        loop = asyncio.get_running_loop()
+        end = None if duration_s is None else loop.time() + duration_s
+        while end is None or loop.time() < end:
+            step = drop_every_s or 3600.0
+            if end is not None:
+                step = min(step, end - loop.time())
+            await asyncio.sleep(max(step, 0.0))
+            if drop_every_s and (end is None or loop.time() < end):
+                await fake.drop(clean=False)
+    finally:
+        await fake.stop()
