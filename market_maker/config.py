@@ -343,13 +343,13 @@ class StrategyConfig(_Config, frozen=True):
     """Avellaneda-Stoikov with a finite session: T - t = as_horizon_s - t (the 2008 paper)."""
     symmetric_half_spread_bps: Annotated[float, Meta(gt=0.0, le=10_000.0)] = 5.0
     """Half spread of the symmetric baseline, basis points."""
-    backup_levels: Annotated[int, Meta(ge=0, le=10)] = 1
+    backup_levels: Annotated[int, Meta(ge=0, le=10)] = 2
     """GLFT: orders of ``order_size`` resting behind the GLFT quote on each side, each
     ``backup_ratio`` times deeper than the one before (0: the GLFT quote alone). When the
     quote fills, the backup still rests while its replacement travels (a place takes a block
     and two trips on Hyperliquid), so the side is not left empty; it counts in the pending
     exposure like any order."""
-    backup_ratio: Annotated[float, Meta(gt=1.0, le=100.0)] = 1.5
+    backup_ratio: Annotated[float, Meta(gt=1.0, le=100.0)] = 2.0
     """GLFT: depth of each backup order over the one before it."""
 
     def __post_init__(self) -> None:

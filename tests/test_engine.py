@@ -418,7 +418,7 @@ def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kin
     # The skipped cycles read the budget less often than the whole ones: the bucket must not
     # depend on that (a float refill per read once gave 0 tokens in one and 1 in the other).
     cfg = msgspec.structs.replace(
-        cfg, orders=msgspec.structs.replace(cfg.orders, max_requests_per_s=4.0, request_burst=8.0)
+        cfg, orders=msgspec.structs.replace(cfg.orders, max_requests_per_s=3.0, request_burst=6.0)
     )
     fast, engine = _actions_through(factory, True, cfg)
     whole, reference = _actions_through(factory, False, cfg)

@@ -66,7 +66,7 @@ def glft_depths(
 
 
 class GlftStrategy:
-    """One quote a side at the GLFT depths, with the practical adjustments a live book needs.
+    """The GLFT quote a side (and backups behind it), with the adjustments a live book needs.
 
     - half spread and skew multipliers from config;
     - a fee floor: neither quote closer to the mid than ``min_half_spread_bps``;

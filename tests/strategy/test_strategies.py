@@ -27,7 +27,10 @@ def test_glft_quotes_one_level_each_side_around_the_mid():
 
 
 def test_glft_backups_rest_behind_the_quote_each_a_ratio_deeper():
-    s = GlftStrategy(StrategyConfig(order_size=0.01, min_half_spread_bps=0.0, backup_levels=2))
+    cfg = StrategyConfig(
+        order_size=0.01, min_half_spread_bps=0.0, backup_levels=2, backup_ratio=1.5
+    )
+    s = GlftStrategy(cfg)
     params = market_params()
     d = s.depths(params)
     quotes = s.quote(params)
@@ -82,7 +85,7 @@ def test_glft_sizes_are_capped_by_capacity_including_pending():
 def test_glft_at_the_limit_quotes_only_the_reducing_side():
     quotes = GlftStrategy(CFG).quote(market_params(position=-1.0, dynamic_max_position=1.0))
     assert quotes.asks == ()
-    assert len(quotes.bids) == 2  # the quote and its backup
+    assert len(quotes.bids) == 3  # the quote and its two backups
 
 
 def test_ladder_ticks_are_on_the_grid_and_strictly_outward():
