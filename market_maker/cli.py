@@ -332,7 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--data", type=Path, required=True, help="a capture file")
     cal.add_argument("--config", type=Path, help="TOML config (instrument rules, estimator grids)")
     cal.add_argument("-o", "--output", type=Path, help="write the overlay here")
-    cal.add_argument("--force", action="store_true", help="overwrite an existing overlay")
+    cal.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing overlay, and write into it the fits the capture does not "
+        "pin down (marked in the table) as well",
+    )
     cal.add_argument("--json", action="store_true", help="print one JSON object")
     _add_instrument_flags(cal)
     cal.set_defaults(func=_cmd_calibrate)
@@ -1203,12 +1208,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise MarketMakerError(str(exc)) from None
     if args.json:
-        print(msgspec.json.encode(result).decode())
+        data = msgspec.to_builtins(result)
+        data["unidentified"] = result.unidentified()
+        print(msgspec.json.encode(data).decode())
     else:
         print(format_calibration(result))
     if out is not None:
         try:
-            out.write_text(overlay_toml(result), encoding="utf-8")
+            out.write_text(overlay_toml(result, force=args.force), encoding="utf-8")
         except OSError as exc:
             raise MarketMakerError(f"{out}: cannot write: {exc.strerror or exc}") from None
         if not args.json:

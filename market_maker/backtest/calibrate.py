@@ -87,10 +87,44 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True):
     """The capture's market-data latency (``session.capture_feed_latency``: its receive minus
     venue stamps, or the stated default where its clocks are set apart); NaN: not read."""
     feed_latency_source: str = ""
+    fill_fitted: bool = True
+    """Whether A and k came from the capture's trades (False: the estimator's priors)."""
+    sigma_floor: float = 0.0
+    """The engine's floor on sigma (``risk.sigma_floor``): a fit under it is not used."""
 
     @property
     def branching_ratio(self) -> float:
         return self.alpha / self.beta
+
+    def unidentified(self) -> dict[str, str]:
+        """The fits the capture does not pin down, each with the reason: ``hawkes``, ``fill``
+        (A and k), ``sigma``, ``flow`` (informed flow and imbalance). Nothing of these is
+        written to an overlay unless forced."""
+        out: dict[str, str] = {}
+        if not hawkes_identified(self.mu, self.alpha, self.beta):
+            out["hawkes"] = (
+                f"not identified: {self.trades} orders do not pin down their clustering "
+                f"(the fit ran to beta = {self.beta:.3g}/s)"
+            )
+        elif self.branching_ratio >= 0.98:
+            out["hawkes"] = (
+                f"out of range: branching ratio {self.branching_ratio:.3f} at the boundary "
+                "(a flow that never settles)"
+            )
+        if not self.fill_fitted:
+            out["fill"] = "prior: too few trades reached the depths the fit reads"
+        if self.sigma_samples < 30:
+            out["sigma"] = f"not identified: {self.sigma_samples} one-second samples (30 needed)"
+            if self.sigma < self.sigma_floor:
+                out["sigma"] += f", {self.sigma:.3g} under the floor {self.sigma_floor:.3g}"
+        elif not self.sigma >= self.sigma_floor:
+            out["sigma"] = (
+                f"out of range: {self.sigma:.3g} under the engine's floor "
+                f"{self.sigma_floor:.3g} (risk.sigma_floor)"
+            )
+        if self.flow is None:
+            out["flow"] = "not identified: too few books or orders"
+        return out
 
 
 def calibrate(path: str | Path, config: AppConfig | None = None) -> Calibration:
@@ -253,6 +287,8 @@ def calibrate_events(
         mean_order_size=float(np.mean(order_size)),
         top_size=top / (2 * len(book_t)) if book_t else math.nan,
         flow=flow,
+        fill_fitted=bool(intensity.fitted),
+        sigma_floor=cfg.risk.sigma_floor,
     )
 
 
@@ -265,11 +301,13 @@ def hawkes_identified(mu: float, alpha: float, beta: float) -> bool:
     )
 
 
-def simulator_overlay(c: Calibration) -> dict[str, float | str]:
+def simulator_overlay(c: Calibration, *, force: bool = False) -> dict[str, float | str]:
     """The ``[simulator]`` settings that make the simulator this market: its scale, volatility,
     uninformed flow per side (the fitted flow less the informed share), informed flow and
     imbalance. Informed moves and imbalance drift are scaled back, if need be, to leave the
-    diffusion a tenth of ``sigma**2``."""
+    diffusion a tenth of ``sigma**2``. A fit the capture does not pin down
+    (``Calibration.unidentified``) leaves the scenario's own value, unless ``force``."""
+    bad = {} if force else c.unidentified()
     out: dict[str, float | str] = {
         "symbol": f"SIM-{c.symbol}"[:40],
         "venue_model": "hyperliquid" if c.venue == "hyperliquid" else "fifo",
@@ -280,18 +318,20 @@ def simulator_overlay(c: Calibration) -> dict[str, float | str]:
     if math.isfinite(c.lot_size):
         out["lot_size"] = c.lot_size
     out["min_notional"] = c.min_notional
-    if c.sigma > 0.0:
+    if c.sigma > 0.0 and "sigma" not in bad:
         out["sigma"] = c.sigma
     if math.isfinite(c.feed_latency_ms):
         # A backtest of the overlay delays market data as the capture's feed did.
         out["market_data_latency_ms"] = c.feed_latency_ms
-    if c.k > 0.0 and math.isfinite(c.k):
+    if c.k > 0.0 and math.isfinite(c.k) and "fill" not in bad:
         out["k"] = c.k
     if c.mean_order_size > 0.0:
         out["mean_order_size"] = c.mean_order_size
     if c.top_size > 0.0:
         out["book_level_size"] = c.top_size
     f = c.flow
+    if "sigma" in bad:
+        f = None  # informed moves are shares of a sigma the capture does not give
     share = f.informed_share if f is not None and f.informed_jump_rate_per_s > 0.0 else 0.0
     buy = c.buy_share if 0.0 < c.buy_share < 1.0 else 0.5
     for prefix, side, rate in (
@@ -347,16 +387,41 @@ def _ci(interval: Interval, fmt: str) -> str:
     return f"[{lo:{fmt}}, {hi:{fmt}}]"
 
 
+_HOW = {"fit": "fit", "prior": "prior", "not identified": "no fit", "out of range": "range"}
+
+
+def _how(c: Calibration, group: str) -> str:
+    """How a value was obtained: ``fit``, ``prior``, ``no fit`` (not identified) or
+    ``range`` (fitted, out of the range the engine can use)."""
+    reason = c.unidentified().get(group)
+    if reason is None:
+        return "fit"
+    return _HOW.get(reason.split(":", 1)[0], "no fit")
+
+
 def format_calibration(c: Calibration) -> str:
+    hawkes, fill, sigma = _how(c, "hawkes"), _how(c, "fill"), _how(c, "sigma")
     rows = [
-        ("trade rate", f"{c.trade_rate:.4g}", _ci(c.trade_rate_ci, ".4g"), "aggressive orders/s"),
-        ("hawkes mu", f"{c.mu:.4g}", _ci(c.hawkes_ci[0], ".4g"), "per s"),
-        ("hawkes alpha", f"{c.alpha:.4g}", _ci(c.hawkes_ci[1], ".4g"), "per s"),
-        ("hawkes beta", f"{c.beta:.4g}", _ci(c.hawkes_ci[2], ".4g"), "per s"),
-        ("branching", f"{c.branching_ratio:.3f}", "-", "alpha / beta"),
-        ("fill A", f"{c.a:.4g}", "-", "fills/s at the mid"),
-        ("fill k", f"{c.k:.4g}", "-", f"per tick of {c.tick_size:g}"),
-        ("sigma", f"{c.sigma:.4g}", _ci(c.sigma_ci, ".4g"), f"/sqrt s, {c.sigma_samples} samples"),
+        (
+            "trade rate",
+            f"{c.trade_rate:.4g}",
+            _ci(c.trade_rate_ci, ".4g"),
+            "aggressive orders/s",
+            "fit",
+        ),
+        ("hawkes mu", f"{c.mu:.4g}", _ci(c.hawkes_ci[0], ".4g"), "per s", hawkes),
+        ("hawkes alpha", f"{c.alpha:.4g}", _ci(c.hawkes_ci[1], ".4g"), "per s", hawkes),
+        ("hawkes beta", f"{c.beta:.4g}", _ci(c.hawkes_ci[2], ".4g"), "per s", hawkes),
+        ("branching", f"{c.branching_ratio:.3f}", "-", "alpha / beta", hawkes),
+        ("fill A", f"{c.a:.4g}", "-", "fills/s at the mid", fill),
+        ("fill k", f"{c.k:.4g}", "-", f"per tick of {c.tick_size:g}", fill),
+        (
+            "sigma",
+            f"{c.sigma:.4g}",
+            _ci(c.sigma_ci, ".4g"),
+            f"/sqrt s, {c.sigma_samples} samples",
+            sigma,
+        ),
     ]
     for name, side in (("buy", c.buy_hawkes), ("sell", c.sell_hawkes)):
         if side is not None:
@@ -366,12 +431,13 @@ def format_calibration(c: Calibration) -> str:
                     f"{side[0]:.3g},{side[1]:.3g},{side[2]:.3g}",
                     "-",
                     "mu, alpha, beta",
+                    "fit" if hawkes_identified(*side) else "no fit",
                 )
             )
     f = c.flow
     if f is not None:
         a = f.trade_signed_bps
-        rows += [
+        flow_rows: list[tuple[str, str, str, str]] = [
             (
                 "signed move",
                 f"{a['1s']:.3f}",
@@ -417,6 +483,7 @@ def format_calibration(c: Calibration) -> str:
                 f"s half-life (autocorrelation {f.imbalance_acf_0_1s:.2f} at 0.1 s)",
             ),
         ]
+        rows += [(*row, "fit") for row in flow_rows]
     if math.isfinite(c.feed_latency_ms):
         rows.append(
             (
@@ -424,20 +491,40 @@ def format_calibration(c: Calibration) -> str:
                 f"{c.feed_latency_ms:.1f}",
                 "-",
                 f"ms, market data behind the venue ({c.feed_latency_source})",
+                "fit" if c.feed_latency_source == "capture" else "prior",
             )
         )
     lines = [
         f"Calibration  {c.source}  ({c.venue} {c.symbol}, {c.trades:,} aggressive orders, "
         f"{c.duration_s:,.0f} s)",
-        f"  {'parameter':<13} {'value':>10}  {'95 % interval':<24} unit",
+        f"  {'parameter':<13} {'value':>10}  {'how':<6} {'95 % interval':<24} unit",
     ]
-    lines += [f"  {n:<13} {v:>10}  {ci:<24} {u}" for n, v, ci, u in rows]
+    lines += [f"  {n:<13} {v:>10}  {how:<6} {ci:<24} {u}" for n, v, ci, u, how in rows]
+    bad = c.unidentified()
+    if bad:
+        lines.append("  not written to an overlay (--force writes them):")
+        names = {"hawkes": "hawkes", "fill": "fill A, k", "sigma": "sigma", "flow": "informed"}
+        lines += [f"    {names[k]}: {why}" for k, why in bad.items()]
     return "\n".join(lines)
 
 
-def overlay_toml(c: Calibration) -> str:
-    """A config overlay (accepted by ``--config``) with a header saying where it came from."""
+def overlay_toml(c: Calibration, *, force: bool = False) -> str:
+    """A config overlay (accepted by ``--config``) with a header saying where it came from.
+    A fit the capture does not pin down (``Calibration.unidentified``) is left out, with its
+    reason as a comment, unless ``force``."""
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    bad = {} if force else c.unidentified()
+    intensity = (
+        ["[estimators.intensity]", f"a_prior = {c.a:.6g}", f"k_prior = {c.k:.6g}", ""]
+        if "fill" not in bad
+        else [f"# [estimators.intensity] left at its defaults ({bad['fill']})", ""]
+    )
+    if c.sigma > 0.0 and "sigma" not in bad:
+        risk = ["[risk]", f"sigma_prior = {c.sigma:.6g}", ""]
+    elif "sigma" in bad:
+        risk = [f"# [risk] sigma_prior left at its default ({bad['sigma']})", ""]
+    else:
+        risk = []
     return "\n".join(
         [
             f"# market-maker calibrate, {today}: fitted on {Path(c.source).name}",
@@ -446,24 +533,22 @@ def overlay_toml(c: Calibration) -> str:
             "# Welford on the mid sampled every second. Use with --config, or copy the sections",
             "# into your config. Unlisted settings keep their defaults.",
             "",
-            *_hawkes_section(c),
-            "[estimators.intensity]",
-            f"a_prior = {c.a:.6g}",
-            f"k_prior = {c.k:.6g}",
-            "",
-            *(["[risk]", f"sigma_prior = {c.sigma:.6g}", ""] if c.sigma > 0.0 else []),
+            *_hawkes_section(c, force=force),
+            *intensity,
+            *risk,
             "# The simulated market of `backtest --scenario NAME --config THIS`: the capture's",
             "# scale, volatility, flow per side (less the informed share), informed flow and",
             "# book imbalance (backtest/flowfit.py).",
             "[simulator]",
-            *(f"{k} = {_toml_value(v)}" for k, v in simulator_overlay(c).items()),
+            *(f"{k} = {_toml_value(v)}" for k, v in simulator_overlay(c, force=force).items()),
             "",
         ]
     )
 
 
-def _hawkes_section(c: Calibration) -> list[str]:
-    if hawkes_identified(c.mu, c.alpha, c.beta):
+def _hawkes_section(c: Calibration, *, force: bool = False) -> list[str]:
+    reason = c.unidentified().get("hawkes")
+    if reason is None or (force and hawkes_identified(c.mu, c.alpha, c.beta)):
         return [
             "[estimators.hawkes]",
             f"mu = {c.mu:.6g}",
@@ -471,11 +556,7 @@ def _hawkes_section(c: Calibration) -> list[str]:
             f"beta = {c.beta:.6g}",
             "",
         ]
-    return [
-        f"# [estimators.hawkes] left at its defaults: {c.trades} orders do not pin down",
-        f"# their clustering (the fit ran to beta = {c.beta:.3g}/s).",
-        "",
-    ]
+    return [f"# [estimators.hawkes] left at its defaults ({reason})", ""]
 
 
 def _toml_value(value: float | str) -> str:

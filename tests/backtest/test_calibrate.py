@@ -215,3 +215,54 @@ def test_the_overlay_carries_the_captures_feed_latency_into_the_simulated_market
     result, _ = run_session(config, scenario="calm", seed=1, duration_s=30)
     assert result.latency is not None and result.latency.feed_ms == feed.base_ms
     assert feed.base_ms != 5.0  # the scenario's own figure, which it replaces
+
+
+def test_a_fit_the_capture_cannot_pin_down_is_marked_and_not_written_unless_forced(
+    tmp_path, capsys
+):
+    """The Hyperliquid capture: 31 orders in 25 s. The Hawkes fit runs to beta = 1e13, A and k
+    stay at the estimator's priors, sigma rests on 26 samples (and is under the engine's
+    floor): each is marked in the table and left out of the overlay with its reason."""
+    from tests.backtest.test_backtest import HYPERLIQUID
+
+    overlay = tmp_path / "hl.toml"
+    assert main(["calibrate", "--data", str(HYPERLIQUID), "-o", str(overlay)]) == 0
+    table = capsys.readouterr().out
+    rows = {line[:15].strip(): line for line in table.splitlines()[2:]}
+    assert " no fit " in rows["hawkes beta"] and " no fit " in rows["sigma"]
+    assert " prior " in rows["fill A"] and " prior " in rows["fill k"]
+    assert " fit " in rows["trade rate"]
+    assert "not written to an overlay (--force writes them):" in table
+    text = overlay.read_text()
+    for key in ("[estimators.hawkes]\n", "a_prior =", "sigma_prior =", "\nsigma =", "\nk ="):
+        assert key not in text, key
+    assert "# [estimators.intensity] left at its defaults (prior: too few trades" in text
+    assert main(["check-config", str(overlay)]) == 0
+    # Forced: the priors and the thin sigma are written; a Hawkes no config accepts is not.
+    assert main(["calibrate", "--data", str(HYPERLIQUID), "-o", str(overlay), "--force"]) == 0
+    text = overlay.read_text()
+    assert "a_prior = 1" in text and "sigma_prior = 5.46896e-06" in text
+    assert "[estimators.hawkes]\n" not in text
+    assert main(["check-config", str(overlay)]) == 0
+
+
+def test_the_btc_capture_pins_everything_down():
+    c = calibrate(BINANCE)
+    assert c.unidentified() == {}
+    assert c.fill_fitted and c.sigma > c.sigma_floor
+
+
+def test_a_branching_ratio_at_the_boundary_and_a_sigma_under_the_floor_are_out_of_range():
+    import msgspec
+
+    c = calibrate(BINANCE)
+    edge = msgspec.structs.replace(c, alpha=0.99 * c.beta, sigma=1e-6)
+    bad = edge.unidentified()
+    assert bad["hawkes"].startswith("out of range: branching ratio 0.990")
+    assert bad["sigma"].startswith("out of range: 1e-06 under the engine's floor")
+    from market_maker.backtest.calibrate import overlay_toml
+
+    text = overlay_toml(edge)
+    assert "[estimators.hawkes]\n" not in text and "sigma_prior =" not in text
+    forced = overlay_toml(edge, force=True)
+    assert "[estimators.hawkes]\n" in forced and "sigma_prior = 1e-06" in forced
