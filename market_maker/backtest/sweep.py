@@ -731,8 +731,14 @@ def best_config_text(result: SweepResult, point: str) -> str:
         f"# tuning score {t.score:.4g} USD/h (PnL {t.pnl_per_hour:.4g}/h)"
         + (f"; held back {h.score:.4g} USD/h (PnL {h.pnl_per_hour:.4g}/h)" if h else "")
         + (f"; base config held back {base.score:.4g} USD/h" if base and point != BASE else ""),
-        "",
     ]
+    held = [r.score for r in result.test.values() if r.runs]
+    if held and max(held) < 0.0:
+        header.append(
+            "# WARNING: every held-back score is negative: this is the setting that lost least,"
+        )
+        header.append("# not one that makes money.")
+    header.append("")
     return "\n".join(header) + config_toml(config)
 
 

@@ -314,3 +314,4 @@ def test_a_sweep_whose_every_held_back_score_is_negative_says_so(tmp_path, capsy
     assert (out / "best.toml").exists()
     assert "warning: every held-back score is negative" in captured.err
     assert "not one that makes money" in captured.err
+    assert "# WARNING: every held-back score is negative" in (out / "best.toml").read_text()
