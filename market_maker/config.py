@@ -42,6 +42,7 @@ __all__ = [
     "KillSwitchConfig",
     "LadderConfig",
     "OrdersConfig",
+    "QuotingConfig",
     "SimulatorConfig",
     "SizingConfig",
     "StrategyConfig",
@@ -383,6 +384,48 @@ class LadderConfig(_Config, frozen=True):
         )
 
 
+class QuotingConfig(_Config, frozen=True):
+    """What the quotes price beyond GLFT's model (``[quoting]``); each feature has a switch,
+    and ``calibrate`` fits their numbers from a capture. Read by GLFT and the ladder.
+
+    - **fair value**: the quotes centre on ``mid + imbalance_beta_bps * I`` (``I`` the
+      top-of-book size imbalance ``(bid - ask) / (bid + ask)``), the mid the book predicts a
+      second ahead, rounded to whole ticks;
+    - **adverse-selection floor**: no quote closer to the fair value than the adverse move
+      expected after a fill plus ``maker_fee_bps``; the move is our own fills' markout at
+      ``adverse_horizon_s``, decayed over ``adverse_halflife_fills`` fills, shrunk towards
+      ``adverse_prior_bps`` with the weight of ``adverse_prior_fills`` fills;
+    - **toxic-flow guard**: when the per-side trade intensities are one-sided (``|buy - sell|
+      / (buy + sell)`` at ``toxic_enter`` or more; off again under ``toxic_exit``), the side
+      the flow runs towards (our asks under buying) steps ``toxic_widen_bps`` further out.
+    """
+
+    fair_value: bool = False
+    imbalance_beta_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] = 0.0
+    """Expected mid change over the next second per unit of top-of-book imbalance, bps."""
+    adverse_floor: bool = False
+    adverse_prior_bps: Annotated[float, Meta(ge=0.0, le=1_000.0)] = 1.0
+    adverse_prior_fills: Annotated[float, Meta(ge=0.0, le=1e6)] = 20.0
+    adverse_halflife_fills: Annotated[float, Meta(ge=1.0, le=1e6)] = 100.0
+    adverse_horizon_s: Annotated[float, Meta(ge=0.01, le=600.0)] = 1.0
+    maker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] = 0.0
+    """The maker fee the floor adds (negative: a rebate), bps."""
+    toxic_guard: bool = False
+    toxic_enter: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.6
+    toxic_exit: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.4
+    toxic_widen_bps: Annotated[float, Meta(ge=0.0, le=1_000.0)] = 2.0
+
+    def __post_init__(self) -> None:
+        _require_finite(
+            imbalance_beta_bps=self.imbalance_beta_bps,
+            adverse_prior_bps=self.adverse_prior_bps,
+            maker_fee_bps=self.maker_fee_bps,
+            toxic_widen_bps=self.toxic_widen_bps,
+        )
+        if self.toxic_exit > self.toxic_enter:
+            raise ValueError("toxic_exit must be <= toxic_enter (hysteresis)")
+
+
 class OrdersConfig(_Config, frozen=True):
     """Order management (``[orders]``)."""
 
@@ -584,6 +627,7 @@ class AppConfig(_Config, frozen=True):
     sizing: SizingConfig = field(default_factory=SizingConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     ladder: LadderConfig = field(default_factory=LadderConfig)
+    quoting: QuotingConfig = field(default_factory=QuotingConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
     input: InputConfig = field(default_factory=InputConfig)
@@ -717,6 +761,12 @@ _UNITS: dict[str, str] = {
     "informed_share": "a fraction",
     "imbalance_sd": "a fraction",
     "imbalance_mean": "a fraction",
+    "backup_levels": "orders a side",
+    "backup_ratio": "a ratio",
+    "adverse_prior_fills": "fills",
+    "adverse_halflife_fills": "fills",
+    "toxic_enter": "a fraction of the flow",
+    "toxic_exit": "a fraction of the flow",
 }
 
 

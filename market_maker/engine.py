@@ -38,6 +38,7 @@ import msgspec
 
 from market_maker.config import AppConfig
 from market_maker.estimators import (
+    AdverseSelection,
     CascadeDetector,
     FillIntensityEstimator,
     IncrementalHawkes,
@@ -106,6 +107,41 @@ _CANCELLING = OrderState.CANCELLING
 _NS = 1e-9
 _isfinite = math.isfinite
 _EMPTY: tuple[tuple[int, int], ...] = ()
+
+
+class QuotingStats:
+    """What ``[quoting]`` did, summed over the cycles that ran the strategy (for the
+    backtest summary): the fair value's distance from the mid, the adverse floor, and the
+    cycles the toxic-flow guard held a side back."""
+
+    __slots__ = ("cycles", "fair_shift_bps", "floor_bps", "toxic_cycles")
+
+    def __init__(self) -> None:
+        self.cycles = 0
+        self.fair_shift_bps = 0.0
+        self.floor_bps = 0.0
+        self.toxic_cycles = 0
+
+
+def _toxic_state(state: int, buy: float, sell: float, enter: float, leave: float) -> int:
+    """The toxic-flow guard with hysteresis: one-sided at ``enter`` of ``(buy - sell) /
+    (buy + sell)`` or more, until it falls under ``leave``."""
+    total = buy + sell
+    if not total > 0.0:
+        return 0
+    imbalance = (buy - sell) / total
+    if state == 0:
+        if imbalance >= enter:
+            return 1
+        if imbalance <= -enter:
+            return -1
+        return 0
+    if state * imbalance < leave:
+        # Off, or straight to the other side when the flow flipped past ``enter``.
+        return 1 if imbalance >= enter else (-1 if imbalance <= -enter else 0)
+    return state
+
+
 _NEVER = 1 << 62  # a time no event reaches (ns)
 
 
@@ -187,6 +223,28 @@ class QuoteEngine:
         # flow imbalance; conviction sizing reads the imbalance.
         self._calm_below_one = glft_family
         self._reads_flow = self.conviction is not None or not glft_family
+        quoting = config.quoting
+        self._fair_beta = quoting.imbalance_beta_bps * 1e-4 if quoting.fair_value else 0.0
+        self._fair_ticks = 0  # fair value minus mid, whole ticks
+        self._tick = instrument.tick_size
+        self.adverse = (
+            AdverseSelection(
+                prior_bps=quoting.adverse_prior_bps,
+                prior_fills=quoting.adverse_prior_fills,
+                halflife_fills=quoting.adverse_halflife_fills,
+                horizon_s=quoting.adverse_horizon_s,
+            )
+            if quoting.adverse_floor
+            else None
+        )
+        """Our fills' adverse move (``[quoting] adverse_floor``); None when off."""
+        self._maker_fee_bps = quoting.maker_fee_bps
+        self._toxic_guard = quoting.toxic_guard
+        self._toxic_enter = quoting.toxic_enter
+        self._toxic_exit = quoting.toxic_exit
+        self._toxic_widen_bps = quoting.toxic_widen_bps
+        self._toxic = 0  # +1 buying, -1 selling, 0 neither (with hysteresis)
+        self.quoting_stats = QuotingStats()
         self.params: MarketParams | None = None
         self.idle_reason = ""
         """Why nothing can be quoted although trading is allowed ("" when quoting)."""
@@ -364,6 +422,19 @@ class QuoteEngine:
         self.vol.update(mid, t_s)
         self.intensity.on_mid(mid, t_s)
         self.kill_switch.on_market_data(ts)
+        if self.adverse is not None:
+            self.adverse.on_mid(ts, mid)
+        beta = self._fair_beta
+        if beta != 0.0:
+            size_b = bids[0][1]
+            size_a = asks[0][1]
+            total = size_b + size_a
+            shift = 0
+            if total > 0.0 and size_b >= 0.0 and size_a >= 0.0:  # NaN fails every test
+                shift = round(beta * mid * (size_b - size_a) / (total * self._tick))
+            if shift != self._fair_ticks:
+                self._fair_ticks = shift
+                self._touch_moved = True  # the fair value moved: the quotes may
         return True
 
     def _plausible_book(self, mid: float, ts: int) -> bool:
@@ -415,7 +486,8 @@ class QuoteEngine:
         return True
 
     def _on_fill(self, ev: Fill, ts: int) -> bool:
-        self.orders.on_fill(ev)
+        if self.orders.on_fill(ev) and self.adverse is not None:
+            self.adverse.on_fill(ts, ev.side is _BUY, ev.price)
         return True  # even a duplicate runs a cycle: harmless, and state may need re-planning
 
     def _on_ack(self, ev: OrderAck, ts: int) -> bool:
@@ -561,6 +633,14 @@ class QuoteEngine:
         committed_bids, committed_asks = orders.committed_exposure()
         max_value = None if limits is None else limits.max_position_value
         binding = ks.binding_limit
+        floor_bps = 0.0
+        if self.adverse is not None:
+            # Rounded to 0.05 bps: a settled fill that moves the estimate less moves no quote.
+            floor_bps = round((self.adverse.bps + self._maker_fee_bps) * 20.0) / 20.0
+        if self._toxic_guard:
+            self._toxic = _toxic_state(
+                self._toxic, buy_rate, sell_rate, self._toxic_enter, self._toxic_exit
+            )
         # Everything the strategy, the sizing and the limit in lots read this cycle: when it
         # is what the last cycle read, so are the wanted quotes.
         key = (
@@ -577,6 +657,9 @@ class QuoteEngine:
             max_value,
             binding,
             state,
+            self._fair_ticks,
+            floor_bps,
+            self._toxic,
         )
         if key == self._quote_key and self.shortcuts:
             self.counters.reused_quotes += 1
@@ -614,9 +697,24 @@ class QuoteEngine:
         """Steps 2-4 of the cycle from ``key``'s inputs (with the raw Hawkes ratio and flow):
         ``MarketParams``, the strategy, exact ticks and lots; returns the wanted bids and asks
         and the limit in lots."""
-        _, _, sigma, a, k, _, _, position, pending_bids, pending_asks, max_value, binding, state = (
-            key
-        )
+        (
+            _,
+            _,
+            sigma,
+            a,
+            k,
+            _,
+            _,
+            position,
+            pending_bids,
+            pending_asks,
+            max_value,
+            binding,
+            state,
+            fair_ticks,
+            floor_bps,
+            toxic,
+        ) = key
         params = self.aggregator.build(
             ts_ns=ts,
             best_bid=self.best_bid,
@@ -633,8 +731,19 @@ class QuoteEngine:
             max_position_value=max_value,
             binding_limit=binding,
             trading_state=state,
+            fair_shift_ticks=fair_ticks,
+            floor_bps=floor_bps,
+            toxic=toxic,
+            toxic_widen_bps=self._toxic_widen_bps,
         )
         self.params = params
+        stats = self.quoting_stats
+        stats.cycles += 1
+        stats.fair_shift_bps += (
+            abs(params.fair_shift) / params.mid * 1e4 if params.mid > 0.0 else 0.0
+        )
+        stats.floor_bps += floor_bps
+        stats.toxic_cycles += toxic != 0
         sizer = self.sizer
         bb = self._best_bid_ticks
         ba = self._best_ask_ticks

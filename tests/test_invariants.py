@@ -63,6 +63,7 @@ from market_maker.config import (
     KillSwitchConfig,
     LadderConfig,
     OrdersConfig,
+    QuotingConfig,
     StrategyConfig,
 )
 from market_maker.engine import QuoteEngine
@@ -160,9 +161,21 @@ class EngineAgainstHyperliquidVenue(RuleBasedStateMachine):
         orphans=st.lists(st.tuples(st.booleans(), st.integers(1, 8)), max_size=2),
         clock_skew_ms=st.integers(-500, 500),
         escalate_after=st.sampled_from([0.1, 0.5, 2.0]),
+        quoting=st.booleans(),
     )
     @precondition(lambda self: self.engine is None)
-    def start(self, kind, static, modify, skew, say_filled, orphans, clock_skew_ms, escalate_after):
+    def start(
+        self,
+        kind,
+        static,
+        modify,
+        skew,
+        say_filled,
+        orphans,
+        clock_skew_ms,
+        escalate_after,
+        quoting,
+    ):
         orders = OrdersConfig(
             use_modify=modify,
             max_requests_per_s=1000,
@@ -190,6 +203,21 @@ class EngineAgainstHyperliquidVenue(RuleBasedStateMachine):
                 as_horizon_s=1.0,
             ),
             ladder=LadderConfig(levels=3, target_liquidity=0.024),
+            # Every [quoting] feature on, strong enough to move quotes: a fair value that
+            # shifts with the sizes, a floor from our fills, a guard that steps a side back.
+            quoting=QuotingConfig(
+                fair_value=True,
+                imbalance_beta_bps=3.0,
+                adverse_floor=True,
+                adverse_prior_bps=0.5,
+                adverse_prior_fills=1.0,
+                maker_fee_bps=0.5,
+                toxic_guard=True,
+                toxic_enter=0.3,
+                toxic_exit=0.1,
+            )
+            if quoting
+            else QuotingConfig(),
             orders=orders,
         )
         self.expiry_ns = int(orders.request_expiry_s * S)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from market_maker.backtest.flowfit import FlowFit, fit_flow
 from market_maker.config import AppConfig
@@ -87,6 +88,15 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True):
     """The capture's market-data latency (``session.capture_feed_latency``: its receive minus
     venue stamps, or the stated default where its clocks are set apart); NaN: not read."""
     feed_latency_source: str = ""
+    adverse_bps: float = math.nan
+    """The adverse move a second after a quote resting 1.5 bps from the mid is hit
+    (``flowfit.quote_hits``, engine-free), bps: the ``[quoting]`` floor's prior."""
+    adverse_hits: int = 0
+    toxic_enter: float = math.nan
+    """The 90th percentile of the per-side trade intensities' imbalance ``|buy - sell| /
+    (buy + sell)`` at the aggressive orders (the engine's per-side Hawkes): the guard's
+    threshold, so that it holds a side back about a tenth of the time; the exit is the 75th."""
+    toxic_exit: float = math.nan
     fill_fitted: bool = True
     """Whether A and k came from the capture's trades (False: the estimator's priors)."""
     sigma_floor: float = 0.0
@@ -192,6 +202,11 @@ def calibrate_events(
     order_t: list[float] = []
     order_buy: list[bool] = []
     order_size: list[float] = []
+    bid_px: list[float] = []
+    ask_px: list[float] = []
+    trade_t: list[float] = []
+    trade_px: list[float] = []
+    trade_sign: list[float] = []
     last_key: tuple[int, bool] | None = None
     for ev in events:
         t_s = ev.ts_ns * _NS
@@ -206,11 +221,16 @@ def calibrate_events(
                 if bid_size + ask_size > 0.0:
                     book_t.append(t_s)
                     mids.append(mid)
+                    bid_px.append(bid)
+                    ask_px.append(ask)
                     imbalance.append((bid_size - ask_size) / (bid_size + ask_size))
                     top += bid_size + ask_size
         else:
             buy = ev.aggressor is Side.BUY
             intensity.update(ev.price, t_s, buy)
+            trade_t.append(t_s)
+            trade_px.append(ev.price)
+            trade_sign.append(1.0 if buy else -1.0)
             key = (ev.exchange_ts_ns if ev.exchange_ts_ns is not None else ev.ts_ns, buy)
             if key == last_key:
                 order_size[-1] += ev.size
@@ -260,6 +280,24 @@ def calibrate_events(
         except ValueError:
             flow = None
     ci = fit.ci95 or (None, None, None)
+    adverse, hits = math.nan, 0
+    if len(book_t) >= 100 and bid_px:
+        from market_maker.backtest.flowfit import quote_hits
+
+        got = quote_hits(
+            book_t=np.array(book_t),
+            bid=np.array(bid_px),
+            ask=np.array(ask_px),
+            trade_t=np.array(trade_t),
+            trade_price=np.array(trade_px),
+            trade_sign=np.array(trade_sign),
+            depth_bps=1.5,
+            horizons_s=(1.0,),
+        )
+        hits = got.hits
+        if hits >= 30:
+            adverse = max(0.0, -got.markout_bps["1s"])
+    enter, leave = _toxic_thresholds(times, buy_mask, cfg)
     return Calibration(
         source=source,
         venue=venue,
@@ -287,9 +325,38 @@ def calibrate_events(
         mean_order_size=float(np.mean(order_size)),
         top_size=top / (2 * len(book_t)) if book_t else math.nan,
         flow=flow,
+        adverse_bps=adverse,
+        adverse_hits=hits,
+        toxic_enter=enter,
+        toxic_exit=leave,
         fill_fitted=bool(intensity.fitted),
         sigma_floor=cfg.risk.sigma_floor,
     )
+
+
+def _toxic_thresholds(
+    times: npt.NDArray[np.float64], buy: npt.NDArray[np.bool_], cfg: AppConfig
+) -> tuple[float, float]:
+    """The 90th and 75th percentiles of ``|buy - sell| / (buy + sell)`` of the engine's
+    per-side Hawkes intensities (the config's, as the engine runs them) just before each
+    aggressive order."""
+    from market_maker.estimators import IncrementalHawkes
+
+    h = cfg.estimators.hawkes
+    sides = (
+        IncrementalHawkes(0.5 * h.mu, h.alpha, h.beta),
+        IncrementalHawkes(0.5 * h.mu, h.alpha, h.beta),
+    )
+    out: list[float] = []
+    for t, b in zip(times.tolist(), buy.tolist(), strict=True):
+        rb, rs = sides[0].intensity(t), sides[1].intensity(t)
+        if rb + rs > 0.0:
+            out.append(abs(rb - rs) / (rb + rs))
+        sides[0 if b else 1].update(t)
+    if len(out) < 100:
+        return math.nan, math.nan
+    hi, lo = np.percentile(np.array(out), [90.0, 75.0])
+    return float(hi), float(lo)
 
 
 def hawkes_identified(mu: float, alpha: float, beta: float) -> bool:
@@ -484,6 +551,26 @@ def format_calibration(c: Calibration) -> str:
             ),
         ]
         rows += [(*row, "fit") for row in flow_rows]
+    if math.isfinite(c.adverse_bps):
+        rows.append(
+            (
+                "adverse",
+                f"{c.adverse_bps:.3f}",
+                "-",
+                f"bps against a quote 1.5 bps out, 1 s after a hit ({c.adverse_hits} hits)",
+                "fit",
+            )
+        )
+    if math.isfinite(c.toxic_enter):
+        rows.append(
+            (
+                "toxic enter",
+                f"{c.toxic_enter:.3f}",
+                "-",
+                f"|buy - sell| / (buy + sell), 90th pct (exit {c.toxic_exit:.2f}: 75th)",
+                "fit",
+            )
+        )
     if math.isfinite(c.feed_latency_ms):
         rows.append(
             (
@@ -536,6 +623,7 @@ def overlay_toml(c: Calibration, *, force: bool = False) -> str:
             *_hawkes_section(c, force=force),
             *intensity,
             *risk,
+            *_quoting_section(c, bad),
             "# The simulated market of `backtest --scenario NAME --config THIS`: the capture's",
             "# scale, volatility, flow per side (less the informed share), informed flow and",
             "# book imbalance (backtest/flowfit.py).",
@@ -544,6 +632,28 @@ def overlay_toml(c: Calibration, *, force: bool = False) -> str:
             "",
         ]
     )
+
+
+def _quoting_section(c: Calibration, bad: dict[str, str]) -> list[str]:
+    """``[quoting]``'s numbers from the capture; the switches stay off (turn each on)."""
+    lines: list[str] = []
+    f = c.flow
+    if f is not None and "flow" not in bad:
+        lines.append(f"imbalance_beta_bps = {f.imbalance_beta_bps:.6g}")
+    if math.isfinite(c.adverse_bps):
+        lines.append(f"adverse_prior_bps = {c.adverse_bps:.6g}")
+    if math.isfinite(c.toxic_enter) and c.toxic_exit <= c.toxic_enter and c.toxic_enter > 0.0:
+        lines.append(f"toxic_enter = {c.toxic_enter:.6g}")
+        lines.append(f"toxic_exit = {c.toxic_exit:.6g}")
+    if not lines:
+        return []
+    return [
+        "# What the quotes price beyond GLFT: switch each on with fair_value, adverse_floor",
+        "# and toxic_guard = true (and set maker_fee_bps to your fee).",
+        "[quoting]",
+        *lines,
+        "",
+    ]
 
 
 def _hawkes_section(c: Calibration, *, force: bool = False) -> list[str]:

@@ -49,6 +49,21 @@ def _why_no_fills(r: BacktestResult) -> list[str]:
     ]
 
 
+def _quoting_line(q: dict[str, float]) -> str:
+    """What the ``[quoting]`` features did: the fair value's mean distance from the mid, the
+    adverse floor used (and the adverse move at the end), the guard's share of cycles."""
+    parts = []
+    if "fair_shift_bps" in q:
+        parts.append(f"fair value {q['fair_shift_bps']:.2f} bps off the mid")
+    if "floor_bps" in q:
+        parts.append(
+            f"floor {q['floor_bps']:.2f} bps (adverse {q.get('adverse_bps', math.nan):.2f} + fee)"
+        )
+    if "toxic_share" in q:
+        parts.append(f"guard {q['toxic_share']:.0%} of cycles")
+    return "  features       " + "; ".join(parts)
+
+
 def _latency_lines(lat: Latencies) -> list[str]:
     feed = f"feed {lat.feed_ms:,.1f} ms + {lat.feed_jitter_ms:,.1f} jitter ({lat.feed_source})"
     line = f"  latency        {feed}, orders {lat.order_ms:g} ms, fills {lat.fill_ms:g} ms"
@@ -117,6 +132,8 @@ def format_summary(r: BacktestResult) -> str:
         + ("n/a" if per_fill is None else f"{per_fill:.1f}")
         + f" per fill, {r.held_cycle_share:.1%} of cycles held for the budget"
     )
+    if r.quoting:
+        lines.append(_quoting_line(r.quoting))
     if r.fills == 0 and r.time_quoting_s > 0.0:
         lines.extend(_why_no_fills(r))
     if r.latency is not None:

@@ -152,6 +152,11 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     """Places, cancels and modifies sent per fill (None: no fills)."""
     held_cycle_share: float = 0.0
     """Share of quote cycles held because the request budget was empty."""
+    quoting: dict[str, float] = msgspec.field(default_factory=dict)
+    """What each ``[quoting]`` feature that was on did, over the cycles that ran the
+    strategy: ``fair_shift_bps`` (mean distance of the fair value from the mid),
+    ``floor_bps`` (mean adverse floor, adverse move plus fee), ``toxic_share`` (share of
+    those cycles with a side held back). Empty when every feature was off."""
 
     def timing_free(self) -> dict[str, object]:
         """Everything but the wall-clock measurements (for determinism checks)."""
@@ -372,8 +377,25 @@ def run_backtest(
         held_cycle_share=(
             engine.counters.held_cycles / engine.counters.cycles if engine.counters.cycles else 0.0
         ),
+        quoting=_quoting(engine),
     )
     return result, rec
+
+
+def _quoting(engine: QuoteEngine) -> dict[str, float]:
+    q = engine.config.quoting
+    stats = engine.quoting_stats
+    n = stats.cycles or 1
+    out: dict[str, float] = {}
+    if q.fair_value:
+        out["fair_shift_bps"] = stats.fair_shift_bps / n
+    if q.adverse_floor:
+        out["floor_bps"] = stats.floor_bps / n
+        if engine.adverse is not None:
+            out["adverse_bps"] = engine.adverse.bps
+    if q.toxic_guard:
+        out["toxic_share"] = stats.toxic_cycles / n
+    return out
 
 
 def _sample(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from market_maker.estimators.adverse import AdverseSelection
 from market_maker.estimators.cascade import CascadeDetector
 from market_maker.estimators.hawkes import IncrementalHawkes
 from market_maker.estimators.intensity import FillIntensityEstimator
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from market_maker.estimators.fit import HawkesFit, fit_hawkes
 
 __all__ = [
+    "AdverseSelection",
     "CascadeDetector",
     "FillIntensityEstimator",
     "HawkesFit",

@@ -95,15 +95,29 @@ class GlftStrategy:
         ratio = params.hawkes_ratio
         if ratio > 1.0:
             half *= 1.0 + cfg.cascade_widening * (ratio - 1.0)
-        floor = cfg.min_half_spread_bps * 1e-4 * params.mid / params.tick_size
+        floor_bps = cfg.min_half_spread_bps
+        if params.floor_bps > floor_bps:
+            floor_bps = params.floor_bps
+        bps_ticks = 1e-4 * params.mid / params.tick_size
+        floor = floor_bps * bps_ticks
         q = params.position / params.order_size
         bid = half + skew * q
         ask = half - skew * q
+        bid = bid if bid > floor else floor
+        ask = ask if ask > floor else floor
+        toxic = params.toxic
+        if toxic:
+            # The side the one-sided flow runs towards steps back.
+            out = params.toxic_widen_bps * bps_ticks
+            if toxic > 0:
+                ask += out
+            else:
+                bid += out
         return GlftDepths(
             half_spread=half,
             skew=skew,
-            bid_depth=bid if bid > floor else floor,
-            ask_depth=ask if ask > floor else floor,
+            bid_depth=bid,
+            ask_depth=ask,
         )
 
     def quote(self, params: MarketParams) -> QuoteSet:
@@ -116,7 +130,7 @@ class GlftStrategy:
         )
         size = params.order_size
         tick = params.tick_size
-        mid = params.mid
+        mid = params.fair
         # While REDUCING the quote alone rests: the room a backup would take is what an
         # escalation's immediate-or-cancel order needs.
         backups = 0 if params.trading_state is TradingState.REDUCING else self.config.backup_levels

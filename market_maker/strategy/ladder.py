@@ -137,7 +137,7 @@ class LadderStrategy:
         target = params.target_liquidity
         bid_total = min(target * (keep if q > 0.0 else 1.0), bid_cap)
         ask_total = min(target * (keep if q < 0.0 else 1.0), ask_cap)
-        mid_ticks = params.mid / params.tick_size
+        mid_ticks = params.fair / params.tick_size
         lot = params.lot_size
         return (
             self._side(mid_ticks, bid_depth, interval, bid_total, lot, True),

@@ -52,6 +52,21 @@ class MarketParams(msgspec.Struct, frozen=True, kw_only=True):
     """One quote this cycle, contracts (``order_size_usd / mid`` when sizing in USD)."""
     target_liquidity: float
     """The ladder's total per side this cycle, contracts."""
+    fair_shift: float = 0.0
+    """Fair value minus mid, USD (``[quoting] fair_value``): the quotes centre on
+    ``mid + fair_shift``."""
+    floor_bps: float = 0.0
+    """No quote closer to the fair value than this, bps (``[quoting] adverse_floor``: the
+    adverse move expected after a fill plus the maker fee); 0: off."""
+    toxic: int = 0
+    """+1: the flow is one-sided buying (our asks are run over), -1: selling, 0: neither."""
+    toxic_widen_bps: float = 0.0
+    """How much further out the side the toxic flow runs towards steps, bps."""
+
+    @property
+    def fair(self) -> float:
+        """The price the quotes centre on."""
+        return self.mid + self.fair_shift
 
     def effective_max_position(self) -> float:
         """The limit in contracts under the optional hard cap."""
@@ -98,6 +113,10 @@ class ParameterAggregator:
         max_position_value: float | None,
         binding_limit: BindingLimit,
         trading_state: TradingState,
+        fair_shift_ticks: int = 0,
+        floor_bps: float = 0.0,
+        toxic: int = 0,
+        toxic_widen_bps: float = 0.0,
     ) -> MarketParams:
         mid = 0.5 * (best_bid + best_ask)
         flow = buy_intensity + sell_intensity
@@ -132,4 +151,8 @@ class ParameterAggregator:
             trading_state=trading_state,
             order_size=size,
             target_liquidity=target,
+            fair_shift=fair_shift_ticks * self._tick,
+            floor_bps=floor_bps,
+            toxic=toxic,
+            toxic_widen_bps=toxic_widen_bps,
         )

@@ -57,8 +57,9 @@ def test_every_backtest_states_its_latencies():
 def test_a_slower_feed_on_the_capture_means_more_refusals_and_less_edge():
     """The engine quotes on an older book: its post-only quotes cross more often and the
     market has moved by the time they rest. Pooled over both strategies and three seeds:
-    refusals 30 / 87 / 123 / 232 and edge before fees -0.67 / -1.29 / -1.00 / -1.25 bps at
-    0 / 25 / 50 / 100 ms (one 344 s capture does not order near latencies; far ones it does)."""
+    refusals 47 / 65 / 90 / 157 and edge before fees -1.59 / -2.04 / -2.02 / -1.81 bps at
+    0 / 25 / 50 / 100 ms (one 344 s capture does not order near latencies; far ones it does).
+    Before GLFT rested backups: 30 / 87 / 123 / 232 and -0.67 / -1.29 / -1.00 / -1.25."""
 
     def pooled(latency_ms: float) -> tuple[int, float]:
         refusals = 0
@@ -76,7 +77,7 @@ def test_a_slower_feed_on_the_capture_means_more_refusals_and_less_edge():
     fast_refusals, fast_edge = pooled(0.0)
     slow_refusals, slow_edge = pooled(100.0)
     assert slow_refusals > 2 * fast_refusals
-    assert slow_edge < fast_edge - 0.3
+    assert slow_edge < fast_edge - 0.1
 
 
 def test_jitter_delays_market_data_but_never_reorders_it():
