@@ -18,6 +18,7 @@ from market_maker.config import (
     HawkesConfig,
     LadderConfig,
     OrdersConfig,
+    QuotingConfig,
     StrategyConfig,
 )
 from market_maker.engine import QuoteEngine
@@ -98,10 +99,24 @@ def acknowledge(engine: QuoteEngine, actions: list, ts: int) -> None:
 ALWAYS_MOVES = (-3, -2, -1, 1, 2, 3)
 
 
+QUOTING = QuotingConfig(
+    fair_value=True,
+    imbalance_beta_bps=0.4,
+    adverse_floor=True,
+    maker_fee_bps=1.5,
+    toxic_guard=True,
+)
+"""Every [quoting] feature on (the cost of the inputs they read)."""
+
+
 def warmed_engine(
-    events: int, kind: str = "ladder", moves: tuple[int, ...] | None = None
+    events: int,
+    kind: str = "ladder",
+    moves: tuple[int, ...] | None = None,
+    quoting: QuotingConfig | None = None,
 ) -> tuple[QuoteEngine, Feed]:
     cfg = AppConfig(
+        quoting=quoting or QuotingConfig(),
         # 10 trades a second at baseline: the feed's rate, so no cascade is detected.
         estimators=EstimatorsConfig(hawkes=HawkesConfig(mu=10.0, alpha=0.5, beta=1.0)),
         strategy=StrategyConfig(kind=kind, order_size=0.01, min_half_spread_bps=0.5),
@@ -146,10 +161,14 @@ def test_quote_cycle_ladder_touch_always_moves(benchmark):
     bench_cycle(benchmark, engine, feed)
 
 
+@pytest.mark.parametrize("quoting", ["off", "on"])
 @pytest.mark.parametrize("moves", ["mixed", "always"])
-def test_quote_cycle_glft(benchmark, moves):
+def test_quote_cycle_glft(benchmark, moves, quoting):
     engine, feed = warmed_engine(
-        1_000, kind="glft", moves=ALWAYS_MOVES if moves == "always" else None
+        1_000,
+        kind="glft",
+        moves=ALWAYS_MOVES if moves == "always" else None,
+        quoting=QUOTING if quoting == "on" else None,
     )
     state: dict = {"actions": []}
 
@@ -163,11 +182,13 @@ def test_quote_cycle_glft(benchmark, moves):
     benchmark.pedantic(cycle, setup=setup, rounds=20_000, warmup_rounds=200)
 
 
-def test_event_that_changes_no_quote(benchmark):
+@pytest.mark.parametrize("quoting", ["off", "on"])
+def test_event_that_changes_no_quote(benchmark, quoting):
     """A book update that moves neither best price (sizes only: 97 % of Binance's bookTicker
     messages) with a 5-level ladder resting a side: staleness, estimators, kill switch, and
-    the proof that nothing the rest of the cycle reads has changed."""
-    engine, feed = warmed_engine(1_000)
+    the proof that nothing the rest of the cycle reads has changed. With [quoting] on, the
+    sizes change evenly (no imbalance): the fair value stays, and the shortcut with it."""
+    engine, feed = warmed_engine(1_000, quoting=QUOTING if quoting == "on" else None)
     acknowledge(engine, engine.on_event(feed.book()), feed.ts)
     bid = engine.best_bid
     ask = engine.best_ask

@@ -411,8 +411,8 @@ class QuotingConfig(_Config, frozen=True):
     maker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] = 0.0
     """The maker fee the floor adds (negative: a rebate), bps."""
     toxic_guard: bool = False
-    toxic_enter: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.6
-    toxic_exit: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.4
+    toxic_enter: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.9
+    toxic_exit: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.8
     toxic_widen_bps: Annotated[float, Meta(ge=0.0, le=1_000.0)] = 2.0
 
     def __post_init__(self) -> None:

@@ -297,7 +297,13 @@ def calibrate_events(
         hits = got.hits
         if hits >= 30:
             adverse = max(0.0, -got.markout_bps["1s"])
-    enter, leave = _toxic_thresholds(times, buy_mask, cfg)
+    h = cfg.estimators.hawkes
+    # The per-side intensities as the engine will run them with this overlay: the fitted
+    # Hawkes where the capture pins it down, else the config's.
+    hawkes = (fit.mu, fit.alpha, fit.beta)
+    if not hawkes_identified(*hawkes) or fit.alpha / fit.beta >= 0.98:
+        hawkes = (h.mu, h.alpha, h.beta)
+    enter, leave = _toxic_thresholds(times, buy_mask, hawkes)
     return Calibration(
         source=source,
         venue=venue,
@@ -335,18 +341,17 @@ def calibrate_events(
 
 
 def _toxic_thresholds(
-    times: npt.NDArray[np.float64], buy: npt.NDArray[np.bool_], cfg: AppConfig
+    times: npt.NDArray[np.float64],
+    buy: npt.NDArray[np.bool_],
+    hawkes: tuple[float, float, float],
 ) -> tuple[float, float]:
     """The 90th and 75th percentiles of ``|buy - sell| / (buy + sell)`` of the engine's
-    per-side Hawkes intensities (the config's, as the engine runs them) just before each
+    per-side Hawkes intensities (``hawkes`` as the engine runs them) just before each
     aggressive order."""
     from market_maker.estimators import IncrementalHawkes
 
-    h = cfg.estimators.hawkes
-    sides = (
-        IncrementalHawkes(0.5 * h.mu, h.alpha, h.beta),
-        IncrementalHawkes(0.5 * h.mu, h.alpha, h.beta),
-    )
+    mu, alpha, beta = hawkes
+    sides = (IncrementalHawkes(0.5 * mu, alpha, beta), IncrementalHawkes(0.5 * mu, alpha, beta))
     out: list[float] = []
     for t, b in zip(times.tolist(), buy.tolist(), strict=True):
         rb, rs = sides[0].intensity(t), sides[1].intensity(t)
