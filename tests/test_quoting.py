@@ -79,7 +79,10 @@ def test_the_toxic_guard_steps_back_the_side_the_flow_runs_to_with_hysteresis():
     assert _toxic_state(0, 7.0, 3.0, 0.6, 0.4) == 0  # 0.4: not on either
     assert _toxic_state(1, 1.0, 9.0, 0.6, 0.4) == -1  # flipped past the other threshold
     assert _toxic_state(0, 0.0, 0.0, 0.6, 0.4) == 0
-    calm, guarded = make(), make(toxic_guard=True, toxic_enter=0.6, toxic_widen_bps=2.0)
+    calm, guarded = (
+        make(),
+        make(toxic_guard=True, toxic_enter=0.6, toxic_exit=0.4, toxic_widen_bps=2.0),
+    )
     for e in (calm, guarded):
         e.on_event(book(S))
         for i in range(40):  # one-sided buying
