@@ -407,7 +407,10 @@ class QuotingConfig(_Config, frozen=True):
     adverse_prior_bps: Annotated[float, Meta(ge=0.0, le=1_000.0)] = 1.0
     adverse_prior_fills: Annotated[float, Meta(ge=0.0, le=1e6)] = 20.0
     adverse_halflife_fills: Annotated[float, Meta(ge=1.0, le=1e6)] = 100.0
-    adverse_horizon_s: Annotated[float, Meta(ge=0.01, le=600.0)] = 1.0
+    adverse_horizon_s: Annotated[float, Meta(ge=0.01, le=600.0)] = 10.0
+    """How long after a fill its adverse move is read, seconds: about how long a fill is
+    held before the other side offsets it (a few dozen fills an hour a side), not the 1 s
+    the move after a print takes."""
     maker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] = 0.0
     """The maker fee the floor adds (negative: a rebate), bps."""
     toxic_guard: bool = False

@@ -50,7 +50,13 @@ def test_without_the_switch_the_sizes_move_nothing():
 
 
 def test_the_floor_is_the_adverse_move_after_our_fills_plus_the_fee():
-    e = make(adverse_floor=True, adverse_prior_bps=0.5, adverse_prior_fills=1.0, maker_fee_bps=1.5)
+    e = make(
+        adverse_floor=True,
+        adverse_prior_bps=0.5,
+        adverse_prior_fills=1.0,
+        adverse_horizon_s=1.0,
+        maker_fee_bps=1.5,
+    )
     ts = S
     accept_all(e, e.on_event(book(ts)), ts)
     bid = e.status().bids.resting[0]

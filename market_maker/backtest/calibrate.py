@@ -89,8 +89,8 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True):
     venue stamps, or the stated default where its clocks are set apart); NaN: not read."""
     feed_latency_source: str = ""
     adverse_bps: float = math.nan
-    """The adverse move a second after a quote resting 1.5 bps from the mid is hit
-    (``flowfit.quote_hits``, engine-free), bps: the ``[quoting]`` floor's prior."""
+    """The adverse move ``quoting.adverse_horizon_s`` after a quote resting 1.5 bps from the
+    mid is hit (``flowfit.quote_hits``, engine-free), bps: the ``[quoting]`` floor's prior."""
     adverse_hits: int = 0
     toxic_enter: float = math.nan
     """The 90th percentile of the per-side trade intensities' imbalance ``|buy - sell| /
@@ -292,11 +292,12 @@ def calibrate_events(
             trade_price=np.array(trade_px),
             trade_sign=np.array(trade_sign),
             depth_bps=1.5,
-            horizons_s=(1.0,),
+            horizons_s=(cfg.quoting.adverse_horizon_s,),
         )
         hits = got.hits
+        label = f"{cfg.quoting.adverse_horizon_s:g}s"
         if hits >= 30:
-            adverse = max(0.0, -got.markout_bps["1s"])
+            adverse = max(0.0, -got.markout_bps[label])
     h = cfg.estimators.hawkes
     # The per-side intensities as the engine will run them with this overlay: the fitted
     # Hawkes where the capture pins it down, else the config's.
@@ -562,7 +563,7 @@ def format_calibration(c: Calibration) -> str:
                 "adverse",
                 f"{c.adverse_bps:.3f}",
                 "-",
-                f"bps against a quote 1.5 bps out, 1 s after a hit ({c.adverse_hits} hits)",
+                f"bps against a quote 1.5 bps out, after a hit ({c.adverse_hits} hits)",
                 "fit",
             )
         )
