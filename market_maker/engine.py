@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 
 from market_maker.config import AppConfig
+from market_maker.contracts import contract_config
 from market_maker.estimators import (
     CascadeDetector,
     FillIntensityEstimator,
@@ -109,12 +110,30 @@ _EMPTY: tuple[tuple[int, int], ...] = ()
 _NEVER = 1 << 62  # a time no event reaches (ns)
 
 
+def _cap_lots(levels: tuple[tuple[int, int], ...], most: int) -> tuple[tuple[int, int], ...]:
+    """Levels (best first) cut so their lots add up to at most ``most``."""
+    out: list[tuple[int, int]] = []
+    for ticks, lots in levels:
+        if most <= 0:
+            break
+        take = lots if lots <= most else most
+        out.append((ticks, take))
+        most -= take
+    return tuple(out)
+
+
 class QuoteEngine:
     """One market, one strategy, one account: events in, order actions out."""
 
     def __init__(self, config: AppConfig, instrument: Instrument) -> None:
+        config = contract_config(config, instrument)
         self.config = config
         self.instrument = instrument
+        # Value of one contract = mid * _unit_scale (linear, spot), or _unit_scale USD
+        # whatever the mid (inverse): every limit and budget is in USD of position value.
+        self._unit_scale = instrument.contract_size
+        self._unit_inverse = instrument.inverse
+        self._spot = instrument.spot
         est = config.estimators
         h = est.hawkes
         self.hawkes = IncrementalHawkes(h.mu, h.alpha, h.beta)
@@ -492,7 +511,7 @@ class QuoteEngine:
             return self._cycle(ts, refresh_flow=False)
         position = self.orders.position
         state = self.kill_switch.check(
-            ts, position=position, mid=self.mid, hawkes_ratio=self._flow[1]
+            ts, position=position, mid=self.unit_value, hawkes_ratio=self._flow[1]
         )
         if state is not self._cycle_state or state is _REDUCING:
             return self._cycle(ts, refresh_flow=False)
@@ -526,7 +545,7 @@ class QuoteEngine:
         )
         position = orders.position
         mid = self.mid
-        state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
+        state = ks.check(ts, position=position, mid=self.unit_value, hawkes_ratio=ratio)
         self._cycle_state = state
         if state >= _PAUSED or mid != mid or self._syncing:
             self.wanted = (_EMPTY, _EMPTY)
@@ -633,6 +652,7 @@ class QuoteEngine:
             max_position_value=max_value,
             binding_limit=binding,
             trading_state=state,
+            unit_value=self.unit_value,
         )
         self.params = params
         sizer = self.sizer
@@ -653,6 +673,8 @@ class QuoteEngine:
         if self.conviction is not None:
             bids = self._convict(_BUY, bids, params)
             asks = self._convict(_SELL, asks, params)
+        if self._spot:
+            bids, asks = self._within_balances(bids, asks)
         self.wanted = (bids, asks)
         max_lots = sizer.size_lots(params.effective_max_position())
         self._max_lots = max_lots
@@ -703,7 +725,7 @@ class QuoteEngine:
             return []
         q = self.orders.position_lots
         held = q if q >= 0 else -q
-        target = 0 if keep == "flat" else self.sizer.size_lots(ks.max_position(self.mid))
+        target = 0 if keep == "flat" else self.sizer.size_lots(ks.max_position(self.unit_value))
         if held <= target:
             return []
         order = self._take(ts, held - target)
@@ -749,11 +771,12 @@ class QuoteEngine:
         mid = params.mid
         minimum = sizer.min_lots(sizer.nearest_ticks(mid))
         min_size = sizer.lots_to_size(minimum)
-        order_usd = params.order_size * mid
+        unit = self.unit_value
+        order_usd = params.order_size * unit
         if order_usd < sizer.min_notional or params.order_size < sizer.lot_size:
             return (
                 f"quoting nothing: {order_usd:,.2f} USD order under the venue's minimum of "
-                f"{max(sizer.min_notional, sizer.lot_size * mid):,.2f} USD "
+                f"{max(sizer.min_notional, sizer.lot_size * unit):,.2f} USD "
                 f"({min_size:g} contracts): raise order_size or set order_size_usd"
             )
         if max_lots < minimum:
@@ -781,7 +804,7 @@ class QuoteEngine:
             return levels
         imbalance = params.flow_imbalance
         score = 0.5 * (1.0 + imbalance) if side is _BUY else 0.5 * (1.0 - imbalance)
-        exposure = abs(params.position) * params.mid
+        exposure = abs(params.position) * self.unit_value
         out = []
         for ticks, lots in levels:
             cap = conviction.size_lots(score, ticks, exposure)
@@ -796,6 +819,38 @@ class QuoteEngine:
     @property
     def position(self) -> float:
         return self.orders.position
+
+    @property
+    def unit_value(self) -> float:
+        """USD value of one contract at the mid (``Instrument.unit_value``): the price the
+        limits divide by (NaN before the first book, like the mid, for every kind but
+        inverse, whose contract is worth its face value)."""
+        if self._unit_inverse:
+            return self._unit_scale
+        return self.mid * self._unit_scale
+
+    def _within_balances(
+        self, bids: tuple[tuple[int, int], ...], asks: tuple[tuple[int, int], ...]
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+        """Spot: asks sell at most the base asset held (the position), bids spend at most the
+        quote balance the venue last reported (all of it while it is unknown: the venue
+        refuses what it cannot cover)."""
+        held = self.orders.position_lots
+        asks = _cap_lots(asks, held if held > 0 else 0)
+        balance = self.kill_switch.balance
+        if balance is not None and bids:
+            value_per_lot = self.sizer.lot_size * self._unit_scale * self.sizer.tick_size
+            out: list[tuple[int, int]] = []
+            left = balance
+            for ticks, lots in bids:
+                afford = int(left // (ticks * value_per_lot)) if ticks > 0 else 0
+                lots = min(lots, afford)
+                if lots <= 0:
+                    break
+                out.append((ticks, lots))
+                left -= ticks * value_per_lot * lots
+            bids = tuple(out)
+        return bids, asks
 
     def pnl_usd(self) -> float:
         """Cash from fills (after fees) plus the position marked at the mid."""
@@ -846,7 +901,7 @@ class QuoteEngine:
                 fill_intensity_k=self.intensity.k,
             ),
             limits=LimitStatus(
-                effective_max_position=ks.max_position(mid),
+                effective_max_position=ks.max_position(self.unit_value),
                 max_position_value=None if limits is None else limits.max_position_value,
                 binding_limit=str(ks.binding_limit),
                 sigma_used=None if limits is None else limits.sigma_used,
