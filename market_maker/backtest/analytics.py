@@ -85,8 +85,9 @@ class FillLedger:
         self.horizons_s = horizons_s
         self._horizons_ns = tuple(int(h * _NS) for h in horizons_s)
         self.fills: list[FillRecord] = []
-        self.funding: list[tuple[int, float]] = []
-        """``(t_ns, usd)`` of every funding payment (negative: paid)."""
+        self.funding: list[tuple[int, float, float]] = []
+        """``(t_ns, usd, position)`` of every funding payment (negative: paid) and the
+        position (contracts) it was paid on."""
         self._pending: tuple[deque[tuple[int, FillRecord]], ...] = tuple(
             deque() for _ in horizons_s
         )
@@ -120,9 +121,10 @@ class FillLedger:
         for h_ns, pending in zip(self._horizons_ns, self._pending, strict=True):
             pending.append((t_ns + h_ns, record))
 
-    def on_funding(self, t_ns: int, usd: float) -> None:
-        """A funding payment of ``usd`` received (negative: paid) at ``t_ns``."""
-        self.funding.append((t_ns, usd))
+    def on_funding(self, t_ns: int, usd: float, position: float) -> None:
+        """A funding payment of ``usd`` received (negative: paid) at ``t_ns`` on
+        ``position`` contracts."""
+        self.funding.append((t_ns, usd, position))
 
     def on_mid(self, t_ns: int, mid: float) -> None:
         """The touch changes at ``t_ns``; ``mid`` is the mid in force until then. Markouts due
@@ -176,6 +178,6 @@ class FillLedger:
             },
             markout_fills=dict(zip(labels, reached, strict=True)),
             markout_se_bps=se,
-            funding_usd=sum(usd for _, usd in self.funding),
+            funding_usd=sum(usd for _, usd, _ in self.funding),
             funding_payments=len(self.funding),
         )

@@ -251,7 +251,7 @@ class FillObserver(Protocol):
 
     def on_mid(self, t_ns: int, mid: float) -> None: ...
 
-    def on_funding(self, t_ns: int, usd: float) -> None: ...
+    def on_funding(self, t_ns: int, usd: float, position: float) -> None: ...
 
 
 class ExchangeStats(msgspec.Struct, kw_only=True):
@@ -930,7 +930,7 @@ class ExchangeCore:
         stats.funding_settlement += amount
         stats.funding_usd += usd
         if self.ledger is not None:
-            self.ledger.on_funding(t, usd)
+            self.ledger.on_funding(t, usd, self.position)
 
     def _on_book(self, book: BookUpdate) -> None:
         if not book.bids or not book.asks:
