@@ -739,7 +739,7 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
         )
     feed = HyperliquidFeed(args.asset, client)
     try:
-        info = await feed.discover(config.instrument, address)
+        info = await feed.discover(config.instrument, address, config.fees)
     except BaseException:
         await feed.close()
         raise
@@ -753,13 +753,19 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
         equity_usd=equity,
         watched=address,
         watched_position=info.position,
+        maker_fee_bps=inst.maker_fee_bps,
+        taker_fee_bps=inst.taker_fee_bps,
+        fee_source=info.fee_source,
     )
     venue = PaperVenue(
         feed,
         inst,
         seed=args.seed,
         initial_equity=equity,
-        fees=FeeModel(maker_bps=1.5),
+        fees=FeeModel(
+            maker_bps=inst.maker_fee_bps if inst.maker_fee_bps is not None else 1.5,
+            taker_bps=inst.taker_fee_bps if inst.taker_fee_bps is not None else 4.5,
+        ),
         request_expiry_s=config.orders.request_expiry_s,
     )
     engine = QuoteEngine(config, inst)
@@ -874,7 +880,7 @@ async def _trade_hyperliquid(
                 flush=True,
             )
     try:
-        info = await venue.discover(config.instrument)
+        info = await venue.discover(config.instrument, config.fees)
     except BaseException:
         await venue.feed.close()
         raise

@@ -123,6 +123,9 @@ class RunSummary(msgspec.Struct, kw_only=True):
     trading_state: str
     cycle_us_p50: float
     cycle_us_p99: float
+    maker_fee_bps: float | None = None
+    """The maker rate the market trades at (the venue's ``userFees`` on Hyperliquid)."""
+    taker_fee_bps: float | None = None
 
 
 class StatusBoard:
@@ -540,6 +543,8 @@ async def run_live(
         trading_state=status.trading_state,
         cycle_us_p50=board.cycle_us.percentile_us(0.50),
         cycle_us_p99=board.cycle_us.percentile_us(0.99),
+        maker_fee_bps=engine.instrument.maker_fee_bps,
+        taker_fee_bps=engine.instrument.taker_fee_bps,
     )
     log.info("stopped", **msgspec.to_builtins(summary))
     return summary
@@ -563,7 +568,12 @@ def format_run_summary(s: RunSummary) -> str:
             f"  events {s.events:,}  quote cycles {s.quote_cycles:,}  "
             f"cycle p50 {s.cycle_us_p50:.1f} us  p99 {s.cycle_us_p99:.1f} us",
             f"  fills {s.fills}  position {s.position:.4f}  PnL {s.pnl_usd:,.2f} USD  "
-            f"fees {s.fees_usd:,.2f} USD",
+            f"fees {s.fees_usd:,.2f} USD"
+            + (
+                f" (maker {s.maker_fee_bps:g} bp, taker {s.taker_fee_bps:g} bp)"
+                if s.maker_fee_bps is not None and s.taker_fee_bps is not None
+                else ""
+            ),
             f"  open orders {s.open_orders}  final state {s.trading_state}",
         ]
     )

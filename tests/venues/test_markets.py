@@ -167,3 +167,36 @@ def test_inverse_backtest_reports_volume_fees_and_pnl_in_coin_and_usd(inverse):
     assert result.max_abs_position >= 1.0 and result.limit_breaches == 0
     text = format_summary(result)
     assert "BTC" in text and "inverse perpetual, 1 contract = 100 USD" in text
+
+
+def _shifted(src, dst, *, shift_s: float, lines: int) -> None:
+    """The capture's receive stamps moved by ``shift_s`` (the venue's own stamps too)."""
+    shift = int(shift_s * S)
+    with gzip.open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
+        for i, line in enumerate(fin):
+            if i >= lines:
+                break
+            head, _, body = line.partition(b" ")
+            fout.write(str(int(head) + shift).encode() + b" " + body)
+
+
+@pytest.mark.parametrize("rate", [0.0001, -0.0001])
+def test_a_backtest_across_a_funding_time_pays_it_with_the_right_sign(tmp_path, rate):
+    # The capture starts at 23:54:15 UTC; 200 s later the 00:00 UTC funding time (Binance
+    # every 8 h) falls 145 s into it.
+    path = tmp_path / "across.gz"
+    _shifted(BTC, path, shift_s=200.0, lines=50_000)
+    cfg = msgspec.structs.replace(
+        AppConfig(), funding=msgspec.structs.replace(AppConfig().funding, rate=rate)
+    )
+    result, rec = run_session(cfg, data=path, record=True)
+    assert rec is not None and result.funding_payments == 1
+    funding_ns = 1_723_161_600 * S
+    q = sum((f.size if f.buy else -f.size) for f in rec.fills if f.t_ns < funding_ns)
+    assert q != 0.0
+    mid = rec.mid[int((funding_ns - rec.start_ns) / S)]
+    # Longs pay a positive rate, shorts receive it: -rate * q * mid.
+    assert result.funding_usd == pytest.approx(-rate * q * mid, rel=1e-3)
+    assert result.attribution is not None
+    assert result.attribution.funding_usd == pytest.approx(result.funding_usd)
+    assert "funding" in format_summary(result)

@@ -85,7 +85,14 @@ class FakeHyperliquid:
         max_messages_per_min: int = 2000,
         seed: int = 1,
         port: int = 0,
+        maker_fee_rate: float = 0.00015,
+        taker_fee_rate: float = 0.00045,
     ) -> None:
+        """``maker_fee_rate`` / ``taker_fee_rate``: the watched account's rates (fractions;
+        the base perps tier is 0.015 % / 0.045 %), answered by ``userFees`` and charged on
+        the exchange fake's fills."""
+        self.maker_fee_rate = maker_fee_rate
+        self.taker_fee_rate = taker_fee_rate
         self.coin = coin
         self.tick = tick
         self.sz_decimals = sz_decimals
@@ -326,6 +333,37 @@ class FakeHyperliquid:
                 "crossMarginSummary": summary,
                 "withdrawable": value,
                 "time": int(time.time() * 1000),
+            }
+        if kind == "userFees":
+            # The venue's shape (info userFees): the account's rates and the schedule.
+            return {
+                "dailyUserVlm": [],
+                "feeSchedule": {
+                    "cross": "0.00045",
+                    "add": "0.00015",
+                    "tiers": {
+                        "vip": [
+                            {"ntlCutoff": cut, "cross": cross, "add": add}
+                            for cut, cross, add in (
+                                ("5000000.0", "0.0004", "0.00012"),
+                                ("25000000.0", "0.00035", "0.00008"),
+                                ("100000000.0", "0.0003", "0.00004"),
+                                ("500000000.0", "0.00028", "0.0"),
+                            )
+                        ],
+                        "mm": [
+                            {"makerFractionCutoff": cut, "add": add}
+                            for cut, add in (
+                                ("0.005", "-0.00001"),
+                                ("0.015", "-0.00002"),
+                                ("0.03", "-0.00003"),
+                            )
+                        ],
+                    },
+                },
+                "userCrossRate": _fmt(self.taker_fee_rate),
+                "userAddRate": _fmt(self.maker_fee_rate),
+                "activeReferralDiscount": "0.0",
             }
         if kind == "openOrders":
             return []

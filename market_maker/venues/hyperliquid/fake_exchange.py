@@ -503,7 +503,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.position_lots += sign * lots
         size = lots / 10**self.lot_decimals
         notional = order.px * size
-        fee = notional * 0.00015
+        fee = notional * self.maker_fee_rate
         self.cash -= sign * notional + fee
         self.traded_volume_usd += notional
         order.sz -= lots

@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from market_maker.config import InstrumentConfig
+from market_maker.config import FeesConfig, InstrumentConfig
 from market_maker.errors import VenueError
+from market_maker.fees import apply_fees, rates_from_user_fees
 from market_maker.instruments import resolve_instrument
 from market_maker.log import get_logger
 from market_maker.model import BookUpdate, ConnectionStatus, Event, Instrument
@@ -30,6 +31,7 @@ from market_maker.venues.hyperliquid.messages import (
     ClearinghouseState,
     Message,
     Meta,
+    UserFees,
     WsBbo,
     WsBook,
     WsTrade,
@@ -70,6 +72,9 @@ class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
     mid: float
     account_value: float | None = None
     position: float | None = None
+    fee_source: str = "table"
+    """Where the instrument's fee rates came from: ``userFees`` (the watched account's),
+    config, table."""
 
 
 class HyperliquidFeed:
@@ -134,9 +139,13 @@ class HyperliquidFeed:
     # ----- discovery ----------------------------------------------------------------------
 
     async def discover(
-        self, overrides: InstrumentConfig | None = None, address: str | None = None
+        self,
+        overrides: InstrumentConfig | None = None,
+        address: str | None = None,
+        fees: FeesConfig | None = None,
     ) -> VenueInfo:
-        """The market's rules from ``meta`` and its first book; a watched account's state."""
+        """The market's rules from ``meta`` and its first book; a watched account's state and
+        fee rates (``userFees``, which replace ``fees`` and the table's)."""
         await self.start()
         client = self.client
         meta = await client.info({"type": "meta"}, Meta)
@@ -156,12 +165,22 @@ class HyperliquidFeed:
             o = msgspec.structs.replace(o, sz_decimals=asset.szDecimals)
         instrument = resolve_instrument("hyperliquid", self.coin, price=self._mid, overrides=o)
         account_value = position = None
+        live = None
         if address is not None:
             state = await client.info(
                 {"type": "clearinghouseState", "user": address}, ClearinghouseState
             )
             account_value = finite(state.marginSummary.accountValue)
             position = finite(state.position(self.coin))
+            user_fees = await client.info({"type": "userFees", "user": address}, UserFees)
+            try:
+                live = rates_from_user_fees(user_fees.userAddRate, user_fees.userCrossRate)
+            except ValueError:
+                raise VenueError(
+                    f"userFees: rates {user_fees.userAddRate!r} / "
+                    f"{user_fees.userCrossRate!r} are not numbers"
+                ) from None
+        instrument, rates = apply_fees(instrument, fees or FeesConfig(), live=live)
         return VenueInfo(
             instrument=instrument,
             asset_index=index,
@@ -170,6 +189,7 @@ class HyperliquidFeed:
             mid=self._mid,
             account_value=account_value,
             position=position,
+            fee_source=rates.source,
         )
 
     # ----- frames -------------------------------------------------------------------------

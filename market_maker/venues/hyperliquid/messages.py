@@ -31,6 +31,7 @@ __all__ = [
     "OpenOrderWire",
     "PostResponse",
     "SubscriptionResponse",
+    "UserFees",
     "UserRateLimit",
     "WsBbo",
     "WsBook",
@@ -202,6 +203,14 @@ class ClearinghouseState(msgspec.Struct, frozen=True):
             if held.position.coin == coin:
                 return held.position.szi
         return "0"
+
+
+class UserFees(msgspec.Struct, frozen=True):
+    """Info ``userFees``: the account's rates now (fractions of notional as strings;
+    ``userAddRate`` maker, negative for a rebate; ``userCrossRate`` taker)."""
+
+    userAddRate: str
+    userCrossRate: str
 
 
 class UserRateLimit(msgspec.Struct, frozen=True):
