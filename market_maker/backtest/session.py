@@ -35,7 +35,7 @@ from market_maker.venues.exchange import (
     LatencyModel,
     VenueProfile,
 )
-from market_maker.venues.replay import ReplayMarket
+from market_maker.venues.replay import ReplayMarket, capture_funding
 from market_maker.venues.sim import simulated_exchange
 
 __all__ = [
@@ -123,6 +123,7 @@ def replay_exchange(
     instrument: Instrument | None = None,
     funding_rate: float | None = None,
     funding_interval_s: float | None = None,
+    funding_series: FundingSeries | None = None,
 ) -> ExchangeCore:
     """The simulated venue for our orders against a recorded market: 20 +/- 5 ms for requests
     and their answers, fills on their own stream at 25 ms plus up to tens of ms of jitter. The
@@ -135,7 +136,10 @@ def replay_exchange(
     funding interval (the venue's, ``funding.funding_model``, or ``funding_interval_s``) pays
     funding on the position at each funding time the capture crosses; None: no funding."""
     inst = instrument or market.instrument
-    funding = None if funding_rate is None else funding_model(inst, funding_interval_s)
+    rates = funding_series
+    if rates is None and funding_rate is not None:
+        rates = FundingSeries.constant(funding_rate)
+    funding = None if rates is None else funding_model(inst, funding_interval_s)
     if profile is None:
         profile = HYPERLIQUID if market.venue == "hyperliquid" else FIFO
     if feed_latency is None:
@@ -148,7 +152,7 @@ def replay_exchange(
             maker_bps=_or(inst.maker_fee_bps, 1.5), taker_bps=_or(inst.taker_fee_bps, 4.5)
         ),
         funding=funding,
-        funding_rates=None if funding_rate is None else FundingSeries.constant(funding_rate),
+        funding_rates=rates,
         order_latency=LatencyModel(base_ms=20.0, jitter_ms=5.0),
         fill_latency=LatencyModel(base_ms=25.0, jitter_ms=15.0),
         profile=profile,
@@ -193,6 +197,11 @@ def run_session(
             first = market.peek_ns() or start
         feed = given or capture_feed_latency(data, market.instrument)
         instrument, rates = apply_fees(market.instrument, config.fees)
+        series = None
+        if config.funding.rate is None and market.has_funding:
+            points = capture_funding(data, market.venue)
+            if points:
+                series = FundingSeries.from_points(points)
         exchange = replay_exchange(
             market,
             seed,
@@ -201,6 +210,7 @@ def run_session(
             instrument=instrument,
             funding_rate=config.funding.rate,
             funding_interval_s=config.funding.interval_s,
+            funding_series=series,
         )
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
         source = f"data:{Path(data).name}"
@@ -211,12 +221,22 @@ def run_session(
             f"fees: maker {rates.maker_bps:g} bp, taker {rates.taker_bps:g} bp ({rates.source})"
         )
         funding = exchange.funding
-        notes.append(
-            "funding: none (no rate given: --funding-rate or [funding] rate)"
-            if funding is None
-            else f"funding: {config.funding.rate:+g} every {funding.interval_s:g} s "
-            f"({funding.venue})"
-        )
+        if funding is None:
+            notes.append(
+                "funding: none ("
+                + ("spot" if instrument.spot else "no rate given: --funding-rate or [funding] rate")
+                + ")"
+            )
+        elif series is not None:
+            notes.append(
+                f"funding: the capture's rates ({len(series.steps)} lines), every "
+                f"{funding.interval_s:g} s ({funding.venue})"
+            )
+        else:
+            notes.append(
+                f"funding: {config.funding.rate:+g} every {funding.interval_s:g} s "
+                f"({funding.venue})"
+            )
     else:
         params = scenario_params(scenario or "calm", duration_s=duration_s)
         params = with_simulator(params, config.simulator)

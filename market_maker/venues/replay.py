@@ -67,6 +67,7 @@ __all__ = [
     "CaptureInfo",
     "ReplayMarket",
     "ReplayStats",
+    "capture_funding",
     "capture_info",
     "read_capture",
 ]
@@ -134,6 +135,9 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     skipped_before_snapshot: int = 0
     notes: int = 0
     """Lines a recorder wrote about itself (reconnects, gaps in the recording)."""
+    funding_lines: int = 0
+    """Funding-rate lines (Binance ``@markPrice``, Hyperliquid ``activeAssetCtx``): read for
+    the funding series (``capture_funding``), not traded on."""
 
 
 def read_capture(
@@ -165,6 +169,8 @@ class CaptureInfo(msgspec.Struct, frozen=True):
     symbol: str
     price: float | None
     evidence: str = ""
+    funding: bool = False
+    """Funding-rate lines (``@markPrice``, ``activeAssetCtx``) among the first lines."""
 
 
 class _HlLevelPeek(msgspec.Struct):
@@ -236,6 +242,7 @@ def capture_info(path: str | Path, market: str | None = None) -> CaptureInfo:
     price: float | None = None
     futures: list[str] = []
     spot: list[str] = []
+    funding = False
     try:
         for _, body in read_capture(path, stats):
             if stats.lines > 2_000 or (
@@ -248,6 +255,7 @@ def capture_info(path: str | Path, market: str | None = None) -> CaptureInfo:
                 continue
             if msg.channel is not None:
                 venue = "hyperliquid"
+                funding = funding or msg.channel == "activeAssetCtx"
                 coin = _peek_hl(msg)
                 if coin is not None:
                     symbol = symbol or coin[0]
@@ -256,6 +264,9 @@ def capture_info(path: str | Path, market: str | None = None) -> CaptureInfo:
                 venue = "binance"
                 name, _, kind = msg.stream.partition("@")
                 symbol = symbol or name.upper()
+                if kind.startswith("markPrice"):
+                    funding = True
+                    futures.append("a markPrice stream (futures funding)")
                 try:
                     peek = _peek_binance.decode(msg.data)
                 except msgspec.DecodeError:
@@ -309,7 +320,7 @@ def capture_info(path: str | Path, market: str | None = None) -> CaptureInfo:
         raise VenueError(
             f"{path}: [instrument] market / --market says {market}, but the capture is {venue}"
         )
-    return CaptureInfo(venue=venue, symbol=symbol, price=price, evidence=evidence)
+    return CaptureInfo(venue=venue, symbol=symbol, price=price, evidence=evidence, funding=funding)
 
 
 def _binance_evidence(kind: str, peek: _PeekBinance, futures: list[str], spot: list[str]) -> None:
@@ -331,6 +342,30 @@ def _binance_evidence(kind: str, peek: _PeekBinance, futures: list[str], spot: l
             futures.append("trades carry X")
         elif peek.M is not None:
             spot.append("trades carry M")
+
+
+def capture_funding(path: str | Path, venue: str) -> list[tuple[int, float]]:
+    """``(receive_ns, rate)`` of every funding-rate line in the capture (Binance
+    ``@markPrice`` ``r``; Hyperliquid ``activeAssetCtx`` ``funding``), in receive order; bad
+    lines are skipped. The rate in force at a funding time is the last one heard before it."""
+    stats = ReplayStats()
+    out: list[tuple[int, float]] = []
+    binance = venue.startswith("binance")
+    marker = b"@markPrice" if binance else b"activeAssetCtx"
+    for ns, body in read_capture(path, stats):
+        if marker not in body:
+            continue
+        try:
+            env = _envelope.decode(body)
+            if binance:
+                rate = _funding_rate(_bn_mark.decode(env.data).r)
+            else:
+                rate = _funding_rate(_hl_ctx.decode(env.data).ctx.funding)
+        except (msgspec.DecodeError, ValueError):
+            continue
+        out.append((ns, rate))
+    out.sort()
+    return out
 
 
 def _peek_hl(msg: _Envelope) -> tuple[str, float | None] | None:
@@ -402,6 +437,33 @@ class _BnTickerMsg(msgspec.Struct):
     data: _BnTicker
 
 
+class _BnMark(msgspec.Struct):
+    """Binance ``@markPrice``: ``r`` the funding rate, ``T`` the next funding time (ms)."""
+
+    r: str
+    T: int | None = None
+
+
+class _HlCtxBody(msgspec.Struct):
+    funding: str
+
+
+class _HlCtx(msgspec.Struct):
+    """Hyperliquid ``activeAssetCtx``: ``ctx.funding`` is the hourly funding rate."""
+
+    ctx: _HlCtxBody
+
+
+def _funding_rate(text: str) -> float:
+    """A funding rate from the wire: finite, within +/-10 % a payment; ValueError otherwise."""
+    value = float(text)
+    if not -0.1 <= value <= 0.1:  # also NaN
+        raise ValueError(f"bad funding rate {text!r}")
+    return value
+
+
+_bn_mark = msgspec.json.Decoder(_BnMark)
+_hl_ctx = msgspec.json.Decoder(_HlCtx)
 _envelope = msgspec.json.Decoder(_Envelope)
 _bn_ticker_msg = msgspec.json.Decoder(_BnTickerMsg)
 _bn_depth = msgspec.json.Decoder(_BnDepth)
@@ -440,6 +502,7 @@ class ReplayMarket:
         self.venue = info.venue
         self.symbol = info.symbol
         self.evidence = info.evidence
+        self.has_funding = info.funding
         self._binance_venue = self.venue.startswith("binance")
         self._spot = self.venue == "binance-spot"
         self.stats = ReplayStats()
@@ -719,6 +782,9 @@ class ReplayMarket:
             self.stats.trades += 1
         elif "@depth" in stream:
             self._depth(self._decode_diff(env.data))
+        elif "@markPrice" in stream:
+            _funding_rate(_bn_mark.decode(env.data).r)
+            self.stats.funding_lines += 1
         else:
             raise ValueError("unknown stream")
 
@@ -939,6 +1005,9 @@ class ReplayMarket:
                 _exchange_ns(trade.exchange_ts_ns)
             self._buffer.extend(trades)
             self.stats.trades += len(trades)
+        elif channel == "activeAssetCtx":
+            _funding_rate(_hl_ctx.decode(env.data).ctx.funding)
+            self.stats.funding_lines += 1
         elif channel in ("subscriptionResponse", "pong"):
             return
         elif channel == RECORDER_CHANNEL:

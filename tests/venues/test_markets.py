@@ -200,3 +200,42 @@ def test_a_backtest_across_a_funding_time_pays_it_with_the_right_sign(tmp_path, 
     assert result.attribution is not None
     assert result.attribution.funding_usd == pytest.approx(result.funding_usd)
     assert "funding" in format_summary(result)
+
+
+def test_a_capture_with_funding_lines_pays_its_own_rate(tmp_path):
+    """Binance USD-M ``@markPrice`` lines (``r`` the funding rate): the rate heard last before
+    the funding time is the one paid, with no --funding-rate given."""
+    path = tmp_path / "marked.gz"
+    shift = 200 * S
+    with gzip.open(BTC, "rb") as fin, gzip.open(path, "wb") as fout:
+        last = 0
+        for i, line in enumerate(fin):
+            if i >= 50_000:
+                break
+            head, _, body = line.partition(b" ")
+            ns = int(head) + shift
+            if ns - last > S:  # a markPrice line every second
+                last = ns
+                rate = "0.00030000" if ns < 1_723_161_590 * S else "-0.00050000"
+                mark = {
+                    "stream": "btcusdt@markPrice@1s",
+                    "data": {
+                        "e": "markPriceUpdate",
+                        "s": "BTCUSDT",
+                        "p": "1",
+                        "r": rate,
+                        "T": 1_723_161_600_000,
+                    },
+                }
+                fout.write(str(ns).encode() + b" " + msgspec.json.encode(mark) + b"\n")
+            fout.write(str(ns).encode() + b" " + body)
+    result, rec = run_session(AppConfig(), data=path, record=True)
+    assert result.capture is not None and result.capture["bad_lines"] == 0
+    assert result.capture["funding_lines"] > 100
+    assert result.funding_payments == 1
+    funding_ns = 1_723_161_600 * S
+    q = sum((f.size if f.buy else -f.size) for f in rec.fills if f.t_ns < funding_ns)
+    mid = rec.mid[int((funding_ns - rec.start_ns) / S)]
+    # The last rate before 00:00 was -0.05 %: shorts pay it, longs receive it.
+    assert result.funding_usd == pytest.approx(0.0005 * q * mid, rel=1e-3)
+    assert any("the capture's rates" in n for n in result.notes)
