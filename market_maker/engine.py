@@ -232,6 +232,8 @@ class QuoteEngine:
         self._max_future_ns = int(gate.max_future_s * 1e9)
         self._suspect_mid = math.nan  # a refused level that may be the market's new one
         self._equity_anchor: tuple[float, float] | None = None  # (venue equity, our PnL)
+        self._coin_cash = 0.0
+        """Inverse contracts: the coin our fills took in (N * C / price a buy), less fees."""
         self._suspect_since = 0
         self._pending_actions: list[Action] = []
         # Book updates are dispatched before this table: they alone may take the quiet path.
@@ -434,6 +436,12 @@ class QuoteEngine:
         return True
 
     def _on_fill(self, ev: Fill, ts: int) -> bool:
+        if self._unit_inverse:
+            orders = self.orders
+            lots, fees = orders.position_lots, orders.fees_usd
+            orders.on_fill(ev)
+            self._book_inverse(orders.position_lots - lots, ev.price, orders.fees_usd - fees)
+            return True
         self.orders.on_fill(ev)
         return True  # even a duplicate runs a cycle: harmless, and state may need re-planning
 
@@ -478,7 +486,11 @@ class QuoteEngine:
         return True
 
     def _on_snapshot(self, ev: VenueSnapshot, ts: int) -> bool:
+        lots = self.orders.position_lots
         self._pending_actions.extend(self.orders.on_snapshot(ev, mark=self.mid))
+        if self._unit_inverse and self.orders.position_lots != lots:
+            mark = ev.mark_price if ev.mark_price is not None else self.mid
+            self._book_inverse(self.orders.position_lots - lots, mark, 0.0)
         self._syncing = self._syncing and self.orders.needs_reconcile
         return True
 
@@ -852,9 +864,21 @@ class QuoteEngine:
             bids = tuple(out)
         return bids, asks
 
+    def _book_inverse(self, lots: int, price: float, fee: float) -> None:
+        """Inverse: ``lots`` bought (negative: sold) at ``price`` and ``fee`` coin paid."""
+        if lots and price > 0.0:
+            self._coin_cash += lots * self.sizer.lot_size * self._unit_scale / price
+        self._coin_cash -= fee
+
     def pnl_usd(self) -> float:
-        """Cash from fills (after fees) plus the position marked at the mid."""
+        """Cash from fills (after fees) plus the position marked at the mid (inverse: the PnL
+        in coin, ``cash - q * C / mid``, at the mid; fees of inverse fills are in coin)."""
         mid = self.mid
+        if self._unit_inverse:
+            if mid != mid:
+                return 0.0
+            q = self.orders.position * self._unit_scale
+            return (self._coin_cash - q / mid) * mid
         mark = self.orders.position * mid if mid == mid else 0.0
         return self.orders.cash_usd + mark
 

@@ -274,3 +274,25 @@ def test_fee_floor_reads_the_markets_maker_fee_only_when_configured():
     rebate = msgspec.structs.replace(inst, maker_fee_bps=-0.3)
     assert QuoteEngine(cfg, rebate).config.strategy.min_half_spread_bps == 0.0
     assert math.isfinite(QuoteEngine(cfg, rebate).unit_value) is False  # no mid yet
+
+
+def test_the_engines_own_pnl_of_an_inverse_contract_is_in_coin_at_the_mid():
+    engine = QuoteEngine(AppConfig(), BTC_INVERSE)
+    engine.on_event(_book(0, 49_999.9, 50_000.1))
+    # Bought 3 contracts at 50,000 (the fill's fee 1.2e-6 BTC), sold 3 at 50,010.
+    for i, (side, px) in enumerate(((Side.BUY, 50_000.0), (Side.SELL, 50_010.0))):
+        engine.on_event(
+            Fill(
+                ts_ns=(i + 1) * S,
+                cloid=f"x{i}",
+                price=px,
+                size=3.0,
+                side=side,
+                fill_id=f"f{i}",
+                fee=1.2e-6,
+            )
+        )
+    engine.on_event(_book(3 * S, 50_009.9, 50_010.1))
+    # 300 * (1/50,000 - 1/50,010) - 2.4e-6 BTC, at the mid 50,010.
+    expected = (300.0 * (1 / 50_000.0 - 1 / 50_010.0) - 2.4e-6) * 50_010.0
+    assert engine.pnl_usd() == pytest.approx(expected, rel=1e-9)
