@@ -703,6 +703,7 @@ def _venue_fields(url: str, asset: str, info: Any) -> dict[str, Any]:
         "lot": inst.lot_size,
         "min_notional": inst.min_notional,
         "mid": info.mid,
+        **({"dex": info.dex, "isolated": info.isolated, "oracle": info.oracle} if info.dex else {}),
     }
 
 

@@ -27,10 +27,12 @@ from market_maker.instruments import resolve_instrument
 from market_maker.log import get_logger
 from market_maker.model import BookUpdate, ConnectionStatus, Event, Instrument
 from market_maker.venues.hyperliquid.client import ClientConfig, HyperliquidClient
+from market_maker.venues.hyperliquid.hip3 import asset_id, fee_multiplier, split_coin
 from market_maker.venues.hyperliquid.messages import (
     ClearinghouseState,
     Message,
     Meta,
+    PerpDex,
     UserFees,
     WsBbo,
     WsBook,
@@ -75,6 +77,13 @@ class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
     fee_source: str = "table"
     """Where the instrument's fee rates came from: ``userFees`` (the watched account's),
     config, table."""
+    dex: str = ""
+    """A builder-deployed (HIP-3) market's perp dex ("": Hyperliquid's own)."""
+    isolated: bool = False
+    """Margin is isolated (HIP-3 by default, or an ``onlyIsolated`` asset)."""
+    oracle: str | None = None
+    """Who sets the oracle price (a HIP-3 dex's ``oracleUpdater``; None: the validators)."""
+    fee_multiplier: float = 1.0
 
 
 class HyperliquidFeed:
@@ -148,12 +157,37 @@ class HyperliquidFeed:
         fee rates (``userFees``, which replace ``fees`` and the table's)."""
         await self.start()
         client = self.client
-        meta = await client.info({"type": "meta"}, Meta)
+        try:
+            builder = split_coin(self.coin)
+        except ValueError as exc:
+            raise VenueError(str(exc)) from None
+        dex: PerpDex | None = None
+        dex_index = 0
+        if builder is None:
+            meta = await client.info({"type": "meta"}, Meta)
+        else:
+            dexes = await client.info({"type": "perpDexs"}, list[PerpDex | None])
+            named = [(i, d) for i, d in enumerate(dexes) if d is not None and d.name == builder[0]]
+            if not named:
+                known = ", ".join(d.name for d in dexes if d is not None) or "none"
+                raise VenueError(f"Hyperliquid has no perp dex {builder[0]!r} (dexes: {known})")
+            dex_index, dex = named[0]
+            meta = await client.info({"type": "meta", "dex": dex.name}, Meta)
         found = meta.asset(self.coin)
         if found is None:
             names = ", ".join(a.name for a in meta.universe[:12])
             raise VenueError(f"Hyperliquid has no perpetual {self.coin!r} (e.g. {names}, ...)")
         index, asset = found
+        multiplier = 1.0
+        if dex is not None:
+            index = asset_id(dex_index, index)
+            try:
+                multiplier = fee_multiplier(float(dex.deployerFeeScale))
+            except ValueError:
+                raise VenueError(
+                    f"perpDexs: {dex.name}'s deployerFeeScale {dex.deployerFeeScale!r} is not "
+                    "a number"
+                ) from None
         if asset.isDelisted:
             raise VenueError(f"Hyperliquid's {self.coin} is delisted")
         try:
@@ -181,6 +215,12 @@ class HyperliquidFeed:
                     f"{user_fees.userCrossRate!r} are not numbers"
                 ) from None
         instrument, rates = apply_fees(instrument, fees or FeesConfig(), live=live)
+        if multiplier != 1.0:
+            instrument = msgspec.structs.replace(
+                instrument,
+                maker_fee_bps=_scaled(instrument.maker_fee_bps, multiplier),
+                taker_fee_bps=_scaled(instrument.taker_fee_bps, multiplier),
+            )
         return VenueInfo(
             instrument=instrument,
             asset_index=index,
@@ -189,7 +229,12 @@ class HyperliquidFeed:
             mid=self._mid,
             account_value=account_value,
             position=position,
-            fee_source=rates.source,
+            fee_source=rates.source
+            + (f" x {multiplier:g} ({dex.name}'s fee scale)" if dex is not None else ""),
+            dex="" if dex is None else dex.name,
+            isolated=dex is not None or asset.onlyIsolated,
+            oracle=None if dex is None else (dex.oracleUpdater or dex.deployer),
+            fee_multiplier=multiplier,
         )
 
     # ----- frames -------------------------------------------------------------------------
@@ -237,3 +282,10 @@ class HyperliquidFeed:
             self._first_book.set()
         if self._sink is not None:
             self._sink(book)
+
+
+def _scaled(bps: float | None, multiplier: float) -> float | None:
+    """A fee rate times a HIP-3 dex's multiplier (a rebate is not scaled up)."""
+    if bps is None:
+        return None
+    return bps * multiplier if bps > 0.0 else bps

@@ -29,6 +29,7 @@ __all__ = [
     "FrameStats",
     "Meta",
     "OpenOrderWire",
+    "PerpDex",
     "PostResponse",
     "SubscriptionResponse",
     "UserFees",
@@ -291,6 +292,17 @@ class AssetMeta(msgspec.Struct, frozen=True):
     maxLeverage: int = 1
     onlyIsolated: bool = False
     isDelisted: bool = False
+
+
+class PerpDex(msgspec.Struct, frozen=True):
+    """One entry of info ``perpDexs`` (a builder-deployed dex; the first entry, Hyperliquid's
+    own dex, is null)."""
+
+    name: str
+    fullName: str = ""
+    deployer: str = ""
+    oracleUpdater: str | None = None
+    deployerFeeScale: str = "1.0"
 
 
 class Meta(msgspec.Struct, frozen=True):
