@@ -12,6 +12,8 @@ which replace any schedule. Binance's VIP 0 rates are in the instruments table.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 import msgspec
 
 from market_maker.config import FeesConfig, FeeTierConfig, RebateTierConfig
@@ -79,9 +81,14 @@ def rates_from_schedule(
 def rates_from_user_fees(add_rate: str | float, cross_rate: str | float) -> FeeRates:
     """Hyperliquid ``userFees``: ``userAddRate`` (maker) and ``userCrossRate`` (taker) are
     fractions of notional ("0.00015" is 1.5 bp; a negative add rate is a rebate)."""
-    return FeeRates(
-        maker_bps=float(add_rate) * 1e4, taker_bps=float(cross_rate) * 1e4, source="userFees"
-    )
+    try:
+        maker = Decimal(str(add_rate)) * 10_000  # exact: "0.00015" is 1.5 bp, not 1.4999...
+        taker = Decimal(str(cross_rate)) * 10_000
+    except InvalidOperation:
+        raise ValueError(f"userFees rates {add_rate!r} / {cross_rate!r}") from None
+    if not (maker.is_finite() and taker.is_finite()):
+        raise ValueError(f"userFees rates {add_rate!r} / {cross_rate!r}")
+    return FeeRates(maker_bps=float(maker), taker_bps=float(taker), source="userFees")
 
 
 def apply_fees(

@@ -168,7 +168,8 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """One of our orders traded ``size`` at ``price``; ``fee`` in USD (negative is a rebate).
+    """One of our orders traded ``size`` at ``price``; ``fee`` in the settlement currency
+    (USD; the coin for an inverse contract), negative for a rebate.
 
     ``exchange_ts_ns`` is when the venue executed it, on the clock that stamps
     ``VenueSnapshot.exchange_ts_ns``: a fill stamped no later than a snapshot is already in that

@@ -568,12 +568,12 @@ def format_run_summary(s: RunSummary) -> str:
             f"  events {s.events:,}  quote cycles {s.quote_cycles:,}  "
             f"cycle p50 {s.cycle_us_p50:.1f} us  p99 {s.cycle_us_p99:.1f} us",
             f"  fills {s.fills}  position {s.position:.4f}  PnL {s.pnl_usd:,.2f} USD  "
-            f"fees {s.fees_usd:,.2f} USD"
-            + (
-                f" (maker {s.maker_fee_bps:g} bp, taker {s.taker_fee_bps:g} bp)"
-                if s.maker_fee_bps is not None and s.taker_fee_bps is not None
-                else ""
-            ),
+            f"fees {s.fees_usd:,.2f} USD",
             f"  open orders {s.open_orders}  final state {s.trading_state}",
         ]
+        + (
+            [f"  fee rates maker {s.maker_fee_bps:g} bp, taker {s.taker_fee_bps:g} bp"]
+            if s.maker_fee_bps is not None and s.taker_fee_bps is not None
+            else []
+        )
     )

@@ -200,7 +200,7 @@ def test_paper_run_reads_the_watched_accounts_fee_tier_from_user_fees(capsys):
     ]
     start = next(e for e in events if e["event"] == "paper_trading")
     assert start["fee_source"] == "userFees"
-    assert start["maker_fee_bps"] == pytest.approx(1.2)
+    assert start["maker_fee_bps"] == 1.2  # exactly: the venue's "0.00012"
     assert start["taker_fee_bps"] == pytest.approx(4.0)
     stopped = next(e for e in events if e["event"] == "stopped")
     assert stopped["maker_fee_bps"] == pytest.approx(1.2)
