@@ -465,7 +465,7 @@ class InstrumentConfig(_Config, frozen=True):
     ``@trade`` and ``@bookTicker`` alone reads the same on USD-M and spot)."""
     kind: Literal["linear", "inverse", "spot"] | None = None
     """What a contract is (``model.InstrumentKind``); unset: the table's, else linear."""
-    contract_size: Annotated[float, Meta(gt=0.0, le=1e9)] | None = None
+    contract_size: Annotated[float, Meta(ge=1e-8, le=1e9)] | None = None
     """Linear and spot: base units per contract; inverse: USD per contract."""
     settlement_currency: Annotated[str, Meta(min_length=1, max_length=20)] | None = None
     """What PnL and fees are paid in (inverse: the base coin)."""
@@ -513,7 +513,7 @@ class FundingConfig(_Config, frozen=True):
 
     rate: Annotated[float, Meta(ge=-0.1, le=0.1)] | None = None
     """Funding rate per interval as a fraction (0.0001 = 0.01 %); positive: longs pay."""
-    interval_s: Annotated[float, Meta(gt=0.0, le=86_400.0)] | None = None
+    interval_s: Annotated[float, Meta(ge=60.0, le=86_400.0)] | None = None
     """Override the venue's interval (Hyperliquid 3,600 s, Binance 28,800 s)."""
 
 
@@ -751,6 +751,8 @@ _UNITS: dict[str, str] = {
     "mean_order_size": "contracts",
     "book_level_size": "contracts",
     "lot_size": "contracts",
+    "contract_size": "base units per contract (inverse: USD per contract)",
+    "rate": "a fraction of position value per funding interval",
     "tick_size": "quote currency (USD)",
     "mid0": "quote currency (USD)",
     "min_notional": "USD",

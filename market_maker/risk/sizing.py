@@ -191,6 +191,8 @@ class PositionSizer:
         notional_per_lot = self.lot_size * self._contract
         if not self._inverse:
             notional_per_lot *= price_ticks * self.tick_size
+        if not notional_per_lot > 0.0:
+            return 1
         return max(1, math.ceil(self.min_notional / notional_per_lot - _ABS_EPS))
 
     # ----- quotes -------------------------------------------------------------------------
