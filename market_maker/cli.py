@@ -126,6 +126,26 @@ def _add_instrument_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lot-size", type=_positive, help="size step, contracts")
     group.add_argument("--min-notional", type=_nonnegative, help="minimum order value")
     group.add_argument("--sz-decimals", type=int, help="Hyperliquid size decimals")
+    group.add_argument(
+        "--market",
+        choices=("binance-usdm", "binance-coinm", "binance-spot", "hyperliquid"),
+        help="the capture's market when its lines cannot tell [[instrument] market]",
+    )
+    group.add_argument(
+        "--contract-size",
+        type=_positive,
+        help="base units per contract (inverse: USD per contract) [[instrument] contract_size]",
+    )
+    group.add_argument(
+        "--maker-fee-bps", type=float, help="maker fee, bp of USD value (negative: rebate)"
+    )
+    group.add_argument("--taker-fee-bps", type=float, help="taker fee, bp of USD value")
+    group.add_argument(
+        "--funding-rate",
+        type=float,
+        help="backtests: funding rate per funding interval, a fraction (positive: longs pay) "
+        "[[funding] rate]",
+    )
 
 
 def _add_hyperliquid_flags(group: Any) -> None:
@@ -153,9 +173,27 @@ def _with_instrument(config: AppConfig, args: argparse.Namespace) -> AppConfig:
     """``config`` with the instrument flags given on the command line applied."""
     flags = {
         name: getattr(args, name)
-        for name in ("tick_size", "lot_size", "min_notional", "sz_decimals")
+        for name in (
+            "tick_size",
+            "lot_size",
+            "min_notional",
+            "sz_decimals",
+            "market",
+            "contract_size",
+            "maker_fee_bps",
+            "taker_fee_bps",
+        )
         if getattr(args, name, None) is not None
     }
+    rate = getattr(args, "funding_rate", None)
+    if rate is not None:
+        if not -0.1 <= rate <= 0.1:
+            raise MarketMakerError("--funding-rate: must be between -0.1 and 0.1 (a fraction)")
+        funding = msgspec.structs.replace(config.funding, rate=rate)
+        config = msgspec.structs.replace(config, funding=funding)
+    for name in ("maker_fee_bps", "taker_fee_bps"):
+        if name in flags and not -100.0 <= flags[name] <= 100.0:
+            raise MarketMakerError(f"--{name.replace('_', '-')}: must be between -100 and 100")
     if not flags:
         return config
     if "sz_decimals" in flags and not 0 <= flags["sz_decimals"] <= 8:
@@ -616,10 +654,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if summary.reason == "interrupted" else 0
     exchange: ExchangeCore
     if args.venue == "replay":
+        from market_maker.fees import apply_fees
+
+        market = ReplayMarket(args.data, overrides=config.instrument)
         exchange = replay_exchange(
-            ReplayMarket(args.data, overrides=config.instrument),
+            market,
             args.seed,
             request_expiry_s=config.orders.request_expiry_s,
+            instrument=apply_fees(market.instrument, config.fees)[0],
+            funding_rate=config.funding.rate,
+            funding_interval_s=config.funding.interval_s,
         )
     else:
         base = scenario(args.scenario)
@@ -659,6 +703,7 @@ def _venue_fields(url: str, asset: str, info: Any) -> dict[str, Any]:
         "lot": inst.lot_size,
         "min_notional": inst.min_notional,
         "mid": info.mid,
+        **({"dex": info.dex, "isolated": info.isolated, "oracle": info.oracle} if info.dex else {}),
     }
 
 
@@ -695,7 +740,7 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
         )
     feed = HyperliquidFeed(args.asset, client)
     try:
-        info = await feed.discover(config.instrument, address)
+        info = await feed.discover(config.instrument, address, config.fees)
     except BaseException:
         await feed.close()
         raise
@@ -709,13 +754,19 @@ async def _run_hyperliquid(config: AppConfig, args: argparse.Namespace, tty: boo
         equity_usd=equity,
         watched=address,
         watched_position=info.position,
+        maker_fee_bps=inst.maker_fee_bps,
+        taker_fee_bps=inst.taker_fee_bps,
+        fee_source=info.fee_source,
     )
     venue = PaperVenue(
         feed,
         inst,
         seed=args.seed,
         initial_equity=equity,
-        fees=FeeModel(maker_bps=1.5),
+        fees=FeeModel(
+            maker_bps=inst.maker_fee_bps if inst.maker_fee_bps is not None else 1.5,
+            taker_bps=inst.taker_fee_bps if inst.taker_fee_bps is not None else 4.5,
+        ),
         request_expiry_s=config.orders.request_expiry_s,
     )
     engine = QuoteEngine(config, inst)
@@ -830,7 +881,7 @@ async def _trade_hyperliquid(
                 flush=True,
             )
     try:
-        info = await venue.discover(config.instrument)
+        info = await venue.discover(config.instrument, config.fees)
     except BaseException:
         await venue.feed.close()
         raise

@@ -35,7 +35,10 @@ __all__ = [
     "ConvictionConfig",
     "DynamicRiskConfig",
     "EstimatorsConfig",
+    "FeeTierConfig",
+    "FeesConfig",
     "FillIntensityConfig",
+    "FundingConfig",
     "HawkesConfig",
     "InputConfig",
     "InstrumentConfig",
@@ -43,6 +46,7 @@ __all__ = [
     "LadderConfig",
     "OrdersConfig",
     "QuotingConfig",
+    "RebateTierConfig",
     "SimulatorConfig",
     "SizingConfig",
     "StrategyConfig",
@@ -332,6 +336,9 @@ class StrategyConfig(_Config, frozen=True):
     """Scales GLFT's inventory skew (the pure model's skew is strong; 0.05-0.5 is common)."""
     min_half_spread_bps: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 1.0
     """Fee floor: never quote closer to the mid than this, basis points."""
+    fee_floor_from_fees: bool = False
+    """Read the fee floor from the market's maker fee (``[fees]``, ``[instrument]``, the
+    venue's ``userFees``; a rebate floors at 0) instead of ``min_half_spread_bps``."""
     cascade_widening: Annotated[float, Meta(ge=0.0, le=100.0)] = 0.5
     """Half spread grows by this fraction per unit of Hawkes ratio above 1."""
     gamma_utilisation_scale: Annotated[float, Meta(ge=0.0, le=1_000.0)] = 2.0
@@ -499,6 +506,61 @@ class InstrumentConfig(_Config, frozen=True):
     """Smallest order value, USD."""
     sz_decimals: Annotated[int, Meta(ge=0, le=8)] | None = None
     """Hyperliquid's size decimals: lot 10^-sz_decimals, prices 5 significant figures."""
+    market: Literal["binance-usdm", "binance-coinm", "binance-spot", "hyperliquid"] | None = None
+    """The venue's market a capture comes from, when its lines cannot tell (a capture of
+    ``@trade`` and ``@bookTicker`` alone reads the same on USD-M and spot)."""
+    kind: Literal["linear", "inverse", "spot"] | None = None
+    """What a contract is (``model.InstrumentKind``); unset: the table's, else linear."""
+    contract_size: Annotated[float, Meta(ge=1e-8, le=1e9)] | None = None
+    """Linear and spot: base units per contract; inverse: USD per contract."""
+    settlement_currency: Annotated[str, Meta(min_length=1, max_length=20)] | None = None
+    """What PnL and fees are paid in (inverse: the base coin)."""
+    maker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] | None = None
+    """Maker fee in basis points of the order's USD value; negative: a rebate. Unset: the
+    schedule's (``[fees]``), else the table's."""
+    taker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] | None = None
+
+
+class FeeTierConfig(_Config, frozen=True):
+    """One row of a fee schedule: the rates from ``min_volume_usd`` of 14-day volume up."""
+
+    min_volume_usd: Annotated[float, Meta(ge=0.0, le=1e15)]
+    maker_bps: Annotated[float, Meta(ge=-100.0, le=100.0)]
+    taker_bps: Annotated[float, Meta(ge=-100.0, le=100.0)]
+
+
+class RebateTierConfig(_Config, frozen=True):
+    """A maker rebate from ``min_maker_share_pct`` of the venue's 14-day maker volume up."""
+
+    min_maker_share_pct: Annotated[float, Meta(ge=0.0, le=100.0)]
+    maker_bps: Annotated[float, Meta(ge=-100.0, le=0.0)]
+
+
+class FeesConfig(_Config, frozen=True):
+    """The account's fee schedule (``[fees]``): which tier it is in, or its rates.
+
+    ``maker_bps`` / ``taker_bps`` set the rates outright. Otherwise the tier comes from
+    ``volume_14d_usd`` and ``maker_share_pct`` on ``tiers`` and ``rebates`` (unset: the
+    venue's own schedule, ``market_maker/fees.py``; Hyperliquid's perps by default).
+    Live on Hyperliquid the venue's ``userFees`` answer replaces all of this.
+    """
+
+    maker_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] | None = None
+    taker_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] | None = None
+    volume_14d_usd: Annotated[float, Meta(ge=0.0, le=1e15)] | None = None
+    maker_share_pct: Annotated[float, Meta(ge=0.0, le=100.0)] | None = None
+    tiers: tuple[FeeTierConfig, ...] | None = None
+    rebates: tuple[RebateTierConfig, ...] | None = None
+
+
+class FundingConfig(_Config, frozen=True):
+    """Funding payments (``[funding]``) in backtests: a constant rate per funding interval,
+    or none. The interval and cap are the venue's (``market_maker/funding.py``)."""
+
+    rate: Annotated[float, Meta(ge=-0.1, le=0.1)] | None = None
+    """Funding rate per interval as a fraction (0.0001 = 0.01 %); positive: longs pay."""
+    interval_s: Annotated[float, Meta(ge=60.0, le=86_400.0)] | None = None
+    """Override the venue's interval (Hyperliquid 3,600 s, Binance 28,800 s)."""
 
 
 class InputConfig(_Config, frozen=True):
@@ -633,6 +695,8 @@ class AppConfig(_Config, frozen=True):
     quoting: QuotingConfig = field(default_factory=QuotingConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
+    fees: FeesConfig = field(default_factory=FeesConfig)
+    funding: FundingConfig = field(default_factory=FundingConfig)
     input: InputConfig = field(default_factory=InputConfig)
     venue: VenueConfig = field(default_factory=VenueConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
@@ -734,6 +798,8 @@ _UNITS: dict[str, str] = {
     "mean_order_size": "contracts",
     "book_level_size": "contracts",
     "lot_size": "contracts",
+    "contract_size": "base units per contract (inverse: USD per contract)",
+    "rate": "a fraction of position value per funding interval",
     "tick_size": "quote currency (USD)",
     "mid0": "quote currency (USD)",
     "min_notional": "USD",

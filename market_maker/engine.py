@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 
 from market_maker.config import AppConfig
+from market_maker.contracts import contract_config
 from market_maker.estimators import (
     AdverseSelection,
     CascadeDetector,
@@ -145,12 +146,30 @@ def _toxic_state(state: int, buy: float, sell: float, enter: float, leave: float
 _NEVER = 1 << 62  # a time no event reaches (ns)
 
 
+def _cap_lots(levels: tuple[tuple[int, int], ...], most: int) -> tuple[tuple[int, int], ...]:
+    """Levels (best first) cut so their lots add up to at most ``most``."""
+    out: list[tuple[int, int]] = []
+    for ticks, lots in levels:
+        if most <= 0:
+            break
+        take = lots if lots <= most else most
+        out.append((ticks, take))
+        most -= take
+    return tuple(out)
+
+
 class QuoteEngine:
     """One market, one strategy, one account: events in, order actions out."""
 
     def __init__(self, config: AppConfig, instrument: Instrument) -> None:
+        config = contract_config(config, instrument)
         self.config = config
         self.instrument = instrument
+        # Value of one contract = mid * _unit_scale (linear, spot), or _unit_scale USD
+        # whatever the mid (inverse): every limit and budget is in USD of position value.
+        self._unit_scale = instrument.contract_size
+        self._unit_inverse = instrument.inverse
+        self._spot = instrument.spot
         est = config.estimators
         h = est.hawkes
         self.hawkes = IncrementalHawkes(h.mu, h.alpha, h.beta)
@@ -271,6 +290,8 @@ class QuoteEngine:
         self._max_future_ns = int(gate.max_future_s * 1e9)
         self._suspect_mid = math.nan  # a refused level that may be the market's new one
         self._equity_anchor: tuple[float, float] | None = None  # (venue equity, our PnL)
+        self._coin_cash = 0.0
+        """Inverse contracts: the coin our fills took in (N * C / price a buy), less fees."""
         self._suspect_since = 0
         self._pending_actions: list[Action] = []
         # Book updates are dispatched before this table: they alone may take the quiet path.
@@ -486,7 +507,14 @@ class QuoteEngine:
         return True
 
     def _on_fill(self, ev: Fill, ts: int) -> bool:
-        if self.orders.on_fill(ev) and self.adverse is not None:
+        if self._unit_inverse:
+            orders = self.orders
+            lots, fees = orders.position_lots, orders.fees_usd
+            moved = orders.on_fill(ev)
+            self._book_inverse(orders.position_lots - lots, ev.price, orders.fees_usd - fees)
+        else:
+            moved = self.orders.on_fill(ev)
+        if moved and self.adverse is not None:
             self.adverse.on_fill(ts, ev.side is _BUY, ev.price)
         return True  # even a duplicate runs a cycle: harmless, and state may need re-planning
 
@@ -531,7 +559,11 @@ class QuoteEngine:
         return True
 
     def _on_snapshot(self, ev: VenueSnapshot, ts: int) -> bool:
+        lots = self.orders.position_lots
         self._pending_actions.extend(self.orders.on_snapshot(ev, mark=self.mid))
+        if self._unit_inverse and self.orders.position_lots != lots:
+            mark = ev.mark_price if ev.mark_price is not None else self.mid
+            self._book_inverse(self.orders.position_lots - lots, mark, 0.0)
         self._syncing = self._syncing and self.orders.needs_reconcile
         return True
 
@@ -564,7 +596,7 @@ class QuoteEngine:
             return self._cycle(ts, refresh_flow=False)
         position = self.orders.position
         state = self.kill_switch.check(
-            ts, position=position, mid=self.mid, hawkes_ratio=self._flow[1]
+            ts, position=position, mid=self.unit_value, hawkes_ratio=self._flow[1]
         )
         if state is not self._cycle_state or state is _REDUCING:
             return self._cycle(ts, refresh_flow=False)
@@ -598,7 +630,7 @@ class QuoteEngine:
         )
         position = orders.position
         mid = self.mid
-        state = ks.check(ts, position=position, mid=mid, hawkes_ratio=ratio)
+        state = ks.check(ts, position=position, mid=self.unit_value, hawkes_ratio=ratio)
         self._cycle_state = state
         if state >= _PAUSED or mid != mid or self._syncing:
             self.wanted = (_EMPTY, _EMPTY)
@@ -735,6 +767,7 @@ class QuoteEngine:
             floor_bps=floor_bps,
             toxic=toxic,
             toxic_widen_bps=self._toxic_widen_bps,
+            unit_value=self.unit_value,
         )
         self.params = params
         stats = self.quoting_stats
@@ -762,6 +795,8 @@ class QuoteEngine:
         if self.conviction is not None:
             bids = self._convict(_BUY, bids, params)
             asks = self._convict(_SELL, asks, params)
+        if self._spot:
+            bids, asks = self._within_balances(bids, asks)
         self.wanted = (bids, asks)
         max_lots = sizer.size_lots(params.effective_max_position())
         self._max_lots = max_lots
@@ -812,7 +847,7 @@ class QuoteEngine:
             return []
         q = self.orders.position_lots
         held = q if q >= 0 else -q
-        target = 0 if keep == "flat" else self.sizer.size_lots(ks.max_position(self.mid))
+        target = 0 if keep == "flat" else self.sizer.size_lots(ks.max_position(self.unit_value))
         if held <= target:
             return []
         order = self._take(ts, held - target)
@@ -858,11 +893,12 @@ class QuoteEngine:
         mid = params.mid
         minimum = sizer.min_lots(sizer.nearest_ticks(mid))
         min_size = sizer.lots_to_size(minimum)
-        order_usd = params.order_size * mid
+        unit = self.unit_value
+        order_usd = params.order_size * unit
         if order_usd < sizer.min_notional or params.order_size < sizer.lot_size:
             return (
                 f"quoting nothing: {order_usd:,.2f} USD order under the venue's minimum of "
-                f"{max(sizer.min_notional, sizer.lot_size * mid):,.2f} USD "
+                f"{max(sizer.min_notional, sizer.lot_size * unit):,.2f} USD "
                 f"({min_size:g} contracts): raise order_size or set order_size_usd"
             )
         if max_lots < minimum:
@@ -890,7 +926,7 @@ class QuoteEngine:
             return levels
         imbalance = params.flow_imbalance
         score = 0.5 * (1.0 + imbalance) if side is _BUY else 0.5 * (1.0 - imbalance)
-        exposure = abs(params.position) * params.mid
+        exposure = abs(params.position) * self.unit_value
         out = []
         for ticks, lots in levels:
             cap = conviction.size_lots(score, ticks, exposure)
@@ -906,9 +942,53 @@ class QuoteEngine:
     def position(self) -> float:
         return self.orders.position
 
+    @property
+    def unit_value(self) -> float:
+        """USD value of one contract at the mid (``Instrument.unit_value``): the price the
+        limits divide by (NaN before the first book, like the mid, for every kind but
+        inverse, whose contract is worth its face value)."""
+        if self._unit_inverse:
+            return self._unit_scale
+        return self.mid * self._unit_scale
+
+    def _within_balances(
+        self, bids: tuple[tuple[int, int], ...], asks: tuple[tuple[int, int], ...]
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+        """Spot: asks sell at most the base asset held (the position), bids spend at most the
+        quote balance the venue last reported (all of it while it is unknown: the venue
+        refuses what it cannot cover)."""
+        held = self.orders.position_lots
+        asks = _cap_lots(asks, held if held > 0 else 0)
+        balance = self.kill_switch.balance
+        if balance is not None and bids:
+            value_per_lot = self.sizer.lot_size * self._unit_scale * self.sizer.tick_size
+            out: list[tuple[int, int]] = []
+            left = balance
+            for ticks, lots in bids:
+                afford = int(left // (ticks * value_per_lot)) if ticks > 0 else 0
+                lots = min(lots, afford)
+                if lots <= 0:
+                    break
+                out.append((ticks, lots))
+                left -= ticks * value_per_lot * lots
+            bids = tuple(out)
+        return bids, asks
+
+    def _book_inverse(self, lots: int, price: float, fee: float) -> None:
+        """Inverse: ``lots`` bought (negative: sold) at ``price`` and ``fee`` coin paid."""
+        if lots and price > 0.0:
+            self._coin_cash += lots * self.sizer.lot_size * self._unit_scale / price
+        self._coin_cash -= fee
+
     def pnl_usd(self) -> float:
-        """Cash from fills (after fees) plus the position marked at the mid."""
+        """Cash from fills (after fees) plus the position marked at the mid (inverse: the PnL
+        in coin, ``cash - q * C / mid``, at the mid; fees of inverse fills are in coin)."""
         mid = self.mid
+        if self._unit_inverse:
+            if mid != mid:
+                return 0.0
+            q = self.orders.position * self._unit_scale
+            return (self._coin_cash - q / mid) * mid
         mark = self.orders.position * mid if mid == mid else 0.0
         return self.orders.cash_usd + mark
 
@@ -955,7 +1035,7 @@ class QuoteEngine:
                 fill_intensity_k=self.intensity.k,
             ),
             limits=LimitStatus(
-                effective_max_position=ks.max_position(mid),
+                effective_max_position=ks.max_position(self.unit_value),
                 max_position_value=None if limits is None else limits.max_position_value,
                 binding_limit=str(ks.binding_limit),
                 sigma_used=None if limits is None else limits.sigma_used,

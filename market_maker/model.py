@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "Fill",
     "Instrument",
+    "InstrumentKind",
     "Level",
     "Modify",
     "OpenOrder",
@@ -51,11 +52,33 @@ class Side(StrEnum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
+class InstrumentKind(StrEnum):
+    """What one contract is.
+
+    - ``LINEAR``: a perpetual quoted and settled in the quote currency (USD-M, Hyperliquid);
+      one contract is ``contract_size`` units of the base asset, worth
+      ``size * contract_size * price`` USD.
+    - ``INVERSE``: a perpetual settled in the base coin (Binance COIN-M); one contract is
+      ``contract_size`` USD of the coin, worth ``size * contract_size`` USD and
+      ``size * contract_size / price`` coin. PnL of a long is ``size * contract_size *
+      (1 / entry - 1 / exit)`` coin.
+    - ``SPOT``: the asset itself, bought with the quote currency: no leverage, no funding, a
+      sell needs the base asset held and a buy the quote.
+    """
+
+    LINEAR = "linear"
+    INVERSE = "inverse"
+    SPOT = "spot"
+
+
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     """Exchange rules for one market.
 
     ``max_sig_figs`` and ``max_price_decimals`` express Hyperliquid's price rule (at most 5
     significant figures and ``6 - szDecimals`` decimals; integer prices always allowed).
+    ``min_notional`` is in USD (the quote currency). ``maker_fee_bps`` and ``taker_fee_bps``
+    are the fee the account pays on this market, basis points of the USD value (negative: a
+    rebate); None where nothing says (the caller's default applies).
     """
 
     symbol: str
@@ -64,6 +87,61 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     min_notional: float = 0.0
     max_sig_figs: int | None = None
     max_price_decimals: int | None = None
+    kind: InstrumentKind = InstrumentKind.LINEAR
+    contract_size: float = 1.0
+    """Linear and spot: base units per contract; inverse: USD per contract."""
+    quote_currency: str = "USD"
+    settlement_currency: str = "USD"
+    """What margin, PnL and fees are paid in: the quote currency for linear and spot, the
+    base coin for inverse contracts."""
+    venue: str = ""
+    maker_fee_bps: float | None = None
+    taker_fee_bps: float | None = None
+
+    @property
+    def inverse(self) -> bool:
+        return self.kind is InstrumentKind.INVERSE
+
+    @property
+    def spot(self) -> bool:
+        return self.kind is InstrumentKind.SPOT
+
+    def unit_value(self, price: float) -> float:
+        """USD value of one contract at ``price`` (inverse: ``contract_size``, whatever the
+        price)."""
+        if self.kind is InstrumentKind.INVERSE:
+            return self.contract_size
+        return price * self.contract_size
+
+    def value_usd(self, size: float, price: float) -> float:
+        """USD value of ``size`` contracts at ``price``."""
+        return size * self.unit_value(price)
+
+    def to_settlement(self, usd: float, price: float) -> float:
+        """An amount in USD expressed in the settlement currency at ``price``."""
+        return usd / price if self.kind is InstrumentKind.INVERSE else usd
+
+    def pnl_settlement(self, size: float, entry: float, exit: float) -> float:
+        """PnL of ``size`` contracts (negative: short) bought at ``entry`` and closed at
+        ``exit``, in the settlement currency."""
+        if self.kind is InstrumentKind.INVERSE:
+            return size * self.contract_size * (1.0 / entry - 1.0 / exit)
+        return size * self.contract_size * (exit - entry)
+
+    def describe(self) -> str:
+        """One line naming the market: venue, symbol, kind, contract and settlement."""
+        if self.kind is InstrumentKind.INVERSE:
+            what = (
+                f"inverse perpetual, 1 contract = {self.contract_size:g} USD, "
+                f"settled in {self.settlement_currency}"
+            )
+        elif self.kind is InstrumentKind.SPOT:
+            what = f"spot, quoted in {self.quote_currency}"
+        else:
+            unit = "" if self.contract_size == 1.0 else f", 1 contract = {self.contract_size:g}"
+            what = f"linear perpetual{unit}, settled in {self.settlement_currency}"
+        venue = f"{self.venue} " if self.venue else ""
+        return f"{venue}{self.symbol} ({what})"
 
 
 Level = tuple[float, float]
@@ -90,7 +168,8 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """One of our orders traded ``size`` at ``price``; ``fee`` in USD (negative is a rebate).
+    """One of our orders traded ``size`` at ``price``; ``fee`` in the settlement currency
+    (USD; the coin for an inverse contract), negative for a rebate.
 
     ``exchange_ts_ns`` is when the venue executed it, on the clock that stamps
     ``VenueSnapshot.exchange_ts_ns``: a fill stamped no later than a snapshot is already in that

@@ -123,6 +123,9 @@ class RunSummary(msgspec.Struct, kw_only=True):
     trading_state: str
     cycle_us_p50: float
     cycle_us_p99: float
+    maker_fee_bps: float | None = None
+    """The maker rate the market trades at (the venue's ``userFees`` on Hyperliquid)."""
+    taker_fee_bps: float | None = None
 
 
 class StatusBoard:
@@ -540,6 +543,8 @@ async def run_live(
         trading_state=status.trading_state,
         cycle_us_p50=board.cycle_us.percentile_us(0.50),
         cycle_us_p99=board.cycle_us.percentile_us(0.99),
+        maker_fee_bps=engine.instrument.maker_fee_bps,
+        taker_fee_bps=engine.instrument.taker_fee_bps,
     )
     log.info("stopped", **msgspec.to_builtins(summary))
     return summary
@@ -566,4 +571,9 @@ def format_run_summary(s: RunSummary) -> str:
             f"fees {s.fees_usd:,.2f} USD",
             f"  open orders {s.open_orders}  final state {s.trading_state}",
         ]
+        + (
+            [f"  fee rates maker {s.maker_fee_bps:g} bp, taker {s.taker_fee_bps:g} bp"]
+            if s.maker_fee_bps is not None and s.taker_fee_bps is not None
+            else []
+        )
     )

@@ -120,3 +120,79 @@ def relabel_hyperliquid_capture(src, dst, *, coin: str) -> None:
 
     with gzip.open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
         fout.write(fin.read().replace(b'"coin":"BTC"', f'"coin":"{coin}"'.encode()))
+
+
+def rewrite_as_spot(src, dst, *, lines: int | None = None) -> None:
+    """The BTCUSDT USD-M capture as a Binance spot stream (Binance spot WebSocket docs): depth
+    diffs without ``pu`` or ``T``, continuing by ``U = previous u + 1``; ``bookTicker`` without
+    ``e``/``E``/``T``; trades with spot's ``M`` instead of futures' ``X``; the REST snapshot
+    without ``E``/``T``; stream names ``btcusdt@depth@100ms``. Prices and sizes unchanged (the
+    0.1 grid lies on spot's 0.01)."""
+    import gzip
+
+    import msgspec
+
+    with gzip.open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
+        for i, line in enumerate(fin):
+            if lines is not None and i >= lines:
+                break
+            head, _, body = line.partition(b" ")
+            msg = msgspec.json.decode(body)
+            if "stream" in msg:
+                data = msg["data"]
+                kind = data.get("e")
+                if kind == "depthUpdate":
+                    msg["stream"] = "btcusdt@depth@100ms"
+                    data["U"] = data.pop("pu") + 1
+                    data.pop("T", None)
+                elif kind == "bookTicker":
+                    msg["data"] = {k: v for k, v in data.items() if k not in ("e", "E", "T")}
+                elif kind == "trade":
+                    data.pop("X", None)
+                    data["M"] = True
+            else:
+                msg.pop("E", None)
+                msg.pop("T", None)
+            fout.write(head + b" " + msgspec.json.encode(msg) + b"\n")
+
+
+def rewrite_as_inverse(src, dst, *, lines: int | None = None, contract_usd: float = 100.0):
+    """The BTCUSDT USD-M capture as Binance COIN-M's BTCUSD_PERP (COIN-M WebSocket docs):
+    symbol ``BTCUSD_PERP`` with pair ``ps`` BTCUSD, every size turned from BTC into whole
+    contracts of ``contract_usd`` USD at its price (at least one where the size was not 0)."""
+    import gzip
+
+    import msgspec
+
+    def contracts(qty: str, price: str) -> str:
+        q = float(qty)
+        return "0" if q == 0.0 else str(max(1, round(q * float(price) / contract_usd)))
+
+    def levels(rows):
+        return [[p, contracts(q, p)] for p, q in rows]
+
+    with gzip.open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
+        for i, line in enumerate(fin):
+            if lines is not None and i >= lines:
+                break
+            head, _, body = line.partition(b" ")
+            msg = msgspec.json.decode(body)
+            data = msg.get("data", msg)
+            if "stream" in msg:
+                msg["stream"] = "btcusd_perp@" + msg["stream"].partition("@")[2]
+                data["s"] = "BTCUSD_PERP"
+                data["ps"] = "BTCUSD"
+            else:
+                data["symbol"], data["pair"] = "BTCUSD_PERP", "BTCUSD"
+            for key in ("bids", "asks"):
+                if key in data:
+                    data[key] = levels(data[key])
+            kind = data.get("e")
+            if kind == "depthUpdate":
+                data["b"], data["a"] = levels(data["b"]), levels(data["a"])
+            elif kind == "bookTicker":
+                data["B"] = contracts(data["B"], data["b"])
+                data["A"] = contracts(data["A"], data["a"])
+            elif kind == "trade":
+                data["q"] = contracts(data["q"], data["p"])
+            fout.write(head + b" " + msgspec.json.encode(msg) + b"\n")

@@ -165,7 +165,7 @@ def test_a_file_that_is_not_a_capture_is_refused(capsys, tmp_path):
     path = tmp_path / "notes.gz"
     path.write_bytes(gzip.compress(b"hello\nworld\n"))
     assert main(["backtest", "--data", str(path)]) == 1
-    assert "not a Binance USD-M or Hyperliquid capture" in capsys.readouterr().err
+    assert "not a Binance (USD-M, COIN-M, spot) or Hyperliquid capture" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

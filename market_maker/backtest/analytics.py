@@ -52,7 +52,11 @@ class FillRecord(msgspec.Struct, kw_only=True, array_like=True):
 
 
 class PnlAttribution(msgspec.Struct, frozen=True, kw_only=True):
-    """PnL split into spread capture, inventory and fees, and the fills' markouts."""
+    """PnL split into spread capture, inventory, fees and funding, and the fills' markouts.
+
+    ``spread_capture_usd + inventory_usd - fees_usd + funding_usd`` is the run's PnL in USD
+    (for an inverse contract, to first order: its fills are counted in the coin their value
+    bought)."""
 
     spread_capture_usd: float
     inventory_usd: float
@@ -65,6 +69,9 @@ class PnlAttribution(msgspec.Struct, frozen=True, kw_only=True):
     markout_se_bps: dict[str, float | None] = msgspec.field(default_factory=dict)
     """Standard error of each mean markout (fills taken as independent; None under two
     fills): a few dozen fills leave the 10 s figure uncertain by most of a basis point."""
+    funding_usd: float = 0.0
+    """Funding received (negative: paid) at the funding times the run crossed."""
+    funding_payments: int = 0
 
 
 class FillLedger:
@@ -72,12 +79,15 @@ class FillLedger:
     change of the touch. Memory grows with fills only; work per touch change is O(1) amortised
     (each pending markout is resolved once)."""
 
-    __slots__ = ("_horizons_ns", "_pending", "fills", "horizons_s")
+    __slots__ = ("_horizons_ns", "_pending", "fills", "funding", "horizons_s")
 
     def __init__(self, horizons_s: tuple[float, ...] = MARKOUT_HORIZONS_S) -> None:
         self.horizons_s = horizons_s
         self._horizons_ns = tuple(int(h * _NS) for h in horizons_s)
         self.fills: list[FillRecord] = []
+        self.funding: list[tuple[int, float, float]] = []
+        """``(t_ns, usd, position)`` of every funding payment (negative: paid) and the
+        position (contracts) it was paid on."""
         self._pending: tuple[deque[tuple[int, FillRecord]], ...] = tuple(
             deque() for _ in horizons_s
         )
@@ -110,6 +120,11 @@ class FillLedger:
         self.fills.append(record)
         for h_ns, pending in zip(self._horizons_ns, self._pending, strict=True):
             pending.append((t_ns + h_ns, record))
+
+    def on_funding(self, t_ns: int, usd: float, position: float) -> None:
+        """A funding payment of ``usd`` received (negative: paid) at ``t_ns`` on
+        ``position`` contracts."""
+        self.funding.append((t_ns, usd, position))
 
     def on_mid(self, t_ns: int, mid: float) -> None:
         """The touch changes at ``t_ns``; ``mid`` is the mid in force until then. Markouts due
@@ -163,4 +178,6 @@ class FillLedger:
             },
             markout_fills=dict(zip(labels, reached, strict=True)),
             markout_se_bps=se,
+            funding_usd=sum(usd for _, usd, _ in self.funding),
+            funding_payments=len(self.funding),
         )

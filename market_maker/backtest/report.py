@@ -75,13 +75,28 @@ def format_summary(r: BacktestResult) -> str:
     a = r.attribution
     head = f"Backtest  {r.source}  {r.strategy}  seed {r.seed}  {r.duration_s:,.0f} s"
     lines = [head + ("  (interrupted: partial)" if r.interrupted else "")]
+    if r.market:
+        lines.append(f"  market         {r.market}")
     split = (
         f"   spread {a.spread_capture_usd:+,.2f}  inventory {a.inventory_usd:+,.2f}  "
         f"fees {0.0 - a.fees_usd:+,.2f}"
+        + (f"  funding {a.funding_usd:+,.2f}" if a.funding_payments else "")
         if a is not None
         else ""
     )
     lines.append(f"  PnL            {r.pnl_usd:,.2f} USD{split}")
+    coin = r.settlement_currency
+    inverse = coin not in ("USD", "USDT", "USDC", "FDUSD", "BUSD")
+    if inverse:
+        lines.append(
+            f"                 {r.pnl_settlement:+,.8f} {coin}   fees {r.fees_settlement:,.8f} "
+            f"{coin}   maker volume {r.maker_volume_settlement:,.6f} {coin}"
+        )
+    if r.funding_payments:
+        lines.append(
+            f"  funding        {r.funding_usd:+,.4f} USD over {r.funding_payments} payments"
+            + (f" ({r.funding_settlement:+,.8f} {coin})" if inverse else "")
+        )
     lines.append(
         f"  risk           max drawdown {r.max_drawdown_usd:,.2f} USD   Sharpe {_sharpe(r.sharpe)}"
     )
@@ -153,9 +168,14 @@ def format_summary(r: BacktestResult) -> str:
             f"dropped {c['dropped']:,} (too late)"
         )
         lines.append(
-            f"                 depth gaps {c['depth_gaps']:,} (mended {c['depth_mended']:,}, "
+            f"                 depth diffs {c.get('depth_diffs', 0):,} decoded, gaps "
+            f"{c['depth_gaps']:,} (mended {c['depth_mended']:,}, "
             f"re-synced {c['depth_resyncs']:,})"
         )
+    for note in r.notes:
+        if not note.startswith("market: "):
+            for i, part in enumerate(textwrap.wrap(note, 63)):
+                lines.append(("  note           " if i == 0 else " " * 17) + part)
     if r.quoting_nothing:
         lines.append(f"  idle           {r.time_quoting_nothing_s:,.1f} s: {r.quoting_nothing}")
     for t, state, reasons in r.state_changes[:10]:

@@ -157,6 +157,19 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     strategy: ``fair_shift_bps`` (mean distance of the fair value from the mid),
     ``floor_bps`` (mean adverse floor, adverse move plus fee), ``toxic_share`` (share of
     those cycles with a side held back). Empty when every feature was off."""
+    market: str = ""
+    """The market in its own terms (``Instrument.describe``)."""
+    settlement_currency: str = "USD"
+    pnl_settlement: float = 0.0
+    """PnL in the settlement currency (the coin, for an inverse contract; USD otherwise)."""
+    fees_settlement: float = 0.0
+    maker_volume_settlement: float = 0.0
+    funding_usd: float = 0.0
+    """Funding received (negative: paid) at the funding times the run crossed."""
+    funding_settlement: float = 0.0
+    funding_payments: int = 0
+    notes: list[str] = msgspec.field(default_factory=list)
+    """What the summary should say about its inputs: the market, fees, funding, depth."""
 
     def timing_free(self) -> dict[str, object]:
         """Everything but the wall-clock measurements (for determinism checks)."""
@@ -233,7 +246,7 @@ def run_backtest(
 
             # The limit, checked at every instant against the exchange's position (the truth).
             aq = abs(exchange.position_lots) * lot
-            limit = ks.max_position(engine.mid)
+            limit = ks.max_position(engine.unit_value)
             if aq > max_abs_q:
                 max_abs_q = aq
             if aq > limit + lot * 1.000001:
@@ -285,7 +298,7 @@ def run_backtest(
                 )
             if ts >= next_sample:
                 next_sample += _NS
-                equity = exchange.equity()
+                equity = initial + exchange.pnl_usd()
                 equity_samples.append(equity)
                 if rec is not None:
                     _sample(
@@ -307,9 +320,9 @@ def run_backtest(
         progress(1.0)
     wall = time.perf_counter() - wall0
     # Orders still resting at the end would be cancelled: no further fills count.
-    equity_samples.append(exchange.equity())
+    pnl = exchange.pnl_usd()
+    equity_samples.append(initial + pnl)
     duration_s = (last_ns - start_ns) / _NS if start_ns >= 0 else 0.0
-    pnl = exchange.equity() - initial
     stats = exchange.stats
     status = engine.status()
     total_binding = sum(binding_ns.values()) or 1
@@ -378,6 +391,14 @@ def run_backtest(
             engine.counters.held_cycles / engine.counters.cycles if engine.counters.cycles else 0.0
         ),
         quoting=_quoting(engine),
+        market=exchange.instrument.describe(),
+        settlement_currency=exchange.instrument.settlement_currency,
+        pnl_settlement=exchange.pnl_settlement(),
+        fees_settlement=stats.fees_settlement,
+        maker_volume_settlement=stats.maker_volume_settlement,
+        funding_usd=stats.funding_usd,
+        funding_settlement=stats.funding_settlement,
+        funding_payments=stats.funding_payments,
     )
     return result, rec
 

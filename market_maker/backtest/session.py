@@ -24,6 +24,8 @@ from market_maker.backtest.scenarios import engine_config, with_simulator
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, with_strategy
 from market_maker.engine import QuoteEngine
+from market_maker.fees import apply_fees
+from market_maker.funding import FundingSeries, funding_model
 from market_maker.model import Instrument
 from market_maker.venues.exchange import (
     FIFO,
@@ -33,7 +35,7 @@ from market_maker.venues.exchange import (
     LatencyModel,
     VenueProfile,
 )
-from market_maker.venues.replay import ReplayMarket
+from market_maker.venues.replay import ReplayMarket, capture_funding
 from market_maker.venues.sim import simulated_exchange
 
 __all__ = [
@@ -118,6 +120,10 @@ def replay_exchange(
     profile: VenueProfile | None = None,
     request_expiry_s: float | None = 1.0,
     feed_latency: FeedLatency | None = None,
+    instrument: Instrument | None = None,
+    funding_rate: float | None = None,
+    funding_interval_s: float | None = None,
+    funding_series: FundingSeries | None = None,
 ) -> ExchangeCore:
     """The simulated venue for our orders against a recorded market: 20 +/- 5 ms for requests
     and their answers, fills on their own stream at 25 ms plus up to tens of ms of jitter. The
@@ -125,16 +131,28 @@ def replay_exchange(
     for a Hyperliquid capture, first in, first out for the others (Binance).
     ``request_expiry_s`` is the deadline the engine puts on its requests (Hyperliquid only);
     ``feed_latency`` delays market data on its way to the engine (default: the capture's,
-    ``capture_feed_latency``)."""
+    ``capture_feed_latency``). ``instrument`` (default the market's) carries the fees charged
+    (``fees.apply_fees``; unset rates: 1.5 bp maker, 4.5 bp taker); ``funding_rate`` per
+    funding interval (the venue's, ``funding.funding_model``, or ``funding_interval_s``) pays
+    funding on the position at each funding time the capture crosses; None: no funding."""
+    inst = instrument or market.instrument
+    rates = funding_series
+    if rates is None and funding_rate is not None:
+        rates = FundingSeries.constant(funding_rate)
+    funding = None if rates is None else funding_model(inst, funding_interval_s)
     if profile is None:
         profile = HYPERLIQUID if market.venue == "hyperliquid" else FIFO
     if feed_latency is None:
         feed_latency = capture_feed_latency(market.path, market.instrument)
     return ExchangeCore(
-        market.instrument,
+        inst,
         market,
         seed=seed,
-        fees=FeeModel(maker_bps=1.5),
+        fees=FeeModel(
+            maker_bps=_or(inst.maker_fee_bps, 1.5), taker_bps=_or(inst.taker_fee_bps, 4.5)
+        ),
+        funding=funding,
+        funding_rates=rates,
         order_latency=LatencyModel(base_ms=20.0, jitter_ms=5.0),
         fill_latency=LatencyModel(base_ms=25.0, jitter_ms=15.0),
         profile=profile,
@@ -166,6 +184,7 @@ def run_session(
     )
     exchange: ExchangeCore
     replay: ReplayMarket | None = None
+    notes: list[str] = []
     if data is not None:
         market = replay = ReplayMarket(data, overrides=config.instrument)
         first = market.peek_ns() or 0
@@ -177,15 +196,62 @@ def run_session(
                 market.pop()
             first = market.peek_ns() or start
         feed = given or capture_feed_latency(data, market.instrument)
+        instrument, rates = apply_fees(market.instrument, config.fees)
+        series = None
+        if config.funding.rate is None and market.has_funding:
+            points = capture_funding(data, market.venue)
+            if points:
+                series = FundingSeries.from_points(points)
         exchange = replay_exchange(
-            market, seed, request_expiry_s=config.orders.request_expiry_s, feed_latency=feed
+            market,
+            seed,
+            request_expiry_s=config.orders.request_expiry_s,
+            feed_latency=feed,
+            instrument=instrument,
+            funding_rate=config.funding.rate,
+            funding_interval_s=config.funding.interval_s,
+            funding_series=series,
         )
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
         source = f"data:{Path(data).name}"
-        instrument = market.instrument
+        notes.append(f"market: {instrument.describe()}")
+        if market.evidence:
+            notes.append(f"recognised from the capture: {market.evidence}")
+        notes.append(
+            f"fees: maker {rates.maker_bps:g} bp, taker {rates.taker_bps:g} bp ({rates.source})"
+        )
+        funding = exchange.funding
+        if funding is None:
+            notes.append(
+                "funding: none ("
+                + ("spot" if instrument.spot else "no rate given: --funding-rate or [funding] rate")
+                + ")"
+            )
+        elif series is not None:
+            notes.append(
+                f"funding: the capture's rates ({len(series.steps)} lines), every "
+                f"{funding.interval_s:g} s ({funding.venue})"
+            )
+        else:
+            notes.append(
+                f"funding: {config.funding.rate:+g} every {funding.interval_s:g} s "
+                f"({funding.venue})"
+            )
     else:
         params = scenario_params(scenario or "calm", duration_s=duration_s)
         params = with_simulator(params, config.simulator)
+        if config.funding.rate is not None or config.funding.interval_s is not None:
+            params = msgspec.structs.replace(
+                params,
+                funding_rate=_or(config.funding.rate, params.funding_rate),
+                funding_interval_s=_or(config.funding.interval_s, params.funding_interval_s),
+            )
+        if config.fees.maker_bps is not None or config.fees.taker_bps is not None:
+            params = msgspec.structs.replace(
+                params,
+                maker_fee_bps=_or(config.fees.maker_bps, params.maker_fee_bps),
+                taker_fee_bps=_or(config.fees.taker_bps, params.taker_fee_bps),
+            )
         if given is not None:
             params = msgspec.structs.replace(params, market_data_latency_ms=given.base_ms)
         feed = given or FeedLatency(
@@ -214,4 +280,17 @@ def run_session(
     if replay is not None:
         stats = msgspec.structs.asdict(replay.stats)
         result = msgspec.structs.replace(result, capture=stats)
+        if (
+            replay.venue.startswith("binance")
+            and not replay.stats.depth_diffs
+            and not replay.stats.depth_snapshots
+        ):
+            notes.append(
+                "no depth in the capture: an order's queue ahead is the displayed touch size"
+            )
+    result = msgspec.structs.replace(result, notes=notes)
     return result, rec
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value

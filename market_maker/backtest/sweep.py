@@ -50,8 +50,9 @@ from typing import Any, Literal
 import msgspec
 
 from market_maker.backtest.scenarios import SCENARIOS
+from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, build_config, parse_toml
-from market_maker.errors import ConfigError
+from market_maker.errors import ConfigError, MarketMakerError
 
 __all__ = [
     "GridError",
@@ -728,6 +729,7 @@ def best_config_text(result: SweepResult, point: str) -> str:
         "# objective: mean PnL/h - "
         f"{plan.objective.sd_weight:g} x sd(PnL/h) - {plan.objective.drawdown_weight:g} x "
         "mean max drawdown/h (USD/h); 0 breaches, no halt in calm",
+        *_fee_lines(config, s.scenarios, plan.captures),
         f"# tuning score {t.score:.4g} USD/h (PnL {t.pnl_per_hour:.4g}/h)"
         + (f"; held back {h.score:.4g} USD/h (PnL {h.pnl_per_hour:.4g}/h)" if h else "")
         + (f"; base config held back {base.score:.4g} USD/h" if base and point != BASE else ""),
@@ -740,6 +742,37 @@ def best_config_text(result: SweepResult, point: str) -> str:
         header.append("# not one that makes money.")
     header.append("")
     return "\n".join(header) + config_toml(config)
+
+
+def _fee_lines(config: AppConfig, scenarios: Sequence[str], captures: Iterable[str]) -> list[str]:
+    """The fees every run was charged (the PnL the objective scores is net of them)."""
+    from market_maker.fees import apply_fees
+    from market_maker.instruments import resolve_instrument
+    from market_maker.venues.replay import capture_info
+
+    out = []
+    for name in scenarios:
+        params = scenario_params(name)
+        maker = config.fees.maker_bps if config.fees.maker_bps is not None else None
+        taker = config.fees.taker_bps if config.fees.taker_bps is not None else None
+        out.append(
+            f"# fees ({name}): maker {params.maker_fee_bps if maker is None else maker:g} bp, "
+            f"taker {params.taker_fee_bps if taker is None else taker:g} bp"
+        )
+    for path in captures:
+        try:
+            info = capture_info(path, config.instrument.market)
+            inst = resolve_instrument(
+                info.venue, info.symbol, price=info.price, overrides=config.instrument
+            )
+            _, rates = apply_fees(inst, config.fees)
+        except MarketMakerError:
+            continue
+        out.append(
+            f"# fees ({Path(path).name}, {info.venue}): maker {rates.maker_bps:g} bp, "
+            f"taker {rates.taker_bps:g} bp ({rates.source})"
+        )
+    return out
 
 
 def config_toml(config: AppConfig) -> str:

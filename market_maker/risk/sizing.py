@@ -42,6 +42,8 @@ class PositionSizer:
     """Converts between float prices/sizes and integer ticks/lots for one instrument."""
 
     __slots__ = (
+        "_contract",
+        "_inverse",
         "_lot_dec",
         "_lot_units",
         "_tick_dec",
@@ -65,6 +67,11 @@ class PositionSizer:
         self.tick_size = tick
         self.lot_size = instrument.lot_size
         self.min_notional = instrument.min_notional
+        # An order's USD value is price * size * contract_size (linear, spot), or
+        # size * contract_size for an inverse contract (whatever the price): the minimum
+        # notional is checked on it.
+        self._contract = instrument.contract_size
+        self._inverse = instrument.inverse
         self.max_sig_figs = instrument.max_sig_figs
         self._tick_dec = _decimals(tick)
         self._tick_units = round(Decimal(repr(tick)) * _POW10[self._tick_dec])
@@ -181,7 +188,11 @@ class PositionSizer:
         """Smallest order (lots, at least 1) whose notional reaches ``min_notional`` at a price."""
         if self.min_notional <= 0.0 or price_ticks <= 0:
             return 1
-        notional_per_lot = price_ticks * self.tick_size * self.lot_size
+        notional_per_lot = self.lot_size * self._contract
+        if not self._inverse:
+            notional_per_lot *= price_ticks * self.tick_size
+        if not notional_per_lot > 0.0:
+            return 1
         return max(1, math.ceil(self.min_notional / notional_per_lot - _ABS_EPS))
 
     # ----- quotes -------------------------------------------------------------------------
@@ -209,6 +220,8 @@ class PositionSizer:
         floor = math.floor
         ceil = math.ceil
         min_notional = self.min_notional
+        inverse = self._inverse
+        contract = self._contract
         last = -1
         for q in quotes:
             price = q.price
@@ -232,7 +245,9 @@ class PositionSizer:
             if not (y >= 1.0 and y < math.inf):
                 continue
             lots = floor(y + y * _REL_EPS + _ABS_EPS)
-            if min_notional > 0.0 and ticks * tick * lots * lot < min_notional * (1.0 - 1e-12):
+            if min_notional > 0.0 and (
+                lots * lot * contract if inverse else ticks * tick * lots * lot * contract
+            ) < min_notional * (1.0 - 1e-12):
                 continue
             if ticks == last:
                 out[-1] = (ticks, out[-1][1] + lots)
@@ -258,6 +273,8 @@ class PositionSizer:
         is_bid = side is _BUY
         min_notional = self.min_notional
         least = min_notional * (1.0 - 1e-12)
+        inverse = self._inverse
+        contract = self._contract
         last = -1
         for t in ticks:
             if sig is not None:
@@ -269,7 +286,10 @@ class PositionSizer:
                 t = best_ask
             if t <= 0:
                 continue
-            if min_notional > 0.0 and t * tick * lots * lot < least:
+            if (
+                min_notional > 0.0
+                and (lots * lot * contract if inverse else t * tick * lots * lot * contract) < least
+            ):
                 continue
             if t == last:
                 out[-1] = (t, out[-1][1] + lots)

@@ -117,17 +117,21 @@ class ParameterAggregator:
         floor_bps: float = 0.0,
         toxic: int = 0,
         toxic_widen_bps: float = 0.0,
+        unit_value: float | None = None,
     ) -> MarketParams:
+        """``unit_value``: USD value of one contract (``Instrument.unit_value``); default the
+        mid (a linear contract of one base unit)."""
         mid = 0.5 * (best_bid + best_ask)
+        unit = mid if unit_value is None else unit_value
         flow = buy_intensity + sell_intensity
         imbalance = (buy_intensity - sell_intensity) / flow if flow > 0.0 else 0.0
         size = self._size
         target = self._target
-        if mid > 0.0:  # False for NaN too
+        if unit > 0.0:  # False for NaN too
             if self._size_usd is not None:
-                size = self._size_usd / mid
+                size = self._size_usd / unit
             if self._target_usd is not None:
-                target = self._target_usd / mid
+                target = self._target_usd / unit
         return MarketParams(
             ts_ns=ts_ns,
             mid=mid,
@@ -144,7 +148,7 @@ class ParameterAggregator:
             position=position,
             pending_bids=pending_bids,
             pending_asks=pending_asks,
-            dynamic_max_position=dynamic_max_position(max_position_value, mid, self._static),
+            dynamic_max_position=dynamic_max_position(max_position_value, unit, self._static),
             max_position_cap=self._cap,
             max_position_value=max_position_value,
             binding_limit=binding_limit,

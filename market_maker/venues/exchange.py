@@ -58,6 +58,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from market_maker.funding import FundingModel, FundingSeries, funding_payment, next_funding_ns
 from market_maker.model import (
     AccountUpdate,
     AckStatus,
@@ -107,7 +108,7 @@ EXPIRED_TEXT = "Action already expired"
 """Hyperliquid's refusal of an action whose block came after its ``expiresAfter``."""
 
 _NS = 1_000_000_000
-_DELIVER, _ARRIVE, _ACCOUNT, _TIMER, _BLOCK, _JUMP = 0, 1, 2, 3, 4, 5
+_DELIVER, _ARRIVE, _ACCOUNT, _TIMER, _BLOCK, _JUMP, _FUNDING = 0, 1, 2, 3, 4, 5, 6
 # Hyperliquid's classes within a block, applied in this order.
 _NO_TAKER, _CANCEL, _TAKER = 0, 1, 2
 _EXPIRED_WEIGHT = 5.0
@@ -250,6 +251,8 @@ class FillObserver(Protocol):
 
     def on_mid(self, t_ns: int, mid: float) -> None: ...
 
+    def on_funding(self, t_ns: int, usd: float, position: float) -> None: ...
+
 
 class ExchangeStats(msgspec.Struct, kw_only=True):
     """What the exchange saw of our orders."""
@@ -277,6 +280,17 @@ class ExchangeStats(msgspec.Struct, kw_only=True):
     duplicated: int = 0
     maker_volume_usd: float = 0.0
     fees_usd: float = 0.0
+    maker_volume_settlement: float = 0.0
+    """Maker volume in the settlement currency (inverse: coin at each fill's price)."""
+    fees_settlement: float = 0.0
+    """Fees in the settlement currency, as the venue charges them."""
+    funding_settlement: float = 0.0
+    """Funding received (negative: paid), settlement currency."""
+    funding_usd: float = 0.0
+    """The same at each payment's price."""
+    funding_payments: int = 0
+    rejected_balance: int = 0
+    """Spot orders refused for want of the asset they would sell or spend."""
 
 
 class _Resting:
@@ -314,11 +328,26 @@ class ExchangeCore:
         timer_interval_s: float = 0.1,
         profile: VenueProfile | None = None,
         request_expiry_s: float | None = None,
+        funding: FundingModel | None = None,
+        funding_rates: FundingSeries | None = None,
+        initial_base: float = 0.0,
     ) -> None:
         """``request_expiry_s``: the deadline every action carries (the engine's
         ``OrdersConfig.request_expiry_s``), checked at its block; None: no deadline. The fifo
-        profile has none."""
+        profile has none.
+
+        Contracts are valued in their own terms (``Instrument``): cash, fees and funding are
+        kept in the settlement currency (coin for an inverse contract, whose initial equity is
+        ``initial_equity`` USD at the first mid). ``funding`` with ``funding_rates`` pays
+        funding on the position at each funding time. Spot holds ``initial_base`` of the base
+        asset (the position) and refuses a sell beyond it or a buy beyond the quote cash."""
         self.instrument = instrument
+        self._inverse = instrument.inverse
+        self._spot = instrument.spot
+        self._contract = instrument.contract_size
+        self.funding = funding if funding_rates is not None else None
+        self.funding_rates = funding_rates
+        self.initial_settlement: float | None = None if self._inverse else initial_equity
         self.profile = profile = profile or FIFO
         self._block_ns = max(1, round(profile.block_ms * 1e6)) if profile.blocks else 0
         """Hyperliquid: actions commit in blocks this long; 0: first in, first out."""
@@ -356,8 +385,12 @@ class ExchangeCore:
         self.tick = instrument.tick_size
         self.lot = instrument.lot_size
         self._lot_exact = Fraction(repr(instrument.lot_size))
-        self.position_lots = 0
-        self.cash_usd = 0.0
+        self.position_lots = round(initial_base / instrument.lot_size) if self._spot else 0
+        self._initial_base_value = 0.0
+        """Spot: the base held at the start, valued at the first mid (part of the initial
+        equity, so PnL counts what trading changed)."""
+        self.cash = 0.0
+        """Cash from fills, fees and funding, in the settlement currency."""
         self.best_bid = 0  # ticks
         self.best_ask = 0
         self.mid = math.nan
@@ -443,6 +476,8 @@ class ExchangeCore:
                 elif kind == _TIMER:
                     self._deliver(t, Timer(ts_ns=t))
                     self._push(t + self._timer_ns, _TIMER, None)
+                elif kind == _FUNDING:
+                    self._pay_funding(t)
                 continue
             if t_market is None:
                 return None
@@ -473,14 +508,49 @@ class ExchangeCore:
         """Contracts, the float nearest the exact lot count (0.051, not 0.051000000000000004)."""
         return float(Fraction(self.position_lots) * self._lot_exact)
 
+    def equity_settlement(self) -> float:
+        """Equity in the settlement currency: the initial equity, cash, and the position
+        marked at the mid (inverse: ``-q * contract_size / mid`` coin against the coin the
+        fills took in)."""
+        mid = self.mid
+        initial = self.initial_settlement
+        if initial is None:  # inverse before the first mid: nothing traded yet
+            return 0.0
+        if mid != mid:
+            return initial + self.cash
+        size = self.position_lots * self.lot * self._contract
+        mark = -size / mid if self._inverse else size * mid
+        return initial + self.cash + mark
+
     def equity(self) -> float:
-        mark = self.position_lots * self.lot * self.mid if self.mid == self.mid else 0.0
-        return self.initial_equity + self.cash_usd + mark
+        """Equity in USD (inverse: the coin equity at the mid)."""
+        if self._inverse:
+            mid = self.mid
+            return self.equity_settlement() * mid if mid == mid else self.initial_equity
+        return self.equity_settlement()
+
+    def pnl_settlement(self) -> float:
+        """PnL in the settlement currency since the start (spot: the base held at the start
+        counts at the first mid)."""
+        if self.initial_settlement is None:
+            return 0.0
+        return self.equity_settlement() - self.initial_settlement - self._initial_base_value
+
+    def pnl_usd(self) -> float:
+        """PnL in USD: linear and spot, the equity's change; inverse, the PnL in coin at the
+        mid (the collateral's own revaluation is not trading PnL)."""
+        if self._inverse:
+            mid = self.mid
+            return self.pnl_settlement() * mid if mid == mid else 0.0
+        return self.equity() - self.initial_equity - self._initial_base_value
 
     def account_update(self, ts_ns: int) -> AccountUpdate:
+        """Equity in USD; ``balance`` is the equity, except on spot, where it is the quote
+        cash a buy can spend."""
         equity = self.equity()
+        balance = self.initial_equity + self.cash if self._spot else equity
         return AccountUpdate(
-            ts_ns=ts_ns, account_value=equity, balance=equity, position=self.position
+            ts_ns=ts_ns, account_value=equity, balance=balance, position=self.position
         )
 
     def open_orders(self) -> int:
@@ -554,6 +624,8 @@ class ExchangeCore:
         self._tokens_ns = t0
         self._push(t0, _ACCOUNT, None)
         self._push(t0 + self._timer_ns, _TIMER, None)
+        if self.funding is not None:
+            self._push(next_funding_ns(self.funding, t0), _FUNDING, None)
 
     def _push(self, t: int, kind: int, payload: object) -> None:
         self._seq += 1
@@ -812,9 +884,14 @@ class ExchangeCore:
         if abs(x - ticks) > 1e-6 * max(1.0, x) or abs(y - lots) > 1e-6 * max(1.0, y) or lots <= 0:
             stats.rejected_invalid += 1
             return "price or size off the grid"
-        if ticks * self.tick * lots * self.lot < self.instrument.min_notional * (1 - 1e-9):
+        if self.instrument.value_usd(lots * self.lot, ticks * self.tick) < (
+            self.instrument.min_notional * (1 - 1e-9)
+        ):
             stats.rejected_invalid += 1
             return "below minimum notional"
+        if self._spot and not self._covered(side, ticks, lots):
+            stats.rejected_balance += 1
+            return "insufficient balance"
         if post_only and (
             (side is _BUY and self.best_ask and ticks >= self.best_ask)
             or (side is _SELL and self.best_bid and ticks <= self.best_bid)
@@ -822,6 +899,38 @@ class ExchangeCore:
             stats.rejected_post_only += 1
             return "post only order would have immediately matched"
         return ticks, lots
+
+    def _covered(self, side: Side, ticks: int, lots: int) -> bool:
+        """Spot: the base asset held covers every resting sell and this one; the quote cash
+        covers every resting buy and this one."""
+        if side is _SELL:
+            selling = sum(o.remaining_lots for o in self._orders.values() if o.side is _SELL)
+            return selling + lots <= self.position_lots
+        spending = sum(
+            o.remaining_lots * o.price_ticks for o in self._orders.values() if o.side is _BUY
+        )
+        cash = self.initial_equity + self.cash
+        return (spending + lots * ticks) * self.tick * self.lot <= cash * (1 + 1e-12)
+
+    def _pay_funding(self, t: int) -> None:
+        """A funding time: the position pays or receives funding at the mid."""
+        model, rates = self.funding, self.funding_rates
+        assert model is not None and rates is not None
+        self._push(next_funding_ns(model, t), _FUNDING, None)
+        mid = self.mid
+        if self.position_lots == 0 or mid != mid:
+            return
+        amount = funding_payment(
+            self.instrument, self.position, rates.rate_at(t), mid, cap=model.cap
+        )
+        usd = amount * mid if self._inverse else amount
+        self.cash += amount
+        stats = self.stats
+        stats.funding_payments += 1
+        stats.funding_settlement += amount
+        stats.funding_usd += usd
+        if self.ledger is not None:
+            self.ledger.on_funding(t, usd, self.position)
 
     def _on_book(self, book: BookUpdate) -> None:
         if not book.bids or not book.asks:
@@ -838,7 +947,13 @@ class ExchangeCore:
         if self.ledger is not None:
             self.ledger.on_mid(book.ts_ns, self.mid)
         self.best_bid, self.best_ask = bb, ba
+        first = self.mid != self.mid
         self.mid = 0.5 * (bb + ba) * tick
+        if first:
+            if self.initial_settlement is None:  # inverse: the USD equity in coin
+                self.initial_settlement = self.initial_equity / self.mid
+            if self._spot and self.position_lots:
+                self._initial_base_value = self.position_lots * self.lot * self.mid
         # The market moved through our price: whoever traded there traded with us first.
         for order in list(self._orders.values()):
             crossed = order.price_ticks >= ba if order.side is _BUY else order.price_ticks <= bb
@@ -874,16 +989,28 @@ class ExchangeCore:
 
     def _fill(self, order: _Resting, lots: int, t: int, *, taker: bool = False) -> None:
         price = order.price_ticks * self.tick
-        notional = price * lots * self.lot
-        fee = self.fees.taker_fee(notional) if taker else self.fees.fee(notional)
+        contracts = lots * self.lot
+        notional = self.instrument.value_usd(contracts, price)
+        fee_usd = self.fees.taker_fee(notional) if taker else self.fees.fee(notional)
         sign = 1 if order.side is _BUY else -1
         self.position_lots += sign * lots
-        self.cash_usd += -sign * notional - fee
         stats = self.stats
+        if self._inverse:
+            # Buying N contracts of C USD at p takes in N*C/p coin of contract value; the
+            # position is marked at -N*C/mid: PnL N*C*(1/p - 1/mid) coin.
+            fee = fee_usd / price
+            volume = notional / price
+            self.cash += sign * volume - fee
+        else:
+            fee = fee_usd
+            volume = notional
+            self.cash += -sign * notional - fee
         stats.fills += 1
         if not taker:
             stats.maker_volume_usd += notional
-        stats.fees_usd += fee
+            stats.maker_volume_settlement += volume
+        stats.fees_usd += fee_usd
+        stats.fees_settlement += fee
         order.remaining_lots -= lots
         order.filled_lots += lots
         self._fill_seq += 1
@@ -891,8 +1018,10 @@ class ExchangeCore:
         if self.ledger is not None:
             # What rested at the instant of the fill, this order included.
             our_bid, our_ask = self.best_resting()
+            # In USD, sized in the base coin the fill's value buys (the attribution's units).
+            coin = notional / price if self._inverse else size * self._contract
             self.ledger.on_fill(
-                t, sign > 0, price, size, fee, self.mid, taker, our_bid=our_bid, our_ask=our_ask
+                t, sign > 0, price, coin, fee_usd, self.mid, taker, our_bid=our_bid, our_ask=our_ask
             )
         if order.remaining_lots <= 0 and self._orders.pop(order.cloid, None) is not None:
             self._resting_changed(t)

@@ -67,6 +67,7 @@ __all__ = [
     "CaptureInfo",
     "ReplayMarket",
     "ReplayStats",
+    "capture_funding",
     "capture_info",
     "read_capture",
 ]
@@ -121,6 +122,9 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     books: int = 0
     trades: int = 0
     depth_diffs: int = 0
+    depth_snapshots: int = 0
+    """REST depth snapshots (``lastUpdateId``) read; with no diffs either, the capture has
+    no depth and the queue ahead of an order is the displayed touch size."""
     depth_gaps: int = 0
     """Depth diffs that did not continue the previous one (each starts a re-sync)."""
     depth_resyncs: int = 0
@@ -131,6 +135,9 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     skipped_before_snapshot: int = 0
     notes: int = 0
     """Lines a recorder wrote about itself (reconnects, gaps in the recording)."""
+    funding_lines: int = 0
+    """Funding-rate lines (Binance ``@markPrice``, Hyperliquid ``activeAssetCtx``): read for
+    the funding series (``capture_funding``), not traded on."""
 
 
 def read_capture(
@@ -155,11 +162,15 @@ def read_capture(
 
 
 class CaptureInfo(msgspec.Struct, frozen=True):
-    """What the first lines of a capture say: venue, symbol, and a price of the market."""
+    """What the first lines of a capture say: the market (venue), symbol, a price of the
+    market, and what the lines showed of it (``evidence``, for messages)."""
 
     venue: str
     symbol: str
     price: float | None
+    evidence: str = ""
+    funding: bool = False
+    """Funding-rate lines (``@markPrice``, ``activeAssetCtx``) among the first lines."""
 
 
 class _HlLevelPeek(msgspec.Struct):
@@ -176,14 +187,67 @@ class _PeekTicker(msgspec.Struct):
     b: str | None = None
 
 
-def capture_info(path: str | Path) -> CaptureInfo:
-    """Venue, symbol (Binance stream name or ``s``; Hyperliquid ``coin``) and a price."""
+class _PeekBinance(msgspec.Struct):
+    """The fields that tell Binance's markets apart (``@depth``, ``@bookTicker``, ``@trade``):
+    futures diffs carry ``pu`` and futures events a transaction time ``T``; spot diffs and
+    tickers have neither; COIN-M events name their ``ps`` pair and ``_PERP`` symbol."""
+
+    e: str | None = None
+    s: str | None = None
+    ps: str | None = None
+    pu: int | None = None
+    U: int | None = None
+    T: int | None = None
+    E: int | None = None
+    X: str | None = None
+    M: bool | None = None
+    b: str | list[Any] | None = None
+
+
+class _PeekSnapshot(msgspec.Struct):
+    lastUpdateId: int | None = None
+    E: int | None = None
+    T: int | None = None
+    symbol: str | None = None
+    pair: str | None = None
+
+
+_peek_binance = msgspec.json.Decoder(_PeekBinance)
+_peek_snapshot = msgspec.json.Decoder(_PeekSnapshot)
+_MARKETS = ("binance-usdm", "binance-coinm", "binance-spot", "hyperliquid")
+
+
+def _binance_market(symbol: str | None, futures: list[str], spot: list[str]) -> str | None:
+    """``binance-coinm`` for an inverse symbol (``ETHUSD_PERP``), else the kind the fields
+    showed; None when they showed nothing or both kinds."""
+    if symbol is not None and "_" in symbol:
+        return "binance-coinm"
+    if futures and not spot:
+        return "binance-usdm"
+    if spot and not futures:
+        return "binance-spot"
+    return None
+
+
+def capture_info(path: str | Path, market: str | None = None) -> CaptureInfo:
+    """Market, symbol (Binance stream name or ``s``; Hyperliquid ``coin``) and a price.
+
+    The market comes from the capture's own lines and is never guessed: Binance USD-M and
+    COIN-M futures stamp a transaction time (``T``) and chain depth diffs by ``pu``; spot
+    does neither; COIN-M symbols end in ``_PERP`` (or a delivery date). Lines that show no
+    kind, or both, raise one ``VenueError`` naming ``--market`` and ``[instrument] market``;
+    ``market`` (that setting) settles it, and is refused when the lines say otherwise."""
     stats = ReplayStats()
     venue = symbol = None
     price: float | None = None
+    futures: list[str] = []
+    spot: list[str] = []
+    funding = False
     try:
         for _, body in read_capture(path, stats):
-            if stats.lines > 2_000 or (symbol is not None and price is not None):
+            if stats.lines > 2_000 or (
+                symbol is not None and price is not None and (futures or spot)
+            ):
                 break
             try:
                 msg = _envelope.decode(body)
@@ -191,31 +255,117 @@ def capture_info(path: str | Path) -> CaptureInfo:
                 continue
             if msg.channel is not None:
                 venue = "hyperliquid"
+                funding = funding or msg.channel == "activeAssetCtx"
                 coin = _peek_hl(msg)
                 if coin is not None:
                     symbol = symbol or coin[0]
                     price = price or coin[1]
             elif msg.stream is not None:
-                venue = "binance-usdm"
-                symbol = symbol or msg.stream.partition("@")[0].upper()
-                if msg.stream.endswith("@bookTicker"):
-                    try:
-                        ticker = msgspec.json.decode(msg.data, type=_PeekTicker)
-                    except msgspec.DecodeError:
-                        continue
-                    if ticker.b is not None:
-                        price = price or _float(ticker.b)
+                venue = "binance"
+                name, _, kind = msg.stream.partition("@")
+                symbol = symbol or name.upper()
+                if kind.startswith("markPrice"):
+                    funding = True
+                    futures.append("a markPrice stream (futures funding)")
+                try:
+                    peek = _peek_binance.decode(msg.data)
+                except msgspec.DecodeError:
+                    continue
+                _binance_evidence(kind, peek, futures, spot)
+                if kind == "bookTicker" and isinstance(peek.b, str):
+                    price = price or _float(peek.b)
             elif msg.lastUpdateId is not None:
-                venue = venue or "binance-usdm"
+                venue = venue or "binance"
+                try:
+                    snap = _peek_snapshot.decode(body)
+                except msgspec.DecodeError:
+                    continue
+                if snap.T is not None or snap.pair is not None:
+                    futures.append("the depth snapshot has a transaction time T")
+                else:
+                    spot.append("the depth snapshot has no E/T times")
     except OSError as exc:
         raise VenueError(f"{path}: cannot read the capture: {exc.strerror or exc}") from None
     if venue is None:
         raise VenueError(
-            f"{path}: not a Binance USD-M or Hyperliquid capture (<ns> <json> lines, gzip)"
+            f"{path}: not a Binance (USD-M, COIN-M, spot) or Hyperliquid capture "
+            "(<ns> <json> lines, gzip)"
         )
     if symbol is None:
         raise VenueError(f"{path}: no symbol in the first lines of the {venue} capture")
-    return CaptureInfo(venue=venue, symbol=symbol, price=price)
+    evidence = "; ".join(dict.fromkeys(futures + spot))
+    if venue == "binance":
+        found = _binance_market(symbol, futures, spot)
+        if market is not None:
+            if market == "hyperliquid" or (found is not None and found != market):
+                raise VenueError(
+                    f"{path}: [instrument] market / --market says {market}, but the capture "
+                    f"is {found or 'Binance'} ({evidence or 'its stream names'})"
+                )
+            found = market
+        if found is None:
+            why = (
+                f"its lines show both ({evidence})"
+                if futures and spot
+                else "its lines carry no field that tells them apart (no depth diff, "
+                "no transaction time)"
+            )
+            raise VenueError(
+                f"{path}: {symbol} could be Binance USD-M futures or spot: {why}; "
+                "pass --market binance-usdm or --market binance-spot "
+                "(or [instrument] market in the config)"
+            )
+        venue = found
+    elif market is not None and market != venue:
+        raise VenueError(
+            f"{path}: [instrument] market / --market says {market}, but the capture is {venue}"
+        )
+    return CaptureInfo(venue=venue, symbol=symbol, price=price, evidence=evidence, funding=funding)
+
+
+def _binance_evidence(kind: str, peek: _PeekBinance, futures: list[str], spot: list[str]) -> None:
+    """What one Binance stream message shows of its market."""
+    if peek.ps is not None:
+        futures.append("events name a pair (ps)")
+    if kind.startswith("depth") and peek.U is not None:
+        if peek.pu is not None:
+            futures.append("depth diffs carry pu")
+        else:
+            spot.append("depth diffs have no pu")
+    elif kind == "bookTicker":
+        if peek.T is not None:
+            futures.append("bookTicker carries T")
+        elif peek.E is None and peek.e is None:
+            spot.append("bookTicker has no e/E/T")
+    elif kind == "trade":
+        if peek.X is not None:
+            futures.append("trades carry X")
+        elif peek.M is not None:
+            spot.append("trades carry M")
+
+
+def capture_funding(path: str | Path, venue: str) -> list[tuple[int, float]]:
+    """``(receive_ns, rate)`` of every funding-rate line in the capture (Binance
+    ``@markPrice`` ``r``; Hyperliquid ``activeAssetCtx`` ``funding``), in receive order; bad
+    lines are skipped. The rate in force at a funding time is the last one heard before it."""
+    stats = ReplayStats()
+    out: list[tuple[int, float]] = []
+    binance = venue.startswith("binance")
+    marker = b"@markPrice" if binance else b"activeAssetCtx"
+    for ns, body in read_capture(path, stats):
+        if marker not in body:
+            continue
+        try:
+            env = _envelope.decode(body)
+            if binance:
+                rate = _funding_rate(_bn_mark.decode(env.data).r)
+            else:
+                rate = _funding_rate(_hl_ctx.decode(env.data).ctx.funding)
+        except (msgspec.DecodeError, ValueError):
+            continue
+        out.append((ns, rate))
+    out.sort()
+    return out
 
 
 def _peek_hl(msg: _Envelope) -> tuple[str, float | None] | None:
@@ -254,11 +404,19 @@ class _Envelope(msgspec.Struct):
 
 
 class _BnDepth(msgspec.Struct):
+    """A depth diff: futures chain diffs by ``pu`` (the previous diff's ``u``); spot diffs
+    have no ``pu`` and continue when ``U`` is the previous ``u + 1``."""
+
     U: int
     u: int
-    pu: int
     b: list[tuple[str, str]]
     a: list[tuple[str, str]]
+    pu: int | None = None
+
+    @property
+    def prev(self) -> int:
+        """The last update id before this diff (``pu``; spot: ``U - 1``)."""
+        return self.U - 1 if self.pu is None else self.pu
 
 
 class _BnTicker(msgspec.Struct):
@@ -279,6 +437,33 @@ class _BnTickerMsg(msgspec.Struct):
     data: _BnTicker
 
 
+class _BnMark(msgspec.Struct):
+    """Binance ``@markPrice``: ``r`` the funding rate, ``T`` the next funding time (ms)."""
+
+    r: str
+    T: int | None = None
+
+
+class _HlCtxBody(msgspec.Struct):
+    funding: str
+
+
+class _HlCtx(msgspec.Struct):
+    """Hyperliquid ``activeAssetCtx``: ``ctx.funding`` is the hourly funding rate."""
+
+    ctx: _HlCtxBody
+
+
+def _funding_rate(text: str) -> float:
+    """A funding rate from the wire: finite, within +/-10 % a payment; ValueError otherwise."""
+    value = float(text)
+    if not -0.1 <= value <= 0.1:  # also NaN
+        raise ValueError(f"bad funding rate {text!r}")
+    return value
+
+
+_bn_mark = msgspec.json.Decoder(_BnMark)
+_hl_ctx = msgspec.json.Decoder(_HlCtx)
 _envelope = msgspec.json.Decoder(_Envelope)
 _bn_ticker_msg = msgspec.json.Decoder(_BnTickerMsg)
 _bn_depth = msgspec.json.Decoder(_BnDepth)
@@ -312,10 +497,14 @@ class ReplayMarket:
         the same events, the same depth book at each of them and the same stats (complete from
         the start), without the gzip and JSON."""
         self.path = Path(path)
-        info = capture_info(path)
+        market = instrument.venue if instrument is not None and instrument.venue else None
+        info = capture_info(path, market or (overrides.market if overrides else None))
         self.venue = info.venue
         self.symbol = info.symbol
-        self._binance_venue = self.venue == "binance-usdm"
+        self.evidence = info.evidence
+        self.has_funding = info.funding
+        self._binance_venue = self.venue.startswith("binance")
+        self._spot = self.venue == "binance-spot"
         self.stats = ReplayStats()
         self.instrument = instrument or resolve_instrument(
             info.venue, info.symbol, price=info.price, overrides=overrides
@@ -335,6 +524,8 @@ class ReplayMarket:
         self._bid_u: dict[int, int] = {}
         self._ask_u: dict[int, int] = {}
         self._diff_count = 0
+        self._touch: BookUpdate | None = None
+        """The last book popped: the touch, for an order's queue when there is no depth."""
         self._buffer: deque[BookUpdate | Trade] = deque()
         self._read_fraction = [0.0]
         self._order = LineOrder(read_capture(path, self.stats, self._read_fraction), self.stats)
@@ -361,7 +552,10 @@ class ReplayMarket:
         return self._buffer[0].ts_ns
 
     def pop(self) -> BookUpdate | Trade:
-        return self._buffer.popleft()
+        ev = self._buffer.popleft()
+        if type(ev) is BookUpdate:
+            self._touch = ev
+        return ev
 
     def load(self) -> float:
         return 1.0
@@ -375,8 +569,24 @@ class ReplayMarket:
         return min(1.0, self._read_fraction[0])
 
     def displayed_size(self, side: Side, price_ticks: int) -> float:
-        """Size resting at a price in the depth book (Binance) or the last snapshot."""
-        return (self._bids if side is Side.BUY else self._asks).get(price_ticks, 0.0)
+        """Size resting at a price in the depth book (Binance) or the last snapshot.
+
+        With no depth on that side (a capture without depth lines, or before they sync) the
+        displayed touch size is taken as ahead of an order at the touch or behind it, never
+        nothing: only a price better than the touch starts a level of its own."""
+        book = self._bids if side is Side.BUY else self._asks
+        if book:
+            return book.get(price_ticks, 0.0)
+        touch = self._touch
+        if touch is None:
+            return 0.0
+        levels = touch.bids if side is Side.BUY else touch.asks
+        if not levels:
+            return 0.0
+        price, size = levels[0]
+        ticks = math.floor(price / self._tick + 0.5)
+        behind = price_ticks <= ticks if side is Side.BUY else price_ticks >= ticks
+        return size if behind else 0.0
 
     def trade_times_s(self, limit: int) -> list[float]:
         """Receive times (seconds) of up to ``limit`` aggressive orders from the start, for
@@ -387,7 +597,7 @@ class ReplayMarket:
         out: list[float] = []
         last: tuple[int, str] | None = None
         stats = ReplayStats()
-        binance = self.venue == "binance-usdm"
+        binance = self._binance_venue
         order = LineOrder(read_capture(self.path, stats), stats)
         latest = -1
         while (line := order.next()) is not None and len(out) < limit:
@@ -419,7 +629,7 @@ class ReplayMarket:
 
     def _use_cache(self) -> None:
         """Replay from the decoded form of the capture, building (and saving) it if needed."""
-        file, key = cache_path(self.path, self._tick)
+        file, key = cache_path(self.path, self._tick, self.venue)
         decoded = load_cached(file, key)
         if decoded is None:
             builder = ReplayMarket(self.path, self.instrument, cache=False)
@@ -571,7 +781,10 @@ class ReplayMarket:
             )
             self.stats.trades += 1
         elif "@depth" in stream:
-            self._depth(_bn_depth.decode(env.data))
+            self._depth(self._decode_diff(env.data))
+        elif "@markPrice" in stream:
+            _funding_rate(_bn_mark.decode(env.data).r)
+            self.stats.funding_lines += 1
         else:
             raise ValueError("unknown stream")
 
@@ -581,6 +794,12 @@ class ReplayMarket:
         )
         self._buffer.append(book)
         self.stats.books += 1
+
+    def _decode_diff(self, data: msgspec.Raw) -> _BnDepth:
+        diff = _bn_depth.decode(data)
+        if diff.pu is None and not self._spot:
+            raise ValueError("a futures depth diff without pu")
+        return diff
 
     def _depth(self, diff: _BnDepth) -> None:
         self.stats.depth_diffs += 1
@@ -593,6 +812,7 @@ class ReplayMarket:
             self._apply_diff(diff)
 
     def _snapshot(self, env: _Envelope) -> None:
+        self.stats.depth_snapshots += 1
         self._bids = {self._ticks(p): _qty(q) for p, q in env.bids or ()}
         self._asks = {self._ticks(p): _qty(q) for p, q in env.asks or ()}
         self._journal_book()
@@ -600,13 +820,16 @@ class ReplayMarket:
         assert last is not None
         self._synced_u = None
         self._forget_gaps()
+        # Futures: the first diff applied spans lastUpdateId; spot: lastUpdateId + 1 (its
+        # diffs start after the snapshot's id), and one ending at lastUpdateId is old.
+        spot = 1 if self._spot else 0
         for diff in sorted(self._pending_diffs, key=_last_id):  # a late one may be among them
-            if diff.u < last:
+            if diff.u < last + spot:
                 self.stats.skipped_before_snapshot += 1
                 continue
             first = self._synced_u is None
-            if first and not diff.U <= last <= diff.u:
-                self._gap(last, diff.pu)
+            if first and not diff.U <= last + spot <= diff.u:
+                self._gap(last, diff.prev)
             self._apply_diff(diff, first=first)
         self._pending_diffs.clear()
         if self._synced_u is None:
@@ -651,8 +874,8 @@ class ReplayMarket:
         ]
 
     def _apply_diff(self, diff: _BnDepth, *, first: bool = False) -> None:
-        if not first and self._synced_u is not None and diff.pu != self._synced_u:
-            self._gap(self._synced_u, diff.pu)
+        if not first and self._synced_u is not None and diff.prev != self._synced_u:
+            self._gap(self._synced_u, diff.prev)
         parsed = self._levels(diff)
         track = bool(self._gaps or self._resyncs)
         u = diff.u
@@ -705,7 +928,9 @@ class ReplayMarket:
             if self._synced_u is None and not self._bids:
                 self._snapshot(env)
                 return
-        elif "@depth" in (env.stream or "") and env.data and self._mend(_bn_depth.decode(env.data)):
+        elif (
+            "@depth" in (env.stream or "") and env.data and self._mend(self._decode_diff(env.data))
+        ):
             return
         self.stats.dropped += 1
 
@@ -713,12 +938,13 @@ class ReplayMarket:
         """Merge a late diff: it sets the levels that no later diff set (diffs carry absolute
         sizes, so for those its size is the book's). False when it fills no gap (a duplicate,
         or before the snapshot): the book is right without it."""
-        if self._synced_u is None or diff.pu == self._synced_u:
+        prev = diff.prev
+        if self._synced_u is None or prev == self._synced_u:
             self._depth(diff)  # the snapshot is still awaited, or it is simply the next diff
             return True
         gaps = self._gaps
         at = next(
-            (i for i, (a, b) in enumerate(gaps) if a <= diff.pu and diff.u <= b),
+            (i for i, (a, b) in enumerate(gaps) if a <= prev and diff.u <= b),
             None,
         )
         if at is None:
@@ -747,7 +973,7 @@ class ReplayMarket:
                 if journal is not None:
                     journal.add_op(event, code, ticks, size if size > 0.0 else 0.0)
         a, b = gaps.pop(at)
-        gaps[at:at] = [g for g in ((a, diff.pu), (u, b)) if g[1] > g[0]]
+        gaps[at:at] = [g for g in ((a, prev), (u, b)) if g[1] > g[0]]
         self._resyncs = deque(
             r for r in self._resyncs if r[2] <= r[1] or self._still_missing(r[1], r[2])
         )
@@ -779,6 +1005,9 @@ class ReplayMarket:
                 _exchange_ns(trade.exchange_ts_ns)
             self._buffer.extend(trades)
             self.stats.trades += len(trades)
+        elif channel == "activeAssetCtx":
+            _funding_rate(_hl_ctx.decode(env.data).ctx.funding)
+            self.stats.funding_lines += 1
         elif channel in ("subscriptionResponse", "pong"):
             return
         elif channel == RECORDER_CHANNEL:

@@ -172,9 +172,11 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_path(capture: str | Path, tick_size: float) -> tuple[Path, str]:
-    """``(file, key)`` of the decoded form of ``capture`` at ``tick_size``."""
-    key = f"{_file_hash(Path(capture))[:40]}-t{tick_size!r}-v{DECODER_VERSION}"
+def cache_path(capture: str | Path, tick_size: float, market: str = "") -> tuple[Path, str]:
+    """``(file, key)`` of the decoded form of ``capture`` at ``tick_size`` read as ``market``
+    (a capture read as spot decodes its depth differently)."""
+    tag = f"-{market}" if market else ""
+    key = f"{_file_hash(Path(capture))[:40]}-t{tick_size!r}{tag}-v{DECODER_VERSION}"
     return cache_dir() / f"{key}.mmreplay", key
 
 

@@ -41,6 +41,7 @@ from collections import deque
 
 import msgspec
 
+from market_maker.funding import FundingModel, FundingSeries
 from market_maker.model import BookUpdate, Instrument, Side, Trade
 from market_maker.venues.exchange import (
     ExchangeCore,
@@ -117,6 +118,11 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
     cascade_side: Side = Side.SELL
     initial_equity: float = 10_000.0
     maker_fee_bps: float = 1.5
+    taker_fee_bps: float = 4.5
+    funding_rate: float = 0.0000125
+    """Funding rate per ``funding_interval_s`` (positive: longs pay): Hyperliquid's interest
+    component alone, 0.01 % per 8 hours paid hourly, i.e. no premium."""
+    funding_interval_s: float = 3_600.0
     order_latency_ms: float = 20.0
     """One way, for requests and for their answers (acks, snapshots), on one ordered stream."""
     order_jitter_ms: float = 5.0
@@ -174,6 +180,8 @@ class SimParams(msgspec.Struct, frozen=True, kw_only=True):
             tick_size=self.tick_size,
             lot_size=self.lot_size,
             min_notional=self.min_notional,
+            maker_fee_bps=self.maker_fee_bps,
+            taker_fee_bps=self.taker_fee_bps,
         )
 
     @property
@@ -460,7 +468,13 @@ def simulated_exchange(
         SimMarket(params, seed),
         seed=seed,
         initial_equity=params.initial_equity,
-        fees=FeeModel(maker_bps=params.maker_fee_bps),
+        fees=FeeModel(maker_bps=params.maker_fee_bps, taker_bps=params.taker_fee_bps),
+        funding=FundingModel(
+            venue=params.venue_model,
+            interval_s=params.funding_interval_s,
+            cap=0.04 if params.venue_model == "hyperliquid" else None,
+        ),
+        funding_rates=FundingSeries.constant(params.funding_rate),
         order_latency=LatencyModel(
             base_ms=params.order_latency_ms,
             jitter_ms=params.order_jitter_ms,

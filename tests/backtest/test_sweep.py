@@ -246,6 +246,9 @@ def test_walk_forward_on_a_capture_tunes_on_the_first_part_and_reports_the_rest(
     for r in tune + test:
         assert r.duration_s == pytest.approx(seconds / 2, abs=2.0)
     assert result.test[BASE].runs == 1
+    # The objective scores PnL net of the venue's fees, and best.toml says which.
+    best = sweep.best_config_text(result, BASE)
+    assert "# fees (btcusdt_20240808.gz, binance-usdm): maker 2 bp, taker 5 bp (table)" in best
 
 
 def _interrupt(args: list[str], after: Callable[[], bool], timeout: float = 60.0):

@@ -174,3 +174,34 @@ def test_a_killed_recorder_leaves_a_readable_capture(tmp_path):
         market.pop()
         events += 1
     assert events > 20 and market.stats.bad_lines == 0
+
+
+def test_paper_run_reads_the_watched_accounts_fee_tier_from_user_fees(capsys):
+    # The account is in the >5M tier (0.012 % maker, 0.040 % taker), not the base one.
+    with FakeInThread(sweep_ticks=12.0, maker_fee_rate=0.00012, taker_fee_rate=0.0004) as fake:
+        code = main(
+            [
+                "run",
+                "--venue",
+                "hyperliquid",
+                "--asset",
+                "BTC",
+                "--ws-url",
+                fake.url,
+                "--address",
+                "0x" + "ab" * 20,
+                "--duration",
+                "3",
+            ]
+        )
+    assert code == 0
+    events = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
+    start = next(e for e in events if e["event"] == "paper_trading")
+    assert start["fee_source"] == "userFees"
+    assert start["maker_fee_bps"] == 1.2  # exactly: the venue's "0.00012"
+    assert start["taker_fee_bps"] == pytest.approx(4.0)
+    stopped = next(e for e in events if e["event"] == "stopped")
+    assert stopped["maker_fee_bps"] == pytest.approx(1.2)
+    assert stopped["taker_fee_bps"] == pytest.approx(4.0)

@@ -92,7 +92,7 @@ def test_a_changed_capture_tick_or_decoder_gets_its_own_file(cache, tmp_path, mo
 def test_a_damaged_cache_file_is_rebuilt(cache, damage):
     expected = replay(ReplayMarket(HYPERLIQUID, cache=False))
     ReplayMarket(HYPERLIQUID)
-    file, _ = cache_path(HYPERLIQUID, 1.0)
+    file, _ = cache_path(HYPERLIQUID, 1.0, "hyperliquid")
     blob = file.read_bytes()
     damaged = {
         "truncated": blob[: len(blob) - 9],

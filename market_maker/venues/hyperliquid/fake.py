@@ -85,8 +85,18 @@ class FakeHyperliquid:
         max_messages_per_min: int = 2000,
         seed: int = 1,
         port: int = 0,
+        maker_fee_rate: float = 0.00015,
+        taker_fee_rate: float = 0.00045,
     ) -> None:
+        """``maker_fee_rate`` / ``taker_fee_rate``: the watched account's rates (fractions;
+        the base perps tier is 0.015 % / 0.045 %), answered by ``userFees`` and charged on
+        the exchange fake's fills."""
+        self.maker_fee_rate = maker_fee_rate
+        self.taker_fee_rate = taker_fee_rate
         self.coin = coin
+        self.asset_id = 100_000 + HIP3_DEX_INDEX * 10_000 + 1 if ":" in coin else 1
+        """The market's asset id: its index in the main meta (ETH is 0), or for a builder
+        dex's ``dex:COIN`` the HIP-3 rule ``100000 + dex index * 10000 + index in meta``."""
         self.tick = tick
         self.sz_decimals = sz_decimals
         self.mid_ticks = round(mid / tick)
@@ -305,13 +315,30 @@ class FakeHyperliquid:
 
     def info(self, payload: dict[str, Any]) -> Any:
         kind = payload.get("type")
-        if kind == "meta":
+        dex = self.coin.partition(":")[0] if ":" in self.coin else None
+        if kind == "meta" and payload.get("dex"):
+            # A builder dex's meta: names "dex:COIN"; ours is second (index 1).
+            if payload.get("dex") != dex:
+                return None
             return {
                 "universe": [
-                    {"name": "ETH", "szDecimals": 4, "maxLeverage": 25},
-                    {"name": self.coin, "szDecimals": self.sz_decimals, "maxLeverage": 40},
+                    {"name": f"{dex}:OTHER", "szDecimals": 2, "maxLeverage": 5},
+                    {
+                        "name": self.coin,
+                        "szDecimals": self.sz_decimals,
+                        "maxLeverage": 10,
+                        "onlyIsolated": True,
+                    },
                 ]
             }
+        if kind == "meta":
+            main = [{"name": "ETH", "szDecimals": 4, "maxLeverage": 25}]
+            if dex is None:
+                main.append({"name": self.coin, "szDecimals": self.sz_decimals, "maxLeverage": 40})
+            return {"universe": main}
+        if kind == "perpDexs":
+            # Hyperliquid's own dex is the null first entry; ours is third (index 2).
+            return [None, _perp_dex("abc", "1.0"), _perp_dex(dex or "xyz", "1.0")]
         if kind == "clearinghouseState":
             value = f"{self.account_value:.2f}"
             summary = {
@@ -326,6 +353,37 @@ class FakeHyperliquid:
                 "crossMarginSummary": summary,
                 "withdrawable": value,
                 "time": int(time.time() * 1000),
+            }
+        if kind == "userFees":
+            # The venue's shape (info userFees): the account's rates and the schedule.
+            return {
+                "dailyUserVlm": [],
+                "feeSchedule": {
+                    "cross": "0.00045",
+                    "add": "0.00015",
+                    "tiers": {
+                        "vip": [
+                            {"ntlCutoff": cut, "cross": cross, "add": add}
+                            for cut, cross, add in (
+                                ("5000000.0", "0.0004", "0.00012"),
+                                ("25000000.0", "0.00035", "0.00008"),
+                                ("100000000.0", "0.0003", "0.00004"),
+                                ("500000000.0", "0.00028", "0.0"),
+                            )
+                        ],
+                        "mm": [
+                            {"makerFractionCutoff": cut, "add": add}
+                            for cut, add in (
+                                ("0.005", "-0.00001"),
+                                ("0.015", "-0.00002"),
+                                ("0.03", "-0.00003"),
+                            )
+                        ],
+                    },
+                },
+                "userCrossRate": _fmt(self.taker_fee_rate),
+                "userAddRate": _fmt(self.maker_fee_rate),
+                "activeReferralDiscount": "0.0",
             }
         if kind == "openOrders":
             return []
@@ -436,6 +494,26 @@ class FakeHyperliquid:
         with contextlib.suppress(ConnectionClosed):
             await conn.ws.send(text)
             self.stats.frames_sent += 1
+
+
+HIP3_DEX_INDEX = 2
+"""Where the fake's builder dex sits in ``perpDexs`` (its market is index 1 of its meta)."""
+
+
+def _perp_dex(name: str, fee_scale: str) -> dict[str, Any]:
+    """A ``perpDexs`` entry in the venue's shape."""
+    return {
+        "name": name,
+        "fullName": f"{name} test dex",
+        "deployer": "0x" + "de" * 20,
+        "oracleUpdater": "0x" + "0a" * 20,
+        "feeRecipient": None,
+        "assetToStreamingOiCap": [],
+        "subDeployers": [],
+        "deployerFeeScale": fee_scale,
+        "lastDeployerFeeScaleChangeTime": "1970-01-01T00:00:00",
+        "assetToFundingMultiplier": [],
+    }
 
 
 def _fmt(x: float) -> str:

@@ -53,8 +53,6 @@ from typing import Any
 from market_maker.venues.hyperliquid.fake import FakeHyperliquid, _Conn, _fmt
 from market_maker.venues.hyperliquid.signing import recover_signer
 
-ASSET = 1  # the coin's index in the fake's meta (ETH is 0)
-
 NO_TAKER, CANCELS, TAKERS = 0, 1, 2
 """A block's classes, in the order it applies them (reference section 7)."""
 
@@ -387,24 +385,27 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         px_text, sz_text = str(wire.get("p")), str(wire.get("s"))
         tif = (wire.get("t") or {}).get("limit", {}).get("tif")
         if tif not in ("Alo", "Ioc"):
-            return f"this fake takes Alo and Ioc orders only. asset={ASSET}"
+            return f"this fake takes Alo and Ioc orders only. asset={self.asset_id}"
         if not px_text.isdigit() or px_text.startswith("0"):  # tick 1: integer prices
-            return f"Order has invalid price. asset={ASSET}"
+            return f"Order has invalid price. asset={self.asset_id}"
         lots = self._lots(sz_text)
         if not lots:
-            return f"Order has invalid size. asset={ASSET}"
+            return f"Order has invalid size. asset={self.asset_id}"
         px = int(px_text)
         if px * lots / 10**self.lot_decimals < 10.0:
-            return f"Order must have minimum value of $10. asset={ASSET}"
+            return f"Order must have minimum value of $10. asset={self.asset_id}"
         bid, ask = self._touch()
         crosses = (wire.get("b") and px >= ask) or (not wire.get("b") and px <= bid)
         if tif == "Alo" and crosses:
             return (
                 "Post only order would have immediately matched, "
-                f"bbo was {bid}@{ask}. asset={ASSET}"
+                f"bbo was {bid}@{ask}. asset={self.asset_id}"
             )
         if tif == "Ioc" and not crosses:
-            return f"Order could not immediately match against any resting orders. asset={ASSET}"
+            return (
+                "Order could not immediately match against any resting orders. "
+                f"asset={self.asset_id}"
+            )
         return px, lots
 
     def _rest(self, wire: dict[str, Any], px: int, lots: int) -> _Order:
@@ -417,15 +418,15 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         return order
 
     def _place(self, wire: dict[str, Any]) -> Any:
-        if wire.get("a") != ASSET:
+        if wire.get("a") != self.asset_id:
             return {"error": f"Invalid asset. asset={wire.get('a')}"}
         if self.no_margin:
-            return {"error": f"Insufficient margin to place order. asset={ASSET}"}
+            return {"error": f"Insufficient margin to place order. asset={self.asset_id}"}
         checked = self._check(wire)
         if isinstance(checked, str):
             return {"error": checked}
         if wire.get("c") and any(o.cloid == wire["c"] for o in self.orders.values()):
-            return {"error": f"Duplicate cloid. asset={ASSET}"}
+            return {"error": f"Duplicate cloid. asset={self.asset_id}"}
         if wire["t"]["limit"]["tif"] == "Ioc":
             return self._take(wire, checked[1])
         order = self._rest(wire, *checked)
@@ -452,7 +453,10 @@ class FakeHyperliquidExchange(FakeHyperliquid):
     def _cancel(self, cloid: str | None, oid: Any, status: str = "canceled") -> Any:
         order = self._find(cloid, oid)
         if order is None:
-            return {"error": f"Order was never placed, already canceled, or filled. asset={ASSET}"}
+            return {
+                "error": "Order was never placed, already canceled, or filled. "
+                f"asset={self.asset_id}"
+            }
         del self.orders[order.oid]
         self._order_update(order, status)
         return "success"
@@ -503,7 +507,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self.position_lots += sign * lots
         size = lots / 10**self.lot_decimals
         notional = order.px * size
-        fee = notional * 0.00015
+        fee = notional * self.maker_fee_rate
         self.cash -= sign * notional + fee
         self.traded_volume_usd += notional
         order.sz -= lots

@@ -20,16 +20,20 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from market_maker.config import InstrumentConfig
+from market_maker.config import FeesConfig, InstrumentConfig
 from market_maker.errors import VenueError
+from market_maker.fees import apply_fees, rates_from_user_fees
 from market_maker.instruments import resolve_instrument
 from market_maker.log import get_logger
 from market_maker.model import BookUpdate, ConnectionStatus, Event, Instrument
 from market_maker.venues.hyperliquid.client import ClientConfig, HyperliquidClient
+from market_maker.venues.hyperliquid.hip3 import asset_id, fee_multiplier, split_coin
 from market_maker.venues.hyperliquid.messages import (
     ClearinghouseState,
     Message,
     Meta,
+    PerpDex,
+    UserFees,
     WsBbo,
     WsBook,
     WsTrade,
@@ -70,6 +74,16 @@ class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
     mid: float
     account_value: float | None = None
     position: float | None = None
+    fee_source: str = "table"
+    """Where the instrument's fee rates came from: ``userFees`` (the watched account's),
+    config, table."""
+    dex: str = ""
+    """A builder-deployed (HIP-3) market's perp dex ("": Hyperliquid's own)."""
+    isolated: bool = False
+    """Margin is isolated (HIP-3 by default, or an ``onlyIsolated`` asset)."""
+    oracle: str | None = None
+    """Who sets the oracle price (a HIP-3 dex's ``oracleUpdater``; None: the validators)."""
+    fee_multiplier: float = 1.0
 
 
 class HyperliquidFeed:
@@ -134,17 +148,46 @@ class HyperliquidFeed:
     # ----- discovery ----------------------------------------------------------------------
 
     async def discover(
-        self, overrides: InstrumentConfig | None = None, address: str | None = None
+        self,
+        overrides: InstrumentConfig | None = None,
+        address: str | None = None,
+        fees: FeesConfig | None = None,
     ) -> VenueInfo:
-        """The market's rules from ``meta`` and its first book; a watched account's state."""
+        """The market's rules from ``meta`` and its first book; a watched account's state and
+        fee rates (``userFees``, which replace ``fees`` and the table's)."""
         await self.start()
         client = self.client
-        meta = await client.info({"type": "meta"}, Meta)
+        try:
+            builder = split_coin(self.coin)
+        except ValueError as exc:
+            raise VenueError(str(exc)) from None
+        dex: PerpDex | None = None
+        dex_index = 0
+        if builder is None:
+            meta = await client.info({"type": "meta"}, Meta)
+        else:
+            dexes = await client.info({"type": "perpDexs"}, list[PerpDex | None])
+            named = [(i, d) for i, d in enumerate(dexes) if d is not None and d.name == builder[0]]
+            if not named:
+                known = ", ".join(d.name for d in dexes if d is not None) or "none"
+                raise VenueError(f"Hyperliquid has no perp dex {builder[0]!r} (dexes: {known})")
+            dex_index, dex = named[0]
+            meta = await client.info({"type": "meta", "dex": dex.name}, Meta)
         found = meta.asset(self.coin)
         if found is None:
             names = ", ".join(a.name for a in meta.universe[:12])
             raise VenueError(f"Hyperliquid has no perpetual {self.coin!r} (e.g. {names}, ...)")
         index, asset = found
+        multiplier = 1.0
+        if dex is not None:
+            index = asset_id(dex_index, index)
+            try:
+                multiplier = fee_multiplier(float(dex.deployerFeeScale))
+            except ValueError:
+                raise VenueError(
+                    f"perpDexs: {dex.name}'s deployerFeeScale {dex.deployerFeeScale!r} is not "
+                    "a number"
+                ) from None
         if asset.isDelisted:
             raise VenueError(f"Hyperliquid's {self.coin} is delisted")
         try:
@@ -156,12 +199,28 @@ class HyperliquidFeed:
             o = msgspec.structs.replace(o, sz_decimals=asset.szDecimals)
         instrument = resolve_instrument("hyperliquid", self.coin, price=self._mid, overrides=o)
         account_value = position = None
+        live = None
         if address is not None:
             state = await client.info(
                 {"type": "clearinghouseState", "user": address}, ClearinghouseState
             )
             account_value = finite(state.marginSummary.accountValue)
             position = finite(state.position(self.coin))
+            user_fees = await client.info({"type": "userFees", "user": address}, UserFees)
+            try:
+                live = rates_from_user_fees(user_fees.userAddRate, user_fees.userCrossRate)
+            except ValueError:
+                raise VenueError(
+                    f"userFees: rates {user_fees.userAddRate!r} / "
+                    f"{user_fees.userCrossRate!r} are not numbers"
+                ) from None
+        instrument, rates = apply_fees(instrument, fees or FeesConfig(), live=live)
+        if multiplier != 1.0:
+            instrument = msgspec.structs.replace(
+                instrument,
+                maker_fee_bps=_scaled(instrument.maker_fee_bps, multiplier),
+                taker_fee_bps=_scaled(instrument.taker_fee_bps, multiplier),
+            )
         return VenueInfo(
             instrument=instrument,
             asset_index=index,
@@ -170,6 +229,12 @@ class HyperliquidFeed:
             mid=self._mid,
             account_value=account_value,
             position=position,
+            fee_source=rates.source
+            + (f" x {multiplier:g} ({dex.name}'s fee scale)" if dex is not None else ""),
+            dex="" if dex is None else dex.name,
+            isolated=dex is not None or asset.onlyIsolated,
+            oracle=None if dex is None else (dex.oracleUpdater or dex.deployer),
+            fee_multiplier=multiplier,
         )
 
     # ----- frames -------------------------------------------------------------------------
@@ -217,3 +282,10 @@ class HyperliquidFeed:
             self._first_book.set()
         if self._sink is not None:
             self._sink(book)
+
+
+def _scaled(bps: float | None, multiplier: float) -> float | None:
+    """A fee rate times a HIP-3 dex's multiplier (a rebate is not scaled up)."""
+    if bps is None:
+        return None
+    return bps * multiplier if bps > 0.0 else bps

@@ -29,8 +29,10 @@ __all__ = [
     "FrameStats",
     "Meta",
     "OpenOrderWire",
+    "PerpDex",
     "PostResponse",
     "SubscriptionResponse",
+    "UserFees",
     "UserRateLimit",
     "WsBbo",
     "WsBook",
@@ -204,6 +206,14 @@ class ClearinghouseState(msgspec.Struct, frozen=True):
         return "0"
 
 
+class UserFees(msgspec.Struct, frozen=True):
+    """Info ``userFees``: the account's rates now (fractions of notional as strings;
+    ``userAddRate`` maker, negative for a rebate; ``userCrossRate`` taker)."""
+
+    userAddRate: str
+    userCrossRate: str
+
+
 class UserRateLimit(msgspec.Struct, frozen=True):
     """Info ``userRateLimit``: the address request budget as the venue counts it."""
 
@@ -282,6 +292,17 @@ class AssetMeta(msgspec.Struct, frozen=True):
     maxLeverage: int = 1
     onlyIsolated: bool = False
     isDelisted: bool = False
+
+
+class PerpDex(msgspec.Struct, frozen=True):
+    """One entry of info ``perpDexs`` (a builder-deployed dex; the first entry, Hyperliquid's
+    own dex, is null)."""
+
+    name: str
+    fullName: str = ""
+    deployer: str = ""
+    oracleUpdater: str | None = None
+    deployerFeeScale: str = "1.0"
 
 
 class Meta(msgspec.Struct, frozen=True):

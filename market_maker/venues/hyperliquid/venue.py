@@ -64,7 +64,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from market_maker.config import InstrumentConfig
+from market_maker.config import FeesConfig, InstrumentConfig
 from market_maker.errors import VenueError
 from market_maker.log import get_logger
 from market_maker.model import (
@@ -362,8 +362,11 @@ class HyperliquidVenue:
 
     # ----- Venue ----------------------------------------------------------------------------
 
-    async def discover(self, overrides: InstrumentConfig | None = None) -> VenueInfo:
-        info = await self.feed.discover(overrides, address=self.user)
+    async def discover(
+        self, overrides: InstrumentConfig | None = None, fees: FeesConfig | None = None
+    ) -> VenueInfo:
+        """The market's rules, and the account's state and fee rates (``userFees``)."""
+        info = await self.feed.discover(overrides, address=self.user, fees=fees)
         self.instrument = info.instrument
         self.asset = info.asset_index
         return info
