@@ -35,7 +35,6 @@ FEATURES = {
     "+guard": {"toxic_guard": True},
     "all": {"fair_value": True, "adverse_floor": True, "toxic_guard": True},
 }
-FEE_BPS = 1.5  # the simulated venue's maker fee for the capture: what the floor adds
 
 
 def _overlay(data: Path, until_s: float | None, out: Path) -> AppConfig:
@@ -60,7 +59,8 @@ def _overlay(data: Path, until_s: float | None, out: Path) -> AppConfig:
 
 
 def _with(config: AppConfig, switches: dict[str, bool]) -> AppConfig:
-    quoting = msgspec.structs.replace(config.quoting, maker_fee_bps=FEE_BPS, **switches)
+    # The floor adds the market's own maker fee (the instrument's, as the venue charges it).
+    quoting = msgspec.structs.replace(config.quoting, **switches)
     return msgspec.structs.replace(config, quoting=quoting)
 
 

@@ -418,8 +418,9 @@ class QuotingConfig(_Config, frozen=True):
     """How long after a fill its adverse move is read, seconds: about how long a fill is
     held before the other side offsets it (a few dozen fills an hour a side), not the 1 s
     the move after a print takes."""
-    maker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] = 0.0
-    """The maker fee the floor adds (negative: a rebate), bps."""
+    maker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] | None = None
+    """The maker fee the floor adds (negative: a rebate), bps; unset: the market's own
+    (``[fees]``, the instrument table, the venue's ``userFees``; 0 where none is known)."""
     toxic_guard: bool = False
     toxic_enter: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.9
     toxic_exit: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.8

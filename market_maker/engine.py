@@ -257,7 +257,10 @@ class QuoteEngine:
             else None
         )
         """Our fills' adverse move (``[quoting] adverse_floor``); None when off."""
-        self._maker_fee_bps = quoting.maker_fee_bps
+        fee = quoting.maker_fee_bps
+        if fee is None:
+            fee = instrument.maker_fee_bps if instrument.maker_fee_bps is not None else 0.0
+        self._maker_fee_bps = fee
         self._toxic_guard = quoting.toxic_guard
         self._toxic_enter = quoting.toxic_enter
         self._toxic_exit = quoting.toxic_exit

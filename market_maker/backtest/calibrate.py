@@ -655,7 +655,7 @@ def _quoting_section(c: Calibration, bad: dict[str, str]) -> list[str]:
         return []
     return [
         "# What the quotes price beyond GLFT: switch each on with fair_value, adverse_floor",
-        "# and toxic_guard = true (and set maker_fee_bps to your fee).",
+        "# and toxic_guard = true (the floor adds the market's maker fee; maker_fee_bps sets it).",
         "[quoting]",
         *lines,
         "",
