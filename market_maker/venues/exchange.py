@@ -495,16 +495,36 @@ class ExchangeCore:
                 self._last_md = ts
                 if parts is None:
                     return ev  # nothing is due before it: hand it over as it is
-                return _market_event(kind, ts, None if xts < 0 else xts, a, b)
+                xts_or_none = None if xts < 0 else xts
+                if kind == MARKET_BOOK:
+                    return BookUpdate(ts_ns=ts, bids=a, asks=b, exchange_ts_ns=xts_or_none)
+                return Trade(
+                    ts_ns=ts,
+                    price=a,
+                    size=b,
+                    aggressor=_BUY if kind == MARKET_BUY else _SELL,
+                    exchange_ts_ns=xts_or_none,
+                )
             # One stream: jitter delays market data, never reorders it.
             deliver = ts + latency
             if deliver < self._last_md:
                 deliver = self._last_md
             self._last_md = deliver
+            event: Event
             if parts is None:
                 event = _restamp(ev, deliver)
-            else:  # as received: the venue's time is the event's own when it gave none
-                event = _market_event(kind, deliver, ts if xts < 0 else xts, a, b)
+            elif kind == MARKET_BOOK:  # as received: the venue's time is its own if none given
+                event = BookUpdate(
+                    ts_ns=deliver, bids=a, asks=b, exchange_ts_ns=ts if xts < 0 else xts
+                )
+            else:
+                event = Trade(
+                    ts_ns=deliver,
+                    price=a,
+                    size=b,
+                    aggressor=_BUY if kind == MARKET_BUY else _SELL,
+                    exchange_ts_ns=ts if xts < 0 else xts,
+                )
             self._seq += 1
             heapq.heappush(heap, (deliver, self._seq, _DELIVER, event))
 
@@ -974,21 +994,6 @@ class ExchangeCore:
                 exchange_ts_ns=t if self._block_ns else self._stamp(t),
             ),
         )
-
-
-def _market_event(
-    kind: int, ts_ns: int, exchange_ts_ns: int | None, a: Any, b: Any
-) -> BookUpdate | Trade:
-    """The market event of ``PartsSource.pop_parts``'s parts, received at ``ts_ns``."""
-    if kind == MARKET_BOOK:
-        return BookUpdate(ts_ns=ts_ns, bids=a, asks=b, exchange_ts_ns=exchange_ts_ns)
-    return Trade(
-        ts_ns=ts_ns,
-        price=a,
-        size=b,
-        aggressor=_BUY if kind == MARKET_BUY else _SELL,
-        exchange_ts_ns=exchange_ts_ns,
-    )
 
 
 def _restamp(event: Event, ts_ns: int) -> Event:

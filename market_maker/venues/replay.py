@@ -358,7 +358,7 @@ class ReplayMarket:
     # ----- MarketSource ----------------------------------------------------------------------
 
     def peek_ns(self) -> int | None:
-        if self._decoded is not None:
+        if self._cache is not None:
             i = self._next_event
             if i < self._events:
                 self._seen = i  # the depth book now has the changes that came before it
@@ -373,7 +373,7 @@ class ReplayMarket:
         return self._buffer[0].ts_ns
 
     def pop(self) -> BookUpdate | Trade:
-        if self._decoded is None:
+        if self._cache is None:
             return self._buffer.popleft()
         kind, ts, xts, a, b = self.pop_parts()
         exchange_ts = None if xts < 0 else xts
@@ -393,14 +393,17 @@ class ReplayMarket:
         (``MARKET_BOOK``) with ``a, b`` its bids and asks, or a trade (``MARKET_BUY``,
         ``MARKET_SELL``: the aggressor's side) with ``a, b`` its price and size;
         ``exchange_ts_ns`` is -1 when the venue gave none. IndexError past the end."""
-        c = self._decoded
-        if c is None:
+        cache = self._cache
+        if cache is None:
             ev = self._buffer.popleft()
             xts = -1 if ev.exchange_ts_ns is None else ev.exchange_ts_ns
             if isinstance(ev, BookUpdate):
                 return BOOK, ev.ts_ns, xts, ev.bids, ev.asks
             kind = BUY_TRADE if ev.aggressor is _BUY else SELL_TRADE
             return kind, ev.ts_ns, xts, ev.price, ev.size
+        c = self._decoded
+        if c is None:
+            c = self._decoded = cache.columns()  # on the first event: not for a peek at stats
         i = self._next_event
         if i >= self._events:
             raise IndexError("the replay has ended")
@@ -433,7 +436,7 @@ class ReplayMarket:
         """How much of the capture has been read, 0 to 1 (for progress bars)."""
         if self._done:
             return 1.0
-        if self._decoded is not None:
+        if self._cache is not None:
             return self._next_event / max(1, self._events)
         return min(1.0, self._read_fraction[0])
 
@@ -491,6 +494,26 @@ class ReplayMarket:
                     last = key
         return out[:limit]
 
+    def exchange_delays_ms(self, limit: int) -> list[float]:
+        """Receive time minus the venue's (milliseconds) of the first ``limit`` events that
+        carry both, from the start, without moving this replay (``capture_feed_latency``).
+        Reads the replay cache's time columns when there is one, else decodes the capture."""
+        out: list[float] = []
+        cache = self._cache
+        if cache is None:
+            market = ReplayMarket(self.path, self.instrument, cache=False)
+            while len(out) < limit and market.peek_ns() is not None:
+                ev = market.pop()
+                if ev.exchange_ts_ns is not None:
+                    out.append((ev.ts_ns - ev.exchange_ts_ns) / 1e6)
+            return out
+        for ts, xts in zip(self._stamps, cache.exchange_ts_ns, strict=True):
+            if xts >= 0:
+                out.append((ts - xts) / 1e6)
+                if len(out) >= limit:
+                    break
+        return out
+
     # ----- the replay cache ------------------------------------------------------------------
 
     def _use_cache(self) -> None:
@@ -506,8 +529,7 @@ class ReplayMarket:
             decoded.index_depth()
             save_cached(decoded, file, key)  # unwritable: the next run decodes again
         self._cache = decoded
-        self._decoded = decoded.columns()
-        self._stamps = self._decoded["ts_ns"]
+        self._stamps = decoded.ts_ns.tolist()
         self._events = len(decoded)
         self._next_event = 0
         self._next_value = 0
