@@ -78,7 +78,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("depth_size", "d"),  # 0: the level was deleted
     ("clear_event", "q"),  # events before which the whole book was replaced, ascending
 )
-_EVENT_COLUMNS = ("kind", "ts_ns", "exchange_ts_ns", "price", "size", "levels", "level_values")
+_EVENT_COLUMNS = ("kind", "exchange_ts_ns", "price", "size", "levels", "level_values")
 
 
 def _level_key(change: tuple[int, int, float]) -> int:
