@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from market_maker.model import BookUpdate, Side, Trade
 
@@ -81,8 +82,11 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
 _EVENT_COLUMNS = ("kind", "exchange_ts_ns", "price", "size", "levels", "level_values")
 
 
-def _level_key(change: tuple[int, int, float]) -> int:
-    return change[0]
+def _q(values: Any) -> array[int]:
+    """A numpy integer array as an ``array('q')``."""
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
 
 
 class _Header(msgspec.Struct):
@@ -110,8 +114,10 @@ class DecodedCapture:
         self.clear_event = array("q")
         self.stats: dict[str, int] = {}
         # The depth-book changes in the order they happened, while the cache is built
-        # (``add_op``); ``index_depth`` sorts them into the depth columns.
-        self._ops: list[tuple[int, int, int, float]] = []
+        # (``add_op``: event, code and ticks, and the size); ``index_depth`` sorts them into
+        # the depth columns.
+        self._op_ints = array("q")
+        self._op_sizes = array("d")
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -140,27 +146,30 @@ class DecodedCapture:
     def add_op(self, event: int, code: int, ticks: int = 0, size: float = 0.0) -> None:
         """The depth book changed before event number ``event`` (non-decreasing): a level set
         (``SET_BID``/``SET_ASK``, size 0 deletes it) or the whole book cleared (``CLEAR``)."""
-        self._ops.append((event, code, ticks, size if size > 0.0 else 0.0))
+        self._op_ints.extend((event, code, ticks))
+        self._op_sizes.append(size if size > 0.0 else 0.0)
 
     def index_depth(self) -> None:
         """Sort the changes ``add_op`` recorded into the depth columns (once, when built)."""
-        ops, self._ops = self._ops, []
-        kept: list[tuple[int, int, float]] = []  # (key, event, size), newest first
-        clears: list[int] = []
-        cleared = -1  # the event of the latest clear seen walking back
-        for event, code, ticks, size in reversed(ops):
-            if code == CLEAR:
-                if event != cleared:
-                    clears.append(event)
-                cleared = event
-            elif event != cleared:  # not overwritten by a clear of the same instant
-                kept.append((ticks * 2 + (code == SET_ASK), event, size))
-        kept.reverse()
-        kept.sort(key=_level_key)  # stable: each level's changes stay in time order
-        self.depth_key = array("q", [k for k, _, _ in kept])
-        self.depth_event = array("q", [e for _, e, _ in kept])
-        self.depth_size = array("d", [z for _, _, z in kept])
-        self.clear_event = array("q", reversed(clears))
+        ints = np.frombuffer(self._op_ints, dtype=np.int64).reshape(-1, 3)
+        sizes = np.frombuffer(self._op_sizes, dtype=np.float64)
+        self._op_ints, self._op_sizes = array("q"), array("d")
+        events, codes, ticks = ints[:, 0], ints[:, 1], ints[:, 2]
+        is_clear = codes == CLEAR
+        clear_at = np.flatnonzero(is_clear)
+        clear_events = events[clear_at]
+        # A change before a clear at the same event is overwritten by it: dropped. The last
+        # clear at each change's event (if any) is found by bisection on the clears' events.
+        keep = ~is_clear
+        if len(clear_at):
+            last = np.maximum(np.searchsorted(clear_events, events, side="right") - 1, 0)
+            keep &= ~((clear_events[last] == events) & (clear_at[last] > np.arange(len(events))))
+        keys = ticks[keep] * 2 + (codes[keep] == SET_ASK)
+        order = np.argsort(keys, kind="stable")  # each level's changes stay in time order
+        self.depth_key = _q(keys[order])
+        self.depth_event = _q(events[keep][order])
+        self.depth_size = array("d", sizes[keep][order].tobytes())
+        self.clear_event = _q(np.unique(clear_events))
 
     # ----- reading -----------------------------------------------------------------------
 
