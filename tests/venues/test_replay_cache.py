@@ -256,3 +256,31 @@ def test_parts_from_the_cache_are_the_events_from_the_capture(cache, capture):
     assert cached.peek_ns() is None and n > 100
     with pytest.raises(IndexError):
         cached.pop_parts()
+
+
+def test_a_backtest_reads_the_depth_book_only_where_an_order_of_ours_joins_it(cache, monkeypatch):
+    """One lookup per order that rests (a placement, or the new order of a modify), none per
+    market event: a few hundred lookups against 445,000 depth changes on the BTC capture."""
+    from market_maker.venues.exchange import ExchangeCore
+
+    lookups = []
+    size_at = replay_cache.DecodedCapture.size_at
+
+    def counted(self, key, event):
+        lookups.append(key)
+        return size_at(self, key, event)
+
+    monkeypatch.setattr(replay_cache.DecodedCapture, "size_at", counted)
+    venues: list[ExchangeCore] = []
+    init = ExchangeCore.__init__
+
+    def kept(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        venues.append(self)
+
+    monkeypatch.setattr(ExchangeCore, "__init__", kept)
+    result, _ = run_session(AppConfig(), data=BINANCE, seed=1)
+    stats = venues[-1].stats
+    assert result.market_events == 87_402 and stats.placed + stats.modifies > 400
+    assert stats.placed <= len(lookups) <= stats.placed + stats.modifies
+    assert len(lookups) < 0.01 * 445_263
