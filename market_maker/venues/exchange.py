@@ -525,6 +525,14 @@ class ExchangeCore:
                     aggressor=_BUY if kind == MARKET_BUY else _SELL,
                     exchange_ts_ns=ts if xts < 0 else xts,
                 )
+            if (not heap or deliver < heap[0][0]) and (not live or deliver <= limit):
+                # Due before anything queued (ties go to what was queued first) and no later
+                # than the next market event (ties go to the queue): the queue would hand it
+                # straight back.
+                t_next = market.peek_ns()
+                if t_next is None or deliver <= t_next:
+                    self.now_ns = deliver
+                    return event
             self._seq += 1
             heapq.heappush(heap, (deliver, self._seq, _DELIVER, event))
 
