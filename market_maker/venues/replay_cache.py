@@ -24,7 +24,7 @@ processes of one sweep may race to build one.
 
 Layout: ``MAGIC``, a little-endian u32 header length, a JSON header (version, key, byte order,
 array lengths, stats), then the arrays of ``_COLUMNS`` as raw machine values in that order.
-The whole capture is held in memory as arrays (about 170 bytes per event on the Binance
+The whole capture is held in memory as arrays (about 190 bytes per event on the Binance
 capture, most of it depth-book changes).
 """
 
