@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from market_maker.backtest.session import run_session
+from market_maker.backtest.session import replay_exchange, run_session
 from market_maker.config import AppConfig
 from market_maker.venues.replay import ReplayMarket
 
@@ -38,6 +38,21 @@ def test_replay_market_events_from_the_cache(benchmark):
     n = benchmark.pedantic(lambda: _drain(True), rounds=5, iterations=1)
     benchmark.extra_info["market_events"] = n
     benchmark.extra_info["market_events_per_s"] = n / benchmark.stats.stats.median
+
+
+def _venue_alone() -> int:
+    exchange = replay_exchange(ReplayMarket(DATA), seed=1)
+    return sum(1 for _ in exchange.events())
+
+
+def test_replay_and_venue_alone(benchmark):
+    """The capture through the replay cache and the simulated exchange with no engine (what
+    every backtest of the capture pays before it decides anything): market data delayed by
+    the capture's feed latency, timers and account updates."""
+    _venue_alone()  # builds the cache, reads the feed latency once
+    n = benchmark.pedantic(_venue_alone, rounds=5, iterations=1)
+    benchmark.extra_info["events"] = n
+    benchmark.extra_info["events_per_s"] = n / benchmark.stats.stats.median
 
 
 def test_replay_market_events_decoding_the_capture(benchmark):

@@ -11,9 +11,23 @@ change, refits A, k and the volatility every 5 s, and re-posts a 20-order grid a
 GLFT depths. Our side is ``market-maker backtest --data CAPTURE``: the engine reacts to every
 event (no time grid) with the default config, the replay read from its decoded cache.
 
-Both run one after the other in one worker process, alternating (hftbacktest, ours,
-hftbacktest, ...), so a busy machine slows both alike; each side is warmed up once untimed
-(numba compiles, our cache is built), and the times are CPU seconds of the worker.
+Ours runs three ways each round:
+
+- **event-driven**, as we run it: a quote cycle on every event;
+- **same cadence** (100 ms): the engine is handed the market once per 100 ms step of the
+  venue's timer, as the tutorial's loop looks at it: the step's latest book, then the timer
+  (private messages, fills and acks, as they arrive). The venue still replays and matches every
+  event; the step's trades reach only the venue, so the engine's trade-driven estimators keep
+  their priors: this measures the cost at the tutorial's number of decisions, not the same
+  strategy;
+- **replay and venue alone**: the capture through the replay and the simulated exchange with
+  no engine (what any backtest of ours pays before it decides anything).
+
+Each round runs hftbacktest, then ours three ways, one after the other in one worker process,
+so a busy machine slows them alike; each is warmed up once untimed (numba compiles, our cache
+is built), and the times are CPU seconds of the worker. The ratios (ours / hftbacktest) are
+taken per round, against that round's hftbacktest time, and summarised by their minimum and
+median.
 
 Set alike: the same capture, 20 ms order latency each way (ours: 20 +/- 5 ms, fills 25 ms plus
 jitter), a maker fee of 1.5 bps, post-only orders, tick 0.1 and lot 0.001. What differs:
@@ -32,8 +46,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-usdm" / "btcusdt_20240808.gz"
 
@@ -234,31 +250,104 @@ def run_hftbacktest(npz: str) -> dict[str, float]:
     }
 
 
-def run_ours(capture: str) -> dict[str, float]:
-    from market_maker.backtest.session import run_session
-    from market_maker.config import AppConfig
+class _Steps:
+    """The venue as the engine sees it at the same cadence: market data only at the venue's
+    100 ms timer (the step's latest book, then the timer), private messages as they come. The
+    rest of the venue (its stats, ledger, meter, accounts) is the wrapped one's."""
 
-    if "ours" not in _compiled:
-        _compiled["ours"] = True
-        run_session(AppConfig(), data=Path(capture), seed=1)  # builds the replay cache
-    cpu = time.process_time()
-    wall = time.perf_counter()
-    result, _ = run_session(AppConfig(), data=Path(capture), seed=1)
+    def __init__(self, venue: Any) -> None:
+        object.__setattr__(self, "_venue", venue)
+        object.__setattr__(self, "_out", deque())
+        object.__setattr__(self, "_book", None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._venue, name, value)  # the runner attaches its ledger to the venue
+
+    def pop_next(self) -> Any:
+        from market_maker.model import BookUpdate, Timer, Trade
+
+        out = self._out
+        while not out:
+            ev = self._venue.pop_next()
+            if ev is None:
+                return None
+            kind = type(ev)
+            if kind is BookUpdate:
+                object.__setattr__(self, "_book", ev)
+            elif kind is Timer:
+                if self._book is not None:
+                    out.append(self._book)
+                    object.__setattr__(self, "_book", None)
+                out.append(ev)
+            elif kind is not Trade:
+                return ev
+        return out.popleft()
+
+
+def _counts(result: Any) -> dict[str, float]:
+    counters = result.engine_counters
     return {
-        "cpu_s": time.process_time() - cpu,
-        "wall_s": time.perf_counter() - wall,
         "events": float(result.events),
         "market_events": float(result.market_events),
         "cycles": float(result.quote_cycles),
         "strategy_runs": float(
             result.quote_cycles
-            - result.engine_counters.get("quiet_cycles", 0)
-            - result.engine_counters.get("held_cycles", 0)
-            - result.engine_counters.get("reused_quotes", 0)
+            - counters.get("quiet_cycles", 0)
+            - counters.get("held_cycles", 0)
+            - counters.get("reused_quotes", 0)
         ),
         "orders": float(result.orders_sent),
         "fills": float(result.fills),
     }
+
+
+def _ours(capture: Path, mode: str) -> dict[str, float]:
+    from market_maker.backtest.runner import run_backtest
+    from market_maker.backtest.session import capture_feed_latency, replay_exchange, run_session
+    from market_maker.config import AppConfig
+    from market_maker.engine import QuoteEngine
+    from market_maker.venues.replay import ReplayMarket
+
+    if mode == "event":
+        result, _ = run_session(AppConfig(), data=capture, seed=1)
+        return _counts(result)
+    config = AppConfig()
+    market = ReplayMarket(capture, overrides=config.instrument)
+    feed = capture_feed_latency(capture, market.instrument)
+    venue = replay_exchange(
+        market, 1, request_expiry_s=config.orders.request_expiry_s, feed_latency=feed
+    )
+    if mode == "venue":
+        events = sum(1 for _ in venue.events())
+        return {"events": float(events), "fills": 0.0}
+    engine = QuoteEngine(config, market.instrument)
+    result, _ = run_backtest(_Steps(venue), engine, source=f"data:{capture.name}", seed=1)
+    return _counts(result)
+
+
+def run_ours(capture: str, mode: str = "event") -> dict[str, float]:
+    """Our side, ``mode`` ``event``, ``cadence`` or ``venue`` (see the module docstring)."""
+    if mode not in _compiled:
+        _compiled[mode] = True
+        _ours(Path(capture), mode)  # the first run builds the replay cache: untimed
+    cpu = time.process_time()
+    wall = time.perf_counter()
+    out = _ours(Path(capture), mode)
+    return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall, **out}
+
+
+_MODES = (
+    ("event", "event-driven"),
+    ("cadence", "same cadence (100 ms)"),
+    ("venue", "replay and venue alone"),
+)
+
+
+def _summary(values: list[float]) -> str:
+    return f"min {min(values):6.2f}x  median {statistics.median(values):6.2f}x"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,26 +363,54 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         npz = convert(args.data, Path(tmp) / "capture.npz")
         hbt: list[dict[str, float]] = []
-        ours: list[dict[str, float]] = []
+        ours: dict[str, list[dict[str, float]]] = {mode: [] for mode, _ in _MODES}
         with ProcessPoolExecutor(max_workers=1) as pool:
             for _ in range(args.rounds):
                 hbt.append(pool.submit(run_hftbacktest, str(npz)).result())
-                ours.append(pool.submit(run_ours, str(args.data)).result())
-    h = statistics.median(r["cpu_s"] for r in hbt)
-    o = statistics.median(r["cpu_s"] for r in ours)
-    last = ours[-1]
-    print(f"capture: {args.data.name}  rounds: {args.rounds} (medians of CPU seconds)")
+                for mode, _ in _MODES:
+                    ours[mode].append(pool.submit(run_ours, str(args.data), mode).result())
     print(
-        f"hftbacktest GLFT grid, 100 ms steps: {h:7.3f} s  "
-        f"({hbt[-1]['steps']:,.0f} steps, {hbt[-1]['orders']:,.0f} orders and cancels)"
+        f"capture: {args.data.name}  rounds: {args.rounds}  (CPU seconds; ratio ours / hftbacktest)"
     )
     print(
-        f"market_maker replay backtest:        {o:7.3f} s  "
-        f"({last['events']:,.0f} events, {last['strategy_runs']:,.0f} strategy runs, "
-        f"{last['orders']:,.0f} orders, {last['fills']:,.0f} fills)"
+        f"hftbacktest GLFT grid, 100 ms steps: {hbt[-1]['steps']:,.0f} steps, "
+        f"{hbt[-1]['orders']:,.0f} orders and cancels"
     )
-    print(f"ratio (ours / hftbacktest): {o / h:.1f}x")
-    print(f"our market events per CPU second: {last['market_events'] / o:,.0f}")
+    event, cadence = ours["event"][-1], ours["cadence"][-1]
+    print(
+        f"ours event-driven: {event['events']:,.0f} events, {event['cycles']:,.0f} cycles, "
+        f"{event['strategy_runs']:,.0f} strategy runs, {event['orders']:,.0f} orders, "
+        f"{event['fills']:,.0f} fills"
+    )
+    print(
+        f"ours same cadence: {cadence['events']:,.0f} events to the engine, "
+        f"{cadence['cycles']:,.0f} cycles, {cadence['strategy_runs']:,.0f} strategy runs, "
+        f"{cadence['orders']:,.0f} orders, {cadence['fills']:,.0f} fills"
+    )
+    header = f"{'round':>5}  {'hftbacktest':>11}" + "".join(f"  {label:>24}" for _, label in _MODES)
+    print(header)
+    ratios: dict[str, list[float]] = {mode: [] for mode, _ in _MODES}
+    for r, h in enumerate(hbt):
+        row = f"{r + 1:>5}  {h['cpu_s']:10.3f}s"
+        for mode, _ in _MODES:
+            o = ours[mode][r]["cpu_s"]
+            ratios[mode].append(o / h["cpu_s"])
+            row += f"  {o:15.3f}s {o / h['cpu_s']:6.2f}x"
+        print(row)
+    for mode, label in _MODES:
+        times = [x["cpu_s"] for x in ours[mode]]
+        print(
+            f"{label:>24}: {_summary(ratios[mode])}  "
+            f"(ours min {min(times):.3f} s, median {statistics.median(times):.3f} s)"
+        )
+    h_times = [x["cpu_s"] for x in hbt]
+    print(
+        f"{'hftbacktest':>24}: min {min(h_times):.3f} s, median {statistics.median(h_times):.3f} s"
+    )
+    events = ours["event"][-1]["market_events"]
+    print(
+        f"our market events per CPU second, event-driven: {events / min(r['cpu_s'] for r in ours['event']):,.0f}"
+    )
     return 0
 
 

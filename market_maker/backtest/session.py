@@ -104,13 +104,7 @@ def capture_feed_latency(
 ) -> FeedLatency:
     """``feed_latency_from_delays`` over the first ``limit`` events of the capture at ``path``
     that carry the venue's time (read once per process: a sweep replays a capture many times)."""
-    market = ReplayMarket(path, instrument)
-    delays: list[float] = []
-    while len(delays) < limit and market.peek_ns() is not None:
-        ev = market.pop()
-        if ev.exchange_ts_ns is not None:
-            delays.append((ev.ts_ns - ev.exchange_ts_ns) / 1e6)
-    return feed_latency_from_delays(delays)
+    return feed_latency_from_delays(ReplayMarket(path, instrument).exchange_delays_ms(limit))
 
 
 def replay_exchange(

@@ -54,7 +54,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -81,6 +81,9 @@ from market_maker.model import (
 from market_maker.venues.resting import RestingMeter
 
 __all__ = [
+    "MARKET_BOOK",
+    "MARKET_BUY",
+    "MARKET_SELL",
     "ExchangeCore",
     "ExchangeStats",
     "Faults",
@@ -88,6 +91,7 @@ __all__ = [
     "FillObserver",
     "LatencyModel",
     "MarketSource",
+    "PartsSource",
     "RateLimit",
     "VenueModel",
     "VenueProfile",
@@ -230,6 +234,22 @@ class MarketSource(Protocol):
         ...
 
 
+MARKET_BOOK, MARKET_BUY, MARKET_SELL = 0, 1, 2
+"""Kinds of a market event handed over in parts (``PartsSource.pop_parts``): a book, or a
+trade whose aggressor bought or sold."""
+
+
+@runtime_checkable
+class PartsSource(MarketSource, Protocol):
+    """A market that can hand over its next event as parts, so the event the engine receives
+    is the only one built (the replay; ``venues/replay.py``)."""
+
+    def pop_parts(self) -> tuple[int, int, int, Any, Any]:
+        """``(kind, ts_ns, exchange_ts_ns, a, b)``: ``MARKET_BOOK`` with bids and asks, or
+        ``MARKET_BUY``/``MARKET_SELL`` with price and size; ``exchange_ts_ns`` -1 for none."""
+        ...
+
+
 class FillObserver(Protocol):
     """Watches the venue's fills and touch changes (``backtest.analytics.FillLedger``)."""
 
@@ -361,6 +381,7 @@ class ExchangeCore:
         self._jump_window_s = profile.priority_window_ms * 1e-3
         self._jump_rng = random.Random(f"priority-{seed}")
         self.market = market
+        self._parts = market if isinstance(market, PartsSource) else None
         self.rng = random.Random(seed)
         # Market-data delays get their own stream, so what the market does and when we hear of
         # it never depends on what our orders did (strategies compared on a seed see one market).
@@ -481,20 +502,74 @@ class ExchangeCore:
                 continue
             if t_market is None:
                 return None
-            ev = market.pop()
-            self.now_ns = ev.ts_ns
-            if isinstance(ev, BookUpdate):
-                self._on_book(ev)
+            parts = self._parts
+            if parts is None:
+                ev = market.pop()
+                ts = ev.ts_ns
+                self.now_ns = ts
+                if isinstance(ev, BookUpdate):
+                    self._on_book(ev)
+                else:
+                    self._on_trade(ev)
             else:
-                self._on_trade(ev)
-            latency = self.md_latency.sample_ns(self._md_rng, market.load())
-            if latency == 0 and (not heap or heap[0][0] > ev.ts_ns):
-                self._last_md = ev.ts_ns
-                return ev  # nothing is due before it: hand it over as it is
+                kind, ts, xts, a, b = parts.pop_parts()
+                self.now_ns = ts
+                if kind == MARKET_BOOK:
+                    self._book_top(ts, a, b)
+                else:
+                    self._trade_at(ts, a, b, kind == MARKET_SELL)
+            md = self.md_latency
+            if md.load_factor > 0.0:
+                latency = md.sample_ns(self._md_rng, market.load())
+            elif md.jitter_ms > 0.0:  # sample_ns without the load (it would not change it)
+                ms = md.base_ms + self._md_rng.expovariate(1.0 / md.jitter_ms)
+                latency = int(ms * 1_000_000)
+            else:
+                latency = int(md.base_ms * 1_000_000)
+            if latency == 0 and (not heap or heap[0][0] > ts):
+                self._last_md = ts
+                if parts is None:
+                    return ev  # nothing is due before it: hand it over as it is
+                xts_or_none = None if xts < 0 else xts
+                if kind == MARKET_BOOK:
+                    return BookUpdate(ts_ns=ts, bids=a, asks=b, exchange_ts_ns=xts_or_none)
+                return Trade(
+                    ts_ns=ts,
+                    price=a,
+                    size=b,
+                    aggressor=_BUY if kind == MARKET_BUY else _SELL,
+                    exchange_ts_ns=xts_or_none,
+                )
             # One stream: jitter delays market data, never reorders it.
-            deliver = max(ev.ts_ns + latency, self._last_md)
+            deliver = ts + latency
+            if deliver < self._last_md:
+                deliver = self._last_md
             self._last_md = deliver
-            self._deliver(deliver, _restamp(ev, deliver))
+            event: Event
+            if parts is None:
+                event = _restamp(ev, deliver)
+            elif kind == MARKET_BOOK:  # as received: the venue's time is its own if none given
+                event = BookUpdate(
+                    ts_ns=deliver, bids=a, asks=b, exchange_ts_ns=ts if xts < 0 else xts
+                )
+            else:
+                event = Trade(
+                    ts_ns=deliver,
+                    price=a,
+                    size=b,
+                    aggressor=_BUY if kind == MARKET_BUY else _SELL,
+                    exchange_ts_ns=ts if xts < 0 else xts,
+                )
+            if (not heap or deliver < heap[0][0]) and (not live or deliver <= limit):
+                # Due before anything queued (ties go to what was queued first) and no later
+                # than the next market event (ties go to the queue): the queue would hand it
+                # straight back.
+                t_next = market.peek_ns()
+                if t_next is None or deliver <= t_next:
+                    self.now_ns = deliver
+                    return event
+            self._seq += 1
+            heapq.heappush(heap, (deliver, self._seq, _DELIVER, event))
 
     def events(self) -> Iterator[Event]:
         """Every event until the market ends (without engine interaction)."""
@@ -933,19 +1008,30 @@ class ExchangeCore:
             self.ledger.on_funding(t, usd, self.position)
 
     def _on_book(self, book: BookUpdate) -> None:
-        if not book.bids or not book.asks:
+        self._book_top(book.ts_ns, book.bids, book.asks)
+
+    def _book_top(
+        self,
+        ts_ns: int,
+        bids: tuple[tuple[float, float], ...],
+        asks: tuple[tuple[float, float], ...],
+    ) -> None:
+        """A book at ``ts_ns``: only its touch matters to our orders."""
+        if not bids or not asks:
             return
         tick = self.tick
-        if not (0.0 < book.bids[0][0] < tick * 1e15 and 0.0 < book.asks[0][0] < tick * 1e15):
+        bid_px = bids[0][0]
+        ask_px = asks[0][0]
+        if not (0.0 < bid_px < tick * 1e15 and 0.0 < ask_px < tick * 1e15):
             return  # not a price any order of ours can meet
-        bb = math.floor(book.bids[0][0] / tick + 0.5)
-        ba = math.floor(book.asks[0][0] / tick + 0.5)
+        bb = math.floor(bid_px / tick + 0.5)
+        ba = math.floor(ask_px / tick + 0.5)
         if not 0 < bb < ba:
             return
         if bb == self.best_bid and ba == self.best_ask:
             return  # sizes only: every resting order was checked against this touch already
         if self.ledger is not None:
-            self.ledger.on_mid(book.ts_ns, self.mid)
+            self.ledger.on_mid(ts_ns, self.mid)
         self.best_bid, self.best_ask = bb, ba
         first = self.mid != self.mid
         self.mid = 0.5 * (bb + ba) * tick
@@ -954,18 +1040,24 @@ class ExchangeCore:
                 self.initial_settlement = self.initial_equity / self.mid
             if self._spot and self.position_lots:
                 self._initial_base_value = self.position_lots * self.lot * self.mid
+        if not self._orders:
+            return
         # The market moved through our price: whoever traded there traded with us first.
         for order in list(self._orders.values()):
             crossed = order.price_ticks >= ba if order.side is _BUY else order.price_ticks <= bb
             if crossed:
-                self._fill(order, order.remaining_lots, book.ts_ns)
+                self._fill(order, order.remaining_lots, ts_ns)
 
     def _on_trade(self, trade: Trade) -> None:
-        if not (0.0 < trade.price < self.tick * 1e15 and trade.size > 0.0):
+        self._trade_at(trade.ts_ns, trade.price, trade.size, trade.aggressor is _SELL)
+
+    def _trade_at(self, ts_ns: int, price: float, size: float, sell_aggressor: bool) -> None:
+        """A print at ``ts_ns``: it fills what of ours it reaches (queue model)."""
+        if not (0.0 < price < self.tick * 1e15 and size > 0.0):
             return  # NaN, inf and absurd prints trade with nobody
-        price_ticks = math.floor(trade.price / self.tick + 0.5)
-        size = trade.size
-        sell_aggressor = trade.aggressor is _SELL
+        if not self._orders:
+            return
+        price_ticks = math.floor(price / self.tick + 0.5)
         for order in list(self._orders.values()):
             if (order.side is _BUY) != sell_aggressor:
                 continue  # a buy aggressor only trades with resting asks, and vice versa
@@ -976,7 +1068,7 @@ class ExchangeCore:
                 through = price_ticks > order.price_ticks
                 at = price_ticks == order.price_ticks
             if through:
-                self._fill(order, order.remaining_lots, trade.ts_ns)
+                self._fill(order, order.remaining_lots, ts_ns)
             elif at:
                 # A print at our price trades the front of the queue: it first eats what is
                 # ahead of us (which counts our own earlier orders there), then us.
@@ -985,7 +1077,7 @@ class ExchangeCore:
                 if left > 0.0:
                     lots = min(order.remaining_lots, math.floor(left / self.lot + 1e-9))
                     if lots > 0:
-                        self._fill(order, lots, trade.ts_ns)
+                        self._fill(order, lots, ts_ns)
 
     def _fill(self, order: _Resting, lots: int, t: int, *, taker: bool = False) -> None:
         price = order.price_ticks * self.tick

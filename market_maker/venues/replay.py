@@ -28,7 +28,6 @@ import gzip
 import math
 import os
 import zlib
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +49,7 @@ from market_maker.venues.replay_cache import (
     BOOK,
     BUY_TRADE,
     CLEAR,
+    SELL_TRADE,
     SET_ASK,
     SET_BID,
     DecodedCapture,
@@ -524,7 +524,10 @@ class ReplayMarket:
         self._bid_u: dict[int, int] = {}
         self._ask_u: dict[int, int] = {}
         self._diff_count = 0
-        self._touch: BookUpdate | None = None
+        self._touch: (
+            tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]] | None
+        ) = None
+        """The last book's (bids, asks): the queue where no depth is known."""
         """The last book popped: the touch, for an order's queue when there is no depth."""
         self._buffer: deque[BookUpdate | Trade] = deque()
         self._read_fraction = [0.0]
@@ -533,7 +536,14 @@ class ReplayMarket:
         self._last_ns = -1
         self._journal: DecodedCapture | None = None  # set while building the cache
         self._cache: DecodedCapture | None = None
-        self._decoded: dict[str, list[Any]] | None = None  # the cache's columns when replaying it
+        # Replaying the cache: its event columns, the next event and its first level value,
+        # and the event before which the depth book stands (the latest one peeked; -1: none).
+        self._decoded: dict[str, list[Any]] | None = None
+        self._stamps: list[int] = []
+        self._events = 0
+        self._next_event = 0
+        self._next_value = 0
+        self._seen = -1
         self.cached = False
         """True when events come from the replay cache rather than the capture's text."""
         if cache_enabled() if cache is None else cache:
@@ -542,20 +552,81 @@ class ReplayMarket:
     # ----- MarketSource ----------------------------------------------------------------------
 
     def peek_ns(self) -> int | None:
+        if self._cache is not None:
+            i = self._next_event
+            if i < self._events:
+                self._seen = i  # the depth book now has the changes that came before it
+                return self._stamps[i]
+            self._seen = self._events
+            self._done = True
+            return None
         while not self._buffer:
             if self._done:
                 return None
-            if self._decoded is not None:
-                self._read_decoded()
-            else:
-                self._read_one()
+            self._read_one()
         return self._buffer[0].ts_ns
 
     def pop(self) -> BookUpdate | Trade:
-        ev = self._buffer.popleft()
-        if type(ev) is BookUpdate:
-            self._touch = ev
-        return ev
+        if self._cache is None:
+            ev = self._buffer.popleft()
+            if type(ev) is BookUpdate:
+                self._touch = (ev.bids, ev.asks)
+            return ev
+        kind, ts, xts, a, b = self.pop_parts()
+        exchange_ts = None if xts < 0 else xts
+        if kind == BOOK:
+            return BookUpdate(ts_ns=ts, bids=a, asks=b, exchange_ts_ns=exchange_ts)
+        return Trade(
+            ts_ns=ts,
+            price=a,
+            size=b,
+            aggressor=_BUY if kind == BUY_TRADE else _SELL,
+            exchange_ts_ns=exchange_ts,
+        )
+
+    def pop_parts(self) -> tuple[int, int, int, Any, Any]:
+        """The next event as ``(kind, ts_ns, exchange_ts_ns, a, b)`` without building it (the
+        simulated exchange builds the one the engine receives, at its delivery time): a book
+        (``MARKET_BOOK``) with ``a, b`` its bids and asks, or a trade (``MARKET_BUY``,
+        ``MARKET_SELL``: the aggressor's side) with ``a, b`` its price and size;
+        ``exchange_ts_ns`` is -1 when the venue gave none. IndexError past the end."""
+        cache = self._cache
+        if cache is None:
+            ev = self._buffer.popleft()
+            xts = -1 if ev.exchange_ts_ns is None else ev.exchange_ts_ns
+            if isinstance(ev, BookUpdate):
+                self._touch = (ev.bids, ev.asks)
+                return BOOK, ev.ts_ns, xts, ev.bids, ev.asks
+            kind = BUY_TRADE if ev.aggressor is _BUY else SELL_TRADE
+            return kind, ev.ts_ns, xts, ev.price, ev.size
+        c = self._decoded
+        if c is None:
+            c = self._decoded = cache.columns()  # on the first event: not for a peek at stats
+        i = self._next_event
+        if i >= self._events:
+            raise IndexError("the replay has ended")
+        self._next_event = i + 1
+        kind = c["kind"][i]
+        if kind != BOOK:
+            return kind, self._stamps[i], c["exchange_ts_ns"][i], c["price"][i], c["size"][i]
+        counts = c["levels"][i]
+        values = c["level_values"]
+        at = self._next_value
+        n_bids = counts >> 32
+        n_asks = counts & 0xFFFFFFFF
+        end = at + 2 * n_bids
+        stop = self._next_value = end + 2 * n_asks
+        # One level a side (a bookTicker) without the comprehensions' frames.
+        if n_bids == 1:
+            bids: tuple[tuple[float, float], ...] = ((values[at], values[at + 1]),)
+        else:
+            bids = tuple([(values[j], values[j + 1]) for j in range(at, end, 2)])
+        if n_asks == 1:
+            asks: tuple[tuple[float, float], ...] = ((values[end], values[end + 1]),)
+        else:
+            asks = tuple([(values[j], values[j + 1]) for j in range(end, stop, 2)])
+        self._touch = (bids, asks)
+        return BOOK, self._stamps[i], c["exchange_ts_ns"][i], bids, asks
 
     def load(self) -> float:
         return 1.0
@@ -564,29 +635,45 @@ class ReplayMarket:
         """How much of the capture has been read, 0 to 1 (for progress bars)."""
         if self._done:
             return 1.0
-        if self._decoded is not None:
+        if self._cache is not None:
             return self._next_event / max(1, self._events)
         return min(1.0, self._read_fraction[0])
 
     def displayed_size(self, side: Side, price_ticks: int) -> float:
-        """Size resting at a price in the depth book (Binance) or the last snapshot.
+        """Size resting at a price in the depth book (Binance) or the last snapshot, as of the
+        latest event peeked; from the cache, looked up in its changes (``size_at``).
 
-        With no depth on that side (a capture without depth lines, or before they sync) the
-        displayed touch size is taken as ahead of an order at the touch or behind it, never
-        nothing: only a price better than the touch starts a level of its own."""
-        book = self._bids if side is Side.BUY else self._asks
-        if book:
-            return book.get(price_ticks, 0.0)
+        With no depth yet (a capture without depth lines, or before the first snapshot syncs
+        it) the displayed touch size is taken as ahead of an order at the touch or behind it,
+        never nothing: only a price better than the touch starts a level of its own."""
+        cache = self._cache
+        if cache is not None:
+            clears = cache.clear_event
+            if len(clears) and clears[0] <= self._seen:
+                return cache.size_at(price_ticks * 2 + (side is _SELL), self._seen)
+        else:
+            book = self._bids if side is Side.BUY else self._asks
+            if book:
+                return book.get(price_ticks, 0.0)
         touch = self._touch
         if touch is None:
             return 0.0
-        levels = touch.bids if side is Side.BUY else touch.asks
+        levels = touch[0] if side is Side.BUY else touch[1]
         if not levels:
             return 0.0
         price, size = levels[0]
         ticks = math.floor(price / self._tick + 0.5)
         behind = price_ticks <= ticks if side is Side.BUY else price_ticks >= ticks
         return size if behind else 0.0
+
+    def depth(self, side: Side) -> dict[int, float]:
+        """The whole depth book on ``side`` as of the latest event peeked: ticks to size (a
+        copy). From the cache it is assembled from the changes: for checks, not a hot path."""
+        cache = self._cache
+        if cache is not None:
+            bids, asks = cache.book_at(self._seen)
+            return bids if side is Side.BUY else asks
+        return dict(self._bids if side is Side.BUY else self._asks)
 
     def trade_times_s(self, limit: int) -> list[float]:
         """Receive times (seconds) of up to ``limit`` aggressive orders from the start, for
@@ -625,6 +712,26 @@ class ReplayMarket:
                     last = key
         return out[:limit]
 
+    def exchange_delays_ms(self, limit: int) -> list[float]:
+        """Receive time minus the venue's (milliseconds) of the first ``limit`` events that
+        carry both, from the start, without moving this replay (``capture_feed_latency``).
+        Reads the replay cache's time columns when there is one, else decodes the capture."""
+        out: list[float] = []
+        cache = self._cache
+        if cache is None:
+            market = ReplayMarket(self.path, self.instrument, cache=False)
+            while len(out) < limit and market.peek_ns() is not None:
+                ev = market.pop()
+                if ev.exchange_ts_ns is not None:
+                    out.append((ev.ts_ns - ev.exchange_ts_ns) / 1e6)
+            return out
+        for ts, xts in zip(self._stamps, cache.exchange_ts_ns, strict=True):
+            if xts >= 0:
+                out.append((ts - xts) / 1e6)
+                if len(out) >= limit:
+                    break
+        return out
+
     # ----- the replay cache ------------------------------------------------------------------
 
     def _use_cache(self) -> None:
@@ -637,83 +744,15 @@ class ReplayMarket:
             while builder.peek_ns() is not None:
                 decoded.add_event(builder.pop())
             decoded.stats = msgspec.structs.asdict(builder.stats)
+            decoded.index_depth()
             save_cached(decoded, file, key)  # unwritable: the next run decodes again
         self._cache = decoded
-        self._decoded = decoded.columns()
+        self._stamps = decoded.ts_ns.tolist()
         self._events = len(decoded)
         self._next_event = 0
-        self._next_op = 0
-        self._decoded_events = self._events_from_cache()
+        self._next_value = 0
         self.stats = ReplayStats(**decoded.stats)
         self.cached = True
-
-    def _read_decoded(self) -> None:
-        ev = next(self._decoded_events, None)
-        if ev is None:
-            self._done = True
-        else:
-            self._buffer.append(ev)
-
-    def _events_from_cache(self) -> Iterator[BookUpdate | Trade]:
-        """The cache's events in order, each after the depth-book changes that came before it
-        (a generator: its columns stay local variables, the cheapest reads Python has)."""
-        c = self._decoded
-        assert c is not None
-        kinds, stamps, exchange = c["kind"], c["ts_ns"], c["exchange_ts_ns"]
-        prices, sizes, levels, values = c["price"], c["size"], c["levels"], c["level_values"]
-        op_event = c["op_event"]
-        ops = len(op_event)
-        next_op = op_event[0] if ops else self._events
-        at = 0
-        for i in range(self._events):
-            if next_op <= i:
-                self._apply_ops(i)
-                next_op = op_event[self._next_op] if self._next_op < ops else self._events
-            self._next_event = i + 1
-            kind = kinds[i]
-            xts = exchange[i]
-            if kind == BOOK:
-                counts = levels[i]
-                end = at + 2 * (counts >> 32)
-                bids = tuple([(values[j], values[j + 1]) for j in range(at, end, 2)])
-                at = end + 2 * (counts & 0xFFFFFFFF)
-                asks = tuple([(values[j], values[j + 1]) for j in range(end, at, 2)])
-                yield BookUpdate(
-                    ts_ns=stamps[i], bids=bids, asks=asks, exchange_ts_ns=None if xts < 0 else xts
-                )
-            else:
-                yield Trade(
-                    ts_ns=stamps[i],
-                    price=prices[i],
-                    size=sizes[i],
-                    aggressor=_BUY if kind == BUY_TRADE else _SELL,
-                    exchange_ts_ns=None if xts < 0 else xts,
-                )
-        self._apply_ops(self._events)  # changes after the last event
-
-    def _apply_ops(self, event: int) -> None:
-        """Depth-book changes recorded before event number ``event`` (all of them past the end)."""
-        c = self._decoded
-        assert c is not None
-        op_event = c["op_event"]
-        start = self._next_op
-        end = len(op_event) if event >= self._events else bisect_right(op_event, event, start)
-        if end == start:
-            return
-        codes, ticks, sizes = c["op_code"], c["op_ticks"], c["op_size"]
-        bids, asks = self._bids, self._asks
-        for j in range(start, end):
-            code = codes[j]
-            book = bids if code == SET_BID else asks
-            size = sizes[j]
-            if size > 0.0:
-                book[ticks[j]] = size
-            elif code == CLEAR:
-                bids.clear()
-                asks.clear()
-            else:
-                book.pop(ticks[j], None)
-        self._next_op = end
 
     def _journal_book(self) -> None:
         """While building the cache: the depth book was replaced wholesale."""

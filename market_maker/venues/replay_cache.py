@@ -6,9 +6,17 @@ and trades in the order the market hands them out, and every change to the depth
 event it precedes. Later replays, sweeps and calibration read that file instead of the capture
 and see the same events, the same depth book at every event and the same ``ReplayStats``.
 
+The depth book is not rebuilt on a replay from the file: the changes are kept sorted by price
+level (side and ticks), then by the event they precede, so the size at one level as of event
+``i`` is the last change there before it, found by bisection (``size_at``, O(log n)). The
+simulated exchange reads the book only where one of our orders joins a level (a few thousand
+times a run), while the BTC capture holds 445,000 changes. A change that the same instant's
+full replacement of the book (a snapshot, a re-sync) overwrites is dropped when the file is
+written; what the replacement removed is one ``clear_event``.
+
 The file is keyed by the capture's SHA-256, the tick size its prices were converted with and
-``DECODER_VERSION`` (raise it whenever decoding changes what comes out), and lives in
-``$MM_CACHE_DIR`` (default ``$XDG_CACHE_HOME/market_maker/replay``, else
+``DECODER_VERSION`` (raise it whenever decoding changes what comes out, or the layout), and
+lives in ``$MM_CACHE_DIR`` (default ``$XDG_CACHE_HOME/market_maker/replay``, else
 ``~/.cache/market_maker/replay``; ``MM_CACHE_DIR=off`` turns the cache off). A file that is
 missing, unreadable or from another version is rebuilt; a cache folder that cannot be written
 only costs the next run a decode. Files are written under a temporary name and renamed, so the
@@ -27,10 +35,12 @@ import os
 import sys
 import tempfile
 from array import array
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from market_maker.model import BookUpdate, Side, Trade
 
@@ -44,10 +54,11 @@ __all__ = [
     "save_cached",
 ]
 
-DECODER_VERSION = 2
+DECODER_VERSION = 3
 MAGIC = b"MMREPLAY"
 
-# Event kinds and depth-book operations.
+# Event kinds (``venues/exchange.py``'s ``MARKET_BOOK``, ``MARKET_BUY``, ``MARKET_SELL``) and
+# depth-book operations while the cache is built.
 BOOK, BUY_TRADE, SELL_TRADE = 0, 1, 2
 SET_BID, SET_ASK, CLEAR = 0, 1, 2
 
@@ -61,11 +72,21 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("size", "d"),  # trades
     ("levels", "q"),  # books: bid levels << 32 | ask levels
     ("level_values", "d"),  # books: price, size, ... bids then asks, best first
-    ("op_event", "q"),  # depth operations: the index of the event they come before
-    ("op_code", "b"),  # SET_BID, SET_ASK (size 0 deletes) or CLEAR
-    ("op_ticks", "q"),
-    ("op_size", "d"),
+    # Depth-book changes sorted by level, then by the event they come before (file order
+    # within one event): level key ``ticks * 2`` for a bid, ``ticks * 2 + 1`` for an ask.
+    ("depth_key", "q"),
+    ("depth_event", "q"),
+    ("depth_size", "d"),  # 0: the level was deleted
+    ("clear_event", "q"),  # events before which the whole book was replaced, ascending
 )
+_EVENT_COLUMNS = ("kind", "exchange_ts_ns", "price", "size", "levels", "level_values")
+
+
+def _q(values: Any) -> array[int]:
+    """A numpy integer array as an ``array('q')``."""
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
 
 
 class _Header(msgspec.Struct):
@@ -87,11 +108,16 @@ class DecodedCapture:
         self.size = array("d")
         self.levels = array("q")
         self.level_values = array("d")
-        self.op_event = array("q")
-        self.op_code = array("b")
-        self.op_ticks = array("q")
-        self.op_size = array("d")
+        self.depth_key = array("q")
+        self.depth_event = array("q")
+        self.depth_size = array("d")
+        self.clear_event = array("q")
         self.stats: dict[str, int] = {}
+        # The depth-book changes in the order they happened, while the cache is built
+        # (``add_op``: event, code and ticks, and the size); ``index_depth`` sorts them into
+        # the depth columns.
+        self._op_ints = array("q")
+        self._op_sizes = array("d")
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -118,16 +144,68 @@ class DecodedCapture:
             values.append(sz)
 
     def add_op(self, event: int, code: int, ticks: int = 0, size: float = 0.0) -> None:
-        self.op_event.append(event)
-        self.op_code.append(code)
-        self.op_ticks.append(ticks)
-        self.op_size.append(size)
+        """The depth book changed before event number ``event`` (non-decreasing): a level set
+        (``SET_BID``/``SET_ASK``, size 0 deletes it) or the whole book cleared (``CLEAR``)."""
+        self._op_ints.extend((event, code, ticks))
+        self._op_sizes.append(size if size > 0.0 else 0.0)
+
+    def index_depth(self) -> None:
+        """Sort the changes ``add_op`` recorded into the depth columns (once, when built)."""
+        ints = np.frombuffer(self._op_ints, dtype=np.int64).reshape(-1, 3)
+        sizes = np.frombuffer(self._op_sizes, dtype=np.float64)
+        self._op_ints, self._op_sizes = array("q"), array("d")
+        events, codes, ticks = ints[:, 0], ints[:, 1], ints[:, 2]
+        is_clear = codes == CLEAR
+        clear_at = np.flatnonzero(is_clear)
+        clear_events = events[clear_at]
+        # A change before a clear at the same event is overwritten by it: dropped. The last
+        # clear at each change's event (if any) is found by bisection on the clears' events.
+        keep = ~is_clear
+        if len(clear_at):
+            last = np.maximum(np.searchsorted(clear_events, events, side="right") - 1, 0)
+            keep &= ~((clear_events[last] == events) & (clear_at[last] > np.arange(len(events))))
+        keys = ticks[keep] * 2 + (codes[keep] == SET_ASK)
+        order = np.argsort(keys, kind="stable")  # each level's changes stay in time order
+        self.depth_key = _q(keys[order])
+        self.depth_event = _q(events[keep][order])
+        self.depth_size = array("d", sizes[keep][order].tobytes())
+        self.clear_event = _q(np.unique(clear_events))
 
     # ----- reading -----------------------------------------------------------------------
 
     def columns(self) -> dict[str, Any]:
-        """Every column as a list (indexing a list is cheaper than an array in a loop)."""
-        return {name: getattr(self, name).tolist() for name, _ in _COLUMNS}
+        """The event columns as lists (indexing a list is cheaper than an array in a loop)."""
+        return {name: getattr(self, name).tolist() for name in _EVENT_COLUMNS}
+
+    def size_at(self, key: int, event: int) -> float:
+        """The depth book's size at level ``key`` (``ticks * 2``, plus 1 for an ask) with the
+        changes before event number ``event`` applied (0: none there)."""
+        keys = self.depth_key
+        lo = bisect_left(keys, key)
+        hi = bisect_right(keys, key, lo)
+        at = bisect_right(self.depth_event, event, lo, hi) - 1
+        if at < lo:
+            return 0.0
+        clears = self.clear_event
+        c = bisect_right(clears, event) - 1
+        if c >= 0 and clears[c] > self.depth_event[at]:
+            return 0.0  # the book was replaced since, without this level
+        return self.depth_size[at]
+
+    def book_at(self, event: int) -> tuple[dict[int, float], dict[int, float]]:
+        """The whole depth book (bids, asks: ticks to size) with the changes before event
+        number ``event`` applied: O(levels ever set x log)."""
+        bids: dict[int, float] = {}
+        asks: dict[int, float] = {}
+        keys = self.depth_key
+        at = 0
+        while at < len(keys):
+            key = keys[at]
+            size = self.size_at(key, event)
+            if size > 0.0:
+                (asks if key & 1 else bids)[key >> 1] = size
+            at = bisect_right(keys, key, at)
+        return bids, asks
 
     def trade_times_s(self, limit: int) -> list[float]:
         """Receive times (s) of up to ``limit`` aggressive orders: the prints of one order

@@ -11,6 +11,7 @@ from market_maker.backtest.session import run_session
 from market_maker.cli import main
 from market_maker.config import AppConfig, load_config, with_strategy
 from market_maker.engine import QuoteEngine
+from market_maker.model import Side
 from market_maker.venues import Faults
 from market_maker.venues.replay import ReplayMarket
 from market_maker.venues.sim import simulated_exchange
@@ -297,7 +298,8 @@ def test_depth_diffs_before_a_snapshot_are_bounded(tmp_path):
     assert market.stats.depth_diffs > _MAX_PENDING_DIFFS
     assert len(market._pending_diffs) < _MAX_PENDING_DIFFS
     # The book was rebuilt from the diffs' absolute levels instead of waiting for ever.
-    assert market.stats.depth_resyncs >= 1 and len(market._bids) > 50 and len(market._asks) > 50
+    assert market.stats.depth_resyncs >= 1
+    assert len(market.depth(Side.BUY)) > 50 and len(market.depth(Side.SELL)) > 50
 
 
 def _depth_at_end(path):
@@ -318,10 +320,11 @@ def test_a_depth_gap_re_syncs_from_later_diffs_instead_of_keeping_a_wrong_book(t
     path.write_bytes(gzip.compress(b"\n".join(ln for i, ln in enumerate(lines) if i not in lost)))
     whole, gapped = _depth_at_end(BINANCE), _depth_at_end(path)
     assert gapped.stats.depth_gaps == 1 and gapped.stats.depth_resyncs == 1
-    for mine, truth in ((gapped._bids, whole._bids), (gapped._asks, whole._asks)):
+    for side in (Side.BUY, Side.SELL):
+        mine, truth = gapped.depth(side), whole.depth(side)
         wrong = {t for t, q in mine.items() if truth.get(t) != q}
         assert not wrong, f"{len(wrong)} stale levels survived the gap"
-        near = sorted(truth, reverse=truth is whole._bids)[:20]
+        near = sorted(truth, reverse=side is Side.BUY)[:20]
         assert all(mine.get(t) == truth[t] for t in near)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from market_maker.backtest.calibrate import calibrate
 from market_maker.backtest.session import run_session
@@ -150,3 +152,135 @@ def test_a_backtest_from_the_cache_is_the_backtest_from_the_capture(cache, monke
     run()  # builds the cache
     assert os.listdir(cache)
     assert run() == decoded
+
+
+def _book_by_applying(ops, event):
+    """The reference: the depth book with every change before event ``event`` applied in turn
+    (what a replay from the cache did on every event before it became a lookup)."""
+    bids, asks = {}, {}
+    for at, code, ticks, size in ops:
+        if at > event:
+            break
+        if code == replay_cache.CLEAR:
+            bids.clear()
+            asks.clear()
+            continue
+        book = bids if code == replay_cache.SET_BID else asks
+        if size > 0.0:
+            book[ticks] = size
+        else:
+            book.pop(ticks, None)
+    return bids, asks
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # events to the next change
+            st.sampled_from([replay_cache.SET_BID, replay_cache.SET_ASK, replay_cache.CLEAR]),
+            st.integers(0, 6),
+            st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+        ),
+        max_size=60,
+    )
+)
+def test_a_level_looked_up_in_the_cache_is_the_book_built_change_by_change(changes):
+    """Several changes at one instant, a level set and deleted, clears between and at the same
+    instant as sets (a snapshot, a re-sync): the lookup agrees with applying every change."""
+    decoded = replay_cache.DecodedCapture()
+    ops, event = [], 0
+    for step, code, ticks, size in changes:
+        event += step
+        decoded.add_op(event, code, ticks, size)
+        ops.append((event, code, ticks, size))
+    decoded.index_depth()
+    for at in range(-1, event + 2):
+        bids, asks = _book_by_applying(ops, at)
+        for ticks in range(7):
+            assert decoded.size_at(ticks * 2, at) == bids.get(ticks, 0.0)
+            assert decoded.size_at(ticks * 2 + 1, at) == asks.get(ticks, 0.0)
+        assert decoded.book_at(at) == (bids, asks)
+
+
+def test_a_replay_from_the_cache_builds_no_book_and_reads_only_the_levels_asked(cache):
+    """The depth book is looked up where the venue asks, never rebuilt per event: after the
+    whole BTC capture the cached replay holds no book of its own, and its memory beyond the
+    file's columns does not grow with the events."""
+    ReplayMarket(BINANCE)  # builds the cache
+    market = ReplayMarket(BINANCE)
+    assert market.cached
+    events = 0
+    while market.peek_ns() is not None:
+        market.pop()
+        events += 1
+    assert events == 87_402
+    assert market._bids == {} and market._asks == {}
+    assert len(market._cache.depth_key) > 400_000  # the changes it did not apply
+    assert len(market.depth(Side.BUY)) > 50  # and the book they make is there to read
+
+
+def test_the_caches_event_kinds_are_the_exchanges():
+    from market_maker.venues import exchange
+
+    assert (replay_cache.BOOK, replay_cache.BUY_TRADE, replay_cache.SELL_TRADE) == (
+        exchange.MARKET_BOOK,
+        exchange.MARKET_BUY,
+        exchange.MARKET_SELL,
+    )
+
+
+@pytest.mark.parametrize("capture", [BINANCE, HYPERLIQUID], ids=["binance", "hyperliquid"])
+def test_parts_from_the_cache_are_the_events_from_the_capture(cache, capture):
+    decoded = ReplayMarket(capture, cache=False)
+    ReplayMarket(capture)
+    cached = ReplayMarket(capture)
+    again = ReplayMarket(capture)
+    n = 0
+    while decoded.peek_ns() is not None:
+        assert cached.peek_ns() == again.peek_ns() == decoded.peek_ns()
+        ev = decoded.pop()
+        assert again.pop() == ev
+        kind, ts, xts, a, b = cached.pop_parts()
+        assert ts == ev.ts_ns and xts == (-1 if ev.exchange_ts_ns is None else ev.exchange_ts_ns)
+        if isinstance(ev, BookUpdate):
+            assert (kind, a, b) == (replay_cache.BOOK, ev.bids, ev.asks)
+        else:
+            buy = ev.aggressor is Side.BUY
+            assert (kind, a, b) == (
+                replay_cache.BUY_TRADE if buy else replay_cache.SELL_TRADE,
+                ev.price,
+                ev.size,
+            )
+        n += 1
+    assert cached.peek_ns() is None and n > 100
+    with pytest.raises(IndexError):
+        cached.pop_parts()
+
+
+def test_a_backtest_reads_the_depth_book_only_where_an_order_of_ours_joins_it(cache, monkeypatch):
+    """One lookup per order that rests (a placement, or the new order of a modify), none per
+    market event: a few hundred lookups against 445,000 depth changes on the BTC capture."""
+    from market_maker.venues.exchange import ExchangeCore
+
+    lookups = []
+    size_at = replay_cache.DecodedCapture.size_at
+
+    def counted(self, key, event):
+        lookups.append(key)
+        return size_at(self, key, event)
+
+    monkeypatch.setattr(replay_cache.DecodedCapture, "size_at", counted)
+    venues: list[ExchangeCore] = []
+    init = ExchangeCore.__init__
+
+    def kept(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        venues.append(self)
+
+    monkeypatch.setattr(ExchangeCore, "__init__", kept)
+    result, _ = run_session(AppConfig(), data=BINANCE, seed=1)
+    stats = venues[-1].stats
+    assert result.market_events == 87_402 and stats.placed + stats.modifies > 400
+    assert stats.placed <= len(lookups) <= stats.placed + stats.modifies
+    assert len(lookups) < 0.01 * 445_263

@@ -12,6 +12,7 @@ import pytest
 from market_maker.backtest.report import format_summary
 from market_maker.backtest.session import run_session
 from market_maker.config import AppConfig
+from market_maker.model import Side
 from market_maker.venues.replay import ReplayMarket, ReplayStats
 from market_maker.venues.replay_order import LineOrder
 from tests.test_config import ROOT
@@ -150,9 +151,10 @@ def test_five_percent_of_lines_swapped_far_apart_keeps_the_market_and_says_what_
     # The depth book is never built from a gap: at the end every level it holds is the
     # unbroken capture's, and so are the 20 levels nearest the touch.
     whole, _ = _replay(BINANCE, cache=False)
-    for mine, truth in ((market._bids, whole._bids), (market._asks, whole._asks)):
+    for side in (Side.BUY, Side.SELL):
+        mine, truth = market.depth(side), whole.depth(side)
         assert not {t for t, q in mine.items() if truth.get(t) != q}
-        near = sorted(truth, reverse=truth is whole._bids)[:20]
+        near = sorted(truth, reverse=side is Side.BUY)[:20]
         assert all(mine.get(t) == truth[t] for t in near)
     # The replay cache holds the same events and counts.
     cached, again = _replay(path, cache=True)
