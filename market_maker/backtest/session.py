@@ -13,9 +13,11 @@ jitter. ``--feed-latency-ms`` sets it for any backtest; the summary says which w
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -36,9 +38,13 @@ from market_maker.venues.exchange import (
 from market_maker.venues.replay import ReplayMarket
 from market_maker.venues.sim import simulated_exchange
 
+if TYPE_CHECKING:
+    from market_maker.store import StoreMarket
+
 __all__ = [
     "DEFAULT_FEED_LATENCY_MS",
     "FeedLatency",
+    "StoreRange",
     "capture_feed_latency",
     "feed_latency_from_delays",
     "replay_exchange",
@@ -96,13 +102,42 @@ def feed_latency_from_delays(delays_ms: list[float]) -> FeedLatency:
     return FeedLatency(base_ms=floor, jitter_ms=jitter, source="capture")
 
 
+class StoreRange(msgspec.Struct, frozen=True, kw_only=True):
+    """Days ``start``..``end`` (both included; None: from the first, to the last) of ``symbol``
+    in the market-data store at ``store`` (a folder or fsspec URL)."""
+
+    store: str
+    symbol: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    venue: str | None = None
+
+    def open(self, config: AppConfig | None = None) -> StoreMarket:
+        from market_maker.store import StoreMarket
+
+        return StoreMarket(
+            self.store,
+            self.symbol,
+            start=self.start,
+            end=self.end,
+            venue=self.venue,
+            overrides=None if config is None else config.instrument,
+        )
+
+    def label(self) -> str:
+        return f"store:{self.symbol}:{self.start or 'first'}..{self.end or 'last'}"
+
+
 @functools.lru_cache(maxsize=16)
 def capture_feed_latency(
     path: Path, instrument: Instrument | None = None, *, limit: int = 20_000
 ) -> FeedLatency:
     """``feed_latency_from_delays`` over the first ``limit`` events of the capture at ``path``
     that carry the venue's time (read once per process: a sweep replays a capture many times)."""
-    market = ReplayMarket(path, instrument)
+    return _market_feed_latency(ReplayMarket(path, instrument), limit)
+
+
+def _market_feed_latency(market: ReplayMarket | StoreMarket, limit: int) -> FeedLatency:
     delays: list[float] = []
     while len(delays) < limit and market.peek_ns() is not None:
         ev = market.pop()
@@ -112,7 +147,7 @@ def capture_feed_latency(
 
 
 def replay_exchange(
-    market: ReplayMarket,
+    market: ReplayMarket | StoreMarket,
     seed: int,
     *,
     profile: VenueProfile | None = None,
@@ -129,7 +164,10 @@ def replay_exchange(
     if profile is None:
         profile = HYPERLIQUID if market.venue == "hyperliquid" else FIFO
     if feed_latency is None:
-        feed_latency = capture_feed_latency(market.path, market.instrument)
+        if isinstance(market, ReplayMarket):
+            feed_latency = capture_feed_latency(market.path, market.instrument)
+        else:
+            feed_latency = _market_feed_latency(market.reopen(), 20_000)
     return ExchangeCore(
         market.instrument,
         market,
@@ -149,6 +187,7 @@ def run_session(
     strategy: str | None = None,
     scenario: str | None = None,
     data: Path | None = None,
+    store: StoreRange | None = None,
     seed: int = 1,
     duration_s: float | None = None,
     start_s: float = 0.0,
@@ -157,7 +196,8 @@ def run_session(
     feed_latency_ms: float | None = None,
 ) -> tuple[BacktestResult, Recording | None]:
     """``feed_latency_ms``: market data's latency (jitter a fifth of it); default: the
-    capture's (``capture_feed_latency``) or the scenario's."""
+    capture's (``capture_feed_latency``) or the scenario's. ``store``: days of the market-data
+    store instead of a capture (the same events as the capture they were imported from)."""
     config = with_strategy(config, strategy)
     given = (
         None
@@ -165,9 +205,16 @@ def run_session(
         else FeedLatency(base_ms=feed_latency_ms, jitter_ms=0.2 * feed_latency_ms, source="given")
     )
     exchange: ExchangeCore
-    replay: ReplayMarket | None = None
-    if data is not None:
-        market = replay = ReplayMarket(data, overrides=config.instrument)
+    replay: ReplayMarket | StoreMarket | None = None
+    if data is not None or store is not None:
+        market: ReplayMarket | StoreMarket
+        if store is not None:
+            market = replay = store.open(config)
+            source = store.label()
+        else:
+            assert data is not None
+            market = replay = ReplayMarket(data, overrides=config.instrument)
+            source = f"data:{market.path.name}"
         first = market.peek_ns() or 0
         if start_s > 0.0:
             # A later window of the capture (walk-forward): the depth book is built from the
@@ -176,12 +223,16 @@ def run_session(
             while (t := market.peek_ns()) is not None and t < start:
                 market.pop()
             first = market.peek_ns() or start
-        feed = given or capture_feed_latency(data, market.instrument)
+        if given is not None:
+            feed = given
+        elif isinstance(market, ReplayMarket):
+            feed = capture_feed_latency(market.path, market.instrument)
+        else:
+            feed = _market_feed_latency(market.reopen(), 20_000)
         exchange = replay_exchange(
             market, seed, request_expiry_s=config.orders.request_expiry_s, feed_latency=feed
         )
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
-        source = f"data:{Path(data).name}"
         instrument = market.instrument
     else:
         params = scenario_params(scenario or "calm", duration_s=duration_s)

@@ -98,6 +98,7 @@ class StoreMarket:
         batch_rows: int = BATCH_ROWS,
     ) -> None:
         self.store = store
+        self._args = (symbol, start, end, venue, overrides, batch_rows)
         self._fs, _ = open_store(store)
         self.parts = store_parts(store, symbol=symbol, venue=venue, start=start, end=end)
         if not self.parts:
@@ -138,6 +139,19 @@ class StoreMarket:
         self._next: BookUpdate | Trade | None = None
         self._events = self._stream()
         self._done = False
+
+    def reopen(self) -> StoreMarket:
+        """The same range from its start (another reader: this one is not moved)."""
+        symbol, start, end, venue, overrides, batch_rows = self._args
+        return StoreMarket(
+            self.store,
+            symbol,
+            start=start,
+            end=end,
+            venue=venue,
+            overrides=overrides,
+            batch_rows=batch_rows,
+        )
 
     # ----- MarketSource ----------------------------------------------------------------------
 

@@ -37,8 +37,8 @@ from market_maker.store.schema import (
     row_schema,
 )
 from market_maker.venues.replay import ReplayMarket, capture_info
-from market_maker.venues.replay_cache import SET_ASK, SET_BID, DecodedCapture
 from market_maker.venues.replay_cache import CLEAR as OP_CLEAR
+from market_maker.venues.replay_cache import SET_ASK, SET_BID, DecodedCapture
 
 __all__ = ["ROW_GROUP_ROWS", "import_capture", "open_store", "partition_dir"]
 
