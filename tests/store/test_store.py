@@ -249,3 +249,26 @@ def test_backtest_cli_when_store_flags_wrong_then_one_line_errors(tmp_path, caps
     assert "is before --from" in capsys.readouterr().err
     assert main(args) != 0
     assert "no data for BTC" in capsys.readouterr().err
+
+
+def test_import_when_recording_from_the_recorder_then_same_events_and_its_notes_counted(
+    tmp_path,
+):
+    from market_maker.venues.capture import CaptureWriter
+
+    # What `market-maker record` writes: gzip members flushed as it goes, and its own notes
+    # (a reconnect) among the frames.
+    recording = tmp_path / "btc_recording.gz"
+    writer = CaptureWriter(recording, flush_interval_s=0.0)
+    with gzip.open(HYPERLIQUID, "rt") as fh:
+        for i, line in enumerate(fh):
+            ns, _, text = line.rstrip("\n").partition(" ")
+            writer.write(int(ns), text)
+            if i == 20:
+                writer.write(int(ns) + 1, '{"channel":"recorder","data":{"event":"reconnect"}}')
+    writer.close()
+    store = tmp_path / "store"
+    (part,) = import_capture(recording, str(store))
+    market = StoreMarket(str(store), "BTC")
+    assert _assert_same_replay(ReplayMarket(recording), market) == 110
+    assert market.stats.notes == 1 and part.stats["notes"] == 1
