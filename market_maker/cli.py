@@ -337,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
         "depth-book changes as Parquet, one file per source and UTC day, under "
         "venue=/symbol=/date= folders. Importing a capture again replaces its files.",
     )
-    imp.add_argument("sources", nargs="+", type=Path, help="captures (<ns> <json> lines, gzip)")
+    imp.add_argument(
+        "sources",
+        nargs="+",
+        type=Path,
+        help="captures (<ns> <json> lines, gzip) or Hyperliquid archive l2Book files (.lz4)",
+    )
     imp.add_argument("--store", required=True, help="the store: a folder or an fsspec URL")
     _add_instrument_flags(imp)
     imp.add_argument("--config", type=Path, help="TOML config ([instrument] overrides)")
@@ -1252,13 +1257,15 @@ def _day(text: str) -> Any:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from market_maker.store import import_capture
+    from market_maker.store.hl_archive import import_hl_archive, is_hl_archive
 
     config = _with_instrument(_load(args.config), args)
     for source in args.sources:
         if not source.is_file():
-            raise MarketMakerError(f"{source}: no such capture file")
+            raise MarketMakerError(f"{source}: no such file")
     for source in args.sources:
-        parts = import_capture(source, args.store, overrides=config.instrument)
+        importer = import_hl_archive if is_hl_archive(source) else import_capture
+        parts = importer(source, args.store, overrides=config.instrument)
         for part in parts:
             print(
                 f"{source.name}: {part.venue} {part.symbol} {part.day}: "

@@ -148,11 +148,15 @@ class _PartWriter:
 
 
 def import_capture(
-    path: str | Path, store: str, *, overrides: InstrumentConfig | None = None
+    path: str | Path,
+    store: str,
+    *,
+    overrides: InstrumentConfig | None = None,
+    source_name: str | None = None,
 ) -> list[PartMeta]:
     """Write the capture at ``path`` into ``store`` (a folder or fsspec URL), one file per UTC
     day of its receive times; returns what each file holds. Importing a capture again replaces
-    its files."""
+    its files. ``source_name``: what the files say they came from [the capture's name]."""
     path = Path(path)
     info = capture_info(path)
     market = ReplayMarket(path, overrides=overrides, cache=False)
@@ -177,7 +181,7 @@ def import_capture(
             venue=market.venue,
             symbol=market.symbol,
             day=day,
-            source=path.name,
+            source=source_name or path.name,
             source_key=key,
             part=len(parts),
             price_hint=info.price,

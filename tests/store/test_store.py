@@ -272,3 +272,61 @@ def test_import_when_recording_from_the_recorder_then_same_events_and_its_notes_
     market = StoreMarket(str(store), "BTC")
     assert _assert_same_replay(ReplayMarket(recording), market) == 110
     assert market.stats.notes == 1 and part.stats["notes"] == 1
+
+
+def _iso_ns(ns: int) -> str:
+    whole = dt.datetime.fromtimestamp(ns // NS_PER_S, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{ns % NS_PER_S:09d}"
+
+
+def test_import_when_hyperliquid_archive_file_then_same_events_as_the_same_frames_captured(
+    tmp_path, capsys
+):
+    import shutil
+    import subprocess
+
+    import pyarrow as pa
+
+    # The archive's layout (Hyperliquid docs, "Historical data"): market_data/[date]/[hour]/
+    # l2Book/[coin].lz4, an LZ4 frame of lines {"time": <UTC ISO, ns>, "ver_num": 1, "raw":
+    # <the l2Book websocket message>}. Written here from our capture's l2Book frames.
+    frames = []
+    with gzip.open(HYPERLIQUID, "rb") as fh:
+        for line in fh:
+            ns, _, raw = line.rstrip(b"\n").partition(b" ")
+            if b'"l2Book"' in raw:
+                frames.append((int(ns), raw))
+    assert len(frames) == 46  # data/README.md
+    archive = tmp_path / "market_data" / "20250126" / "19" / "l2Book" / "BTC.lz4"
+    archive.parent.mkdir(parents=True)
+    text = b"".join(
+        b'{"time": "%s", "ver_num": 1, "raw": %s}\n' % (_iso_ns(ns).encode(), raw)
+        for ns, raw in frames
+    )
+    with pa.output_stream(str(archive), compression="lz4") as out:
+        out.write(text)
+    if shutil.which("unlz4"):  # the docs' own tool reads it back
+        assert subprocess.run(["unlz4", "-c", str(archive)], capture_output=True).stdout == text
+    captured = tmp_path / "btc_books.gz"
+    with gzip.open(captured, "wb") as fh:
+        fh.writelines(b"%d %s\n" % frame for frame in frames)
+
+    store = tmp_path / "store"
+    assert main(["import", str(archive), "--store", str(store)]) == 0
+    assert "hyperliquid BTC 2025-01-26: 46 events" in capsys.readouterr().out
+    market = StoreMarket(str(store), "BTC")
+    assert market.parts[0].meta.source == "BTC.lz4"
+    assert _assert_same_replay(ReplayMarket(captured), market) == 46
+
+
+def test_import_when_archive_line_is_not_an_archive_line_then_refused_with_its_number(tmp_path):
+    import pyarrow as pa
+
+    from market_maker.store.hl_archive import import_hl_archive
+
+    archive = tmp_path / "BTC.lz4"
+    with pa.output_stream(str(archive), compression="lz4") as out:
+        out.write(b'{"time": "2025-01-26T19:00:00.5", "ver_num": 1, "raw": {"channel": "x"}}\n')
+        out.write(b'{"raw": {}}\n')
+    with pytest.raises(StoreError, match="line 2: not a Hyperliquid archive line"):
+        import_hl_archive(archive, str(tmp_path / "store"))
