@@ -10,6 +10,7 @@ the file, the field and the reason, and exits with status 2; Ctrl-C exits with 1
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -341,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sources",
         nargs="+",
         type=Path,
-        help="captures (<ns> <json> lines, gzip) or Hyperliquid archive l2Book files (.lz4)",
+        help="captures (<ns> <json> lines, gzip), Hyperliquid archive l2Book files (.lz4), "
+        "Tardis.dev CSV (incremental_book_L2, trades, book_snapshot_25; binance-futures)",
     )
     imp.add_argument("--store", required=True, help="the store: a folder or an fsspec URL")
     _add_instrument_flags(imp)
@@ -1258,17 +1260,28 @@ def _day(text: str) -> Any:
 def _cmd_import(args: argparse.Namespace) -> int:
     from market_maker.store import import_capture
     from market_maker.store.hl_archive import import_hl_archive, is_hl_archive
+    from market_maker.store.tardis import import_tardis, is_tardis_csv, tardis_group
 
     config = _with_instrument(_load(args.config), args)
     for source in args.sources:
         if not source.is_file():
             raise MarketMakerError(f"{source}: no such file")
+    # Tardis files of one exchange, symbol and day (book, trades) make one source together.
+    tardis: dict[tuple[str, str, str], list[Path]] = {}
+    jobs: list[tuple[str, Any]] = []
     for source in args.sources:
-        importer = import_hl_archive if is_hl_archive(source) else import_capture
-        parts = importer(source, args.store, overrides=config.instrument)
-        for part in parts:
+        if is_hl_archive(source):
+            jobs.append((source.name, functools.partial(import_hl_archive, source)))
+        elif is_tardis_csv(source):
+            tardis.setdefault(tardis_group(source), []).append(source)
+        else:
+            jobs.append((source.name, functools.partial(import_capture, source)))
+    for files in tardis.values():
+        jobs.append(("+".join(p.name for p in files), functools.partial(import_tardis, files)))
+    for name, job in jobs:
+        for part in job(args.store, overrides=config.instrument):
             print(
-                f"{source.name}: {part.venue} {part.symbol} {part.day}: "
+                f"{name}: {part.venue} {part.symbol} {part.day}: "
                 f"{part.events:,} events, {part.rows:,} rows"
             )
     return 0

@@ -330,3 +330,119 @@ def test_import_when_archive_line_is_not_an_archive_line_then_refused_with_its_n
         out.write(b'{"raw": {}}\n')
     with pytest.raises(StoreError, match="line 2: not a Hyperliquid archive line"):
         import_hl_archive(archive, str(tmp_path / "store"))
+
+
+def _tardis_from_capture(tmp_path):
+    """The BTC capture written as Tardis's binance-futures incremental_book_L2 and trades
+    (docs.tardis.dev CSV columns; times in microseconds): the REST snapshot as snapshot rows,
+    the diffs after it as update rows, each trade with the aggressor's side."""
+    book, trades = [], []
+    seen_snapshot = False
+    with gzip.open(BINANCE, "rt") as fh:
+        for line in fh:
+            ns, _, body = line.partition(" ")
+            us = int(ns) // 1000
+            msg = json.loads(body)
+            if "lastUpdateId" in msg:
+                seen_snapshot = True
+                for side, levels in (("bid", msg["bids"]), ("ask", msg["asks"])):
+                    book += [(us, us, "true", side, p, q) for p, q in levels]
+            elif "@depth" in msg.get("stream", "") and seen_snapshot:
+                d = msg["data"]
+                for side, levels in (("bid", d["b"]), ("ask", d["a"])):
+                    book += [(d["E"] * 1000, us, "false", side, p, q) for p, q in levels]
+            elif msg.get("stream", "").endswith("@trade"):
+                d = msg["data"]
+                side = "sell" if d["m"] else "buy"
+                trades.append((d["T"] * 1000, us, d["t"], side, d["p"], d["q"]))
+    book.sort(key=lambda r: r[1])  # Tardis files are in local_timestamp order
+    trades.sort(key=lambda r: r[1])
+    l2 = tmp_path / "binance-futures_incremental_book_L2_2024-08-08_BTCUSDT.csv.gz"
+    with gzip.open(l2, "wt") as fh:
+        fh.write("exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n")
+        fh.writelines(
+            f"binance-futures,BTCUSDT,{t},{u},{s},{d},{p},{q}\n" for t, u, s, d, p, q in book
+        )
+    tr = tmp_path / "binance-futures_trades_2024-08-08_BTCUSDT.csv.gz"
+    with gzip.open(tr, "wt") as fh:
+        fh.write("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
+        fh.writelines(
+            f"binance-futures,BTCUSDT,{t},{u},{i},{s},{p},{q}\n" for t, u, i, s, p, q in trades
+        )
+    return l2, tr, book, trades
+
+
+def test_import_when_tardis_csv_then_trades_depth_and_touch_follow_the_rows(tmp_path, capsys):
+    from market_maker.model import BookUpdate, Side, Trade
+
+    l2, tr, book_rows, trade_rows = _tardis_from_capture(tmp_path)
+    assert len(trade_rows) == 21_313  # data/README.md
+    store = tmp_path / "store"
+    assert main(["import", str(l2), str(tr), "--store", str(store)]) == 0
+    assert "binance-usdm BTCUSDT 2024-08-08" in capsys.readouterr().out
+    market = StoreMarket(str(store), "BTCUSDT")
+    # The book the rows describe, kept here by their own rule (a snapshot run replaces it).
+    bids: dict[int, float] = {}
+    asks: dict[int, float] = {}
+    at = 0
+    trades = iter(trade_rows)
+    books = 0
+    while market.peek_ns() is not None:
+        ev = market.pop()
+        while at < len(book_rows) and book_rows[at][1] * 1000 <= ev.ts_ns:
+            _, _, snap, side, p, q = book_rows[at]
+            if snap == "true" and (at == 0 or book_rows[at - 1][2] == "false"):
+                bids.clear()
+                asks.clear()
+            levels = bids if side == "bid" else asks
+            ticks = round(float(p) * 10)
+            if float(q) > 0:
+                levels[ticks] = float(q)
+            else:
+                levels.pop(ticks, None)
+            at += 1
+        if isinstance(ev, Trade):
+            t_us, local_us, _, side, p, q = next(trades)
+            assert ev == Trade(
+                ts_ns=local_us * 1000,
+                price=float(p),
+                size=float(q),
+                aggressor=Side.SELL if side == "sell" else Side.BUY,
+                exchange_ts_ns=t_us // 1000 * 1_000_000,
+            )
+            assert market._bids == bids and market._asks == asks
+        else:
+            assert isinstance(ev, BookUpdate)
+            books += 1
+            best_bid, best_ask = max(bids), min(asks)
+            assert ev.bids == ((best_bid / 10, bids[best_bid]),)
+            assert ev.asks == ((best_ask / 10, asks[best_ask]),)
+    assert next(trades, None) is None
+    assert books > 1_000  # a touch for every change of the best bid or ask
+
+
+def test_import_when_tardis_book_snapshot_25_then_each_row_is_a_full_book(tmp_path):
+    head = ["exchange", "symbol", "timestamp", "local_timestamp"]
+    for i in range(25):
+        head += [f"asks[{i}].price", f"asks[{i}].amount", f"bids[{i}].price", f"bids[{i}].amount"]
+    path = tmp_path / "binance-futures_book_snapshot_25_2024-08-08_BTCUSDT.csv.gz"
+    t0 = 1_723_161_255_000_000
+    with gzip.open(path, "wt") as fh:
+        fh.write(",".join(head) + "\n")
+        for k in range(3):
+            row = ["binance-futures", "BTCUSDT", str(t0 + k * 100_000), str(t0 + k * 100_000 + 7)]
+            for i in range(25):
+                row += [f"{61800.1 + k + i / 10:.1f}", "0.5", f"{61800.0 + k - i / 10:.1f}", "1.25"]
+            fh.write(",".join(row) + "\n")
+    store = tmp_path / "store"
+    assert main(["import", str(path), "--store", str(store)]) == 0
+    market = StoreMarket(str(store), "BTCUSDT")
+    events = []
+    while market.peek_ns() is not None:
+        events.append(market.pop())
+        assert len(market._bids) == len(market._asks) == 25
+    assert [(e.ts_ns, e.bids, e.asks) for e in events] == [
+        ((t0 + k * 100_000 + 7) * 1000, ((61800.0 + k, 1.25),), ((61800.1 + k, 0.5),))
+        for k in range(3)
+    ]
+    assert market._bids[round((61802.0 - 2.4) * 10)] == 1.25  # the last row's 25th bid
