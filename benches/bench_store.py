@@ -74,12 +74,14 @@ def build_store(root: Path, copies: int) -> int:
 
 
 def _peak_rss_mb(code: str) -> tuple[float, str]:
+    """Run ``code`` in a fresh interpreter; its peak RSS (``VmHWM``: this process's own, where
+    ``ru_maxrss`` would carry the forking parent's over the exec) and what it printed."""
+    probe = (
+        "\nprint(next(int(line.split()[1]) for line in open('/proc/self/status')"
+        " if line.startswith('VmHWM')))"
+    )
     out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code + "\nimport resource;print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
-        ],
+        [sys.executable, "-c", code + probe],
         check=True,
         capture_output=True,
         text=True,
@@ -128,6 +130,10 @@ def main() -> None:
             "while m.peek_ns() is not None: m.pop()"
         )
         print(f"peak RSS, cached replay of the capture (344 s): {rss:,.0f} MB")
+        rss, _ = _peak_rss_mb(
+            "import market_maker.store, market_maker.venues.replay, pyarrow.parquet"
+        )
+        print(f"peak RSS, the imports alone: {rss:,.0f} MB")
         for copies, label in ((10, "1 h"), (63, "6 h"), (251, "24 h")):
             if len(sys.argv) > 1 and copies > int(sys.argv[1]):
                 break

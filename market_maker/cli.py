@@ -1,7 +1,8 @@
 """Command line: ``market-maker <command>`` (also ``python -m market_maker``).
 
 Commands: ``run`` (the engine live: simulator, replay, or Hyperliquid paper or live trading),
-``record`` (live market data to a capture), ``backtest``, ``calibrate``, ``limits`` (derive
+``record`` (live market data to a capture), ``backtest``, ``import`` and ``store ls`` (the
+market-data store), ``calibrate``, ``limits`` (derive
 the position limits from a config and account figures), ``check-config FILE`` and
 ``init-config``. Options are checked before anything runs; a bad config prints one line naming
 the file, the field and the reason, and exits with status 2; Ctrl-C exits with 130.
@@ -290,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backtest",
         help="run the engine against a simulated market or recorded data",
         description="Run the engine in virtual time against a scenario of the built-in "
-        "simulator or a recorded capture, and print a summary.",
+        "simulator, a recorded capture or days of a market-data store, and print a summary.",
     )
     src = bt.add_mutually_exclusive_group()
     src.add_argument(

@@ -41,6 +41,7 @@ __all__ = [
     "Grid",
     "PartMeta",
     "grid_of",
+    "require",
     "row_schema",
 ]
 
@@ -107,6 +108,18 @@ def grid_of(instrument: Instrument) -> tuple[Grid, int]:
     if ratio.denominator != 1:
         raise StoreError(f"tick {instrument.tick_size} is not a whole number of price steps")
     return Grid(num=step.numerator, den=step.denominator), int(ratio)
+
+
+def require() -> None:
+    """StoreError naming the extra when pyarrow or fsspec is not installed."""
+    import importlib.util
+
+    missing = [m for m in ("pyarrow", "fsspec") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise StoreError(
+            f"the market-data store needs {' and '.join(missing)}: "
+            "pip install 'market-maker[store]'"
+        )
 
 
 def row_schema() -> Any:

@@ -34,6 +34,7 @@ from market_maker.store.schema import (
     Grid,
     PartMeta,
     grid_of,
+    require,
     row_schema,
 )
 from market_maker.venues.replay import ReplayMarket, capture_info
@@ -49,6 +50,7 @@ _OP_KIND = {SET_BID: BID, SET_ASK: ASK, OP_CLEAR: CLEAR}
 
 def open_store(store: str) -> tuple[Any, str]:
     """``(filesystem, root path)`` of a store given as a folder or an fsspec URL."""
+    require()
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(store)
