@@ -129,8 +129,6 @@ class StoreMarket:
         for part in self.parts:
             for name, value in part.meta.stats.items():
                 setattr(self.stats, name, getattr(self.stats, name) + value)
-        self.path = None
-        self.cached = True
         self._batch_rows = batch_rows
         self._bids: dict[int, float] = {}
         self._asks: dict[int, float] = {}
