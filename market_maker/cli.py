@@ -1,7 +1,8 @@
 """Command line: ``market-maker <command>`` (also ``python -m market_maker``).
 
 Commands: ``run`` (the engine live: simulator, replay, or Hyperliquid paper or live trading),
-``record`` (live market data to a capture), ``backtest``, ``calibrate``, ``limits`` (derive
+``record`` (live market data to a capture), ``backtest``, ``import`` and ``store ls`` (the
+market-data store), ``calibrate``, ``limits`` (derive
 the position limits from a config and account figures), ``check-config FILE`` and
 ``init-config``. Options are checked before anything runs; a bad config prints one line naming
 the file, the field and the reason, and exits with status 2; Ctrl-C exits with 130.
@@ -10,6 +11,7 @@ the file, the field and the reason, and exits with status 2; Ctrl-C exits with 1
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -327,13 +329,25 @@ def build_parser() -> argparse.ArgumentParser:
         "backtest",
         help="run the engine against a simulated market or recorded data",
         description="Run the engine in virtual time against a scenario of the built-in "
-        "simulator or a recorded capture, and print a summary.",
+        "simulator, a recorded capture or days of a market-data store, and print a summary.",
     )
     src = bt.add_mutually_exclusive_group()
     src.add_argument(
         "--scenario", choices=(*SIM_SCENARIOS, "as2008"), help="market to simulate [calm]"
     )
     src.add_argument("--data", type=Path, help="a capture file (<ns> <json> lines, gzip)")
+    src.add_argument(
+        "--store", help="a market-data store (folder or fsspec URL; see market-maker import)"
+    )
+    store_range = bt.add_argument_group("with --store")
+    store_range.add_argument("--symbol", help="the symbol to replay (as store ls lists it)")
+    store_range.add_argument(
+        "--from", dest="from_day", type=_day, help="first day, YYYY-MM-DD [the first stored]"
+    )
+    store_range.add_argument(
+        "--to", dest="to_day", type=_day, help="last day (included) [the last stored]"
+    )
+    store_range.add_argument("--store-venue", help="the venue, when the symbol is on several")
     _add_config_and_strategy(bt)
     _add_instrument_flags(bt)
     bt.add_argument("--compare", help="comma-separated strategies to run on the same seed")
@@ -355,6 +369,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="write summary.json, recording.json, fills.csv and backtest.png to this directory",
     )
     bt.set_defaults(func=_cmd_backtest)
+
+    imp = sub.add_parser(
+        "import",
+        help="write captures into a market-data store (Parquet by venue, symbol and day)",
+        description="Decode captures with the replay's own decoder and write their events and "
+        "depth-book changes as Parquet, one file per source and UTC day, under "
+        "venue=/symbol=/date= folders. Importing a capture again replaces its files.",
+    )
+    imp.add_argument(
+        "sources",
+        nargs="+",
+        type=Path,
+        help="captures (<ns> <json> lines, gzip), Hyperliquid archive l2Book files (.lz4), "
+        "Tardis.dev CSV (incremental_book_L2, trades, book_snapshot_25; binance-futures)",
+    )
+    imp.add_argument("--store", required=True, help="the store: a folder or an fsspec URL")
+    _add_instrument_flags(imp)
+    imp.add_argument("--config", type=Path, help="TOML config ([instrument] overrides)")
+    imp.set_defaults(func=_cmd_import)
+
+    st = sub.add_parser("store", help="look into a market-data store")
+    st_sub = st.add_subparsers(dest="store_command", required=True)
+    ls = st_sub.add_parser(
+        "ls", help="list the symbols and days a store holds, with rows and bytes"
+    )
+    ls.add_argument("store", help="the store: a folder or an fsspec URL")
+    ls.add_argument("--json", action="store_true", help="print one JSON list")
+    ls.set_defaults(func=_cmd_store_ls)
 
     init = sub.add_parser("init-config", help="write the commented default config")
     init.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout [-]")
@@ -1098,6 +1140,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if report is not None and report.exists() and not report.is_dir():
         raise MarketMakerError(f"--report {report}: exists and is not a directory")
     config = _with_instrument(_load(args.config), args)
+    store = _store_range(args)
     kinds = (
         [k.strip() for k in args.compare.split(",") if k.strip()]
         if args.compare
@@ -1128,6 +1171,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                 strategy=kind,
                 scenario=args.scenario,
                 data=args.data,
+                store=store,
                 seed=args.seed,
                 duration_s=args.duration,
                 record=args.report is not None,
@@ -1159,6 +1203,37 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
 
 _AS2008_KINDS = ("avellaneda_stoikov", "symmetric", "glft")
+
+
+def _store_range(args: argparse.Namespace) -> Any:
+    """``backtest --store``'s range (a ``StoreRange``), or None without ``--store``."""
+    given = [
+        f
+        for f, v in (
+            ("--symbol", args.symbol),
+            ("--from", args.from_day),
+            ("--to", args.to_day),
+            ("--store-venue", args.store_venue),
+        )
+        if v
+    ]
+    if args.store is None:
+        if given:
+            raise MarketMakerError(f"{given[0]} only applies with --store")
+        return None
+    if not args.symbol:
+        raise MarketMakerError("--store needs --symbol (market-maker store ls DIR lists them)")
+    if args.from_day and args.to_day and args.to_day < args.from_day:
+        raise MarketMakerError(f"--to {args.to_day} is before --from {args.from_day}")
+    from market_maker.backtest.session import StoreRange
+
+    return StoreRange(
+        store=args.store,
+        symbol=args.symbol,
+        start=args.from_day,
+        end=args.to_day,
+        venue=args.store_venue,
+    )
 
 
 def _as2008(args: argparse.Namespace, kinds: list[str] | None) -> int:
@@ -1220,6 +1295,75 @@ def _progress_bar(label: str) -> _ProgressBar:
 
 
 # ----- config files ---------------------------------------------------------------------------
+
+
+# ----- the market-data store -----------------------------------------------------------------
+
+
+def _day(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day YYYY-MM-DD: {text!r}") from None
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from market_maker.store import import_capture
+    from market_maker.store.hl_archive import import_hl_archive, is_hl_archive
+    from market_maker.store.tardis import import_tardis, is_tardis_csv, tardis_group
+
+    config = _with_instrument(_load(args.config), args)
+    for source in args.sources:
+        if not source.is_file():
+            raise MarketMakerError(f"{source}: no such file")
+    # Tardis files of one exchange, symbol and day (book, trades) make one source together.
+    tardis: dict[tuple[str, str, str], list[Path]] = {}
+    jobs: list[tuple[str, Any]] = []
+    for source in args.sources:
+        if is_hl_archive(source):
+            jobs.append((source.name, functools.partial(import_hl_archive, source)))
+        elif is_tardis_csv(source):
+            tardis.setdefault(tardis_group(source), []).append(source)
+        else:
+            jobs.append((source.name, functools.partial(import_capture, source)))
+    for files in tardis.values():
+        jobs.append(("+".join(p.name for p in files), functools.partial(import_tardis, files)))
+    for name, job in jobs:
+        for part in job(args.store, overrides=config.instrument):
+            print(
+                f"{name}: {part.venue} {part.symbol} {part.day}: "
+                f"{part.events:,} events, {part.rows:,} rows"
+            )
+    return 0
+
+
+def _cmd_store_ls(args: argparse.Namespace) -> int:
+    from market_maker.store import store_summary
+
+    rows = store_summary(args.store)
+    if args.json:
+        print(json.dumps([msgspec.to_builtins(r) for r in rows]))
+        return 0
+    if not rows:
+        print(f"{args.store}: empty")
+        return 0
+    head = ("venue", "symbol", "day", "files", "events", "rows", "bytes")
+    table = [head] + [
+        (r.venue, r.symbol, r.day, str(r.files), f"{r.events:,}", f"{r.rows:,}", f"{r.bytes:,}")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        cells = [
+            c.ljust(w) if i < 3 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+    total = sum(r.bytes for r in rows)
+    print(f"{len({(r.venue, r.symbol) for r in rows})} symbols, {len(rows)} days, {total:,} bytes")
+    return 0
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

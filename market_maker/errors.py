@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "MarketMakerError", "VenueError"]
+__all__ = ["ConfigError", "MarketMakerError", "StoreError", "VenueError"]
 
 
 class MarketMakerError(Exception):
@@ -15,3 +15,7 @@ class ConfigError(MarketMakerError):
 
 class VenueError(MarketMakerError):
     """A venue could not be reached or answered with something we cannot use."""
+
+
+class StoreError(MarketMakerError):
+    """A market-data store cannot be read or written, or holds nothing for the request."""

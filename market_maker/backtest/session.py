@@ -13,9 +13,11 @@ jitter. ``--feed-latency-ms`` sets it for any backtest; the summary says which w
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -38,9 +40,13 @@ from market_maker.venues.exchange import (
 from market_maker.venues.replay import ReplayMarket, capture_funding
 from market_maker.venues.sim import simulated_exchange
 
+if TYPE_CHECKING:
+    from market_maker.store import StoreMarket
+
 __all__ = [
     "DEFAULT_FEED_LATENCY_MS",
     "FeedLatency",
+    "StoreRange",
     "capture_feed_latency",
     "feed_latency_from_delays",
     "replay_exchange",
@@ -98,6 +104,32 @@ def feed_latency_from_delays(delays_ms: list[float]) -> FeedLatency:
     return FeedLatency(base_ms=floor, jitter_ms=jitter, source="capture")
 
 
+class StoreRange(msgspec.Struct, frozen=True, kw_only=True):
+    """Days ``start``..``end`` (both included; None: from the first, to the last) of ``symbol``
+    in the market-data store at ``store`` (a folder or fsspec URL)."""
+
+    store: str
+    symbol: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    venue: str | None = None
+
+    def open(self, config: AppConfig | None = None) -> StoreMarket:
+        from market_maker.store import StoreMarket
+
+        return StoreMarket(
+            self.store,
+            self.symbol,
+            start=self.start,
+            end=self.end,
+            venue=self.venue,
+            overrides=None if config is None else config.instrument,
+        )
+
+    def label(self) -> str:
+        return f"store:{self.symbol}:{self.start or 'first'}..{self.end or 'last'}"
+
+
 @functools.lru_cache(maxsize=16)
 def capture_feed_latency(
     path: Path, instrument: Instrument | None = None, *, limit: int = 20_000
@@ -107,8 +139,17 @@ def capture_feed_latency(
     return feed_latency_from_delays(ReplayMarket(path, instrument).exchange_delays_ms(limit))
 
 
+def _market_feed_latency(market: ReplayMarket | StoreMarket, limit: int) -> FeedLatency:
+    delays: list[float] = []
+    while len(delays) < limit and market.peek_ns() is not None:
+        ev = market.pop()
+        if ev.exchange_ts_ns is not None:
+            delays.append((ev.ts_ns - ev.exchange_ts_ns) / 1e6)
+    return feed_latency_from_delays(delays)
+
+
 def replay_exchange(
-    market: ReplayMarket,
+    market: ReplayMarket | StoreMarket,
     seed: int,
     *,
     profile: VenueProfile | None = None,
@@ -137,7 +178,10 @@ def replay_exchange(
     if profile is None:
         profile = HYPERLIQUID if market.venue == "hyperliquid" else FIFO
     if feed_latency is None:
-        feed_latency = capture_feed_latency(market.path, market.instrument)
+        if isinstance(market, ReplayMarket):
+            feed_latency = capture_feed_latency(market.path, market.instrument)
+        else:
+            feed_latency = _market_feed_latency(market.reopen(), 20_000)
     return ExchangeCore(
         inst,
         market,
@@ -161,6 +205,7 @@ def run_session(
     strategy: str | None = None,
     scenario: str | None = None,
     data: Path | None = None,
+    store: StoreRange | None = None,
     seed: int = 1,
     duration_s: float | None = None,
     start_s: float = 0.0,
@@ -169,7 +214,8 @@ def run_session(
     feed_latency_ms: float | None = None,
 ) -> tuple[BacktestResult, Recording | None]:
     """``feed_latency_ms``: market data's latency (jitter a fifth of it); default: the
-    capture's (``capture_feed_latency``) or the scenario's."""
+    capture's (``capture_feed_latency``) or the scenario's. ``store``: days of the market-data
+    store instead of a capture (the same events as the capture they were imported from)."""
     config = with_strategy(config, strategy)
     given = (
         None
@@ -177,10 +223,17 @@ def run_session(
         else FeedLatency(base_ms=feed_latency_ms, jitter_ms=0.2 * feed_latency_ms, source="given")
     )
     exchange: ExchangeCore
-    replay: ReplayMarket | None = None
+    replay: ReplayMarket | StoreMarket | None = None
     notes: list[str] = []
-    if data is not None:
-        market = replay = ReplayMarket(data, overrides=config.instrument)
+    if data is not None or store is not None:
+        market: ReplayMarket | StoreMarket
+        if store is not None:
+            market = replay = store.open(config)
+            source = store.label()
+        else:
+            assert data is not None
+            market = replay = ReplayMarket(data, overrides=config.instrument)
+            source = f"data:{market.path.name}"
         first = market.peek_ns() or 0
         if start_s > 0.0:
             # A later window of the capture (walk-forward): the depth book is built from the
@@ -189,11 +242,16 @@ def run_session(
             while (t := market.peek_ns()) is not None and t < start:
                 market.pop()
             first = market.peek_ns() or start
-        feed = given or capture_feed_latency(data, market.instrument)
+        if given is not None:
+            feed = given
+        elif isinstance(market, ReplayMarket):
+            feed = capture_feed_latency(market.path, market.instrument)
+        else:
+            feed = _market_feed_latency(market.reopen(), 20_000)
         instrument, rates = apply_fees(market.instrument, config.fees)
         series = None
-        if config.funding.rate is None and market.has_funding:
-            points = capture_funding(data, market.venue)
+        if config.funding.rate is None and isinstance(market, ReplayMarket) and market.has_funding:
+            points = capture_funding(market.path, market.venue)
             if points:
                 series = FundingSeries.from_points(points)
         exchange = replay_exchange(
@@ -207,10 +265,10 @@ def run_session(
             funding_series=series,
         )
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
-        source = f"data:{Path(data).name}"
         notes.append(f"market: {instrument.describe()}")
-        if market.evidence:
-            notes.append(f"recognised from the capture: {market.evidence}")
+        evidence = getattr(market, "evidence", "")
+        if evidence:
+            notes.append(f"recognised from the capture: {evidence}")
         notes.append(
             f"fees: maker {rates.maker_bps:g} bp, taker {rates.taker_bps:g} bp ({rates.source})"
         )
