@@ -34,7 +34,7 @@ from rich.text import Text
 from market_maker.engine import QuoteEngine
 from market_maker.log import get_logger
 from market_maker.metrics import CycleHistogram, LatencyHistogram, MetricsServer
-from market_maker.model import Action, Event, Fill, Timer
+from market_maker.model import Action, Cancel, Event, Fill, Timer
 from market_maker.risk.kill_switch import TradingState
 from market_maker.risk.refusals import RefusalTally, refusal_key
 from market_maker.state import StateFile, describe_halt
@@ -67,6 +67,8 @@ class SimVenue:
         self.speed = speed
         self._wall0 = 0.0
         self._virtual0 = 0
+        self.final_open_orders: int | None = None
+        """The exchange's own count after the shutdown sweep (None before it)."""
 
     async def connect(self) -> None:
         """Nothing to connect to: the simulated exchange lives in this process."""
@@ -99,7 +101,21 @@ class SimVenue:
         self.exchange.submit(actions, self.now_ns())
 
     async def cancel_all(self) -> None:
-        """Nothing to sweep: the engine's own cancels reach the simulated book."""
+        """The venue's own sweep at shutdown, as a live venue does from its list of open
+        orders: an order the engine no longer tracks (a place that committed in a block after
+        the engine's last cancel) is cancelled too. Runs the exchange forward until its book
+        holds nothing of ours (answers go nowhere: the engine has stopped)."""
+        ex = self.exchange
+        for _ in range(5):
+            cloids = ex.resting_cloids()
+            if not cloids and not ex.uncommitted():
+                break
+            if cloids:
+                ex.submit([Cancel(cloid=c) for c in cloids], ex.now_ns)
+            for _ in range(100_000):
+                if ex.pop_next() is None or (not ex.uncommitted() and not ex.open_orders()):
+                    break
+        self.final_open_orders = ex.open_orders()
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -631,6 +631,10 @@ class ExchangeCore:
     def open_orders(self) -> int:
         return len(self._orders)
 
+    def resting_cloids(self) -> list[str]:
+        """Every order of ours the venue holds (its own list, whatever the engine believes)."""
+        return list(self._orders)
+
     @property
     def request_expiry_s(self) -> float | None:
         """The deadline checked at each action's block; None: none (or first in, first out)."""
