@@ -323,13 +323,10 @@ class MetricsServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5.0)
-            while (line := await asyncio.wait_for(reader.readline(), timeout=5.0)) not in (
-                b"\r\n",
-                b"\n",
-                b"",
-            ):
-                del line
+            async with asyncio.timeout(5.0):  # the request line and its headers
+                request = await reader.readline()
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
             parts = request.decode("latin-1").split()
             if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
                 body = generate_latest(self.registry)

@@ -463,7 +463,8 @@ async def run_live(
                 got = queue.get_nowait()
             except asyncio.QueueEmpty:
                 try:
-                    got = await asyncio.wait_for(queue.get(), timer_interval_s)
+                    async with asyncio.timeout(timer_interval_s):
+                        got = await queue.get()
                 except TimeoutError:
                     got = Timer(ts_ns=venue.now_ns())  # quiet market: time still passes
             if got is None:

@@ -163,7 +163,8 @@ class PaperVenue:
             timeout = 1.0 if due is None else max(0.0, (due - time.time_ns()) / 1e9)
             if timeout > 0.0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), min(timeout, 1.0))
+                    async with asyncio.timeout(min(timeout, 1.0)):
+                        await self._wake.wait()
             else:
                 await asyncio.sleep(0)
 

@@ -192,7 +192,8 @@ class HyperliquidClient:
     async def wait_ready(self, timeout_s: float) -> None:
         """Until the connection is subscribed (VenueError after ``timeout_s``)."""
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._ready.wait()
         except TimeoutError:
             raise VenueError(
                 f"no connection to {self.config.url} within {timeout_s:g} s"
@@ -251,7 +252,8 @@ class HyperliquidClient:
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await ws.close()
 
     # ----- one connection -------------------------------------------------------------------
 
@@ -363,7 +365,8 @@ class HyperliquidClient:
             self.stats.pings += 1
             await self._send(ws, _PING)
             try:
-                await asyncio.wait_for(self._pong.wait(), cfg.pong_timeout_s)
+                async with asyncio.timeout(cfg.pong_timeout_s):
+                    await self._pong.wait()
             except TimeoutError:
                 # Half-open: the socket looks fine and nothing comes. Drop it without the
                 # closing handshake (which would wait on the dead peer too).

@@ -205,7 +205,8 @@ class FakeHyperliquid:
                 await ws.send(GREETING)
             while True:
                 try:
-                    text = await asyncio.wait_for(ws.recv(), self.idle_timeout_s)
+                    async with asyncio.timeout(self.idle_timeout_s):
+                        text = await ws.recv()
                 except TimeoutError:
                     stats.idle_closes += 1
                     await ws.close(1000, "idle")

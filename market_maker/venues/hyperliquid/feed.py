@@ -191,7 +191,8 @@ class HyperliquidFeed:
         if asset.isDelisted:
             raise VenueError(f"Hyperliquid's {self.coin} is delisted")
         try:
-            await asyncio.wait_for(self._first_book.wait(), self.connect_timeout_s)
+            async with asyncio.timeout(self.connect_timeout_s):
+                await self._first_book.wait()
         except TimeoutError:
             raise VenueError(f"no {self.coin} book within {self.connect_timeout_s:g} s") from None
         o = overrides or InstrumentConfig()

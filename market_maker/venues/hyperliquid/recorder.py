@@ -93,7 +93,8 @@ async def record(
                 break
             wait = status_interval_s if left is None else min(status_interval_s, left)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await stop.wait()
             if task.done():
                 task.result()  # the client only ends on close: surface what stopped it
             writer.flush()

@@ -391,7 +391,8 @@ class HyperliquidVenue:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
 
     async def submit(self, actions: Sequence[Action]) -> None:
         cancels = [a for a in actions if isinstance(a, Cancel)]
@@ -596,7 +597,8 @@ class HyperliquidVenue:
         """Until this connection's address budget is known (at most ``post_timeout_s``)."""
         if not self._budget_known.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._budget_known.wait(), self.client.config.post_timeout_s)
+                async with asyncio.timeout(self.client.config.post_timeout_s):
+                    await self._budget_known.wait()
 
     async def _place(self, places: list[Place]) -> None:
         await self._budget_read()
