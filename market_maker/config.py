@@ -105,6 +105,11 @@ class DynamicRiskConfig(_Config, frozen=True):
     """Longest holding horizon T, seconds; T = min(1 / trade_rate, max_horizon_s)."""
     confidence_samples: PositiveFloat = 50.0
     """Volatility samples for confidence 1 - 1/e in the measured sigma."""
+    limit_tolerance: Annotated[float, Meta(ge=0.0, le=0.2)] = 0.02
+    """How far below the exact limit the volatility limit may sit, as a fraction of it: the
+    trade rate it reads (which moves on every trade and decays between them) is held while
+    it stays within a band that keeps the limit in ``[exact * (1 - tolerance), exact]``,
+    never above; 0 re-derives the limit at every new rate."""
     max_position: NonNegativeFloat = 0.01
     """Static position limit, contracts, used until the account value is known."""
     max_position_cap: PositiveFloat | None = None
@@ -786,6 +791,7 @@ _UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
 # ... or, for names without one, from this table.
 _UNITS: dict[str, str] = {
     "risk_fraction": "a fraction of account value",
+    "limit_tolerance": "a fraction of the exact limit",
     "num_sigmas": "standard deviations",
     "sigma_prior": "a fraction of price per sqrt(second)",
     "sigma_floor": "a fraction of price per sqrt(second)",

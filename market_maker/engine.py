@@ -297,9 +297,9 @@ class QuoteEngine:
         """Inverse contracts: the coin our fills took in (N * C / price a buy), less fees."""
         self._suspect_since = 0
         self._pending_actions: list[Action] = []
-        # Book updates are dispatched before this table: they alone may take the quiet path.
+        # Books and trades are dispatched before this table: books alone may take the quiet
+        # path, and both the paused one.
         self._handlers: dict[type, Callable[[Any, int], bool]] = {
-            Trade: self._on_trade,
             Fill: self._on_fill,
             OrderAck: self._on_ack,
             AccountUpdate: self._on_account,
@@ -341,10 +341,22 @@ class QuoteEngine:
             if ts > self.now_ns:
                 self.now_ns = ts
             request = self._reconcile_due(kind)
-            if self._touch_moved or not self.shortcuts:
+            if self._cycle_state is _PAUSED and self._pause_holds(self.now_ns, False):
+                actions = []
+            elif self._touch_moved or not self.shortcuts:
                 actions = self._cycle(self.now_ns, refresh_flow=False)
             else:
                 actions = self._quiet_cycle(self.now_ns)
+        elif kind is Trade:
+            if not self._on_trade(event, ts):  # type: ignore[arg-type]
+                return []
+            if ts > self.now_ns:
+                self.now_ns = ts
+            request = self._reconcile_due(kind)
+            if self._cycle_state is _PAUSED and self._pause_holds(self.now_ns, True):
+                actions = []
+            else:
+                actions = self._cycle(self.now_ns)
         else:
             handler = self._handlers.get(kind)
             if handler is None or not handler(event, ts):
@@ -607,24 +619,51 @@ class QuoteEngine:
         self.counters.quiet_cycles += 1
         return []
 
+    def _pause_holds(self, ts: int, refresh_flow: bool) -> bool:
+        """A market event in a cascade pause that can change nothing but the pause itself.
+
+        With no live order there is nothing to cancel or plan, and a book or a trade moves
+        only the limits (volatility, trade rate) and the mark among the other checks' inputs
+        (equity, fills, refusals and the connection arrive as other events): the limits are
+        derived, and only the cascade, staleness and position checks run, which can lift the
+        pause (the next event runs the whole cycle) or deepen it. Anything else runs the whole
+        cycle, as does everything with ``shortcuts`` off; the actions are the same.
+        """
+        if not self.shortcuts or self._syncing or self.orders.has_live():
+            return False
+        if refresh_flow:
+            self._refresh_flow(ts * _NS)
+        vol = self.vol
+        ks = self.kill_switch
+        ks.update_limits(sigma=vol.sigma, sigma_samples=vol.count, trade_intensity=self._flow[0])
+        if not ks.cascade_pause_holds(
+            ts, self._flow[1], position=self.orders.position, mid=self.unit_value
+        ):
+            return False
+        self.counters.cycles += 1
+        self.counters.paused_cycles += 1
+        return True
+
+    def _refresh_flow(self, t_s: float) -> None:
+        # The Hawkes intensity with its baseline taken from the market's own long-run rate
+        # (mu-hat = long rate * (1 - alpha/beta)): equal to that rate in steady state,
+        # above it in a burst, whatever market this is.
+        hawkes = self.hawkes
+        long_rate, ratio = self.cascade.rates(t_s)
+        trade_rate = hawkes.intensity(t_s) - hawkes.mu + long_rate * self._unbranched
+        self._flow = (
+            trade_rate,
+            ratio,
+            self.buy_flow.intensity(t_s),
+            self.sell_flow.intensity(t_s),
+        )
+
     def _cycle(self, ts: int, *, refresh_flow: bool = True) -> list[Action]:
         self.counters.cycles += 1
         ks = self.kill_switch
         orders = self.orders
-        t_s = ts * _NS
         if refresh_flow:
-            # The Hawkes intensity with its baseline taken from the market's own long-run rate
-            # (mu-hat = long rate * (1 - alpha/beta)): equal to that rate in steady state,
-            # above it in a burst, whatever market this is.
-            hawkes = self.hawkes
-            long_rate, ratio = self.cascade.rates(t_s)
-            trade_rate = hawkes.intensity(t_s) - hawkes.mu + long_rate * self._unbranched
-            self._flow = (
-                trade_rate,
-                ratio,
-                self.buy_flow.intensity(t_s),
-                self.sell_flow.intensity(t_s),
-            )
+            self._refresh_flow(ts * _NS)
         trade_rate, ratio, buy_rate, sell_rate = self._flow
         self._cycle_inputs = (self.vol.count, self.intensity.a, self.intensity.k)
         vol = self.vol

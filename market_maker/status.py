@@ -49,6 +49,9 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     reused_quotes: int = 0
     """Cycles whose strategy inputs were exactly the last cycle's: its wanted quotes were
     planned again without running the strategy."""
+    paused_cycles: int = 0
+    """Market events in a cascade pause with nothing to cancel and no position: only the
+    cascade and staleness checks ran (the only ones such an event can move)."""
     held_cycles: int = 0
     """Cycles stopped before the strategy because the request budget was empty: no plan could
     have sent anything (the first event after a token comes back plans in full)."""

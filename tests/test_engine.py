@@ -432,8 +432,10 @@ def test_every_shortcut_gives_exactly_the_actions_of_the_whole_cycle(market, kin
     assert counters.quiet_cycles > 1_000 or market != "capture"
     assert counters.held_cycles > 100
     assert counters.reused_quotes > 100
+    # Market events in a cascade pause, with nothing left to cancel, ran its checks alone.
+    assert counters.paused_cycles > 100 or market not in ("capture", "cascade")
     assert reference.counters.quiet_cycles == reference.counters.held_cycles == 0
-    assert reference.counters.reused_quotes == 0
+    assert reference.counters.reused_quotes == reference.counters.paused_cycles == 0
     if market == "binding":
         assert counters.escalations >= 1
 

@@ -21,7 +21,7 @@ from market_maker.backtest.analytics import FillLedger, FillRecord, PnlAttributi
 from market_maker.engine import QuoteEngine
 from market_maker.metrics import LatencyHistogram
 from market_maker.model import BookUpdate, Instrument, RequestSnapshot, Trade
-from market_maker.risk import BindingLimit, TradingState
+from market_maker.risk import BindingLimit, PositionLimits, TradingState
 from market_maker.venues.exchange import ExchangeCore
 
 __all__ = ["BacktestResult", "Latencies", "LatencyHistogram", "Recording", "run_backtest"]
@@ -216,15 +216,51 @@ def run_backtest(
     wanted_ns = wanted_two_sided_ns = 0
     wanted_bid = wanted_ask = 0  # the engine's wanted best quotes (ticks; 0: none)
     wanting_both_ns = resting_both_ns = 0
-    wants_both = False  # ACTIVE and wanting a bid and an ask, as of the last event
-    last_both_ns = 0
     binding_ns: dict[BindingLimit, int] = {}
     start_ns = last_ns = next_sample = -1
     equity_samples: list[float] = []
     next_progress = 0.0
     read_fraction: Callable[[], float] | None = getattr(exchange.market, "fraction_done", None)
+    # Time in each state, wanting quotes, binding limit and so on is kept in spans: the values
+    # the last event left hold until an event changes one of them, and only then is the span
+    # closed (identity checks per event, the arithmetic once per change; the same sums as
+    # adding every event's gap). The limit is re-checked when the position, the mark or the
+    # limits change, and a breach counts every event it lasts, as a per-event check would.
+    span_ns = -1  # start of the open span
+    span_both = 0  # the venue's two-sided time at its start
+    span_wanted: object = None
+    span_limits: PositionLimits | None = None
+    span_idle = engine.idle_reason
+    wants_both = False  # ACTIVE and wanting a bid and an ask, through the open span
+    check_key: tuple[int, float, PositionLimits | None] | None = None
+    breached = False
+    limit = aq = 0.0
     wall0 = time.perf_counter()
     interrupted = False
+
+    def close_span(ts: int) -> None:
+        nonlocal idle_ns, reducing_ns, wanted_ns, wanted_two_sided_ns, wanting_both_ns
+        nonlocal resting_both_ns, span_ns, span_both
+        dt = ts - span_ns
+        venue_both = meter.both_ns_at(ts)
+        if dt > 0:
+            if span_idle:
+                idle_ns += dt
+            if state is TradingState.REDUCING:
+                reducing_ns += dt
+            state_ns[state] += dt
+            if wanted_bid or wanted_ask:
+                wanted_ns += dt
+                if wanted_bid and wanted_ask:
+                    wanted_two_sided_ns += dt
+            key = BindingLimit.STATIC if span_limits is None else span_limits.binding
+            binding_ns[key] = binding_ns.get(key, 0) + dt
+        if wants_both:
+            wanting_both_ns += dt
+            resting_both_ns += venue_both - span_both
+        span_ns = ts
+        span_both = venue_both
+
     try:
         while True:
             ev = exchange.pop_next()
@@ -232,7 +268,9 @@ def run_backtest(
                 break
             ts = ev.ts_ns
             if start_ns < 0:
-                start_ns = last_ns = next_sample = ts
+                start_ns = last_ns = next_sample = span_ns = ts
+                span_both = meter.both_ns_at(ts)
+                span_limits = ks.limits
                 exchange.submit(engine.start(ts), ts)  # quote once the venue says what it holds
             t0 = clock()
             actions = engine.on_event(ev)
@@ -245,57 +283,56 @@ def run_backtest(
                 exchange.submit(actions, ts)
 
             # The limit, checked at every instant against the exchange's position (the truth).
-            aq = abs(exchange.position_lots) * lot
-            limit = ks.max_position(engine.unit_value)
-            if aq > max_abs_q:
-                max_abs_q = aq
-            if aq > limit + lot * 1.000001:
+            lots = exchange.position_lots
+            mark = engine.unit_value
+            limits = ks.limits
+            if check_key is None or (lots, mark, limits) != check_key:
+                check_key = (lots, mark, limits)
+                aq = abs(lots) * lot
+                limit = ks.max_position(mark)
+                if aq > max_abs_q:
+                    max_abs_q = aq
+                breached = aq > limit + lot * 1.000001
+                if limit > 0.0 and aq / limit > max_util:
+                    max_util = aq / limit
+            if breached:
                 breaches += 1
-            if limit > 0.0 and aq / limit > max_util:
-                max_util = aq / limit
-            dt = ts - last_ns
-            if engine.idle_reason:
-                idle_reason = engine.idle_reason
-            if dt > 0:
-                # The time since the last event, in the state the last event left.
-                if engine.idle_reason:
-                    idle_ns += dt
-                if state is TradingState.REDUCING:
-                    reducing_ns += dt
-                state_ns[state] += dt
-                if wanted_bid or wanted_ask:
-                    wanted_ns += dt
-                    if wanted_bid and wanted_ask:
-                        wanted_two_sided_ns += dt
-                key = ks.binding_limit
-                binding_ns[key] = binding_ns.get(key, 0) + dt
-            venue_both = meter.both_ns_at(ts)
-            if wants_both:
-                wanting_both_ns += dt
-                resting_both_ns += venue_both - last_both_ns
-            last_both_ns = venue_both
             last_ns = ts
-            bid, ask = engine.wanted_touch
-            wants_both = bool(bid) and bool(ask) and ks.state is TradingState.ACTIVE
-            if bid != wanted_bid or ask != wanted_ask:
-                wanted_bid, wanted_ask = bid, ask
-                if rec is not None:
-                    rec.wanted_changes.append(
+            wanted = engine.wanted
+            idle = engine.idle_reason
+            if (
+                wanted is not span_wanted
+                or ks.state is not state
+                or limits is not span_limits
+                or idle is not span_idle
+            ):
+                close_span(ts)
+                if idle:
+                    idle_reason = idle
+                span_idle = idle
+                span_limits = limits
+                span_wanted = wanted
+                bid, ask = engine.wanted_touch
+                wants_both = bool(bid) and bool(ask) and ks.state is TradingState.ACTIVE
+                if bid != wanted_bid or ask != wanted_ask:
+                    wanted_bid, wanted_ask = bid, ask
+                    if rec is not None:
+                        rec.wanted_changes.append(
+                            (
+                                (ts - start_ns) / _NS,
+                                to_price(bid) if bid else None,
+                                to_price(ask) if ask else None,
+                            )
+                        )
+                if ks.state is not state:
+                    state = ks.state
+                    state_changes.append(
                         (
                             (ts - start_ns) / _NS,
-                            to_price(bid) if bid else None,
-                            to_price(ask) if ask else None,
+                            state.label,
+                            [f"{r.trigger}: {r.detail}" for r in ks.reasons],
                         )
                     )
-            if ks.state is not state:
-                state = ks.state
-                state_changes.append(
-                    (
-                        (ts - start_ns) / _NS,
-                        state.label,
-                        [f"{r.trigger}: {r.detail}" for r in ks.reasons],
-                    )
-                )
             if ts >= next_sample:
                 next_sample += _NS
                 equity = initial + exchange.pnl_usd()
@@ -316,6 +353,8 @@ def run_backtest(
                         next_progress = done + 0.01
     except KeyboardInterrupt:
         interrupted = True  # Ctrl-C: stop here and summarise what ran
+    if span_ns >= 0:
+        close_span(last_ns)
     if progress is not None and not interrupted:
         progress(1.0)
     wall = time.perf_counter() - wall0

@@ -299,6 +299,11 @@ class OrderManager:
         bids, asks = self.pending_exposure()
         return q - asks, q + bids
 
+    def has_live(self) -> bool:
+        """Whether any order is live: one ``cancel_all`` would cancel (or retry, once its
+        side's backoff is over)."""
+        return any(o.live for o in self.orders.values())
+
     def live_orders(self) -> int:
         """Orders resting at the venue or about to (not cancelling, not settling)."""
         return sum(1 for o in self.orders.values() if o.state is not _SETTLING)

@@ -120,6 +120,12 @@ class KillSwitch:
         """(time, text) of a refusal no retry can fix: it halts."""
         self.limits: PositionLimits | None = None
         self._limits_key: tuple[object, ...] = ()
+        # The trade rate the limits read is held within a band of the exact one: a factor
+        # 1 / (1 - tol) either way of the rate it was taken at (risk.limit_tolerance).
+        step = 1.0 / (1.0 - config.risk.limit_tolerance)
+        self._rate_step = step
+        self._rate_band = step * step
+        self._rate_held = math.nan
         self.account_value: float | None = None
         self.balance: float | None = None
         self.peak_equity: float | None = None
@@ -282,7 +288,15 @@ class KillSwitch:
         if self.account_value is None:
             self.limits = None
             return None
-        key = (self.account_value, self.balance, sigma, sigma_samples, trade_intensity)
+        rate = trade_intensity
+        if self._rate_band > 1.0 and 0.0 < rate < math.inf:
+            # The limit grows as sqrt(rate) (T = 1 / rate) or stays flat (T capped): read at
+            # a held rate within [rate / band, rate] it is within [exact * (1 - tol), exact].
+            held = self._rate_held
+            if not held <= rate <= held * self._rate_band:  # also the first (NaN) one
+                held = self._rate_held = rate / self._rate_step
+            rate = held
+        key = (self.account_value, self.balance, sigma, sigma_samples, rate)
         if key == self._limits_key and self.limits is not None:
             return self.limits
         self._limits_key = key
@@ -291,7 +305,7 @@ class KillSwitch:
         self.limits = position_limits(
             account_value=self.account_value,
             sigma=sigma,
-            horizon_s=horizon_s(trade_intensity, risk.max_horizon_s),
+            horizon_s=horizon_s(rate, risk.max_horizon_s),
             confidence=confidence_from_samples(sigma_samples, risk.confidence_samples),
             config=risk,
             sizing=self.config.sizing,
@@ -375,6 +389,43 @@ class KillSwitch:
         self.reasons = reasons
         self.state = max(r.state for r in reasons)
         return self.state
+
+    def cascade_pause_holds(
+        self, ts_ns: int, hawkes_ratio: float, *, position: float, mid: float
+    ) -> bool:
+        """True when the state is a cascade pause alone and still is at ``ts_ns``: the cascade,
+        staleness and position checks are run (as ``check`` would) and nothing else.
+
+        For a market event: the other checks read equity, refusals, the connection and manual
+        halts, which such an event cannot move (refusals only age out, and none is among the
+        reasons). False when anything else is among the reasons, a position check has a reason
+        (even one milder than the pause: ``check`` lists it), or the pause lifts or deepens:
+        then ``check`` decides, at the same time, with the cascade's timers exactly where this
+        left them.
+        """
+        reasons = self.reasons
+        if (
+            self.state is not TradingState.PAUSED
+            or len(reasons) != 1
+            or reasons[0].trigger is not Trigger.CASCADE
+            or self._latched
+            or self._manual is not None
+            or self._fatal is not None
+            or not self.connected
+        ):
+            return False
+        if self._check_stale(ts_ns) is not None:
+            return False
+        if position != 0.0 and (
+            self._check_position_value(position, mid) is not None
+            or self._check_position_contracts(position) is not None
+        ):
+            return False
+        reason = self._check_cascade(ts_ns, hawkes_ratio)
+        if reason is None or reason.state is not TradingState.PAUSED:
+            return False
+        self.reasons = (reason,)
+        return True
 
     def _all_clear(self, ts_ns: int, position: float, mid: float, ratio: float) -> bool:
         """A cheap screen for the common case: True only when no check below could fire.
