@@ -555,13 +555,24 @@ class FeesConfig(_Config, frozen=True):
 
 
 class FundingConfig(_Config, frozen=True):
-    """Funding payments (``[funding]``) in backtests: a constant rate per funding interval,
-    or none. The interval and cap are the venue's (``market_maker/funding.py``)."""
+    """Funding (``[funding]``): the rate a backtest pays (a constant per funding interval, or
+    none), and how the venue's rate enters the sizing and the quotes (``risk/carry.py``).
+    The interval and cap are the venue's (``market_maker/funding.py``)."""
 
     rate: Annotated[float, Meta(ge=-0.1, le=0.1)] | None = None
     """Funding rate per interval as a fraction (0.0001 = 0.01 %); positive: longs pay."""
     interval_s: Annotated[float, Meta(ge=60.0, le=86_400.0)] | None = None
     """Override the venue's interval (Hyperliquid 3,600 s, Binance 28,800 s)."""
+    sizing: bool = True
+    """The side that pays funding at a funding time within the risk horizon has that payment
+    added to its per-unit risk: its room shrinks (the other side's is unchanged)."""
+    skew: bool = False
+    """Lean the reservation price towards the side that receives funding."""
+    skew_horizon_s: Annotated[float, Meta(ge=0.0, le=604_800.0)] = 3_600.0
+    """The skew: one unit held this long pays ``rate * skew_horizon_s / interval_s`` of its
+    value; the reservation price moves by minus that."""
+    skew_max_bps: Annotated[float, Meta(ge=0.0, le=100.0)] = 2.0
+    """The skew never moves the reservation price further than this, basis points."""
 
 
 class InputConfig(_Config, frozen=True):
