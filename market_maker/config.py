@@ -520,6 +520,12 @@ class InstrumentConfig(_Config, frozen=True):
     """Maker fee in basis points of the order's USD value; negative: a rebate. Unset: the
     schedule's (``[fees]``), else the table's."""
     taker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] | None = None
+    base_balance: Annotated[float, Meta(ge=0.0, le=1e12)] | None = None
+    """Spot backtests: the base asset held at the start, base units (the position; asks
+    sell at most what is held). Unset: none."""
+    quote_balance: Annotated[float, Meta(ge=0.0, le=1e15)] | None = None
+    """Spot backtests: the quote currency held at the start (bids spend at most what is
+    held). Unset: the backtest's starting equity, 10,000."""
 
 
 class FeeTierConfig(_Config, frozen=True):
@@ -811,6 +817,8 @@ _UNITS: dict[str, str] = {
     "book_level_size": "contracts",
     "lot_size": "contracts",
     "contract_size": "base units per contract (inverse: USD per contract)",
+    "base_balance": "base units",
+    "quote_balance": "quote currency (USD)",
     "rate": "a fraction of position value per funding interval",
     "tick_size": "quote currency (USD)",
     "mid0": "quote currency (USD)",
