@@ -151,11 +151,11 @@ def test_a_spot_backtest_can_start_holding_base_and_sells_it(spot):
     sold = sum(f.size for f in rec.fills if not f.buy)
     bought = sum(f.size for f in rec.fills if f.buy)
     assert result.final_position == pytest.approx(0.05 - sold + bought)
-    assert 0.0 <= result.final_position and result.max_abs_position <= 0.05 + 1e-12
+    assert result.final_position >= 0.0 and result.max_abs_position <= 0.05 + 1e-12
     # 10 bp of each fill's value (Binance spot VIP 0).
     assert result.fees_usd == pytest.approx(sum(f.price * f.size * 1e-3 for f in rec.fills))
     # Without a base balance the first fill can only be a buy.
-    plain, plain_rec = run_session(AppConfig(), data=spot, record=True)
+    _, plain_rec = run_session(AppConfig(), data=spot, record=True)
     assert plain_rec is not None and (not plain_rec.fills or plain_rec.fills[0].buy)
 
 
