@@ -525,6 +525,12 @@ class InstrumentConfig(_Config, frozen=True):
     """Maker fee in basis points of the order's USD value; negative: a rebate. Unset: the
     schedule's (``[fees]``), else the table's."""
     taker_fee_bps: Annotated[float, Meta(ge=-100.0, le=100.0)] | None = None
+    base_balance: Annotated[float, Meta(ge=0.0, le=1e12)] | None = None
+    """Spot backtests: the base asset held at the start, base units (the position; asks
+    sell at most what is held). Unset: none."""
+    quote_balance: Annotated[float, Meta(ge=0.0, le=1e15)] | None = None
+    """Spot backtests: the quote currency held at the start (bids spend at most what is
+    held). Unset: the backtest's starting equity, 10,000."""
 
 
 class FeeTierConfig(_Config, frozen=True):
@@ -560,13 +566,24 @@ class FeesConfig(_Config, frozen=True):
 
 
 class FundingConfig(_Config, frozen=True):
-    """Funding payments (``[funding]``) in backtests: a constant rate per funding interval,
-    or none. The interval and cap are the venue's (``market_maker/funding.py``)."""
+    """Funding (``[funding]``): the rate a backtest pays (a constant per funding interval, or
+    none), and how the venue's rate enters the sizing and the quotes (``risk/carry.py``).
+    The interval and cap are the venue's (``market_maker/funding.py``)."""
 
     rate: Annotated[float, Meta(ge=-0.1, le=0.1)] | None = None
     """Funding rate per interval as a fraction (0.0001 = 0.01 %); positive: longs pay."""
     interval_s: Annotated[float, Meta(ge=60.0, le=86_400.0)] | None = None
     """Override the venue's interval (Hyperliquid 3,600 s, Binance 28,800 s)."""
+    sizing: bool = True
+    """The side that pays funding at a funding time within the risk horizon has that payment
+    added to its per-unit risk: its room shrinks (the other side's is unchanged)."""
+    skew: bool = False
+    """Lean the reservation price towards the side that receives funding."""
+    skew_horizon_s: Annotated[float, Meta(ge=0.0, le=604_800.0)] = 3_600.0
+    """The skew: one unit held this long pays ``rate * skew_horizon_s / interval_s`` of its
+    value; the reservation price moves by minus that."""
+    skew_max_bps: Annotated[float, Meta(ge=0.0, le=100.0)] = 2.0
+    """The skew never moves the reservation price further than this, basis points."""
 
 
 class InputConfig(_Config, frozen=True):
@@ -806,6 +823,8 @@ _UNITS: dict[str, str] = {
     "book_level_size": "contracts",
     "lot_size": "contracts",
     "contract_size": "base units per contract (inverse: USD per contract)",
+    "base_balance": "base units",
+    "quote_balance": "quote currency (USD)",
     "rate": "a fraction of position value per funding interval",
     "tick_size": "quote currency (USD)",
     "mid0": "quote currency (USD)",

@@ -14,7 +14,7 @@ import msgspec
 from market_maker.config import AppConfig
 from market_maker.model import Instrument
 
-__all__ = ["contract_config"]
+__all__ = ["contract_config", "with_fee_rates"]
 
 
 def contract_config(config: AppConfig, instrument: Instrument) -> AppConfig:
@@ -30,3 +30,8 @@ def contract_config(config: AppConfig, instrument: Instrument) -> AppConfig:
             config, strategy=msgspec.structs.replace(strategy, min_half_spread_bps=floor)
         )
     return config
+
+
+def with_fee_rates(instrument: Instrument, maker_bps: float, taker_bps: float) -> Instrument:
+    """``instrument`` trading at new fee rates (a tier the venue moved the account to)."""
+    return msgspec.structs.replace(instrument, maker_fee_bps=maker_bps, taker_fee_bps=taker_bps)

@@ -37,7 +37,7 @@ from typing import Any
 import msgspec
 
 from market_maker.config import AppConfig
-from market_maker.contracts import contract_config
+from market_maker.contracts import contract_config, with_fee_rates
 from market_maker.estimators import (
     AdverseSelection,
     CascadeDetector,
@@ -45,6 +45,7 @@ from market_maker.estimators import (
     IncrementalHawkes,
     IncrementalVolStats,
 )
+from market_maker.funding_book import FundingBook
 from market_maker.model import (
     AccountUpdate,
     AckStatus,
@@ -52,7 +53,10 @@ from market_maker.model import (
     BookUpdate,
     ConnectionStatus,
     Event,
+    FeeUpdate,
     Fill,
+    FundingPayment,
+    FundingRate,
     Instrument,
     OrderAck,
     Place,
@@ -73,6 +77,8 @@ from market_maker.risk import (
     blended_sigma,
     confidence_from_samples,
 )
+from market_maker.risk.carry import paying_side_limit_usd
+from market_maker.risk.limits import PositionLimits, effective_max_position
 from market_maker.status import (
     EngineCounters,
     EngineStatus,
@@ -162,6 +168,7 @@ class QuoteEngine:
     """One market, one strategy, one account: events in, order actions out."""
 
     def __init__(self, config: AppConfig, instrument: Instrument) -> None:
+        self._given_config = config  # before the contract's terms (a new fee tier re-applies)
         config = contract_config(config, instrument)
         self.config = config
         self.instrument = instrument
@@ -295,6 +302,8 @@ class QuoteEngine:
         self._equity_anchor: tuple[float, float] | None = None  # (venue equity, our PnL)
         self._coin_cash = 0.0
         """Inverse contracts: the coin our fills took in (N * C / price a buy), less fees."""
+        self.funding = FundingBook(config.funding, instrument)
+        """The venue's funding rate and the payments booked to us (``funding_book.py``)."""
         self._suspect_since = 0
         self._pending_actions: list[Action] = []
         # Books and trades are dispatched before this table: books alone may take the quiet
@@ -306,6 +315,9 @@ class QuoteEngine:
             VenueSnapshot: self._on_snapshot,
             ConnectionStatus: self._on_connection,
             Timer: self._on_timer,
+            FundingRate: self._on_funding_rate,
+            FundingPayment: self._on_funding_payment,
+            FeeUpdate: self._on_fees,
         }
 
     # ----- events -------------------------------------------------------------------------
@@ -593,6 +605,36 @@ class QuoteEngine:
     def _on_timer(self, ev: Timer, ts: int) -> bool:
         return True
 
+    def _on_funding_rate(self, ev: FundingRate, ts: int) -> bool:
+        taken = self.funding.on_rate(ev)
+        self.counters.bad_funding = self.funding.bad
+        return taken
+
+    def _on_funding_payment(self, ev: FundingPayment, ts: int) -> bool:
+        taken = self.funding.on_payment(ev)
+        self.counters.bad_funding = self.funding.bad
+        return taken
+
+    def _on_fees(self, ev: FeeUpdate, ts: int) -> bool:
+        """New fee rates (a tier or rebate changed): the instrument, the fee floor and the
+        adverse floor's maker fee follow them; rates beyond +/-100 bp are refused."""
+        maker, taker = ev.maker_bps, ev.taker_bps
+        if not (abs(maker) <= 100.0 and abs(taker) <= 100.0):  # also NaN
+            self.counters.bad_fees += 1
+            return False
+        inst = self.instrument
+        if maker == inst.maker_fee_bps and taker == inst.taker_fee_bps:
+            return False
+        self.instrument = with_fee_rates(inst, maker, taker)
+        self.config = contract_config(self._given_config, self.instrument)
+        self.strategy = make_strategy(self.config)
+        self._wanted = getattr(self.strategy, "wanted", None)
+        if self.config.quoting.maker_fee_bps is None:
+            self._maker_fee_bps = maker
+        self._quote_key = None  # the floor moved: quote again
+        self.counters.fee_updates += 1
+        return True
+
     # ----- the quote cycle ----------------------------------------------------------------
 
     def _quiet_cycle(self, ts: int) -> list[Action]:
@@ -734,6 +776,7 @@ class QuoteEngine:
             self._fair_ticks,
             floor_bps,
             self._toxic,
+            self.funding.skew_fraction,
         )
         if key == self._quote_key and self.shortcuts:
             self.counters.reused_quotes += 1
@@ -745,6 +788,9 @@ class QuoteEngine:
         q = orders.position_lots
         reduce_only = state is _REDUCING or (q if q >= 0 else -q) >= max_lots
         take = self._escalation_lots(ts, max_lots) if state is _REDUCING else 0
+        reserve = (take, 0) if q < 0 else (0, take)
+        if limits is not None and not reduce_only:
+            reserve = self._carry_reserve(ts, limits, max_lots, reserve)
         actions = orders.plan(
             bids,
             asks,
@@ -753,7 +799,7 @@ class QuoteEngine:
             budget=budget,
             reduce_only=reduce_only,
             hold_new=self._holding_new(ts),
-            reserve=(take, 0) if q < 0 else (0, take),
+            reserve=reserve,
             touch=(self._best_bid_ticks, self._best_ask_ticks),
         )
         if take:
@@ -788,6 +834,7 @@ class QuoteEngine:
             fair_ticks,
             floor_bps,
             toxic,
+            funding_skew,
         ) = key
         params = self.aggregator.build(
             ts_ns=ts,
@@ -810,6 +857,7 @@ class QuoteEngine:
             toxic=toxic,
             toxic_widen_bps=self._toxic_widen_bps,
             unit_value=self.unit_value,
+            funding_skew=funding_skew,
         )
         self.params = params
         stats = self.quoting_stats
@@ -847,6 +895,27 @@ class QuoteEngine:
         elif state is not _REDUCING:
             self.idle_reason = self._why_idle(params, max_lots)
         return bids, asks, max_lots
+
+    def _carry_reserve(
+        self, ts: int, limits: PositionLimits, max_lots: int, reserve: tuple[int, int]
+    ) -> tuple[int, int]:
+        """``reserve`` plus the lots the side that pays funding within the horizon may not
+        add (``risk/carry.py``): its limit with the payment in its per-unit risk, in lots,
+        short of ``max_lots``."""
+        side, carry = self.funding.carry(ts, limits.horizon_s)
+        unit = self.unit_value
+        if not side or not unit > 0.0:
+            return reserve
+        risk = self.config.risk
+        paying = paying_side_limit_usd(limits, num_sigmas=risk.num_sigmas, carry=carry)
+        lots = self.sizer.size_lots(effective_max_position(paying / unit, risk.max_position_cap))
+        cut = max_lots - lots
+        if cut <= 0:
+            return reserve
+        self.counters.carry_cycles += 1
+        if side > 0:  # longs pay: bids may not build the long as far
+            return reserve[0] + cut, reserve[1]
+        return reserve[0], reserve[1] + cut
 
     def _escalation_lots(self, ts: int, max_lots: int) -> int:
         """Lots to take now with an immediate-or-cancel order while REDUCING (0: none).
@@ -1030,9 +1099,9 @@ class QuoteEngine:
             if mid != mid:
                 return 0.0
             q = self.orders.position * self._unit_scale
-            return (self._coin_cash - q / mid) * mid
+            return (self._coin_cash + self.funding.cash - q / mid) * mid
         mark = self.orders.position * mid if mid == mid else 0.0
-        return self.orders.cash_usd + mark
+        return self.orders.cash_usd + self.funding.cash + mark
 
     @property
     def wanted_touch(self) -> tuple[int, int]:
@@ -1090,6 +1159,8 @@ class QuoteEngine:
             tracked_orders=len(orders.orders),
             pnl_usd=self.pnl_usd(),
             fees_usd=orders.fees_usd,
+            funding_usd=self._funding_usd(),
+            funding_payments=self.funding.payments,
             fills=orders.fills,
             needs_reconcile=orders.needs_reconcile,
             counters=msgspec.structs.replace(self.counters),
@@ -1098,6 +1169,14 @@ class QuoteEngine:
             refusals_by_class={str(k): v for k, v in self.refusals.by_class.items()},
             last_refusal=self.refusals.last,
         )
+
+    def _funding_usd(self) -> float:
+        """Funding received (negative: paid) since the start, USD (inverse: the coin at the
+        mid)."""
+        cash = self.funding.cash
+        if self._unit_inverse:
+            return cash * self.mid if self.mid == self.mid else 0.0
+        return cash
 
     def _side_status(
         self, side: Side, wanted: tuple[tuple[int, int], ...], pending: float

@@ -99,6 +99,17 @@ class FundingSeries(msgspec.Struct, frozen=True, kw_only=True):
     def from_points(cls, points: Sequence[tuple[int, float]]) -> FundingSeries:
         return cls(steps=tuple(sorted(points)))
 
+    def next_change_ns(self, after_ns: int) -> int | None:
+        """The first step strictly after ``after_ns`` whose rate differs from the one in force
+        at ``after_ns`` (None: the rate holds to the end)."""
+        starts = [t for t, _ in self.steps]
+        i = bisect_right(starts, after_ns)
+        now = self.steps[max(0, i - 1)][1]
+        for t, rate in self.steps[i:]:
+            if rate != now:
+                return t
+        return None
+
     def rate_at(self, t_ns: int) -> float:
         """The rate in force at ``t_ns`` (the first step's before it starts)."""
         starts = [t for t, _ in self.steps]

@@ -20,7 +20,10 @@ __all__ = [
     "Cancel",
     "ConnectionStatus",
     "Event",
+    "FeeUpdate",
     "Fill",
+    "FundingPayment",
+    "FundingRate",
     "Instrument",
     "InstrumentKind",
     "Level",
@@ -234,6 +237,39 @@ class AccountUpdate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     position: float | None = None
 
 
+class FundingRate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """The funding rate the venue will charge at its next funding time: a fraction of the
+    position's value per ``interval_s`` (positive: longs pay shorts). Funding times are the
+    multiples of ``interval_s`` since the Unix epoch (``funding.next_funding_ns``)."""
+
+    ts_ns: int
+    rate: float
+    interval_s: float
+
+
+class FundingPayment(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A funding payment the venue booked to the account: ``amount`` received in the
+    settlement currency (negative: paid), on a position of ``position`` contracts at
+    ``rate``. ``payment_id`` names it once (a payment seen twice is counted once)."""
+
+    ts_ns: int
+    amount: float
+    payment_id: str
+    rate: float | None = None
+    position: float | None = None
+    exchange_ts_ns: int | None = None
+
+
+class FeeUpdate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """The account's fee rates changed (a new tier or rebate): basis points of an order's
+    USD value, negative for a rebate; ``source`` says where they came from."""
+
+    ts_ns: int
+    maker_bps: float
+    taker_bps: float
+    source: str = ""
+
+
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
     """One of our orders resting at the venue, as a snapshot reports it."""
 
@@ -280,7 +316,17 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 Event = (
-    BookUpdate | Trade | Fill | OrderAck | AccountUpdate | VenueSnapshot | ConnectionStatus | Timer
+    BookUpdate
+    | Trade
+    | Fill
+    | OrderAck
+    | AccountUpdate
+    | VenueSnapshot
+    | ConnectionStatus
+    | Timer
+    | FundingRate
+    | FundingPayment
+    | FeeUpdate
 )
 
 

@@ -140,8 +140,12 @@ class RunSummary(msgspec.Struct, kw_only=True):
     cycle_us_p50: float
     cycle_us_p99: float
     maker_fee_bps: float | None = None
-    """The maker rate the market trades at (the venue's ``userFees`` on Hyperliquid)."""
+    """The maker rate the market trades at at the end (the venue's ``userFees`` on
+    Hyperliquid, read again with each account sync)."""
     taker_fee_bps: float | None = None
+    funding_usd: float = 0.0
+    """Funding received (negative: paid) during the run, in the PnL."""
+    funding_payments: int = 0
 
 
 class StatusBoard:
@@ -562,6 +566,8 @@ async def run_live(
         cycle_us_p99=board.cycle_us.percentile_us(0.99),
         maker_fee_bps=engine.instrument.maker_fee_bps,
         taker_fee_bps=engine.instrument.taker_fee_bps,
+        funding_usd=status.funding_usd,
+        funding_payments=status.funding_payments,
     )
     log.info("stopped", **msgspec.to_builtins(summary))
     return summary
@@ -591,6 +597,11 @@ def format_run_summary(s: RunSummary) -> str:
         + (
             [f"  fee rates maker {s.maker_fee_bps:g} bp, taker {s.taker_fee_bps:g} bp"]
             if s.maker_fee_bps is not None and s.taker_fee_bps is not None
+            else []
+        )
+        + (
+            [f"  funding {s.funding_usd:+,.4f} USD over {s.funding_payments} payments"]
+            if s.funding_payments
             else []
         )
     )

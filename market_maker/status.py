@@ -72,6 +72,13 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     orders held meanwhile)."""
     position_mismatches: int = 0
     snapshot_requests: int = 0
+    bad_funding: int = 0
+    """Funding rates and payments refused (not a number, beyond 10 % a payment)."""
+    fee_updates: int = 0
+    """New fee rates taken (a tier or rebate changed)."""
+    bad_fees: int = 0
+    carry_cycles: int = 0
+    """Cycles where the side that pays funding within the horizon had its room cut."""
 
 
 class NotResting:
@@ -181,6 +188,7 @@ class EngineStatus(msgspec.Struct, frozen=True, kw_only=True):
     tracked_orders: int
     """Every order not yet closed (placing, resting, leaving, settling)."""
     pnl_usd: float
+    """Fills after fees, funding, and the position at the mid."""
     fees_usd: float
     fills: int
     needs_reconcile: bool
@@ -194,6 +202,9 @@ class EngineStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Refusals by class (``risk.refusals.RefusalClass``)."""
     last_refusal: str = ""
     """The venue's latest refusal in its words, post-only races left out."""
+    funding_usd: float = 0.0
+    """Funding received (negative: paid) since the start, USD."""
+    funding_payments: int = 0
 
     @property
     def two_sided(self) -> bool:

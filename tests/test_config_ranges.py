@@ -8,7 +8,10 @@ range, in which unit; a value it accepts must run a short backtest without raisi
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -16,6 +19,7 @@ import pytest
 from market_maker.backtest.session import run_session
 from market_maker.config import AppConfig, build_config, field_unit
 from market_maker.errors import ConfigError
+from tests.stubs import rewrite_as_spot
 from tests.test_config import ROOT
 
 HYPERLIQUID = ROOT / "data" / "hyperliquid" / "btc_20250126.gz"
@@ -74,10 +78,20 @@ def _strategy(path: str) -> str:
     return "glft"
 
 
+@functools.cache
+def _spot_capture() -> Path:
+    """A spot capture (the BTC capture's first lines rewritten as Binance spot)."""
+    path = Path(tempfile.mkdtemp()) / "spot.gz"
+    rewrite_as_spot(ROOT / "data" / "binance-usdm" / "btcusdt_20240808.gz", path, lines=3_000)
+    return path
+
+
 def _backtest(path: str, config: AppConfig) -> None:
     """Ten simulated seconds: volatility samples, intensity refits, quotes, fills."""
     strategy = _strategy(path)
-    if path.startswith("instrument."):  # the exchange rules of a capture, not of a scenario
+    if path in ("instrument.base_balance", "instrument.quote_balance"):  # a spot account's
+        run_session(config, strategy=strategy, data=_spot_capture(), seed=1, duration_s=10.0)
+    elif path.startswith("instrument."):  # the exchange rules of a capture, not of a scenario
         run_session(config, strategy=strategy, data=HYPERLIQUID, seed=1, duration_s=10.0)
     else:
         run_session(config, strategy=strategy, scenario="calm", seed=1, duration_s=10.0)

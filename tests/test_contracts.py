@@ -23,6 +23,8 @@ from market_maker.model import (
     AccountUpdate,
     BookUpdate,
     Fill,
+    FundingPayment,
+    FundingRate,
     Instrument,
     InstrumentKind,
     Place,
@@ -228,8 +230,18 @@ def test_funding_is_in_the_attribution_and_the_equity_the_kill_switch_reads(side
     ledger = ex.ledger = FillLedger()
     first = ex.pop_next()
     ex.submit([Place(cloid="o", side=side, price=price, size=2.0)], first.ts_ns)
-    _drain(ex)
+    delivered = [first, *_drain(ex)]
     sign = 1.0 if side is Side.BUY else -1.0
+    # The venue tells the engine its rate, and each payment on the account's stream.
+    rates = [e for e in delivered if isinstance(e, FundingRate)]
+    assert [(e.ts_ns, e.rate, e.interval_s) for e in rates] == [(0, 0.001, 10.0)]
+    (paid,) = [e for e in delivered if isinstance(e, FundingPayment)]
+    assert (paid.ts_ns, paid.position) == (10 * S, 2.0 * sign)
+    assert paid.amount == pytest.approx(-0.2 * sign)
+    fed = QuoteEngine(AppConfig(), inst)
+    for ev in delivered:
+        fed.on_event(ev)
+    assert fed.status().funding_usd == pytest.approx(-0.2 * sign)
     assert ex.position == 2.0 * sign
     # One funding time (t = 10 s): 2 contracts * mid 100 * 0.1 % = 0.2 USD, paid when long.
     assert ex.stats.funding_payments == 1

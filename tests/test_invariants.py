@@ -60,6 +60,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from market_maker.config import (
     AppConfig,
     DynamicRiskConfig,
+    FundingConfig,
     KillSwitchConfig,
     LadderConfig,
     OrdersConfig,
@@ -73,6 +74,7 @@ from market_maker.model import (
     BookUpdate,
     Cancel,
     Fill,
+    FundingRate,
     Instrument,
     Modify,
     OpenOrder,
@@ -162,6 +164,10 @@ class EngineAgainstHyperliquidVenue(RuleBasedStateMachine):
         clock_skew_ms=st.integers(-500, 500),
         escalate_after=st.sampled_from([0.1, 0.5, 2.0]),
         quoting=st.booleans(),
+        # A funding rate (per interval) with the skew on, strong enough to move the quotes
+        # by many ticks; the 60 s interval puts a funding time within the horizon now and
+        # then, so the paying side's room is cut too.
+        funding=st.sampled_from([None, (0.0005, 60.0), (-0.04, 60.0), (0.04, 3_600.0)]),
     )
     @precondition(lambda self: self.engine is None)
     def start(
@@ -175,6 +181,7 @@ class EngineAgainstHyperliquidVenue(RuleBasedStateMachine):
         clock_skew_ms,
         escalate_after,
         quoting,
+        funding,
     ):
         orders = OrdersConfig(
             use_modify=modify,
@@ -218,6 +225,7 @@ class EngineAgainstHyperliquidVenue(RuleBasedStateMachine):
             )
             if quoting
             else QuotingConfig(),
+            funding=FundingConfig(skew=True, skew_max_bps=50.0, skew_horizon_s=60.0),
             orders=orders,
         )
         self.expiry_ns = int(orders.request_expiry_s * S)
@@ -234,6 +242,9 @@ class EngineAgainstHyperliquidVenue(RuleBasedStateMachine):
         started = self.engine.start(self.ts)
         self.last_rid = max(a.request_id for a in started)
         self.requests.extend((a, self.ts) for a in started)
+        if funding is not None:
+            rate, interval = funding
+            self.send(FundingRate(ts_ns=self.ts, rate=rate, interval_s=interval))
         self.send(self.book())
 
     # ----- helpers ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from market_maker.backtest.scenarios import engine_config, with_simulator
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, with_strategy
 from market_maker.engine import QuoteEngine
+from market_maker.errors import ConfigError
 from market_maker.fees import apply_fees
 from market_maker.funding import FundingSeries, funding_model
 from market_maker.model import Instrument
@@ -159,6 +160,8 @@ def replay_exchange(
     funding_rate: float | None = None,
     funding_interval_s: float | None = None,
     funding_series: FundingSeries | None = None,
+    initial_base: float = 0.0,
+    initial_quote: float | None = None,
 ) -> ExchangeCore:
     """The simulated venue for our orders against a recorded market: 20 +/- 5 ms for requests
     and their answers, fills on their own stream at 25 ms plus up to tens of ms of jitter. The
@@ -169,7 +172,9 @@ def replay_exchange(
     ``capture_feed_latency``). ``instrument`` (default the market's) carries the fees charged
     (``fees.apply_fees``; unset rates: 1.5 bp maker, 4.5 bp taker); ``funding_rate`` per
     funding interval (the venue's, ``funding.funding_model``, or ``funding_interval_s``) pays
-    funding on the position at each funding time the capture crosses; None: no funding."""
+    funding on the position at each funding time the capture crosses; None: no funding.
+    Spot: ``initial_base`` of the base asset and ``initial_quote`` of the quote currency held
+    at the start (default the 10,000 starting equity)."""
     inst = instrument or market.instrument
     rates = funding_series
     if rates is None and funding_rate is not None:
@@ -196,6 +201,8 @@ def replay_exchange(
         profile=profile,
         request_expiry_s=request_expiry_s,
         market_data_latency=feed_latency.model,
+        initial_base=initial_base,
+        initial_equity=10_000.0 if initial_quote is None else initial_quote,
     )
 
 
@@ -249,6 +256,8 @@ def run_session(
         else:
             feed = _market_feed_latency(market.reopen(), 20_000)
         instrument, rates = apply_fees(market.instrument, config.fees)
+        held = config.instrument
+        _spot_balances_apply(instrument, held.base_balance, held.quote_balance)
         series = None
         if config.funding.rate is None and isinstance(market, ReplayMarket) and market.has_funding:
             points = capture_funding(market.path, market.venue)
@@ -263,9 +272,16 @@ def run_session(
             funding_rate=config.funding.rate,
             funding_interval_s=config.funding.interval_s,
             funding_series=series,
+            initial_base=held.base_balance or 0.0,
+            initial_quote=held.quote_balance,
         )
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
         notes.append(f"market: {instrument.describe()}")
+        if instrument.spot:
+            notes.append(
+                f"balances at the start: {held.base_balance or 0.0:g} base, "
+                f"{exchange.initial_equity:,.2f} {instrument.quote_currency}"
+            )
         evidence = getattr(market, "evidence", "")
         if evidence:
             notes.append(f"recognised from the capture: {evidence}")
@@ -316,6 +332,9 @@ def run_session(
         end_ns = int(params.duration_s * _NS)
         source = f"scenario:{scenario or 'calm'}"
         instrument = params.instrument
+        _spot_balances_apply(
+            instrument, config.instrument.base_balance, config.instrument.quote_balance
+        )
     engine = QuoteEngine(config, instrument)
     result, rec = run_backtest(
         exchange, engine, source=source, seed=seed, end_ns=end_ns, record=record, progress=progress
@@ -342,6 +361,19 @@ def run_session(
             )
     result = msgspec.structs.replace(result, notes=notes)
     return result, rec
+
+
+def _spot_balances_apply(instrument: Instrument, base: float | None, quote: float | None) -> None:
+    """Starting balances are a spot account's: refused (one error line) for a perpetual."""
+    if instrument.spot or (base is None and quote is None):
+        return
+    names = " and ".join(
+        n for n, v in (("base_balance", base), ("quote_balance", quote)) if v is not None
+    )
+    raise ConfigError(
+        f"[instrument] {names}: starting balances apply to spot markets only "
+        f"({instrument.describe()}); a perpetual's account is its equity"
+    )
 
 
 def _or(value: float | None, default: float) -> float:

@@ -62,11 +62,15 @@ class MarketParams(msgspec.Struct, frozen=True, kw_only=True):
     """+1: the flow is one-sided buying (our asks are run over), -1: selling, 0: neither."""
     toxic_widen_bps: float = 0.0
     """How much further out the side the toxic flow runs towards steps, bps."""
+    funding_shift: float = 0.0
+    """The reservation price's lean towards holding the side that receives funding, USD
+    (``[funding] skew``; negative when longs pay): the quotes centre on ``mid + fair_shift +
+    funding_shift``."""
 
     @property
     def fair(self) -> float:
         """The price the quotes centre on."""
-        return self.mid + self.fair_shift
+        return self.mid + self.fair_shift + self.funding_shift
 
     def effective_max_position(self) -> float:
         """The limit in contracts under the optional hard cap."""
@@ -118,9 +122,11 @@ class ParameterAggregator:
         toxic: int = 0,
         toxic_widen_bps: float = 0.0,
         unit_value: float | None = None,
+        funding_skew: float = 0.0,
     ) -> MarketParams:
         """``unit_value``: USD value of one contract (``Instrument.unit_value``); default the
-        mid (a linear contract of one base unit)."""
+        mid (a linear contract of one base unit). ``funding_skew``: the funding lean of the
+        reservation price as a fraction of the mid (``risk.carry.funding_skew_fraction``)."""
         mid = 0.5 * (best_bid + best_ask)
         unit = mid if unit_value is None else unit_value
         flow = buy_intensity + sell_intensity
@@ -159,4 +165,5 @@ class ParameterAggregator:
             floor_bps=floor_bps,
             toxic=toxic,
             toxic_widen_bps=toxic_widen_bps,
+            funding_shift=funding_skew * mid,
         )

@@ -67,6 +67,8 @@ from market_maker.model import (
     Cancel,
     Event,
     Fill,
+    FundingPayment,
+    FundingRate,
     Instrument,
     Modify,
     OpenOrder,
@@ -112,7 +114,7 @@ EXPIRED_TEXT = "Action already expired"
 """Hyperliquid's refusal of an action whose block came after its ``expiresAfter``."""
 
 _NS = 1_000_000_000
-_DELIVER, _ARRIVE, _ACCOUNT, _TIMER, _BLOCK, _JUMP, _FUNDING = 0, 1, 2, 3, 4, 5, 6
+_DELIVER, _ARRIVE, _ACCOUNT, _TIMER, _BLOCK, _JUMP, _FUNDING, _RATE = 0, 1, 2, 3, 4, 5, 6, 7
 # Hyperliquid's classes within a block, applied in this order.
 _NO_TAKER, _CANCEL, _TAKER = 0, 1, 2
 _EXPIRED_WEIGHT = 5.0
@@ -367,6 +369,8 @@ class ExchangeCore:
         self._contract = instrument.contract_size
         self.funding = funding if funding_rates is not None else None
         self.funding_rates = funding_rates
+        self._funding_model = funding
+        """The venue's funding model even before a rate is known (paper: the live rate)."""
         self.initial_settlement: float | None = None if self._inverse else initial_equity
         self.profile = profile = profile or FIFO
         self._block_ns = max(1, round(profile.block_ms * 1e6)) if profile.blocks else 0
@@ -499,6 +503,8 @@ class ExchangeCore:
                     self._push(t + self._timer_ns, _TIMER, None)
                 elif kind == _FUNDING:
                     self._pay_funding(t)
+                elif kind == _RATE:
+                    self._announce_rate(t)
                 continue
             if t_market is None:
                 return None
@@ -705,6 +711,7 @@ class ExchangeCore:
         self._push(t0 + self._timer_ns, _TIMER, None)
         if self.funding is not None:
             self._push(next_funding_ns(self.funding, t0), _FUNDING, None)
+            self._push(t0, _RATE, None)
 
     def _push(self, t: int, kind: int, payload: object) -> None:
         self._seq += 1
@@ -1010,6 +1017,44 @@ class ExchangeCore:
         stats.funding_usd += usd
         if self.ledger is not None:
             self.ledger.on_funding(t, usd, self.position)
+        # The venue reports it on the account's stream (Hyperliquid ``userFundings``, Binance's
+        # ``FUNDING_FEE`` account update), at the funding time.
+        self._deliver(
+            t,
+            FundingPayment(
+                ts_ns=t,
+                amount=amount,
+                payment_id=f"funding:{t}",
+                rate=rates.rate_at(t),
+                position=self.position,
+                exchange_ts_ns=t,
+            ),
+        )
+
+    def _announce_rate(self, t: int) -> None:
+        """The rate in force from ``t`` (the venue publishes it: Binance ``@markPrice`` ``r``,
+        Hyperliquid ``activeAssetCtx``), then the next time it changes."""
+        model, rates = self.funding, self.funding_rates
+        if model is None or rates is None:
+            return
+        self._deliver(t, FundingRate(ts_ns=t, rate=rates.rate_at(t), interval_s=model.interval_s))
+        later = rates.next_change_ns(t)
+        if later is not None:
+            self._push(later, _RATE, None)
+
+    def set_funding_rate(self, rate: float) -> None:
+        """A live rate (paper trading): it holds from now until the venue says otherwise, is
+        paid at the next funding time and reaches the engine on the account's stream."""
+        model = self._funding_model
+        if model is None or not abs(rate) <= 1.0:  # also NaN: the engine refuses it too
+            return
+        self.funding_rates = FundingSeries.constant(rate)
+        if self.funding is None:
+            self.funding = model
+            if self._started:
+                self._push(next_funding_ns(model, self.now_ns), _FUNDING, None)
+        t = self.now_ns
+        self._deliver(t, FundingRate(ts_ns=t, rate=rate, interval_s=model.interval_s))
 
     def _on_book(self, book: BookUpdate) -> None:
         self._book_top(book.ts_ns, book.bids, book.asks)

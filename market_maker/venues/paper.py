@@ -7,7 +7,9 @@ print or a book through our price fills us). Acks and fills come back with the c
 latencies, on their own streams, exactly as in backtests. The local venue behaves as
 Hyperliquid does by default (block commits, post-only then cancels then IOCs within a block,
 snapshots from committed state, late actions refused; ``VenueProfile``). Nothing is sent to
-the venue.
+the venue. Funding follows the feed's rate (``FundingRate``, Hyperliquid's
+``activeAssetCtx``): the local account pays it on its position at each funding time (the
+venue's model, ``funding.py``) and reports the payment as the venue would.
 
 Every event is handed to the engine stamped with the wall clock at hand-over (never earlier
 than the event before it), so the engine's clock only moves forward whatever the order in
@@ -25,11 +27,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
+from market_maker.funding import funding_model
 from market_maker.model import (
     Action,
     BookUpdate,
     ConnectionStatus,
     Event,
+    FundingRate,
     Instrument,
     Side,
     Trade,
@@ -124,6 +128,7 @@ class PaperVenue:
             fill_latency=fill_latency or LatencyModel(base_ms=25.0, jitter_ms=15.0),
             profile=profile or HYPERLIQUID,
             request_expiry_s=request_expiry_s,
+            funding=funding_model(instrument),  # paid once the feed says the rate
         )
         self._status: deque[ConnectionStatus] = deque()
         self._wake = asyncio.Event()
@@ -135,6 +140,8 @@ class PaperVenue:
             self.market.push(event)
         elif isinstance(event, ConnectionStatus):
             self._status.append(event)
+        elif isinstance(event, FundingRate):
+            self.exchange.set_funding_rate(event.rate)
         self._wake.set()
 
     async def connect(self) -> None:

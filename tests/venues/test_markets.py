@@ -3,6 +3,7 @@ replay recognises each market from its lines, decodes spot depth (no ``pu``), an
 inverse contract in its settlement coin. A capture without depth says so."""
 
 import gzip
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from market_maker.backtest.report import format_summary
 from market_maker.backtest.session import run_session
 from market_maker.config import AppConfig, InstrumentConfig
-from market_maker.errors import VenueError
+from market_maker.errors import ConfigError, VenueError
 from market_maker.model import BookUpdate, InstrumentKind, Side
 from market_maker.venues.replay import ReplayMarket, capture_info
 from tests.stubs import rewrite_as_inverse, rewrite_as_spot
@@ -138,6 +139,30 @@ def test_spot_backtest_reports_the_spot_market_and_decodes_every_depth_line(spot
     assert result.final_position >= 0.0  # never sold what it did not hold
     assert result.funding_payments == 0
     assert "binance-spot BTCUSDT (spot" in format_summary(result)
+
+
+def test_a_spot_backtest_can_start_holding_base_and_sells_it(spot):
+    cfg = AppConfig(instrument=InstrumentConfig(base_balance=0.05, quote_balance=5_000.0))
+    result, rec = run_session(cfg, data=spot, record=True)
+    assert "balances at the start: 0.05 base, 5,000.00 USDT" in result.notes
+    assert rec is not None and rec.fills
+    # It sold from the first fill on: what it held at the start, not a short.
+    assert not rec.fills[0].buy
+    sold = sum(f.size for f in rec.fills if not f.buy)
+    bought = sum(f.size for f in rec.fills if f.buy)
+    assert result.final_position == pytest.approx(0.05 - sold + bought)
+    assert result.final_position >= 0.0 and result.max_abs_position <= 0.05 + 1e-12
+    # 10 bp of each fill's value (Binance spot VIP 0).
+    assert result.fees_usd == pytest.approx(sum(f.price * f.size * 1e-3 for f in rec.fills))
+    # Without a base balance the first fill can only be a buy.
+    _, plain_rec = run_session(AppConfig(), data=spot, record=True)
+    assert plain_rec is not None and (not plain_rec.fills or plain_rec.fills[0].buy)
+
+
+def test_starting_balances_on_a_perpetual_are_one_error_line():
+    cfg = AppConfig(instrument=InstrumentConfig(base_balance=1.0))
+    with pytest.raises(ConfigError, match=r"\[instrument\] base_balance: starting balances "):
+        run_session(cfg, data=Path(BTC), duration_s=1.0)
 
 
 def test_inverse_backtest_reports_volume_fees_and_pnl_in_coin_and_usd(inverse):

@@ -10,7 +10,12 @@ What it does, per ``reference/hyperliquid-verified.md`` section 4:
   exponential number of ticks past the touch, mean ``sweep_ticks``) published as ``l2Book``
   (5 levels with ``fast: true``, else 20), ``bbo`` when the touch changes, and ``trades``;
 - ``post`` requests of type ``info``: ``meta``, ``clearinghouseState``, ``openOrders``,
-  ``orderStatus``; anything else answers an ``error`` payload (Hyperliquid II adds actions);
+  ``orderStatus``, ``userFees`` (the account's rates: change ``maker_fee_rate`` /
+  ``taker_fee_rate`` and the next read says so); anything else answers an ``error`` payload
+  (Hyperliquid II adds actions);
+- ``activeAssetCtx`` (GB ``WsActiveAssetCtx``: ``{coin, ctx: PerpsAssetCtx}``, values as the
+  decimal strings of the docs' ``metaAndAssetCtxs`` example): sent on subscribe and whenever
+  ``set_funding_rate`` changes the hourly rate;
 - the venue's limits, counted: at most 10 connections at once and 30 new ones a minute
   (beyond, the handshake is refused), 2000 client messages a minute (beyond, the socket is
   closed), 100 posts in flight;
@@ -87,12 +92,16 @@ class FakeHyperliquid:
         port: int = 0,
         maker_fee_rate: float = 0.00015,
         taker_fee_rate: float = 0.00045,
+        funding_rate: float = 0.0000125,
     ) -> None:
         """``maker_fee_rate`` / ``taker_fee_rate``: the watched account's rates (fractions;
         the base perps tier is 0.015 % / 0.045 %), answered by ``userFees`` and charged on
         the exchange fake's fills."""
         self.maker_fee_rate = maker_fee_rate
         self.taker_fee_rate = taker_fee_rate
+        self.funding_rate = funding_rate
+        """The hourly funding rate ``activeAssetCtx`` shows (Hyperliquid's interest rate
+        alone, 0.00125 % an hour, by default)."""
         self.coin = coin
         self.asset_id = 100_000 + HIP3_DEX_INDEX * 10_000 + 1 if ":" in coin else 1
         """The market's asset id: its index in the main meta (ETH is 0), or for a builder
@@ -299,6 +308,28 @@ class FakeHyperliquid:
         """After the ack: the first message of a snapshot channel."""
         if sub.get("type") == "l2Book":
             await self._send(conn, self._book_frame(sub))
+        elif sub.get("type") == "activeAssetCtx" and sub.get("coin") == self.coin:
+            await self._send(conn, self._ctx_frame())
+
+    async def set_funding_rate(self, rate: float) -> None:
+        """A new hourly rate, pushed to every ``activeAssetCtx`` subscriber."""
+        self.funding_rate = rate
+        await self._broadcast("activeAssetCtx", self._ctx_frame())
+
+    def _ctx_frame(self) -> str:
+        mid = self._px(self.mid_ticks)
+        ctx = {
+            "dayNtlVlm": "1169046.29406",
+            "prevDayPx": mid,
+            "markPx": mid,
+            "midPx": mid,
+            "funding": _fmt(self.funding_rate) if self.funding_rate else "0.0",
+            "openInterest": "688.11",
+            "oraclePx": mid,
+            "premium": "0.0",
+            "impactPxs": [self._px(self.mid_ticks - 1), self._px(self.mid_ticks + 1)],
+        }
+        return self._frame("activeAssetCtx", {"coin": self.coin, "ctx": ctx})
 
     async def action(self, payload: dict[str, Any]) -> Any:
         """The answer to a signed action (the trading fake commits them in blocks)."""

@@ -26,7 +26,13 @@ Per ``reference/hyperliquid-verified.md`` sections 4.3-4.4 and 7:
   fill against the fake's public trades (a trade through our price fills all of it, one at our
   price half the print) and when the touch moves through them;
 - user streams: ``orderUpdates`` (no snapshot, no replay) and ``userFills`` (a snapshot of
-  recent fills on every subscribe, so clients must dedupe);
+  recent fills on every subscribe, so clients must dedupe); ``userFundings`` likewise (GB:
+  "funding payments snapshot followed by funding payments on the hour"; envelope
+  ``{isSnapshot, user, fundings: [WsUserFunding]}``) and the same payment on ``userEvents``
+  (channel ``user``, ``{"funding": WsUserFunding}``);
+- funding (trading/funding): ``pay_funding()`` (or every ``funding_interval_s``) books
+  ``usdc = -rate * szi * oraclePx`` (the fake's oracle is its mid; positive rate: longs pay)
+  to the account, in the account value, and streams it;
 - info requests are answered at once from committed state, so they miss actions still
   waiting for a block: ``openOrders``, ``clearinghouseState`` (its ``time`` is the API
   server's clock, ``server_skew_ms`` off the blocks' clock; ``state_time=False`` leaves it
@@ -118,6 +124,7 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         server_skew_ms: int = 0,
         state_time: bool = True,
         no_margin: bool = False,
+        funding_interval_s: float | None = None,
         **market: Any,
     ) -> None:
         super().__init__(**market)
@@ -165,6 +172,10 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         self._blocks_task: asyncio.Task[None] | None = None
         self._oid = 1000
         self._stream_at: dict[tuple[int, str], float] = {}
+        self.funding_interval_s = funding_interval_s
+        self.fundings: list[dict[str, Any]] = []
+        """Every funding payment booked (``WsUserFunding``), oldest first."""
+        self._funding_task: asyncio.Task[None] | None = None
 
     # ----- lifecycle ------------------------------------------------------------------------
 
@@ -172,12 +183,15 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         await super().start()
         if self.block_ms:
             self._blocks_task = asyncio.create_task(self._run_blocks())
+        if self.funding_interval_s:
+            self._funding_task = asyncio.create_task(self._run_funding(self.funding_interval_s))
 
     async def stop(self) -> None:
-        if self._blocks_task is not None:
-            self._blocks_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._blocks_task
+        for task in (self._blocks_task, self._funding_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for queued in [*self._queue, *self._transit]:
             queued.answer.cancel()
         self._queue.clear()
@@ -539,6 +553,35 @@ class FakeHyperliquidExchange(FakeHyperliquid):
             del self.orders[order.oid]
             self._order_update(order, "filled")
 
+    # ----- funding --------------------------------------------------------------------------
+
+    async def _run_funding(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.pay_funding()
+
+    def pay_funding(self) -> dict[str, Any] | None:
+        """A funding time: the position pays (or receives) the hourly rate on its value at
+        the oracle price, booked to the account and streamed; None when flat."""
+        if not self.position_lots:
+            return None
+        oracle = self.mid_ticks * self.tick
+        usdc = -self.funding_rate * self.position * oracle
+        self.cash += usdc
+        szi = self._size(abs(self.position_lots))
+        payment = {
+            "time": self._now_ms(),
+            "coin": self.coin,
+            "usdc": _fmt(round(usdc, 6)),
+            "szi": szi if self.position_lots > 0 else "-" + szi,
+            "fundingRate": _fmt(self.funding_rate),
+        }
+        self.fundings.append(payment)
+        frame = {"user": self.user, "isSnapshot": False, "fundings": [payment]}
+        self._user_stream("userFundings", self._frame("userFundings", frame))
+        self._user_stream("userEvents", self._frame("user", {"funding": payment}))
+        return payment
+
     # ----- user streams ---------------------------------------------------------------------
 
     def _order_update(self, order: _Order, status: str) -> None:
@@ -593,6 +636,9 @@ class FakeHyperliquidExchange(FakeHyperliquid):
         if sub.get("type") == "userFills" and self._ours(sub.get("user")):
             snapshot = {"user": self.user, "isSnapshot": True, "fills": self.fills[-50:]}
             self._later(conn, "userFills", self._frame("userFills", snapshot))
+        if sub.get("type") == "userFundings" and self._ours(sub.get("user")):
+            snapshot = {"user": self.user, "isSnapshot": True, "fundings": self.fundings[-50:]}
+            self._later(conn, "userFundings", self._frame("userFundings", snapshot))
 
     # ----- info -----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Hyperliquid market data for one coin: books, best bid/offer and trades as engine events.
 
 ``HyperliquidFeed`` owns a ``HyperliquidClient`` subscribed to ``l2Book`` (``fast: true``: 5
-levels every 0.5 s), ``bbo`` (on every block where the touch changes) and ``trades``. Frames
-become ``BookUpdate``/``Trade`` events stamped with their local receive time; a book older (by
+levels every 0.5 s), ``bbo`` (on every block where the touch changes), ``trades`` and
+``activeAssetCtx`` (the funding rate, hourly). Frames become ``BookUpdate``/``Trade``/
+``FundingRate`` events stamped with their local receive time; a book older (by
 the venue's own ``time``) than one already passed on is dropped, so a slow 5-level snapshot
 never undoes a newer best bid/offer. Connection changes become ``ConnectionStatus`` events (the
 kill switch pauses quoting while disconnected; ``on_connected`` tells the owner of each new
@@ -25,7 +26,7 @@ from market_maker.errors import VenueError
 from market_maker.fees import apply_fees, rates_from_user_fees
 from market_maker.instruments import resolve_instrument
 from market_maker.log import get_logger
-from market_maker.model import BookUpdate, ConnectionStatus, Event, Instrument
+from market_maker.model import BookUpdate, ConnectionStatus, Event, FundingRate, Instrument
 from market_maker.venues.hyperliquid.client import ClientConfig, HyperliquidClient
 from market_maker.venues.hyperliquid.hip3 import asset_id, fee_multiplier, split_coin
 from market_maker.venues.hyperliquid.messages import (
@@ -34,6 +35,7 @@ from market_maker.venues.hyperliquid.messages import (
     Meta,
     PerpDex,
     UserFees,
+    WsActiveAssetCtx,
     WsBbo,
     WsBook,
     WsTrade,
@@ -43,7 +45,10 @@ from market_maker.venues.hyperliquid.messages import (
     trade_events,
 )
 
-__all__ = ["FeedStats", "HyperliquidFeed", "VenueInfo", "market_subscriptions"]
+__all__ = ["FeedStats", "HyperliquidFeed", "VenueInfo", "market_subscriptions", "scaled_fee"]
+
+FUNDING_INTERVAL_S = 3_600.0
+"""Hyperliquid pays funding every hour (trading/funding); ``ctx.funding`` is that hour's rate."""
 
 
 def market_subscriptions(coin: str) -> list[dict[str, object]]:
@@ -51,6 +56,7 @@ def market_subscriptions(coin: str) -> list[dict[str, object]]:
         {"type": "l2Book", "coin": coin, "fast": True},
         {"type": "bbo", "coin": coin},
         {"type": "trades", "coin": coin},
+        {"type": "activeAssetCtx", "coin": coin},
     ]
 
 
@@ -62,6 +68,7 @@ class FeedStats(msgspec.Struct, kw_only=True):
     bad_values: int = 0
     """Frames of the right shape with unusable prices or sizes."""
     other_coins: int = 0
+    funding_rates: int = 0
 
 
 class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,14 +127,18 @@ class HyperliquidFeed:
         self._last_book_ms = -1
         self._first_book = asyncio.Event()
         self._mid = 0.0
+        self._rate: FundingRate | None = None
         self._log = get_logger("hyperliquid")
 
     # ----- LiveFeed -----------------------------------------------------------------------
 
     async def start(self, sink: Callable[[Event], None] | None = None) -> None:
-        """Connect (once) and deliver events to ``sink`` from now on."""
+        """Connect (once) and deliver events to ``sink`` from now on (the funding rate heard
+        before, during discovery, first: the venue sends it on subscribe and on change)."""
         if sink is not None:
             self._sink = sink
+            if self._rate is not None:
+                sink(self._rate)
         if self._task is None:
             self._task = asyncio.create_task(self.client.run())
             await self.client.wait_ready(self.connect_timeout_s)
@@ -219,8 +230,8 @@ class HyperliquidFeed:
         if multiplier != 1.0:
             instrument = msgspec.structs.replace(
                 instrument,
-                maker_fee_bps=_scaled(instrument.maker_fee_bps, multiplier),
-                taker_fee_bps=_scaled(instrument.taker_fee_bps, multiplier),
+                maker_fee_bps=scaled_fee(instrument.maker_fee_bps, multiplier),
+                taker_fee_bps=scaled_fee(instrument.taker_fee_bps, multiplier),
             )
         return VenueInfo(
             instrument=instrument,
@@ -266,6 +277,17 @@ class HyperliquidFeed:
                 if self._sink is not None:
                     for ev in events:
                         self._sink(ev)
+            elif channel == "activeAssetCtx" and isinstance(message, WsActiveAssetCtx):
+                if message.coin != self.coin:
+                    stats.other_coins += 1
+                    return
+                rate = finite(str(message.ctx.funding))
+                if rate is None:
+                    raise ValueError(message.ctx.funding)
+                stats.funding_rates += 1
+                self._rate = FundingRate(ts_ns=ns, rate=rate, interval_s=FUNDING_INTERVAL_S)
+                if self._sink is not None:
+                    self._sink(self._rate)
             elif self.on_user is not None:
                 self.on_user(ns, channel, message)
         except ValueError:
@@ -285,7 +307,7 @@ class HyperliquidFeed:
             self._sink(book)
 
 
-def _scaled(bps: float | None, multiplier: float) -> float | None:
+def scaled_fee(bps: float | None, multiplier: float) -> float | None:
     """A fee rate times a HIP-3 dex's multiplier (a rebate is not scaled up)."""
     if bps is None:
         return None

@@ -34,6 +34,7 @@ __all__ = [
     "SubscriptionResponse",
     "UserFees",
     "UserRateLimit",
+    "WsActiveAssetCtx",
     "WsBbo",
     "WsBook",
     "WsClearinghouseState",
@@ -46,6 +47,8 @@ __all__ = [
     "WsTrade",
     "WsUserEvent",
     "WsUserFills",
+    "WsUserFunding",
+    "WsUserFundings",
     "bbo_event",
     "book_event",
     "order_status",
@@ -163,6 +166,53 @@ class WsUserEvent(msgspec.Struct, frozen=True):
     funding: msgspec.Raw | None = None
     liquidation: msgspec.Raw | None = None
     nonUserCancel: tuple[WsNonUserCancel, ...] | None = None
+
+
+class WsUserFunding(msgspec.Struct, frozen=True):
+    """A funding payment (GB subscriptions ``WsUserFunding``): ``usdc`` received, negative
+    when paid (the info ``userFunding`` examples: a long of 49.1477 ETH at +0.0000417 has
+    ``-3.625312``, a short of 15 at +0.00000625 ``2.378343``); ``szi`` the signed position."""
+
+    time: int
+    coin: str
+    usdc: str
+    szi: str
+    fundingRate: str
+    nSamples: int | None = None
+
+
+class WsUserFundings(msgspec.Struct, frozen=True):
+    """``userFundings``: "funding payments snapshot followed by funding payments on the hour"
+    (GB; the first message ``isSnapshot: true``). The docs name the envelope without its
+    fields; ``fundings`` is the field a live payload shows [3rd-party], ``userFundings`` the
+    alternative one SDK types list: either is read."""
+
+    user: str = ""
+    fundings: tuple[WsUserFunding, ...] = ()
+    userFundings: tuple[WsUserFunding, ...] = ()
+    isSnapshot: bool = False
+
+    @property
+    def payments(self) -> tuple[WsUserFunding, ...]:
+        return self.fundings or self.userFundings
+
+
+class PerpsAssetCtx(msgspec.Struct, frozen=True):
+    """GB ``PerpsAssetCtx``: typed ``number`` in the docs, written as decimal strings in
+    their ``metaAndAssetCtxs`` example: both are read. ``funding`` is the hourly rate."""
+
+    funding: str | float
+    markPx: str | float | None = None
+    oraclePx: str | float | None = None
+    midPx: str | float | None = None
+    openInterest: str | float | None = None
+
+
+class WsActiveAssetCtx(msgspec.Struct, frozen=True):
+    """``activeAssetCtx``: the market's context (funding, open interest, oracle and mark)."""
+
+    coin: str
+    ctx: PerpsAssetCtx
 
 
 class MarginSummary(msgspec.Struct, frozen=True):
@@ -343,6 +393,8 @@ Message = (
     | tuple[WsTrade, ...]
     | tuple[WsOrder, ...]
     | WsUserFills
+    | WsUserFundings
+    | WsActiveAssetCtx
     | WsUserEvent
     | WsClearinghouseState
     | WsOpenOrders
@@ -359,6 +411,8 @@ CHANNEL_DECODERS: dict[str, Callable[[bytes], Any]] = {
     "orderUpdates": msgspec.json.Decoder(tuple[WsOrder, ...]).decode,
     "userFills": msgspec.json.Decoder(WsUserFills).decode,
     "user": msgspec.json.Decoder(WsUserEvent).decode,
+    "userFundings": msgspec.json.Decoder(WsUserFundings).decode,
+    "activeAssetCtx": msgspec.json.Decoder(WsActiveAssetCtx).decode,
     "clearinghouseState": msgspec.json.Decoder(WsClearinghouseState).decode,
     "openOrders": msgspec.json.Decoder(WsOpenOrders).decode,
     "subscriptionResponse": msgspec.json.Decoder(SubscriptionResponse).decode,

@@ -32,6 +32,11 @@ What comes back, and how it maps:
   the engine counts and reconciles (never a crash, never freed exposure).
 - ``userFills``: each fill once, keyed by (``tid``, ``oid``); a subscription snapshot's fills
   older than this process are history (already in the position) and are skipped.
+- ``userFundings``: each funding payment once (``FundingPayment``, ``usdc`` received, keyed by
+  its time and coin), a snapshot's older than this process skipped as history (already in the
+  account value). The rate itself comes with the market data (``activeAssetCtx``).
+- ``userFees`` is read again with every account sync: new rates (a tier or rebate the venue
+  moved the account to, times a HIP-3 dex's fee scale) reach the engine as a ``FeeUpdate``.
 - snapshots: ``openOrders``, ``clearinghouseState``, ``openOrders`` again, adopted only when
   the two order reads agree (no fill between them: the position and each order's fill are of
   one instant), read again otherwise; stamped with the API server's ``time``; also an
@@ -66,6 +71,7 @@ import msgspec
 
 from market_maker.config import FeesConfig, InstrumentConfig
 from market_maker.errors import VenueError
+from market_maker.fees import rates_from_user_fees
 from market_maker.log import get_logger
 from market_maker.model import (
     AccountUpdate,
@@ -73,7 +79,9 @@ from market_maker.model import (
     Action,
     Cancel,
     Event,
+    FeeUpdate,
     Fill,
+    FundingPayment,
     Instrument,
     Modify,
     OpenOrder,
@@ -86,15 +94,18 @@ from market_maker.model import (
 from market_maker.venues.base import HandOverClock
 from market_maker.venues.hyperliquid import wire
 from market_maker.venues.hyperliquid.client import ClientConfig
-from market_maker.venues.hyperliquid.feed import HyperliquidFeed, VenueInfo
+from market_maker.venues.hyperliquid.feed import HyperliquidFeed, VenueInfo, scaled_fee
 from market_maker.venues.hyperliquid.messages import (
     ClearinghouseState,
     Message,
     OpenOrderWire,
+    UserFees,
     UserRateLimit,
     WsFill,
     WsOrder,
     WsUserFills,
+    WsUserFunding,
+    WsUserFundings,
     finite,
     order_status,
 )
@@ -161,6 +172,14 @@ class LiveStats(msgspec.Struct, kw_only=True):
     budget_reads: int = 0
     """Address budgets read from the venue (``userRateLimit``), one per connection."""
     budget_read_failures: int = 0
+    fundings: int = 0
+    """Funding payments passed on (``userFundings``)."""
+    history_fundings: int = 0
+    duplicate_fundings: int = 0
+    fee_reads: int = 0
+    """``userFees`` read with the account syncs."""
+    fee_changes: int = 0
+    fee_read_failures: int = 0
 
 
 _SNAPSHOT_TRIES = 3
@@ -327,6 +346,7 @@ class HyperliquidVenue:
             user_subscriptions=[
                 {"type": "orderUpdates", "user": self.user},
                 {"type": "userFills", "user": self.user},
+                {"type": "userFundings", "user": self.user},
             ],
             on_user=self._on_user,
             on_connected=self._on_connected,
@@ -359,6 +379,8 @@ class HyperliquidVenue:
         """Set once this connection's address budget was read (or the read failed)."""
         self._log = get_logger("hyperliquid")
         self.watchdog = LoopWatchdog(self, config.url, stall_s)
+        self._fee_multiplier = 1.0
+        self._fundings_seen = _Recent[tuple[int, str], None]()
 
     # ----- Venue ----------------------------------------------------------------------------
 
@@ -369,6 +391,7 @@ class HyperliquidVenue:
         info = await self.feed.discover(overrides, address=self.user, fees=fees)
         self.instrument = info.instrument
         self.asset = info.asset_index
+        self._fee_multiplier = info.fee_multiplier
         return info
 
     async def connect(self) -> None:
@@ -825,7 +848,35 @@ class HyperliquidVenue:
                     self._account(time.time_ns(), await self._state())
                 except VenueError as exc:
                     self._log.warning("account_sync_failed", error=str(exc)[:200])
+                await self._read_fees()
             await asyncio.sleep(self.account_interval_s)
+
+    async def _read_fees(self) -> None:
+        """``userFees`` again: a new tier or rebate becomes a ``FeeUpdate`` (the engine's fee
+        floor, the run summary). A failed read or unusable rates are counted; the old rates
+        stay."""
+        stats = self.stats
+        try:
+            fees = await self.client.info({"type": "userFees", "user": self.user}, UserFees)
+            rates = rates_from_user_fees(fees.userAddRate, fees.userCrossRate)
+        except (VenueError, ValueError) as exc:
+            stats.fee_read_failures += 1
+            self._log.warning("fee_read_failed", error=str(exc)[:200])
+            return
+        stats.fee_reads += 1
+        maker = scaled_fee(rates.maker_bps, self._fee_multiplier)
+        taker = scaled_fee(rates.taker_bps, self._fee_multiplier)
+        inst = self.instrument
+        if maker is None or taker is None:
+            return
+        if (maker, taker) == (inst.maker_fee_bps, inst.taker_fee_bps):
+            return
+        stats.fee_changes += 1
+        self.instrument = msgspec.structs.replace(inst, maker_fee_bps=maker, taker_fee_bps=taker)
+        self._log.info("fee_rates", maker_bps=maker, taker_bps=taker, source=rates.source)
+        self._push(
+            FeeUpdate(ts_ns=time.time_ns(), maker_bps=maker, taker_bps=taker, source=rates.source)
+        )
 
     async def _keep_dead_mans_switch(self) -> None:
         while self.stats.dms_available:
@@ -859,6 +910,36 @@ class HyperliquidVenue:
             for fill in message.fills:
                 if fill.coin == self.coin:
                     self._fill(ns, fill, snapshot=message.isSnapshot)
+        elif channel == "userFundings" and isinstance(message, WsUserFundings):
+            for payment in message.payments:
+                if payment.coin == self.coin:
+                    self._funding(ns, payment, snapshot=message.isSnapshot)
+
+    def _funding(self, ns: int, payment: WsUserFunding, *, snapshot: bool) -> None:
+        stats = self.stats
+        if snapshot and payment.time < self._start_ms:
+            stats.history_fundings += 1  # before this process: already in the account value
+            return
+        key = (payment.time, payment.coin)
+        if key in self._fundings_seen:
+            stats.duplicate_fundings += 1
+            return
+        self._fundings_seen[key] = None
+        amount = finite(payment.usdc)
+        if amount is None:
+            self.feed.stats.bad_values += 1
+            return
+        stats.fundings += 1
+        self._push(
+            FundingPayment(
+                ts_ns=ns,
+                amount=amount,
+                payment_id=f"{payment.time}:{payment.coin}",
+                rate=finite(payment.fundingRate),
+                position=finite(payment.szi),
+                exchange_ts_ns=payment.time * 1_000_000,
+            )
+        )
 
     def _cloid(self, oid: int, cloid: str | None) -> str:
         if cloid:
