@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from market_maker.backtest.parallel import Mapper, dask_mapper, local_mapper
 from market_maker.backtest.scenarios import SCENARIOS
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, build_config, parse_toml
@@ -456,60 +457,26 @@ Executor = Callable[[dict[str, Any], Sequence[RunTask], Callable[[RunResult], No
 
 def process_executor(workers: int) -> Executor:
     """Runs on ``workers`` local processes (``concurrent.futures``)."""
-
-    def execute(
-        base: dict[str, Any], tasks: Sequence[RunTask], done: Callable[[RunResult], None]
-    ) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        if not tasks:
-            return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(run_task, base, t): t for t in tasks}
-            try:
-                for future in as_completed(futures):
-                    done(_outcome(future, futures[future]))
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-
-    return execute
+    return _executor(local_mapper(workers))
 
 
 def dask_executor(address: str) -> Executor:
     """Runs on the Dask distributed cluster at ``address`` (``tcp://host:8786``)."""
+    return _executor(dask_mapper(address))
 
+
+def _executor(mapper: Mapper) -> Executor:
     def execute(
         base: dict[str, Any], tasks: Sequence[RunTask], done: Callable[[RunResult], None]
     ) -> None:
-        try:
-            from distributed import Client, as_completed
-        except ImportError:
-            raise ConfigError(
-                "--cluster needs Dask's distributed: pip install -e '.[cluster]'"
-            ) from None
-        if not tasks:
-            return
-        with Client(address, timeout="20s") as client:  # type: ignore[no-untyped-call]
-            futures = [
-                client.submit(run_task, base, t, key=_dask_key(t), pure=False) for t in tasks
-            ]
-            by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-            try:
-                for future in as_completed(futures):  # type: ignore[no-untyped-call]
-                    done(_outcome(future, by_key[future.key]))
-            except BaseException:
-                client.cancel(futures)
-                raise
+        mapper(
+            run_task,
+            [(base, t) for t in tasks],
+            [t.key for t in tasks],
+            lambda i, future: done(_outcome(future, tasks[i])),
+        )
 
     return execute
-
-
-def _dask_key(task: RunTask) -> str:
-    return "mm-" + hashlib.sha256(task.key.encode()).hexdigest()[:24]
 
 
 def _outcome(future: Any, task: RunTask) -> RunResult:
