@@ -41,11 +41,14 @@ __all__ = [
     "SegmentJob",
     "SegmentOutcome",
     "SegmentedRun",
+    "day_segment",
     "format_segments",
     "parse_length",
     "plan_segments",
     "run_segment",
     "run_segmented",
+    "segment_rows",
+    "store_days",
     "write_segment_report",
 ]
 
@@ -263,6 +266,26 @@ def run_segmented(
     )
 
 
+def store_days(store: StoreRange, config: AppConfig | None = None) -> list[str]:
+    """The UTC days of ``store``'s range that hold data, in order (a sweep's walk-forward)."""
+    market = store.open(config)
+    spans = [(p.meta.first_ns, p.meta.last_ns) for p in market.parts]
+    return [seg.label for seg in plan_segments(spans, length_s=DAY_S, warmup_s=0.0)]
+
+
+def day_segment(day: str, warmup_s: float) -> Segment:
+    """The segment of the UTC day ``day`` (``YYYY-MM-DD``) with its warm-up before it."""
+    midnight = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
+    start = int(midnight.timestamp()) * NS_PER_S
+    return Segment(
+        index=0,
+        label=day,
+        start_ns=start,
+        end_ns=start + DAY_S * NS_PER_S,
+        warmup_from_ns=start - int(warmup_s * NS_PER_S),
+    )
+
+
 def _key(store: StoreRange, job: SegmentJob) -> str:
     return f"segment|{store.store}|{job.symbol}|{job.segment.start_ns}|{job.seed}|{job.strategy}"
 
@@ -295,6 +318,11 @@ def _row(o: SegmentOutcome) -> list[object]:
         r.final_position,
         r.events,
     ]
+
+
+def segment_rows(run: SegmentedRun) -> list[dict[str, object]]:
+    """A dict per segment (``backtest --segments --json``), the columns of ``segments.csv``."""
+    return [dict(zip(_COLUMNS, _row(o), strict=True)) for o in run.segments]
 
 
 def format_segments(run: SegmentedRun) -> str:
