@@ -348,6 +348,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="to_day", type=_day, help="last day (included) [the last stored]"
     )
     store_range.add_argument("--store-venue", help="the venue, when the symbol is on several")
+    store_range.add_argument(
+        "--segments",
+        help="cut the range into independent segments (day, hour, 6h, 30m, ...) run in "
+        "parallel and merged; each starts flat after its warm-up [day with --workers or "
+        "--cluster]",
+    )
+    store_range.add_argument(
+        "--warmup",
+        type=_nonnegative,
+        help="with --segments: seconds before each segment the engine reads the market "
+        "without quoting or counting [600]",
+    )
+    store_range.add_argument(
+        "--workers", type=int, help="with --segments: local processes [every core]"
+    )
+    store_range.add_argument(
+        "--cluster", help="with --segments: a Dask scheduler, e.g. tcp://10.0.0.5:8786"
+    )
     _add_config_and_strategy(bt)
     _add_instrument_flags(bt)
     bt.add_argument("--compare", help="comma-separated strategies to run on the same seed")
@@ -507,6 +525,18 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, help="tuning seeds per scenario")
     sw.add_argument("--held-back-seeds", type=int, help="seeds kept for the out-of-sample check")
     sw.add_argument("--duration", type=float, help="seconds per scenario run")
+    sw.add_argument(
+        "--store", help="a market-data store: one run per day, walk-forward (the last days held)"
+    )
+    sw.add_argument("--symbol", help="with --store: the symbol")
+    sw.add_argument("--from", dest="from_day", type=_day, help="with --store: the first day")
+    sw.add_argument("--to", dest="to_day", type=_day, help="with --store: the last day")
+    sw.add_argument(
+        "--held-back-days", type=int, help="with --store: the last days, scored not tuned [1]"
+    )
+    sw.add_argument(
+        "--warmup", type=_nonnegative, help="with --store: seconds read before each day [600]"
+    )
     sw.add_argument("--workers", type=int, help="local processes (default: every core)")
     sw.add_argument("--cluster", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786")
     sw.add_argument("--out", type=Path, default=Path("sweep-out"), help="output directory")
@@ -1141,6 +1171,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         raise MarketMakerError(f"--report {report}: exists and is not a directory")
     config = _with_instrument(_load(args.config), args)
     store = _store_range(args)
+    segmented = _segment_options(args, store)
+    if segmented is not None:
+        return _segmented_backtest(args, config, store, *segmented)
     kinds = (
         [k.strip() for k in args.compare.split(",") if k.strip()]
         if args.compare
@@ -1234,6 +1267,85 @@ def _store_range(args: argparse.Namespace) -> Any:
         end=args.to_day,
         venue=args.store_venue,
     )
+
+
+def _segment_options(args: argparse.Namespace, store: Any) -> tuple[float, float] | None:
+    """``(segment length s, warm-up s)`` when ``backtest --store`` runs in segments."""
+    given = [
+        f
+        for f, v in (
+            ("--segments", args.segments),
+            ("--warmup", args.warmup),
+            ("--workers", args.workers),
+            ("--cluster", args.cluster),
+        )
+        if v is not None
+    ]
+    if not given:
+        return None
+    if store is None:
+        raise MarketMakerError(f"{given[0]} only applies with --store")
+    if args.workers is not None and args.cluster:
+        raise MarketMakerError("--workers and --cluster conflict: workers are the cluster's")
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise MarketMakerError(f"--workers {args.workers}: must be 1..1024")
+    if args.compare is not None:
+        raise MarketMakerError("--segments runs one strategy: --compare does not apply")
+    if args.duration is not None:
+        raise MarketMakerError("--segments runs whole segments: --duration does not apply")
+    from market_maker.backtest.segments import DAY_S, parse_length
+
+    length = DAY_S if args.segments is None else parse_length(args.segments)
+    return float(length), 600.0 if args.warmup is None else args.warmup
+
+
+def _segmented_backtest(
+    args: argparse.Namespace, config: AppConfig, store: Any, length_s: float, warmup_s: float
+) -> int:
+    from market_maker.backtest import format_summary
+    from market_maker.backtest.parallel import dask_mapper, local_mapper
+    from market_maker.backtest.segments import (
+        format_segments,
+        run_segmented,
+        segment_rows,
+        write_segment_report,
+    )
+
+    if args.cluster:
+        mapper = dask_mapper(args.cluster)
+        where = f"cluster {args.cluster}"
+    else:
+        workers = args.workers or os.cpu_count() or 1
+        mapper = local_mapper(workers)
+        where = f"{workers} process" + ("" if workers == 1 else "es")
+    print(f"backtest: {store.label()} in segments on {where}", file=sys.stderr)
+    bar = _CountBar("segments") if sys.stderr.isatty() and not args.json else None
+    try:
+        run = run_segmented(
+            config,
+            store,
+            mapper,
+            length_s=length_s,
+            warmup_s=warmup_s,
+            strategy=args.strategy,
+            seed=args.seed,
+            feed_latency_ms=args.feed_latency_ms,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.report is not None:
+        for path in write_segment_report(args.report, run):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        data = msgspec.to_builtins(run.summary)
+        data["segments"] = segment_rows(run)
+        print(json.dumps(data))
+    else:
+        print(format_summary(run.summary))
+        print(format_segments(run))
+    return 0
 
 
 def _as2008(args: argparse.Namespace, kinds: list[str] | None) -> int:
@@ -1440,6 +1552,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             changes[name] = getattr(args, name)
     if args.duration is not None:
         changes["duration_s"] = args.duration
+    for flag, name, value in (
+        ("--store", "store", args.store),
+        ("--symbol", "symbol", args.symbol),
+        ("--from", "start", args.from_day),
+        ("--to", "end", args.to_day),
+        ("--held-back-days", "held_back_days", args.held_back_days),
+        ("--warmup", "warmup_s", args.warmup),
+    ):
+        if value is not None:
+            if name != "store" and not (args.store or settings.store):
+                raise MarketMakerError(f"{flag} only applies with --store")
+            if name == "store" and "://" not in value:
+                value = str(Path(value).resolve())  # from the working directory
+            changes[name] = value
+    if args.store is not None and args.scenarios is None and not args.data:
+        changes["scenarios"] = []  # the store only, unless scenarios are named too
     plan = sweep.build_plan(args.grid, settings=msgspec.structs.replace(settings, **changes))
     if args.cluster:
         executor = sweep.dask_executor(args.cluster)

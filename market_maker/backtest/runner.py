@@ -18,13 +18,21 @@ import msgspec
 import numpy as np
 
 from market_maker.backtest.analytics import FillLedger, FillRecord, PnlAttribution
-from market_maker.engine import QuoteEngine
+from market_maker.engine import QuoteEngine, QuotingStats
 from market_maker.metrics import LatencyHistogram
-from market_maker.model import BookUpdate, Instrument, RequestSnapshot, Trade
+from market_maker.model import BookUpdate, Event, Instrument, RequestSnapshot, Trade
 from market_maker.risk import BindingLimit, PositionLimits, TradingState
 from market_maker.venues.exchange import ExchangeCore
 
-__all__ = ["BacktestResult", "Latencies", "LatencyHistogram", "Recording", "run_backtest"]
+__all__ = [
+    "WARM_UP",
+    "BacktestResult",
+    "Latencies",
+    "LatencyHistogram",
+    "Recording",
+    "run_backtest",
+    "warm_up",
+]
 
 _NS = 1_000_000_000
 _MINUTES_PER_YEAR = 525_600
@@ -188,8 +196,12 @@ def run_backtest(
     end_ns: int | None = None,
     record: bool = False,
     progress: Callable[[float], None] | None = None,
+    count_from_ns: int | None = None,
 ) -> tuple[BacktestResult, Recording | None]:
-    """Run until the market ends (or ``end_ns``); cancel everything at the end."""
+    """Run until the market ends (or ``end_ns``); cancel everything at the end.
+
+    ``count_from_ns``: the events before it are a warm-up (``warm_up``): the engine reads the
+    market but quotes nothing, and the result counts from the first event at or after it."""
     lot = exchange.lot
     initial = exchange.initial_equity
     rec = Recording() if record else None
@@ -261,9 +273,19 @@ def run_backtest(
         span_ns = ts
         span_both = venue_both
 
+    pending: Event | None = None
+    started = False
+    if count_from_ns is not None:
+        pending, started = warm_up(exchange, engine, count_from_ns)
+    counters0 = engine.status().counter_dict()
+    cycles0, held0 = engine.counters.cycles, engine.counters.held_cycles
     try:
         while True:
-            ev = exchange.pop_next()
+            ev: Event | None = pending
+            if ev is None:
+                ev = exchange.pop_next()
+            else:
+                pending = None
             if ev is None or (end_ns is not None and ev.ts_ns > end_ns):
                 break
             ts = ev.ts_ns
@@ -271,7 +293,8 @@ def run_backtest(
                 start_ns = last_ns = next_sample = span_ns = ts
                 span_both = meter.both_ns_at(ts)
                 span_limits = ks.limits
-                exchange.submit(engine.start(ts), ts)  # quote once the venue says what it holds
+                if not started:  # quote once the venue says what it holds
+                    exchange.submit(engine.start(ts), ts)
             t0 = clock()
             actions = engine.on_event(ev)
             timings.observe_ns(clock() - t0)
@@ -364,6 +387,9 @@ def run_backtest(
     duration_s = (last_ns - start_ns) / _NS if start_ns >= 0 else 0.0
     stats = exchange.stats
     status = engine.status()
+    cycles = engine.counters.cycles - cycles0
+    held_cycles = engine.counters.held_cycles - held0
+    counters = {k: v - counters0.get(k, 0) for k, v in status.counter_dict().items()}
     total_binding = sum(binding_ns.values()) or 1
     # What rested, from the venue's own clock, over exactly the run's span.
     first = meter.totals(start_ns) if start_ns >= 0 else meter.totals(0)
@@ -398,7 +424,7 @@ def run_backtest(
         time_reduce_only_s=reducing_ns / _NS,
         kill_switch_events=len(state_changes),
         state_changes=state_changes,
-        quote_cycles=engine.counters.cycles,
+        quote_cycles=cycles,
         events=events,
         market_events=market_events,
         orders_sent=orders_sent,
@@ -408,7 +434,7 @@ def run_backtest(
         events_per_s=events / wall if wall > 0 else math.inf,
         wall_s=wall,
         binding_share={str(k): v / total_binding for k, v in sorted(binding_ns.items())},
-        engine_counters=status.counter_dict(),
+        engine_counters=counters,
         quoting_nothing=idle_reason,
         time_quoting_nothing_s=idle_ns / _NS,
         start_ns=max(0, start_ns),
@@ -426,9 +452,7 @@ def run_backtest(
         time_resting_both_s=resting_both_ns / _NS,
         resting_two_sided_share=resting_both_ns / wanting_both_ns if wanting_both_ns else None,
         requests_per_fill=orders_sent / stats.fills if stats.fills else None,
-        held_cycle_share=(
-            engine.counters.held_cycles / engine.counters.cycles if engine.counters.cycles else 0.0
-        ),
+        held_cycle_share=held_cycles / cycles if cycles else 0.0,
         quoting=_quoting(engine),
         market=exchange.instrument.describe(),
         settlement_currency=exchange.instrument.settlement_currency,
@@ -440,6 +464,34 @@ def run_backtest(
         funding_payments=stats.funding_payments,
     )
     return result, rec
+
+
+WARM_UP = "warm-up: reading the market before the counted part"
+"""The manual halt that holds the engine's quotes during a warm-up."""
+
+
+def warm_up(
+    exchange: ExchangeCore, engine: QuoteEngine, until_ns: int
+) -> tuple[Event | None, bool]:
+    """Feed the engine every event before ``until_ns`` with its quotes held (a manual halt,
+    lifted at the end): its estimators learn the market, it trades nothing, so it starts the
+    counted part flat. Returns the first event at or after ``until_ns`` (None: the market
+    ended) and whether the engine was started (asked the venue what it holds)."""
+    engine.halt(WARM_UP, persist=False)
+    started = False
+    ev = exchange.pop_next()
+    while ev is not None and ev.ts_ns < until_ns:
+        ts = ev.ts_ns
+        if not started:
+            exchange.submit(engine.start(ts), ts)
+            started = True
+        actions = engine.on_event(ev)
+        if actions:
+            exchange.submit(actions, ts)
+        ev = exchange.pop_next()
+    engine.kill_switch.reset()
+    engine.quoting_stats = QuotingStats()
+    return ev, started
 
 
 def _quoting(engine: QuoteEngine) -> dict[str, float]:

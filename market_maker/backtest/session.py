@@ -107,13 +107,21 @@ def feed_latency_from_delays(delays_ms: list[float]) -> FeedLatency:
 
 class StoreRange(msgspec.Struct, frozen=True, kw_only=True):
     """Days ``start``..``end`` (both included; None: from the first, to the last) of ``symbol``
-    in the market-data store at ``store`` (a folder or fsspec URL)."""
+    in the market-data store at ``store`` (a folder or fsspec URL).
+
+    Within them, a segment (``backtest/segments.py``): the replay starts at ``from_ns`` (the
+    depth book built from the rows before), the events before ``count_from_ns`` are a
+    warm-up (``runner.warm_up``: nothing traded, nothing counted) and it ends before
+    ``until_ns``. All in Unix epoch nanoseconds; None: the range's own ends."""
 
     store: str
     symbol: str
     start: dt.date | None = None
     end: dt.date | None = None
     venue: str | None = None
+    from_ns: int | None = None
+    count_from_ns: int | None = None
+    until_ns: int | None = None
 
     def open(self, config: AppConfig | None = None) -> StoreMarket:
         from market_maker.store import StoreMarket
@@ -125,6 +133,7 @@ class StoreRange(msgspec.Struct, frozen=True, kw_only=True):
             end=self.end,
             venue=self.venue,
             overrides=None if config is None else config.instrument,
+            from_ns=self.from_ns,
         )
 
     def label(self) -> str:
@@ -276,6 +285,8 @@ def run_session(
             initial_quote=held.quote_balance,
         )
         end_ns = None if duration_s is None else first + int(duration_s * _NS)
+        if store is not None and store.until_ns is not None:
+            end_ns = store.until_ns - 1 if end_ns is None else min(end_ns, store.until_ns - 1)
         notes.append(f"market: {instrument.describe()}")
         if instrument.spot:
             notes.append(
@@ -337,7 +348,14 @@ def run_session(
         )
     engine = QuoteEngine(config, instrument)
     result, rec = run_backtest(
-        exchange, engine, source=source, seed=seed, end_ns=end_ns, record=record, progress=progress
+        exchange,
+        engine,
+        source=source,
+        seed=seed,
+        end_ns=end_ns,
+        record=record,
+        progress=progress,
+        count_from_ns=None if store is None else store.count_from_ns,
     )
     latency = Latencies(
         feed_ms=feed.base_ms,

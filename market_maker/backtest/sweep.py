@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from market_maker.backtest.parallel import Mapper, dask_mapper, local_mapper
 from market_maker.backtest.scenarios import SCENARIOS
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, build_config, parse_toml
@@ -98,6 +99,17 @@ class SweepSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     """How many of the best feasible points to check out of sample."""
     base: str | None = None
     """A config file the points override (relative to the grid file); default: the defaults."""
+    store: str | None = None
+    """A market-data store (a folder relative to the grid file, or an fsspec URL): one run per
+    UTC day of ``symbol`` from ``from`` to ``to``, walk-forward: the last ``held_back_days``
+    are held back, the days before them tuned on."""
+    symbol: str | None = None
+    store_venue: str | None = None
+    start: datetime.date | None = msgspec.field(default=None, name="from")
+    end: datetime.date | None = msgspec.field(default=None, name="to")
+    held_back_days: int = 1
+    warmup_s: float = 600.0
+    """Each store day's warm-up (read, not traded; ``backtest/segments.py``)."""
 
 
 class Objective(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -117,6 +129,12 @@ class RunTask(msgspec.Struct, kw_only=True, frozen=True):
     seed: int = 1
     start_s: float = 0.0
     duration_s: float | None = None
+    store: str | None = None
+    symbol: str | None = None
+    store_venue: str | None = None
+    day: str | None = None
+    """A store day (``YYYY-MM-DD``), run as a segment with ``warmup_s`` before it."""
+    warmup_s: float = 0.0
 
 
 class RunResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -162,6 +180,8 @@ class SweepPlan(msgspec.Struct, kw_only=True, frozen=True):
     captures: dict[str, float]
     """Capture path -> its length in seconds (for the walk-forward split)."""
     fingerprint: str
+    store_days: list[str] = msgspec.field(default_factory=list)
+    """The store's days with data, in order: the last ``held_back_days`` are held back."""
 
 
 class SweepResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -295,8 +315,8 @@ def build_plan(
         if name not in SCENARIOS or name == "as2008":
             choices = ", ".join(sorted(k for k in SCENARIOS if k != "as2008"))
             raise GridError(f"{where}: scenario {name!r}: one of {choices}")
-    if not s.scenarios and not s.data:
-        raise GridError(f"{where}: no scenario and no capture to run on")
+    if not s.scenarios and not s.data and not s.store:
+        raise GridError(f"{where}: no scenario, no capture and no store to run on")
     if s.seeds < 1 or s.held_back_seeds < 0 or not 0.0 < s.tune_fraction < 1.0:
         raise GridError(f"{where}: needs seeds >= 1, held_back_seeds >= 0, 0 < tune_fraction < 1")
     if base_text is None:
@@ -345,8 +365,11 @@ def build_plan(
         if not capture.is_file():
             raise GridError(f"{where}: capture {name}: no such file")
         captures[str(capture.resolve())] = _capture_seconds(capture)
+    days: list[str] = []
+    if s.store is not None:
+        s, days = _store_plan(s, home, where)
     fingerprint = hashlib.sha256(
-        msgspec.json.encode([s, objective, base_data, points, sorted(captures)])
+        msgspec.json.encode([s, objective, base_data, points, sorted(captures), days])
     ).hexdigest()[:16]
     return SweepPlan(
         grid=where,
@@ -356,7 +379,38 @@ def build_plan(
         points=points,
         captures=captures,
         fingerprint=fingerprint,
+        store_days=days,
     )
+
+
+def _store_plan(s: SweepSettings, home: Path, where: str) -> tuple[SweepSettings, list[str]]:
+    """The settings with the store's path resolved, and the store's days in the range."""
+    from market_maker.backtest.segments import store_days
+    from market_maker.backtest.session import StoreRange
+
+    assert s.store is not None
+    if not s.symbol:
+        raise GridError(f"{where}: store {s.store}: name the symbol (symbol = ...)")
+    if s.held_back_days < 1 or not s.warmup_s >= 0.0:
+        raise GridError(f"{where}: needs held_back_days >= 1 and warmup_s >= 0")
+    if s.start and s.end and s.end < s.start:
+        raise GridError(f"{where}: to = {s.end} is before from = {s.start}")
+    store = s.store
+    if "://" not in store and not Path(store).is_absolute():
+        local = home / store
+        store = str((local if local.exists() else Path(store)).resolve())
+    try:
+        days = store_days(
+            StoreRange(store=store, symbol=s.symbol, start=s.start, end=s.end, venue=s.store_venue)
+        )
+    except MarketMakerError as exc:
+        raise GridError(f"{where}: {exc}") from None
+    if len(days) <= s.held_back_days:
+        raise GridError(
+            f"{where}: store {s.store}: {len(days)} days of {s.symbol} in the range, and "
+            f"{s.held_back_days} held back leaves none to tune on"
+        )
+    return msgspec.structs.replace(s, store=store), days
 
 
 def _capture_seconds(path: Path) -> float:
@@ -379,7 +433,18 @@ def _describe(overrides: Mapping[str, Any]) -> str:
 
 def runs_per_point(plan: SweepPlan) -> int:
     """Tuning runs per point: scenarios x seeds, plus one per capture."""
-    return len(plan.settings.scenarios) * plan.settings.seeds + len(plan.captures)
+    return (
+        len(plan.settings.scenarios) * plan.settings.seeds
+        + len(plan.captures)
+        + len(_split_days(plan, "tune"))
+    )
+
+
+def _split_days(plan: SweepPlan, split: Literal["tune", "test"]) -> list[str]:
+    """Walk-forward by day: the earlier days tune, the last ``held_back_days`` are held."""
+    held = plan.settings.held_back_days if plan.store_days else 0
+    cut = len(plan.store_days) - held
+    return plan.store_days[:cut] if split == "tune" else plan.store_days[cut:]
 
 
 def _tasks(plan: SweepPlan, points: Iterable[str], split: Literal["tune", "test"]) -> list[RunTask]:
@@ -420,6 +485,20 @@ def _tasks(plan: SweepPlan, points: Iterable[str], split: Literal["tune", "test"
                     duration_s=length,
                 )
             )
+        for day in _split_days(plan, split):
+            out.append(
+                RunTask(
+                    key=f"{pid}|{split}|store:{s.symbol}:{day}|1",
+                    point=pid,
+                    split=split,
+                    overrides=overrides,
+                    store=s.store,
+                    symbol=s.symbol,
+                    store_venue=s.store_venue,
+                    day=day,
+                    warmup_s=s.warmup_s,
+                )
+            )
     return out
 
 
@@ -429,6 +508,8 @@ def run_task(base_data: dict[str, Any], task: RunTask) -> RunResult:
 
     try:
         config = _build(base_data, task.overrides, task.point)
+        if task.day is not None:
+            return _store_day(config, task)
         result, _ = run_session(
             config,
             scenario=task.scenario,
@@ -451,65 +532,58 @@ def run_task(base_data: dict[str, Any], task: RunTask) -> RunResult:
     )
 
 
+def _store_day(config: AppConfig, task: RunTask) -> RunResult:
+    from market_maker.backtest.segments import SegmentJob, day_segment, run_segment
+
+    assert task.store is not None and task.symbol is not None and task.day is not None
+    job = SegmentJob(
+        store=task.store,
+        symbol=task.symbol,
+        venue=task.store_venue,
+        segment=day_segment(task.day, task.warmup_s),
+        seed=task.seed,
+    )
+    outcome = run_segment(config, job)
+    result = outcome.result
+    if result is None:
+        return _failed(task, outcome.error)
+    return _result(
+        task,
+        pnl_usd=result.pnl_usd,
+        duration_s=result.duration_s,
+        max_drawdown_usd=result.max_drawdown_usd,
+        fills=result.fills,
+        limit_breaches=result.limit_breaches,
+        halted=any(state == "halted" for _, state, _ in result.state_changes),
+        max_limit_utilisation=result.max_limit_utilisation,
+    )
+
+
 Executor = Callable[[dict[str, Any], Sequence[RunTask], Callable[[RunResult], None]], None]
 
 
 def process_executor(workers: int) -> Executor:
     """Runs on ``workers`` local processes (``concurrent.futures``)."""
-
-    def execute(
-        base: dict[str, Any], tasks: Sequence[RunTask], done: Callable[[RunResult], None]
-    ) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        if not tasks:
-            return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(run_task, base, t): t for t in tasks}
-            try:
-                for future in as_completed(futures):
-                    done(_outcome(future, futures[future]))
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-
-    return execute
+    return _executor(local_mapper(workers))
 
 
 def dask_executor(address: str) -> Executor:
     """Runs on the Dask distributed cluster at ``address`` (``tcp://host:8786``)."""
+    return _executor(dask_mapper(address))
 
+
+def _executor(mapper: Mapper) -> Executor:
     def execute(
         base: dict[str, Any], tasks: Sequence[RunTask], done: Callable[[RunResult], None]
     ) -> None:
-        try:
-            from distributed import Client, as_completed
-        except ImportError:
-            raise ConfigError(
-                "--cluster needs Dask's distributed: pip install -e '.[cluster]'"
-            ) from None
-        if not tasks:
-            return
-        with Client(address, timeout="20s") as client:  # type: ignore[no-untyped-call]
-            futures = [
-                client.submit(run_task, base, t, key=_dask_key(t), pure=False) for t in tasks
-            ]
-            by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-            try:
-                for future in as_completed(futures):  # type: ignore[no-untyped-call]
-                    done(_outcome(future, by_key[future.key]))
-            except BaseException:
-                client.cancel(futures)
-                raise
+        mapper(
+            run_task,
+            [(base, t) for t in tasks],
+            [t.key for t in tasks],
+            lambda i, future: done(_outcome(future, tasks[i])),
+        )
 
     return execute
-
-
-def _dask_key(task: RunTask) -> str:
-    return "mm-" + hashlib.sha256(task.key.encode()).hexdigest()[:24]
 
 
 def _outcome(future: Any, task: RunTask) -> RunResult:
@@ -521,7 +595,12 @@ def _outcome(future: Any, task: RunTask) -> RunResult:
 
 
 def _result(task: RunTask, **figures: Any) -> RunResult:
-    source = f"scenario:{task.scenario}" if task.scenario else f"data:{Path(task.data or '').name}"
+    if task.scenario:
+        source = f"scenario:{task.scenario}"
+    elif task.day is not None:
+        source = f"store:{task.symbol}:{task.day}"
+    else:
+        source = f"data:{Path(task.data or '').name}"
     return RunResult(
         key=task.key, point=task.point, split=task.split, source=source, seed=task.seed, **figures
     )
@@ -635,7 +714,7 @@ def run_sweep(
         ranking = _rank(tune)
         s = plan.settings
         test: dict[str, PointSummary] = {}
-        if s.held_back_seeds or plan.captures:
+        if s.held_back_seeds or plan.captures or plan.store_days:
             chosen = [p for p in ranking if tune[p].feasible and p != BASE][: s.top]
             chosen.append(BASE)
             test_tasks = _tasks(plan, chosen, "test")
@@ -719,6 +798,7 @@ def best_config_text(result: SweepResult, point: str) -> str:
     config = _build(plan.base_data, plan.points[point], point)
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     data = ", ".join(Path(c).name for c in plan.captures) or "none"
+    tuned, held_days = _split_days(plan, "tune"), _split_days(plan, "test")
     header = [
         f"# market-maker sweep, {today}: point {point} of {len(plan.points)} "
         f"({s.method} search over {plan.grid})",
@@ -726,6 +806,14 @@ def best_config_text(result: SweepResult, point: str) -> str:
         f"# scenarios: {', '.join(s.scenarios) or 'none'} ({s.duration_s:g} s); captures: {data}",
         f"# tuning seeds 1-{s.seeds}; held back: seeds {s.seeds + 1}-{s.seeds + s.held_back_seeds}"
         + (f", the last {1 - s.tune_fraction:.0%} of each capture" if plan.captures else ""),
+        *(
+            [
+                f"# store {s.store} {s.symbol}: tuned on {tuned[0]}..{tuned[-1]}, held back "
+                f"{held_days[0]}..{held_days[-1]} ({s.warmup_s:g} s warm-up a day)"
+            ]
+            if tuned and held_days
+            else []
+        ),
         "# objective: mean PnL/h - "
         f"{plan.objective.sd_weight:g} x sd(PnL/h) - {plan.objective.drawdown_weight:g} x "
         "mean max drawdown/h (USD/h); 0 breaches, no halt in calm",

@@ -5,6 +5,11 @@ the same depth book at each of them (the rows are the replay's own output, see
 ``store/writer.py``). Memory holds one batch of rows and the depth book, whatever the range.
 Two files that do not continue each other (another source, or a day missing) are a depth gap:
 the depth book is emptied and re-syncs from the next snapshot in the data.
+
+``from_ns`` starts the replay later (a segment's warm-up, a walk-forward window): events before
+it are not handed out, yet the depth book is what it would be there. Files that end before it
+and are followed by a gap are not read at all; the rows of the others before it are applied to
+the depth book in bulk (numpy: each level's last change), without building their events.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from market_maker.config import InstrumentConfig
 from market_maker.errors import StoreError
@@ -28,6 +34,7 @@ from market_maker.store.schema import (
     BUY_TRADE,
     CLEAR,
     METADATA_KEY,
+    SELL_TRADE,
     STORE_VERSION,
     PartMeta,
 )
@@ -96,9 +103,11 @@ class StoreMarket:
         venue: str | None = None,
         overrides: InstrumentConfig | None = None,
         batch_rows: int = BATCH_ROWS,
+        from_ns: int | None = None,
     ) -> None:
         self.store = store
-        self._args = (symbol, start, end, venue, overrides, batch_rows)
+        self._args = (symbol, start, end, venue, overrides, batch_rows, from_ns)
+        self.from_ns = from_ns
         self._fs, _ = open_store(store)
         self.parts = store_parts(store, symbol=symbol, venue=venue, start=start, end=end)
         if not self.parts:
@@ -140,7 +149,7 @@ class StoreMarket:
 
     def reopen(self) -> StoreMarket:
         """The same range from its start (another reader: this one is not moved)."""
-        symbol, start, end, venue, overrides, batch_rows = self._args
+        symbol, start, end, venue, overrides, batch_rows, from_ns = self._args
         return StoreMarket(
             self.store,
             symbol,
@@ -149,6 +158,7 @@ class StoreMarket:
             venue=venue,
             overrides=overrides,
             batch_rows=batch_rows,
+            from_ns=from_ns,
         )
 
     # ----- MarketSource ----------------------------------------------------------------------
@@ -182,6 +192,18 @@ class StoreMarket:
 
     # ----- reading ---------------------------------------------------------------------------
 
+    def _first_part(self) -> int:
+        """The first file to read: files before ``from_ns`` that a gap separates from it hold
+        nothing the replay from there needs (the gap empties the depth book)."""
+        if self.from_ns is None:
+            return 0
+        parts = self.parts
+        j = next((i for i, p in enumerate(parts) if p.meta.last_ns >= self.from_ns), len(parts))
+        j = min(j, len(parts) - 1)
+        while j > 0 and _continues(parts[j - 1].meta, parts[j].meta):
+            j -= 1
+        return j
+
     def _stream(self) -> Iterator[BookUpdate | Trade]:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -190,11 +212,13 @@ class StoreMarket:
         prev: PartMeta | None = None
         level_bids: list[tuple[float, float]] = []  # the next book's levels (rows before it)
         level_asks: list[tuple[float, float]] = []
-        for part in self.parts:
+        skip_before = self.from_ns  # None once an event at or after from_ns is reached
+        first = self._first_part()
+        for part in self.parts[:first]:
+            self._rows_done += part.meta.rows
+        for part in self.parts[first:]:
             meta = part.meta
-            if prev is not None and not (
-                meta.source_key == prev.source_key and meta.part == prev.part + 1
-            ):
+            if prev is not None and not _continues(prev, meta):
                 bids.clear()  # a gap: the next snapshot rebuilds the depth book
                 asks.clear()
                 self.stats.depth_gaps += 1
@@ -204,6 +228,19 @@ class StoreMarket:
             per_tick = meta.ticks_per_step
             with self._fs.open(part.path, "rb") as fh:
                 for batch in pq.ParquetFile(fh).iter_batches(batch_size=self._batch_rows):
+                    self._rows_done += batch.num_rows
+                    start = 0
+                    if skip_before is not None:
+                        start = _skip_rows(batch, skip_before, per_tick, meta, bids, asks)
+                        if start < 0:  # an event at or after from_ns in this batch
+                            start = -start - 1
+                            skip_before = None
+                        if start:
+                            level_bids = []  # the skipped books' levels
+                            level_asks = []
+                        if start >= batch.num_rows:
+                            continue
+                        batch = batch.slice(start)
                     kinds = batch.column(0).to_numpy().tolist()
                     stamps = batch.column(1).to_numpy().tolist()
                     exchange = pc.fill_null(batch.column(2), -1).to_numpy().tolist()
@@ -212,7 +249,6 @@ class StoreMarket:
                     prices = ((units * num) / den).tolist()
                     ticks = (units // per_tick).tolist()
                     sizes = ((lots * lot_num) / lot_den).tolist()
-                    self._rows_done += len(kinds)
                     for j, kind in enumerate(kinds):
                         if kind == BID:
                             if sizes[j] > 0.0:
@@ -250,3 +286,59 @@ class StoreMarket:
                                 aggressor=_BUY if kind == BUY_TRADE else _SELL,
                                 exchange_ts_ns=None if xts < 0 else xts,
                             )
+
+
+def _continues(prev: PartMeta, meta: PartMeta) -> bool:
+    """``meta``'s file is the next day of ``prev``'s source (the depth book carries over)."""
+    return meta.source_key == prev.source_key and meta.part == prev.part + 1
+
+
+def _skip_rows(
+    batch: Any,
+    before_ns: int,
+    per_tick: int,
+    meta: PartMeta,
+    bids: dict[int, float],
+    asks: dict[int, float],
+) -> int:
+    """Apply the depth rows of the batch's leading events before ``before_ns`` (and of the
+    rows that come before those events) to the depth book, without building the events.
+
+    Returns how many rows were consumed, or ``-(n + 1)`` when the batch holds an event at or
+    after ``before_ns`` (the first ``n`` rows consumed: the rest, that event's own depth and
+    level rows first, are read as usual)."""
+    kinds = batch.column(0).to_numpy()
+    stamps = batch.column(1).to_numpy()
+    is_event = (kinds == BOOK) | (kinds == BUY_TRADE) | (kinds == SELL_TRADE)
+    late = np.flatnonzero(is_event & (stamps >= before_ns))
+    stop = int(late[0]) if late.size else len(kinds)
+    earlier = np.flatnonzero(is_event[:stop])
+    cut = int(earlier[-1]) + 1 if earlier.size else 0
+    if cut:
+        k = kinds[:cut]
+        clears = np.flatnonzero(k == CLEAR)
+        begin = 0
+        if clears.size:
+            bids.clear()
+            asks.clear()
+            begin = int(clears[-1]) + 1
+        k = k[begin:]
+        depth = np.flatnonzero((k == BID) | (k == ASK)) + begin
+        if depth.size:
+            ticks = batch.column(3).to_numpy()[depth] // per_tick
+            lots = batch.column(4).to_numpy()[depth]
+            side = kinds[depth] == BID
+            # Each level's last change: unique over (side, tick) of the reversed rows.
+            key = ticks * 2 + side
+            _, last = np.unique(key[::-1], return_index=True)
+            last = len(key) - 1 - last
+            sizes = (lots[last] * meta.lot.num) / meta.lot.den
+            for is_bid, tick, size in zip(
+                side[last].tolist(), ticks[last].tolist(), sizes.tolist(), strict=True
+            ):
+                book = bids if is_bid else asks
+                if size > 0.0:
+                    book[tick] = size
+                else:
+                    book.pop(tick, None)
+    return -(cut + 1) if late.size else cut
