@@ -9,6 +9,7 @@ join), as a week of daily captures would be. Peak RSS is measured in a fresh pro
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -112,10 +113,12 @@ def main() -> None:
             f"({size / DATA.stat().st_size:.2f}x)"
         )
         _drain(ReplayMarket(DATA, cache=True))  # build the cache
+        cached_rates: list[float] = []
         for _ in range(3):  # interleaved: this VM's speed drifts
             t = time.perf_counter()
             n = _drain(ReplayMarket(DATA, cache=True))
             cached = n / (time.perf_counter() - t)
+            cached_rates.append(cached)
             t = time.perf_counter()
             m = _drain(StoreMarket(str(store), "BTCUSDT"))
             assert m == n
@@ -134,6 +137,9 @@ def main() -> None:
             "import market_maker.store, market_maker.venues.replay, pyarrow.parquet"
         )
         print(f"peak RSS, the imports alone: {rss:,.0f} MB")
+        cached_median = sorted(cached_rates)[1]
+        print(f"load average before the sizes: {os.getloadavg()[0]:.2f}")
+        first_rss = None
         for copies, label in ((10, "1 h"), (63, "6 h"), (251, "24 h")):
             if len(sys.argv) > 1 and copies > int(sys.argv[1]):
                 break
@@ -149,9 +155,12 @@ def main() -> None:
             )
             wall = time.perf_counter() - t
             assert int(out) == events, (out, events)
+            first_rss = first_rss or rss
             print(
-                f"{label} ({copies} copies, {events:,} events): peak RSS {rss:,.0f} MB, "
-                f"{events / wall:,.0f} events/s (process included)"
+                f"{label} ({copies} copies, {events:,} events): peak RSS {rss:,.0f} MB "
+                f"({rss / first_rss - 1:+.0%} on 1 h), {events / wall:,.0f} events/s "
+                f"(process included; {events / wall / cached_median:.2f}x the cached replay's "
+                f"median)"
             )
 
 

@@ -25,14 +25,10 @@ from market_maker.config import InstrumentConfig
 from market_maker.errors import StoreError
 from market_maker.instruments import resolve_instrument
 from market_maker.model import BookUpdate, Side, Trade
+from market_maker.store.batch import Batch, apply_changes
 from market_maker.store.schema import (
-    ASK,
-    BID,
     BOOK,
-    BOOK_ASK,
-    BOOK_BID,
     BUY_TRADE,
-    CLEAR,
     METADATA_KEY,
     SELL_TRADE,
     STORE_VERSION,
@@ -139,13 +135,22 @@ class StoreMarket:
             for name, value in part.meta.stats.items():
                 setattr(self.stats, name, getattr(self.stats, name) + value)
         self._batch_rows = batch_rows
-        self._bids: dict[int, float] = {}
-        self._asks: dict[int, float] = {}
+        self._base_bids: dict[int, float] = {}  # the depth book as of the batch's start
+        self._base_asks: dict[int, float] = {}
         self._rows_total = max(1, sum(p.meta.rows for p in self.parts))
         self._rows_done = 0
-        self._next: BookUpdate | Trade | None = None
-        self._events = self._stream()
+        self._batch: Batch | None = None
+        self._batch_no = 0
+        self._i = 0  # the batch's next event
+        self._n = 0  # the batch's events, their rows and stamps (the batch's own lists)
+        self._rows: list[int] = []
+        self._stamps: list[int] = []
+        self._seen_row = -1  # the row of the event peeked last: the changes before it apply
+        self._carry: tuple[list[tuple[float, float]], list[tuple[float, float]]] = ([], [])
+        self._batches = self._read()
         self._done = False
+        self._view: tuple[dict[int, float], dict[int, float]] = ({}, {})
+        self._view_of = (-1, 0)
 
     def reopen(self) -> StoreMarket:
         """The same range from its start (another reader: this one is not moved)."""
@@ -164,21 +169,74 @@ class StoreMarket:
     # ----- MarketSource ----------------------------------------------------------------------
 
     def peek_ns(self) -> int | None:
-        if self._next is None:
+        i = self._i
+        if i < self._n:
+            self._seen_row = self._rows[i]
+            return self._stamps[i]
+        return self._next_batch()
+
+    def _next_batch(self) -> int | None:
+        """Leave the batch (its changes applied to the book) for the next one with events."""
+        while True:
+            b = self._batch
+            if b is not None and self._i < b.n:
+                self._seen_row = b.event_rows[self._i]
+                return b.stamps[self._i]  # type: ignore[no-any-return]
             if self._done:
                 return None
-            self._next = next(self._events, None)
-            if self._next is None:
+            if b is not None:
+                b.finish(self._base_bids, self._base_asks)
+                self._carry = (b.tail_bids, b.tail_asks)
+            b = self._batch = next(self._batches, None)
+            self._batch_no += 1
+            self._i = 0
+            self._seen_row = -1
+            if b is None:
+                self._n = 0
                 self._done = True
                 return None
-        return self._next.ts_ns
+            self._n, self._rows, self._stamps = b.n, b.event_rows, b.stamps
 
     def pop(self) -> BookUpdate | Trade:
-        ev = self._next
-        if ev is None:
+        b = self._batch
+        i = self._i
+        if b is None or i >= b.n:
             raise IndexError("pop from an empty market")
-        self._next = None
-        return ev
+        self._i = i + 1
+        self._seen_row = self._rows[i]
+        xts = b.exchange[i]
+        kind = b.kinds[i]
+        if kind == BOOK:
+            bids, asks = b.levels(i)
+            return BookUpdate(
+                ts_ns=self._stamps[i],
+                bids=bids,
+                asks=asks,
+                exchange_ts_ns=None if xts < 0 else xts,
+            )
+        return Trade(
+            ts_ns=self._stamps[i],
+            price=b.values_a[i],
+            size=b.values_b[i],
+            aggressor=_BUY if kind == BUY_TRADE else _SELL,
+            exchange_ts_ns=None if xts < 0 else xts,
+        )
+
+    def pop_parts(self) -> tuple[int, int, int, Any, Any]:
+        """The next event as ``(kind, ts_ns, exchange_ts_ns, a, b)`` without building it, as
+        ``ReplayMarket.pop_parts`` (``venues/exchange.py``'s ``PartsSource``): a book with its
+        bids and asks, or a trade with its price and size; IndexError when none was peeked."""
+        b = self._batch
+        i = self._i
+        if b is None or i >= b.n:
+            raise IndexError("pop from an empty market")
+        self._i = i + 1
+        self._seen_row = self._rows[i]
+        kind = b.kinds[i]
+        if kind == BOOK:
+            bids, asks = b.levels(i)
+            return kind, self._stamps[i], b.exchange[i], bids, asks
+        return kind, self._stamps[i], b.exchange[i], b.values_a[i], b.values_b[i]
 
     def load(self) -> float:
         return 1.0
@@ -187,8 +245,37 @@ class StoreMarket:
         return 1.0 if self._done else min(1.0, self._rows_done / self._rows_total)
 
     def displayed_size(self, side: Side, price_ticks: int) -> float:
-        """Size resting at a price in the depth book (Binance) or the last snapshot."""
-        return (self._bids if side is Side.BUY else self._asks).get(price_ticks, 0.0)
+        """Size resting at a price in the depth book (Binance) or the last snapshot, as of
+        the latest event peeked."""
+        base = self._base_bids if side is _BUY else self._base_asks
+        b = self._batch
+        if b is None:
+            return base.get(price_ticks, 0.0)
+        key = price_ticks * 2 + (side is _SELL)
+        return b.size_at(key, self._seen_row, base, price_ticks)
+
+    @property
+    def _bids(self) -> dict[int, float]:
+        """The whole depth book's bids as of the latest event peeked (for checks: a view
+        brought up to date change by change)."""
+        return self._depth()[0]
+
+    @property
+    def _asks(self) -> dict[int, float]:
+        return self._depth()[1]
+
+    def _depth(self) -> tuple[dict[int, float], dict[int, float]]:
+        b = self._batch
+        if self._view_of[0] != self._batch_no:
+            self._view = (dict(self._base_bids), dict(self._base_asks))
+            self._view_of = (self._batch_no, 0)
+        if b is not None:
+            bids, asks = self._view
+            self._view_of = (
+                self._batch_no,
+                b.apply_until(bids, asks, self._view_of[1], self._seen_row),
+            )
+        return self._view
 
     # ----- reading ---------------------------------------------------------------------------
 
@@ -204,14 +291,13 @@ class StoreMarket:
             j -= 1
         return j
 
-    def _stream(self) -> Iterator[BookUpdate | Trade]:
-        import pyarrow.compute as pc
+    def _read(self) -> Iterator[Batch]:
+        """The range's batches in order; a gap between files empties the depth book, and
+        rows before ``from_ns`` are applied to it without their events."""
         import pyarrow.parquet as pq
 
-        bids, asks = self._bids, self._asks
+        bids, asks = self._base_bids, self._base_asks
         prev: PartMeta | None = None
-        level_bids: list[tuple[float, float]] = []  # the next book's levels (rows before it)
-        level_asks: list[tuple[float, float]] = []
         skip_before = self.from_ns  # None once an event at or after from_ns is reached
         first = self._first_part()
         for part in self.parts[:first]:
@@ -221,71 +307,23 @@ class StoreMarket:
             if prev is not None and not _continues(prev, meta):
                 bids.clear()  # a gap: the next snapshot rebuilds the depth book
                 asks.clear()
+                self._carry = ([], [])
                 self.stats.depth_gaps += 1
             prev = meta
-            num, den = meta.price_step.num, meta.price_step.den
-            lot_num, lot_den = meta.lot.num, meta.lot.den
-            per_tick = meta.ticks_per_step
             with self._fs.open(part.path, "rb") as fh:
                 for batch in pq.ParquetFile(fh).iter_batches(batch_size=self._batch_rows):
                     self._rows_done += batch.num_rows
-                    start = 0
                     if skip_before is not None:
-                        start = _skip_rows(batch, skip_before, per_tick, meta, bids, asks)
+                        start = _skip_rows(batch, skip_before, meta, bids, asks)
                         if start < 0:  # an event at or after from_ns in this batch
                             start = -start - 1
                             skip_before = None
                         if start:
-                            level_bids = []  # the skipped books' levels
-                            level_asks = []
+                            self._carry = ([], [])  # the skipped books' levels
                         if start >= batch.num_rows:
                             continue
                         batch = batch.slice(start)
-                    kinds = batch.column(0).to_numpy().tolist()
-                    stamps = batch.column(1).to_numpy().tolist()
-                    exchange = pc.fill_null(batch.column(2), -1).to_numpy().tolist()
-                    units = batch.column(3).to_numpy()
-                    lots = batch.column(4).to_numpy()
-                    prices = ((units * num) / den).tolist()
-                    ticks = (units // per_tick).tolist()
-                    sizes = ((lots * lot_num) / lot_den).tolist()
-                    for j, kind in enumerate(kinds):
-                        if kind == BID:
-                            if sizes[j] > 0.0:
-                                bids[ticks[j]] = sizes[j]
-                            else:
-                                bids.pop(ticks[j], None)
-                        elif kind == ASK:
-                            if sizes[j] > 0.0:
-                                asks[ticks[j]] = sizes[j]
-                            else:
-                                asks.pop(ticks[j], None)
-                        elif kind == BOOK_BID:
-                            level_bids.append((prices[j], sizes[j]))
-                        elif kind == BOOK_ASK:
-                            level_asks.append((prices[j], sizes[j]))
-                        elif kind == BOOK:
-                            xts = exchange[j]
-                            yield BookUpdate(
-                                ts_ns=stamps[j],
-                                bids=tuple(level_bids),
-                                asks=tuple(level_asks),
-                                exchange_ts_ns=None if xts < 0 else xts,
-                            )
-                            level_bids = []
-                            level_asks = []
-                        elif kind == CLEAR:
-                            bids.clear()
-                            asks.clear()
-                        else:
-                            xts = exchange[j]
-                            yield Trade(
-                                ts_ns=stamps[j],
-                                price=prices[j],
-                                size=sizes[j],
-                                aggressor=_BUY if kind == BUY_TRADE else _SELL,
-                                exchange_ts_ns=None if xts < 0 else xts,
-                            )
+                    yield Batch(batch, meta, *self._carry)
 
 
 def _continues(prev: PartMeta, meta: PartMeta) -> bool:
@@ -296,7 +334,6 @@ def _continues(prev: PartMeta, meta: PartMeta) -> bool:
 def _skip_rows(
     batch: Any,
     before_ns: int,
-    per_tick: int,
     meta: PartMeta,
     bids: dict[int, float],
     asks: dict[int, float],
@@ -315,30 +352,7 @@ def _skip_rows(
     earlier = np.flatnonzero(is_event[:stop])
     cut = int(earlier[-1]) + 1 if earlier.size else 0
     if cut:
-        k = kinds[:cut]
-        clears = np.flatnonzero(k == CLEAR)
-        begin = 0
-        if clears.size:
-            bids.clear()
-            asks.clear()
-            begin = int(clears[-1]) + 1
-        k = k[begin:]
-        depth = np.flatnonzero((k == BID) | (k == ASK)) + begin
-        if depth.size:
-            ticks = batch.column(3).to_numpy()[depth] // per_tick
-            lots = batch.column(4).to_numpy()[depth]
-            side = kinds[depth] == BID
-            # Each level's last change: unique over (side, tick) of the reversed rows.
-            key = ticks * 2 + side
-            _, last = np.unique(key[::-1], return_index=True)
-            last = len(key) - 1 - last
-            sizes = (lots[last] * meta.lot.num) / meta.lot.den
-            for is_bid, tick, size in zip(
-                side[last].tolist(), ticks[last].tolist(), sizes.tolist(), strict=True
-            ):
-                book = bids if is_bid else asks
-                if size > 0.0:
-                    book[tick] = size
-                else:
-                    book.pop(tick, None)
+        ticks = batch.column(3).to_numpy()[:cut] // meta.ticks_per_step
+        sizes = (batch.column(4).to_numpy()[:cut] * meta.lot.num) / meta.lot.den
+        apply_changes(bids, asks, kinds[:cut], ticks, sizes)
     return -(cut + 1) if late.size else cut

@@ -169,7 +169,6 @@ class _Until:
 
     def __init__(self, market, end_ns):
         self.market, self.end_ns = market, end_ns
-        self._bids, self._asks = market._bids, market._asks
 
     def peek_ns(self):
         t = self.market.peek_ns()
