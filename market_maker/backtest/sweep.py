@@ -45,7 +45,7 @@ import tomllib
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -54,6 +54,9 @@ from market_maker.backtest.scenarios import SCENARIOS
 from market_maker.backtest.scenarios import scenario as scenario_params
 from market_maker.config import AppConfig, build_config, parse_toml
 from market_maker.errors import ConfigError, MarketMakerError
+
+if TYPE_CHECKING:
+    from market_maker.backtest.runner import BacktestResult
 
 __all__ = [
     "GridError",
@@ -520,6 +523,11 @@ def run_task(base_data: dict[str, Any], task: RunTask) -> RunResult:
         )
     except Exception as exc:  # a failing point is recorded and the sweep goes on
         return _failed(task, f"{type(exc).__name__}: {exc}")
+    return _from_backtest(task, result)
+
+
+def _from_backtest(task: RunTask, result: BacktestResult) -> RunResult:
+    """The sweep's row for one finished backtest."""
     return _result(
         task,
         pnl_usd=result.pnl_usd,
@@ -547,16 +555,7 @@ def _store_day(config: AppConfig, task: RunTask) -> RunResult:
     result = outcome.result
     if result is None:
         return _failed(task, outcome.error)
-    return _result(
-        task,
-        pnl_usd=result.pnl_usd,
-        duration_s=result.duration_s,
-        max_drawdown_usd=result.max_drawdown_usd,
-        fills=result.fills,
-        limit_breaches=result.limit_breaches,
-        halted=any(state == "halted" for _, state, _ in result.state_changes),
-        max_limit_utilisation=result.max_limit_utilisation,
-    )
+    return _from_backtest(task, result)
 
 
 Executor = Callable[[dict[str, Any], Sequence[RunTask], Callable[[RunResult], None]], None]
