@@ -198,29 +198,12 @@ class StoreMarket:
             self._n, self._rows, self._stamps = b.n, b.event_rows, b.stamps
 
     def pop(self) -> BookUpdate | Trade:
-        b = self._batch
-        i = self._i
-        if b is None or i >= b.n:
-            raise IndexError("pop from an empty market")
-        self._i = i + 1
-        self._seen_row = self._rows[i]
-        xts = b.exchange[i]
-        kind = b.kinds[i]
+        kind, ts, xts, a, b = self.pop_parts()
+        exchange_ts = None if xts < 0 else xts
         if kind == BOOK:
-            bids, asks = b.levels(i)
-            return BookUpdate(
-                ts_ns=self._stamps[i],
-                bids=bids,
-                asks=asks,
-                exchange_ts_ns=None if xts < 0 else xts,
-            )
-        return Trade(
-            ts_ns=self._stamps[i],
-            price=b.values_a[i],
-            size=b.values_b[i],
-            aggressor=_BUY if kind == BUY_TRADE else _SELL,
-            exchange_ts_ns=None if xts < 0 else xts,
-        )
+            return BookUpdate(ts_ns=ts, bids=a, asks=b, exchange_ts_ns=exchange_ts)
+        aggressor = _BUY if kind == BUY_TRADE else _SELL
+        return Trade(ts_ns=ts, price=a, size=b, aggressor=aggressor, exchange_ts_ns=exchange_ts)
 
     def pop_parts(self) -> tuple[int, int, int, Any, Any]:
         """The next event as ``(kind, ts_ns, exchange_ts_ns, a, b)`` without building it, as
