@@ -275,8 +275,9 @@ class OrderManager:
 
     @property
     def position_unsure(self) -> bool:
-        """Fills of an earlier process's orders are reserved, not in the position, until a
-        snapshot decides whether the venue's position held them (asked for already)."""
+        """Fills whose place in the venue's count no snapshot could tell (an earlier process's
+        orders; fills reported while a snapshot was on its way) are reserved, until a snapshot
+        asked for after them decides."""
         return bool(self._unsure)
 
     def pending_exposure_lots(self) -> tuple[int, int]:
@@ -761,8 +762,11 @@ class OrderManager:
             self._unsure = [u for u in self._unsure if u[0] >= rid]
             self._buy_version += 1
             self._sell_version += 1
+        for side, lots in reading.unsure:
+            self._unsure.append((self._next_request, side, lots))
+            self._touch(side)
         self._recent_closes = {k: o for k, o in self._recent_closes.items() if o.closed_mark >= rid}
-        self.needs_reconcile = False
+        self.needs_reconcile = bool(reading.unsure)  # a snapshot asked for now decides them
         return self._cancel_unknown(reading.unknown, snap.ts_ns)
 
     def _presume_lost(self, rid: int, asked_ns: int) -> None:

@@ -62,6 +62,9 @@ class Reading(msgspec.Struct, kw_only=True):
     unknown: list[OpenOrder]
     """Orders it shows that we do not track (an earlier process's, a forgotten one, one we
     only know from its fills)."""
+    unsure: list[tuple[Side, int]] = []
+    """``(side, lots)`` of fills reported since the request that the venue's count of a shown
+    order may hold or not: presumed held, and reserved until a later snapshot decides."""
 
 
 def covered(order: TrackedOrder, rid: int) -> bool:
@@ -86,6 +89,7 @@ def read_snapshot(
     held: list[tuple[TrackedOrder, OpenOrder]] = []
     missing: list[TrackedOrder] = []
     ambiguous: list[TrackedOrder] = []
+    unsure: list[tuple[Side, int]] = []
     for order in orders:
         sign = 1 if order.side is _BUY else -1
         venue = shown.get(order.cloid)
@@ -107,6 +111,13 @@ def read_snapshot(
             beyond = order.filled_lots - extra - inside
             if beyond > 0:
                 position_lots += sign * beyond
+            # Fills reported since the request that fit in the venue's count beyond what we
+            # had before it: the ones it counts, or later ones while those it counts were
+            # lost. No count can tell, and the two clocks cannot either.
+            since = order.filled_lots - before
+            room = inside - (before - extra)
+            if since > 0 and room > 0:
+                unsure.append((order.side, min(since, room)))
             included.append((order, inside))
             if order.state is not _CLOSED and covered(order, rid):
                 held.append((order, venue))
@@ -138,4 +149,5 @@ def read_snapshot(
         missing=missing,
         ambiguous=ambiguous,
         unknown=list(shown.values()),
+        unsure=unsure,
     )

@@ -577,6 +577,24 @@ def test_a_snapshot_keeps_the_fills_it_does_not_show_whatever_their_stamps():
     assert m.position_lots == 6
 
 
+def test_a_fill_reported_while_a_snapshot_was_on_its_way_is_reserved_if_the_count_could_hold_it():
+    """The venue's count of an order holds 1 lot; the 1 lot reported to us since the request
+    is either that one, or a later one while the one counted was lost (the state machine
+    found the second: position 2, the engine 1). Presumed held, reserved on its side, and a
+    snapshot asked for after it decides."""
+    m = manager()
+    (place,) = resting(m, bids=((1000, 10),), max_lots=10)
+    request = m.request_snapshot(0)
+    fill(m, place.cloid, 1, ets=1_000)  # after the request, at the snapshot's own stamp
+    shown = OpenOrder(cloid=place.cloid, side=Side.BUY, price=100.0, size=0.009, filled_size=0.001)
+    snapshot(m, 1, [shown], ets=1_000, request=request)
+    assert m.position_lots == 1 and m.position_unsure and m.needs_reconcile
+    assert m.pending_exposure_lots() == (10, 0)  # 9 resting and the 1 reserved
+    later = OpenOrder(cloid=place.cloid, side=Side.BUY, price=100.0, size=0.008, filled_size=0.002)
+    snapshot(m, 2, [later], ets=2_000, request=m.request_snapshot(0))
+    assert m.position_lots == 2 and not m.position_unsure and not m.needs_reconcile
+
+
 def test_a_snapshot_that_shows_a_fill_still_on_its_way_does_not_count_it_twice():
     m = manager()
     (place,) = resting(m, bids=((1000, 10),), max_lots=10)
